@@ -1,0 +1,34 @@
+"""Read a request body whole, but never more than the configured limit."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from gateway.errors import BODY_TIMEOUT, BODY_TOO_LARGE, GatewayError
+
+
+def reject_declared_oversize(request: web.Request, limit: int) -> None:
+    """413 before reading anything when Content-Length already says too much."""
+    if request.content_length is not None and request.content_length > limit:
+        raise GatewayError(413, BODY_TOO_LARGE)
+
+
+async def read_body(request: web.Request, limit: int, timeout_seconds: float) -> bytes:
+    """The body bytes exactly as sent; 413 once a chunked body passes `limit`.
+
+    Counting here (rather than trusting Content-Length) covers chunked uploads, and the
+    timeout stops a client that trickles a body from holding the request open.
+    """
+    reject_declared_oversize(request, limit)
+    body = bytearray()
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            while chunk := await request.content.readany():
+                body.extend(chunk)
+                if len(body) > limit:
+                    raise GatewayError(413, BODY_TOO_LARGE)
+    except TimeoutError:
+        raise GatewayError(408, BODY_TIMEOUT) from None
+    return bytes(body)

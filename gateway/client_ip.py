@@ -1,0 +1,70 @@
+"""Who is the client? The TCP peer, unless that peer is a proxy we trust.
+
+`X-Forwarded-For` is only believed when the socket peer is a trusted proxy. Then the
+chain is read right to left (each proxy appends the address it saw) and the first
+address that is not itself a trusted proxy is the client. Everything left of it was
+written by the client and could be forged. Pure: no aiohttp objects.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_trusted_proxies(entries: Iterable[str]) -> tuple[IPNetwork, ...]:
+    """Addresses or CIDR ranges. A bad entry raises: a typo here must not pass silently."""
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError as exc:
+            raise ValueError(f"invalid trusted proxy entry: {entry!r}") from exc
+    return tuple(networks)
+
+
+def parse_ip(text: str | None) -> IPAddress | None:
+    """An address as a proxy may write it ("1.2.3.4", "1.2.3.4:80", "[::1]:80"), or None."""
+    if not text:
+        return None
+    text = text.strip()
+    if text.startswith("["):  # "[v6]" or "[v6]:port"
+        text = text[1 : text.find("]")] if "]" in text else ""
+    elif text.count(":") == 1:  # "v4:port"
+        text = text.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    # A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; compare them as IPv4.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def is_trusted(address: IPAddress, trusted: Sequence[IPNetwork]) -> bool:
+    return any(address.version == net.version and address in net for net in trusted)
+
+
+def client_address(
+    peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[IPNetwork]
+) -> str:
+    """The client's address as a string; `forwarded_for` holds every X-Forwarded-For value."""
+    peer_ip = parse_ip(peer)
+    if peer_ip is None:
+        return peer or "unknown"
+    if not is_trusted(peer_ip, trusted):
+        return str(peer_ip)
+    client = peer_ip
+    hops = [hop for value in forwarded_for for hop in value.split(",")]
+    for hop in reversed(hops):
+        address = parse_ip(hop)
+        if address is None:
+            continue  # garbage in the chain is skipped, not believed
+        client = address
+        if not is_trusted(address, trusted):
+            break
+    return str(client)

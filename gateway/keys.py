@@ -1,0 +1,18 @@
+"""Typed keys for what the app and each request carry (aiohttp AppKey / RequestKey)."""
+
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+
+from gateway.client_ip import IPNetwork
+from gateway.ratelimit import RateLimiter
+from shared.settings import Settings
+
+SETTINGS = web.AppKey("gateway_settings", Settings)
+HTTP_SESSION = web.AppKey("gateway_http_session", aiohttp.ClientSession)
+LIMITER = web.AppKey("gateway_rate_limiter", RateLimiter)
+TRUSTED_PROXIES = web.AppKey("gateway_trusted_proxies", tuple[IPNetwork, ...])
+
+REQUEST_ID = web.RequestKey("gateway_request_id", str)
+CLIENT = web.RequestKey("gateway_client", str)

@@ -1,0 +1,91 @@
+"""Request id, client address and access log (outer); JSON errors (inner)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from aiohttp import web
+
+from gateway import keys
+from gateway.client_ip import client_address
+from gateway.errors import (
+    BODY_TOO_LARGE,
+    INTERNAL,
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    GatewayError,
+    json_error,
+)
+from shared.logging import log_ctx
+
+access_logger = logging.getLogger("gateway.access")
+logger = logging.getLogger("gateway")
+
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_MESSAGES = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED, 413: BODY_TOO_LARGE}
+
+
+def request_id_from(header: str | None) -> str:
+    """The client's X-Request-Id if it is safe to echo and log, else a fresh one."""
+    if header is not None and _REQUEST_ID_RE.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
+
+
+def socket_peer(request: web.Request) -> str | None:
+    """The TCP peer itself, deliberately not any Forwarded/X-Forwarded-For handling."""
+    peername = request.transport.get_extra_info("peername") if request.transport else None
+    if isinstance(peername, (list, tuple)) and peername:
+        return str(peername[0])
+    return request.remote
+
+
+@web.middleware
+async def access_middleware(request: web.Request, handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    request_id = request_id_from(request.headers.get("X-Request-Id"))
+    request[keys.REQUEST_ID] = request_id
+    request[keys.CLIENT] = client_address(
+        socket_peer(request),
+        request.headers.getall("X-Forwarded-For", []),
+        request.app[keys.TRUSTED_PROXIES],
+    )
+    status = 499  # stays if the client goes away mid-request (handler cancelled)
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-Id"] = request_id
+        return response
+    finally:
+        route = request.match_info.route.name if request.match_info else None
+        # Never the query string, the body or headers: they can carry ids and signatures.
+        access_logger.info(
+            "request",
+            extra=log_ctx(
+                method=request.method,
+                route=route or "unmatched",
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                request_id=request_id,
+                client=request[keys.CLIENT],
+            ),
+        )
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except GatewayError as exc:
+        return exc.response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return json_error(exc.status, _MESSAGES.get(exc.status, exc.reason), headers)
+    except Exception:
+        logger.exception("unhandled error", extra=log_ctx(request_id=request.get(keys.REQUEST_ID)))
+        return json_error(500, INTERNAL)

@@ -1,0 +1,93 @@
+"""The public routes, as a table, and the one proxy handler they share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from gateway import keys
+from gateway.auth import AuthError, authenticate, body_customer_matches
+from gateway.body import read_body, reject_declared_oversize
+from gateway.errors import FORBIDDEN, GatewayError, json_error, too_many_requests
+from gateway.proxy import forward, upstream_headers, upstream_url
+from shared.settings import Settings
+
+# Rate-limit groups; verify-payment and the checkout callback verify the same way, so
+# they share one budget.
+CREATE_ORDER = "create_order"
+VERIFY_PAYMENT = "verify_payment"
+PAYMENT_STATUS = "payment_status"
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    method: str
+    path: str
+    upstream_setting: str  # the Settings field holding the service's base URL
+    limit_group: str | None  # None: never rate limited (Razorpay's webhook)
+    customer_auth: bool  # needs the bearer token when auth is switched on
+    body_names_customer: bool  # the JSON body carries a customer_id to check
+
+
+ROUTES = (
+    Route("create_order", "POST", "/api/razorpay/create-order",
+          "order_service_url", CREATE_ORDER, True, True),
+    Route("payment_status", "GET", "/api/razorpay/payment-status/{booking_id}",
+          "order_service_url", PAYMENT_STATUS, True, False),
+    Route("verify_payment", "POST", "/api/razorpay/verify-payment",
+          "verification_service_url", VERIFY_PAYMENT, True, True),
+    Route("callback", "POST", "/api/razorpay/callback",
+          "verification_service_url", VERIFY_PAYMENT, False, False),
+    Route("webhook", "POST", "/api/razorpay/webhook",
+          "webhook_service_url", None, False, False),
+)  # fmt: skip
+
+
+def _authenticated_customer(request: web.Request, route: Route, settings: Settings) -> str | None:
+    if not (route.customer_auth and settings.auth_jwt_secret):
+        return None
+    try:
+        return authenticate(request.headers.get("Authorization"), settings.auth_jwt_secret)
+    except AuthError as exc:
+        raise GatewayError(401, exc.message, {"WWW-Authenticate": "Bearer"}) from None
+
+
+def make_proxy_handler(route: Route):
+    async def handler(request: web.Request) -> web.Response:
+        settings = request.app[keys.SETTINGS]
+        reject_declared_oversize(request, settings.gateway_max_body_bytes)
+        if route.limit_group is not None:
+            decision = request.app[keys.LIMITER].hit(route.limit_group, request[keys.CLIENT])
+            if not decision.allowed:
+                return too_many_requests(decision.retry_after_seconds)
+        customer_id = _authenticated_customer(request, route, settings)
+        body = await read_body(
+            request,
+            settings.gateway_max_body_bytes,
+            getattr(settings, "gateway_body_read_timeout_seconds", 30.0),
+        )
+        if customer_id is not None and route.body_names_customer:
+            if not body_customer_matches(body, customer_id):
+                return json_error(403, FORBIDDEN)
+        return await forward(
+            request.app[keys.HTTP_SESSION],
+            method=request.method,
+            url=upstream_url(getattr(settings, route.upstream_setting), request.rel_url),
+            headers=upstream_headers(request.headers, request[keys.REQUEST_ID], customer_id),
+            body=body,
+            timeout_seconds=settings.gateway_upstream_timeout_seconds,
+        )
+
+    return handler
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def setup_routes(app: web.Application) -> None:
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, make_proxy_handler(route), name=route.name)
+    app.router.add_route("GET", "/healthz", healthz, name="healthz")

@@ -1,0 +1,1 @@
+"""create-order and payment-status, plus the background reconciler."""

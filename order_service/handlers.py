@@ -1,0 +1,175 @@
+"""Order logic: no aiohttp objects here. Each function takes its inputs and its ports."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import asyncpg
+
+from shared.events import OrderCreated
+from shared.http import HttpError
+from shared.logging import log_ctx
+from shared.outbox import add_event
+from shared.payment_state import PaymentStatus, public_status
+from shared.razorpay_client import (
+    OrderRequest,
+    RazorpayClient,
+    RazorpayRejected,
+    RazorpayTimeout,
+    RazorpayUnavailable,
+)
+
+log = logging.getLogger(__name__)
+
+BOOKING_NOT_FOUND = "Booking not found or does not belong to this customer."
+ALREADY_PAID = "Payment already made for this booking."
+AMOUNT_MISMATCH = "Amount does not match the booking amount."
+PAYMENT_NOT_FOUND = "Payment not found"
+
+
+@dataclass(frozen=True)
+class OrderView:
+    order_id: str
+    amount_paise: int
+    currency: str
+    booking_id: int
+    customer_email: str
+    customer_name: str
+
+
+def receipt_for(booking: asyncpg.Record) -> str:
+    """Stable per booking (so a retried create finds its order) and unique across databases."""
+    return f"a6-bk{booking['id']}-{int(booking['created_at'].timestamp() * 1000)}"[:40]
+
+
+async def create_order(
+    pool: asyncpg.Pool,
+    razorpay: RazorpayClient,
+    *,
+    booking_id: int,
+    customer_id: int,
+    amount_paise: int,
+    reconcile_after: timedelta,
+    correlation_id: str | None = None,
+) -> OrderView:
+    async with pool.acquire() as conn, conn.transaction():
+        # The booking row lock serialises racing creates for one booking: the first makes
+        # the Razorpay order, the rest wait here and then find it.
+        booking = await conn.fetchrow(
+            "SELECT b.*, c.name AS customer_name, c.email AS customer_email"
+            " FROM bookings b JOIN customers c ON c.id = b.customer_id"
+            " WHERE b.id = $1 AND b.customer_id = $2 FOR UPDATE OF b",
+            booking_id,
+            customer_id,
+            timeout=razorpay.timeout + 10,
+        )
+        if booking is None or booking["status"] == "cancelled":
+            raise HttpError(BOOKING_NOT_FOUND, 404)
+        existing = await conn.fetch(
+            "SELECT * FROM payments WHERE booking_id = $1 ORDER BY created_at", booking_id
+        )
+        if any(p["status"] == PaymentStatus.CAPTURED for p in existing):
+            raise HttpError(ALREADY_PAID, 409)
+        if amount_paise != booking["amount_paise"]:
+            raise HttpError(AMOUNT_MISMATCH, 400)
+        if existing:
+            return _view(existing[-1], booking)
+        order = await _create_razorpay_order(razorpay, booking)
+        row = await conn.fetchrow(
+            "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
+            " amount_paise, currency, next_reconcile_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, now() + $7::interval) RETURNING *",
+            booking_id,
+            customer_id,
+            order["id"],
+            order["receipt"],
+            order["amount"],
+            order["currency"],
+            reconcile_after,
+        )
+        await add_event(
+            conn,
+            OrderCreated(
+                booking_id=booking_id,
+                customer_id=customer_id,
+                order_id=order["id"],
+                amount_paise=order["amount"],
+                currency=order["currency"],
+            ),
+            producer="order_service",
+            correlation_id=correlation_id,
+        )
+        log.info("order created", extra=log_ctx(booking_id=booking_id))
+        return _view(row, booking)
+
+
+async def _create_razorpay_order(razorpay: RazorpayClient, booking: asyncpg.Record) -> dict:
+    request = OrderRequest(
+        amount_paise=booking["amount_paise"],
+        receipt=receipt_for(booking),
+        notes={"booking_id": str(booking["id"]), "customer_id": str(booking["customer_id"])},
+    )
+    try:
+        try:
+            order = await razorpay.create_order(request)
+        except RazorpayRejected as exc:
+            # A Razorpay that ignores unique_receipt refuses the retry of a create whose
+            # answer we lost; the order it made is then found by its receipt.
+            order = await razorpay.find_order_by_receipt(request.receipt)
+            if order is None:
+                log.warning("razorpay refused order: %s", exc)
+                raise HttpError("Payment provider rejected the order request.", 502) from None
+    except RazorpayTimeout:
+        raise HttpError("Payment provider timed out. Please retry.", 504) from None
+    except RazorpayUnavailable:
+        raise HttpError("Payment provider is unavailable. Please retry.", 503) from None
+    if not _order_matches(order, request):
+        log.error("razorpay returned an order that is not this booking's")
+        raise HttpError("Payment provider returned an unexpected order.", 502)
+    return order
+
+
+def _order_matches(order: dict, request: OrderRequest) -> bool:
+    return (
+        isinstance(order.get("id"), str)
+        and order["id"].startswith("order_")
+        and order.get("amount") == request.amount_paise
+        and order.get("currency") == request.currency
+        and order.get("receipt") == request.receipt
+        and order.get("status") in ("created", "attempted")
+    )
+
+
+def _view(payment: asyncpg.Record, booking: asyncpg.Record) -> OrderView:
+    return OrderView(
+        order_id=payment["razorpay_order_id"],
+        amount_paise=payment["amount_paise"],
+        currency=payment["currency"],
+        booking_id=booking["id"],
+        customer_email=booking["customer_email"],
+        customer_name=booking["customer_name"],
+    )
+
+
+async def payment_status(
+    pool: asyncpg.Pool, booking_id: int, customer_id: int | None = None
+) -> dict:
+    """The seed's {status, paid, razorpay_payment_id}; `customer_id` limits it to its owner."""
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT status, razorpay_payment_id FROM payments"
+            " WHERE booking_id = $1 AND ($2::bigint IS NULL OR customer_id = $2)"
+            " ORDER BY (status = 'captured') DESC, created_at DESC LIMIT 1",
+            booking_id,
+            customer_id,
+        )
+    if row is None:
+        raise HttpError(PAYMENT_NOT_FOUND, 404)
+    status = PaymentStatus(row["status"])
+    return {
+        "status": public_status(status),
+        "paid": status is PaymentStatus.CAPTURED,
+        "razorpay_payment_id": row["razorpay_payment_id"],
+    }

@@ -1,0 +1,103 @@
+"""Reconciliation: asks Razorpay about orders nobody has reported on, with growing gaps, and
+feeds what it learns through the same state machine as verify and the webhook. A payment
+whose webhook never came and whose browser never returned still ends confirmed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+import asyncpg
+from aiohttp import web
+
+from shared.payment_state import PaymentStatus
+from shared.payments import record_outcome
+from shared.razorpay_client import RazorpayClient, RazorpayError
+from shared.razorpay_map import best_outcome
+from shared.service import POOL, RAZORPAY, SETTINGS
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=120)  # a claimed row is left alone this long by other replicas
+
+_CLAIM = """
+UPDATE payments SET next_reconcile_at = now() + $2::interval
+WHERE id IN (
+    SELECT id FROM payments
+    WHERE status <> 'captured' AND next_reconcile_at IS NOT NULL
+      AND ($3 OR next_reconcile_at <= now())
+    ORDER BY next_reconcile_at LIMIT $1
+    FOR UPDATE SKIP LOCKED)
+RETURNING razorpay_order_id, reconcile_attempts, created_at
+"""
+
+
+def next_gap(settings: Settings, attempts: int) -> timedelta:
+    """15 min, 30 min, 1 h, … capped: growing gaps so a quiet order costs little."""
+    seconds = settings.reconcile_first_delay_seconds * (2 ** min(attempts, 20))
+    return timedelta(seconds=min(seconds, settings.reconcile_max_gap_seconds))
+
+
+async def reconcile(
+    pool: asyncpg.Pool, razorpay: RazorpayClient, settings: Settings, *, everything: bool = False
+) -> dict[str, int]:
+    """One pass over due orders (or every open order); returns counts of what happened."""
+    summary = {"checked": 0, "captured": 0, "failed": 0, "authorized": 0, "unchanged": 0,
+               "errors": 0}
+    batch = 10_000 if everything else 50
+    while True:
+        async with pool.acquire() as conn:
+            claimed = await conn.fetch(_CLAIM, batch, LEASE, everything)
+        for row in claimed:
+            await _reconcile_one(pool, razorpay, settings, row, summary)
+        # Handled rows are pushed into the future, so the due-only loop always ends.
+        if everything or len(claimed) < batch:
+            return summary
+
+
+async def _reconcile_one(pool, razorpay, settings, row, summary) -> None:
+    summary["checked"] += 1
+    try:
+        payments = await razorpay.fetch_order_payments(row["razorpay_order_id"])
+    except RazorpayError as exc:
+        summary["errors"] += 1  # the lease expires and the order is tried again
+        log.warning("reconcile: razorpay unavailable (%s)", type(exc).__name__)
+        return
+    outcome = best_outcome(p for p in payments if p.get("order_id") == row["razorpay_order_id"])
+    async with pool.acquire() as conn, conn.transaction():
+        recorded = None
+        if outcome is not None:
+            recorded = await record_outcome(conn, outcome, "reconcile", None)
+        if recorded is not None and recorded.applied:
+            summary[outcome.status.value] += 1
+        else:
+            summary["unchanged"] += 1
+        attempts = row["reconcile_attempts"] + 1
+        give_up = row["created_at"] + timedelta(seconds=settings.reconcile_give_up_after_seconds)
+        await conn.execute(
+            "UPDATE payments SET reconcile_attempts = $2,"
+            " next_reconcile_at = CASE WHEN status = $4 OR now() > $5 THEN NULL"
+            "   ELSE now() + $3::interval END"
+            " WHERE razorpay_order_id = $1",
+            row["razorpay_order_id"],
+            attempts,
+            next_gap(settings, attempts),
+            PaymentStatus.CAPTURED.value,
+            give_up,
+        )
+
+
+async def run_reconciler(app: web.Application) -> None:
+    settings = app[SETTINGS]
+    while True:
+        try:
+            summary = await reconcile(app[POOL], app[RAZORPAY], settings)
+            if summary["checked"]:
+                log.info("reconcile pass", extra={"ctx": summary})
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # database away: try again on the next tick
+            log.warning("reconcile pass failed: %s", type(exc).__name__)
+        await asyncio.sleep(settings.reconcile_poll_seconds)

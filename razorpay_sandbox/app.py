@@ -1,0 +1,56 @@
+"""The sandbox application: Razorpay's /v1 API, checkout simulation and test controls."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from razorpay_sandbox import api, checkout, control
+from razorpay_sandbox.faults import FaultInjector
+from razorpay_sandbox.keys import DISPATCHER, FAULTS, SETTINGS, STORE
+from razorpay_sandbox.middleware import api_middleware, error_middleware
+from razorpay_sandbox.store import Store
+from razorpay_sandbox.webhooks import RetryPolicy, WebhookDispatcher
+from shared.settings import Settings
+
+MAX_BODY_BYTES = 256 * 1024
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    # Read with defaults: these settings may not exist in shared/settings.py yet.
+    return RetryPolicy(
+        base_seconds=float(getattr(settings, "sandbox_webhook_retry_base_seconds", 0.5)),
+        max_delay_seconds=float(getattr(settings, "sandbox_webhook_max_delay_seconds", 30.0)),
+        max_attempts=int(getattr(settings, "sandbox_webhook_max_attempts", 10)),
+        timeout_seconds=float(getattr(settings, "sandbox_webhook_timeout_seconds", 5.0)),
+    )
+
+
+async def webhook_dispatcher(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    secrets = settings.webhook_secrets
+    if not secrets:
+        raise RuntimeError("razorpay_webhook_secret is empty: webhooks could not be signed")
+    async with aiohttp.ClientSession() as session:
+        dispatcher = WebhookDispatcher(
+            session, settings.sandbox_webhook_url, secrets[0], retry_policy(settings)
+        )
+        app[DISPATCHER] = dispatcher
+        yield
+        await dispatcher.close()
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, api_middleware], client_max_size=MAX_BODY_BYTES
+    )
+    app[SETTINGS] = settings
+    app[STORE] = Store()
+    app[FAULTS] = FaultInjector()
+    app.cleanup_ctx.append(webhook_dispatcher)
+    api.add_routes(app)
+    checkout.add_routes(app)
+    control.add_routes(app)
+    return app

@@ -1,0 +1,61 @@
+"""Loopback controls for tests: inspect and resend webhooks, stats, faults, reset."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from razorpay_sandbox.errors import ApiError, not_found
+from razorpay_sandbox.faults import FaultRule
+from razorpay_sandbox.keys import DISPATCHER, FAULTS, STORE
+from razorpay_sandbox.validation import parse_json_object
+
+
+async def list_webhooks(request: web.Request) -> web.Response:
+    deliveries = request.app[DISPATCHER].deliveries.values()
+    items = [d.summary() for d in deliveries]
+    return web.json_response({"count": len(items), "items": items})
+
+
+async def redeliver_webhook(request: web.Request) -> web.Response:
+    event_id = parse_json_object(await request.read()).get("event_id")
+    if not isinstance(event_id, str):
+        raise ApiError("event_id is required", field="event_id")
+    record = request.app[DISPATCHER].redeliver(event_id)
+    if record is None:
+        raise not_found("No webhook event with this id", status=404)
+    return web.json_response(record.summary())
+
+
+async def stats(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STORE].stats())
+
+
+async def set_faults(request: web.Request) -> web.Response:
+    rule = FaultRule.parse(parse_json_object(await request.read()))
+    request.app[FAULTS].set(rule)
+    return web.json_response(rule.summary())
+
+
+async def get_faults(request: web.Request) -> web.Response:
+    return web.json_response(request.app[FAULTS].rule.summary())
+
+
+async def reset(request: web.Request) -> web.Response:
+    request.app[STORE].reset()
+    request.app[FAULTS].clear()
+    await request.app[DISPATCHER].reset()
+    return web.json_response({"status": "reset"})
+
+
+async def health(_: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/sandbox/webhooks", list_webhooks)
+    app.router.add_post("/sandbox/webhooks/redeliver", redeliver_webhook)
+    app.router.add_get("/sandbox/stats", stats)
+    app.router.add_get("/sandbox/faults", get_faults)
+    app.router.add_post("/sandbox/faults", set_faults)
+    app.router.add_post("/sandbox/reset", reset)
+    app.router.add_get("/healthz", health)

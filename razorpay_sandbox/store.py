@@ -1,0 +1,180 @@
+"""The sandbox's memory: orders and payments, and every state change as an event.
+
+Pure logic, no I/O. Each operation returns the events it caused (what Razorpay would
+send as webhooks), each carrying a snapshot of the entities at that moment.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from razorpay_sandbox.entities import Order, OrderStatus, Payment, PaymentStatus, new_id
+from razorpay_sandbox.errors import ApiError, not_found
+
+
+class Outcome(StrEnum):
+    CAPTURED = "captured"
+    AUTHORIZED = "authorized"
+    FAILED = "failed"
+    LATE_AUTHORIZED = "late_authorized"
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    amount: int
+    currency: str = "INR"
+    receipt: str | None = None
+    notes: dict[str, Any] | None = None
+    payment_capture: bool = True
+    unique_receipt: bool = False
+
+
+@dataclass(frozen=True)
+class Event:
+    name: str
+    payment: dict[str, Any]
+    order: dict[str, Any] | None
+    created_at: int
+
+
+class Store:
+    def __init__(self, clock: Callable[[], float] = time.time):
+        self._clock = clock
+        self.reset()
+
+    def reset(self) -> None:
+        self.orders: dict[str, Order] = {}
+        self.payments: dict[str, Payment] = {}
+        self.order_by_receipt: dict[str, str] = {}
+        self.orders_created = 0
+        self.api_requests = 0
+
+    def now(self) -> int:
+        return int(self._clock())
+
+    # Orders
+
+    def create_order(self, request: NewOrder) -> tuple[Order, bool]:
+        """The order, and whether it is new (False: an earlier order with this receipt)."""
+        existing_id = self.order_by_receipt.get(request.receipt or "")
+        if existing_id is not None:
+            if request.unique_receipt:
+                return self.orders[existing_id], False
+            raise ApiError("Order receipt should be unique.", field="receipt")
+        order = Order(
+            id=new_id("order_"),
+            amount=request.amount,
+            currency=request.currency,
+            receipt=request.receipt,
+            notes=dict(request.notes or {}),
+            payment_capture=request.payment_capture,
+            created_at=self.now(),
+        )
+        self.orders[order.id] = order
+        if order.receipt:
+            self.order_by_receipt[order.receipt] = order.id
+        self.orders_created += 1
+        return order, True
+
+    def order(self, order_id: str, *, missing_status: int = 400) -> Order:
+        order = self.orders.get(order_id)
+        if order is None:
+            raise not_found(status=missing_status)
+        return order
+
+    def list_orders(self, *, count: int, skip: int, receipt: str | None) -> list[Order]:
+        newest_first = reversed(self.orders.values())
+        matching = [o for o in newest_first if receipt is None or o.receipt == receipt]
+        return matching[skip : skip + count]
+
+    def order_payments(self, order_id: str) -> list[Payment]:
+        order = self.order(order_id)
+        return [self.payments[pid] for pid in reversed(order.payment_ids)]
+
+    # Payments
+
+    def payment(self, payment_id: str) -> Payment:
+        payment = self.payments.get(payment_id)
+        if payment is None:
+            raise not_found()
+        return payment
+
+    def capture(self, payment_id: str, amount: int, currency: str | None) -> list[Event]:
+        payment = self.payment(payment_id)
+        if payment.status is PaymentStatus.CAPTURED:
+            raise ApiError("This payment has already been captured", step="payment_capture")
+        if payment.status is not PaymentStatus.AUTHORIZED:
+            raise ApiError(
+                "Only payments which have been authorized and not yet captured can be captured",
+                step="payment_capture",
+            )
+        if currency is not None and currency != payment.currency:
+            raise ApiError(
+                "Capture currency must be the same as the payment currency",
+                field="currency",
+                step="payment_capture",
+            )
+        if amount != payment.amount:
+            raise ApiError(
+                "Capture amount must be equal to the amount authorized",
+                field="amount",
+                step="payment_capture",
+            )
+        return self._capture(payment)
+
+    def pay(self, order_id: str, outcome: Outcome) -> tuple[Payment, list[Event]]:
+        """What Checkout does: one payment attempt on the order, ending in `outcome`."""
+        order = self.order(order_id, missing_status=404)
+        if order.status is OrderStatus.PAID:
+            raise ApiError("Order is already paid", field="order_id")
+        payment = Payment(
+            id=new_id("pay_"),
+            order_id=order.id,
+            amount=order.amount - order.amount_paid,
+            currency=order.currency,
+            created_at=self.now(),
+        )
+        self.payments[payment.id] = payment
+        order.record_attempt(payment.id)
+        events: list[Event] = []
+        if outcome in (Outcome.FAILED, Outcome.LATE_AUTHORIZED):
+            events.append(self._move(payment, PaymentStatus.FAILED, "payment.failed"))
+            if outcome is Outcome.FAILED:
+                return payment, events
+        events.append(self._move(payment, PaymentStatus.AUTHORIZED, "payment.authorized"))
+        # An order created with payment_capture=0 keeps its payments authorized until
+        # our services capture them through the API.
+        if outcome is not Outcome.AUTHORIZED and order.payment_capture:
+            events.extend(self._capture(payment))
+        return payment, events
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "orders_created": self.orders_created,
+            "payments": len(self.payments),
+            "api_requests": self.api_requests,
+        }
+
+    def _capture(self, payment: Payment) -> list[Event]:
+        order = self.orders[payment.order_id]
+        events = [self._move(payment, PaymentStatus.CAPTURED, "payment.captured")]
+        if order.status is not OrderStatus.PAID:
+            order.mark_paid()
+            events.append(self._event("order.paid", payment, order))
+        return events
+
+    def _move(self, payment: Payment, target: PaymentStatus, event: str) -> Event:
+        payment.move_to(target)
+        return self._event(event, payment)
+
+    def _event(self, name: str, payment: Payment, order: Order | None = None) -> Event:
+        return Event(
+            name=name,
+            payment=payment.entity(),
+            order=order.entity() if order else None,
+            created_at=self.now(),
+        )

@@ -1,0 +1,122 @@
+"""`a6pay`: operations commands. Each prints one JSON object on its last stdout line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from datetime import date, timedelta
+
+from shared.db import create_database_if_missing, create_pool, migrate
+from shared.money import AmountError, paise_to_rupees, rupees_to_paise
+from shared.settings import Settings, load_settings
+
+
+async def demo_booking(settings: Settings, amount_rupees: float) -> dict:
+    paise = rupees_to_paise(amount_rupees)
+    pool = await create_pool(settings)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            customer = await conn.fetchrow(
+                "INSERT INTO customers (name, email, phone) VALUES"
+                " ('John Doe', 'john@example.com', '+919000090000') RETURNING id, name, email"
+            )
+            car_id = await conn.fetchval(
+                "INSERT INTO cars (name, registration) VALUES ('Maruti Swift', 'KA01AB1234')"
+                " RETURNING id"
+            )
+            start = date.today() + timedelta(days=7)
+            booking_id = await conn.fetchval(
+                "INSERT INTO bookings (customer_id, car_id, amount_paise, start_date, end_date)"
+                " VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                customer["id"], car_id, paise, start, start + timedelta(days=2),
+            )
+    finally:
+        await pool.close()
+    return {
+        "booking_id": booking_id,
+        "customer_id": customer["id"],
+        "customer_name": customer["name"],
+        "customer_email": customer["email"],
+        "car": "Maruti Swift",
+        "amount": paise_to_rupees(paise),
+        "start_date": start.isoformat(),
+        "end_date": (start + timedelta(days=2)).isoformat(),
+    }
+
+
+async def reconcile_now(settings: Settings) -> dict:
+    from order_service.reconciler import reconcile
+    from shared.razorpay_client import RazorpayClient
+
+    pool = await create_pool(settings)
+    try:
+        return await reconcile(pool, RazorpayClient(settings), settings, everything=True)
+    finally:
+        await pool.close()
+
+
+async def booking(settings: Settings, booking_id: int) -> dict:
+    from notifier.report import booking_report
+
+    pool = await create_pool(settings)
+    try:
+        report = await booking_report(pool, booking_id)
+    finally:
+        await pool.close()
+    return report if report is not None else {"booking_id": booking_id, "error": "not found"}
+
+
+async def migrate_db(settings: Settings) -> dict:
+    created = await create_database_if_missing(settings.database_url)
+    return {"database_created": created, "applied": await migrate(settings.database_url)}
+
+
+async def dlq(settings: Settings, action: str, limit: int | None) -> dict:
+    from notifier.dlq import list_dead_letters, replay_dead_letters
+
+    if action == "list":
+        return {"dead_letters": await list_dead_letters(settings, limit=limit or 50)}
+    return {"replayed": await replay_dead_letters(settings, limit=limit)}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="a6pay", description="A6 Pay operations")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo-booking", help="create a customer, a car and an unpaid booking")
+    demo.add_argument("--amount", type=float, default=1500.00, help="rupees (default 1500.00)")
+    sub.add_parser("migrate", help="create the database if missing and apply migrations")
+    sub.add_parser("reconcile", help="one reconciliation pass over every open order, now")
+    show = sub.add_parser("booking", help="a booking with its payment, passes, notifications")
+    show.add_argument("booking_id", type=int)
+    dead = sub.add_parser("dlq", help="dead-lettered events: list or replay")
+    dead.add_argument("action", choices=["list", "replay"])
+    dead.add_argument("--limit", type=int, default=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = load_settings()
+    try:
+        match args.command:
+            case "demo-booking":
+                result = asyncio.run(demo_booking(settings, args.amount))
+            case "migrate":
+                result = asyncio.run(migrate_db(settings))
+            case "reconcile":
+                result = asyncio.run(reconcile_now(settings))
+            case "booking":
+                result = asyncio.run(booking(settings, args.booking_id))
+            case "dlq":
+                result = asyncio.run(dlq(settings, args.action, args.limit))
+    except AmountError as exc:
+        print(json.dumps({"error": str(exc)}))
+        return 2
+    print(json.dumps(result, default=str))
+    return 0 if "error" not in result else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

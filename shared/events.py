@@ -1,0 +1,72 @@
+"""Events: the only messages that cross RabbitMQ. Past-tense names, pydantic models."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field
+
+
+class Event(BaseModel):
+    routing_key: ClassVar[str]
+
+
+class OrderCreated(Event):
+    routing_key: ClassVar[str] = "order.created"
+    booking_id: int
+    customer_id: int
+    order_id: str
+    amount_paise: int
+    currency: str = "INR"
+
+
+class PaymentCaptured(Event):
+    routing_key: ClassVar[str] = "payment.captured"
+    booking_id: int
+    customer_id: int
+    order_id: str
+    payment_id: str
+    amount_paise: int
+    source: str  # verify | webhook | reconcile
+
+
+class PaymentFailed(Event):
+    routing_key: ClassVar[str] = "payment.failed"
+    booking_id: int
+    customer_id: int
+    order_id: str
+    payment_id: str | None = None
+    error_code: str | None = None
+    error_description: str | None = None
+    source: str
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.routing_key: cls for cls in (OrderCreated, PaymentCaptured, PaymentFailed)
+}
+
+
+class Envelope(BaseModel):
+    """`{id, type, occurred_at, producer, correlation_id, data}` on the wire."""
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: str
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    producer: str
+    correlation_id: str | None = None
+    data: dict[str, Any]
+
+    @classmethod
+    def wrap(cls, event: Event, producer: str, correlation_id: str | None = None) -> Envelope:
+        return cls(
+            type=event.routing_key,
+            producer=producer,
+            correlation_id=correlation_id,
+            data=event.model_dump(mode="json"),
+        )
+
+    def event(self) -> Event:
+        """The typed event inside; raises KeyError / ValidationError for foreign messages."""
+        return EVENT_TYPES[self.type].model_validate(self.data)

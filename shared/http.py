@@ -1,0 +1,88 @@
+"""aiohttp pieces every service uses: JSON errors, body parsing, the error middleware."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from pydantic import ValidationError
+
+log = logging.getLogger(__name__)
+
+DB_ERRORS = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
+
+
+class HttpError(Exception):
+    """A domain failure with the HTTP status and client message it maps to."""
+
+    status = 400
+
+    def __init__(
+        self, message: str, status: int | None = None, headers: dict | None = None,
+        code: str = "bad_request",
+    ):
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        self.headers = headers or {}
+        self.code = code  # a short machine-readable reason (the checkout callback uses it)
+
+
+def json_error(status: int, message: str, headers: dict | None = None) -> web.Response:
+    return web.json_response({"message": message}, status=status, headers=headers)
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object, or a 400 that says what is wrong with it."""
+    raw = await request.read()
+    if not raw.strip():
+        raise HttpError("Request body must be a JSON object")
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise HttpError("Request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise HttpError("Request body must be a JSON object")
+    return body
+
+
+def first_validation_message(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    field = ".".join(str(p) for p in error.get("loc", ())) or "body"
+    return f"Invalid field: {field}: {error.get('msg', 'invalid value')}"
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """Every failure leaves as JSON with a `message`: never a stack trace, never HTML."""
+    try:
+        return await handler(request)
+    except HttpError as exc:
+        return json_error(exc.status, exc.message, exc.headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = {404: "Not found", 405: "Method not allowed", 413: "Request body too large"}
+        return json_error(exc.status, message.get(exc.status, exc.reason), None)
+    except DB_ERRORS as exc:
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return json_error(503, "Service temporarily unavailable. Please retry.")
+    except Exception:
+        log.exception("unhandled error")
+        return json_error(500, "Internal server error")
+
+
+async def health(_: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})

@@ -1,0 +1,90 @@
+"""JSON logs that never carry secrets, signatures or payment identifiers.
+
+Razorpay ids (`pay_…`, `order_…`) become a short fingerprint so one payment can still be
+followed through the logs without the id itself being readable. Anything 64-hex (an HMAC
+signature) is dropped. The same scrubbing wraps stdout, because the razorpay SDK `print`s
+request errors that contain URLs with ids in them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import re
+import sys
+import time
+
+_ID_RE = re.compile(r"\b(pay|order|rcpt)_[A-Za-z0-9]{6,}")
+_HEX_SIG_RE = re.compile(r"\b[0-9a-fA-F]{64}\b")
+_secrets: list[str] = []
+
+
+def fingerprint(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:10]
+
+
+def scrub(text: str) -> str:
+    for secret in _secrets:
+        text = text.replace(secret, "[secret]")
+    text = _ID_RE.sub(lambda m: f"{m.group(1)}#{fingerprint(m.group(0))}", text)
+    return _HEX_SIG_RE.sub("[signature]", text)
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str):
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        extra = getattr(record, "ctx", None)
+        if isinstance(extra, dict):
+            entry.update(extra)
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return scrub(json.dumps(entry, default=str, ensure_ascii=False))
+
+
+class ScrubbingStream(io.TextIOBase):
+    """Wraps a text stream and scrubs whatever is written to it."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def write(self, text: str) -> int:
+        self.inner.write(scrub(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+
+def register_secrets(secrets: list[str]) -> None:
+    _secrets[:] = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+
+def setup_logging(service: str, level: str = "INFO", secrets: list[str] | None = None) -> None:
+    register_secrets(secrets or [])
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(service))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("aiormq").setLevel("WARNING")
+    logging.getLogger("aio_pika").setLevel("WARNING")
+    if not isinstance(sys.stdout, ScrubbingStream):
+        sys.stdout = ScrubbingStream(sys.stdout)
+
+
+def log_ctx(**fields) -> dict:
+    """`logger.info("msg", extra=log_ctx(booking_id=1))` adds structured fields."""
+    return {"ctx": fields}

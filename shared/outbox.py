@@ -1,0 +1,137 @@
+"""Transactional outbox: events are written in the producer's own transaction, and a relay
+publishes them to RabbitMQ afterwards. A crash anywhere loses nothing; at worst the relay
+publishes an event twice (published, then killed before marking it), and every consumer's
+inbox absorbs that."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+
+import aio_pika
+import asyncpg
+
+from shared.events import Envelope, Event
+from shared.messaging import declare_topology
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def add_event(
+    conn: asyncpg.Connection, event: Event, producer: str, correlation_id: str | None = None
+) -> Envelope:
+    """Call inside the transaction that makes the state change the event reports."""
+    envelope = Envelope.wrap(event, producer, correlation_id)
+    await conn.execute(
+        "INSERT INTO outbox (id, routing_key, body) VALUES ($1, $2, $3)",
+        envelope.id,
+        envelope.type,
+        envelope.model_dump(mode="json"),
+    )
+    return envelope
+
+
+class OutboxRelay:
+    """Publishes unsent outbox rows with publisher confirms, then marks them sent.
+
+    Several relays (one per producing service, or replicas) can run at once: each batch is
+    claimed with FOR UPDATE SKIP LOCKED. Wakes on NOTIFY a6pay_outbox and sweeps every
+    `outbox_sweep_seconds` anyway, so a missed notification only delays, never loses.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, settings: Settings):
+        self.pool = pool
+        self.settings = settings
+        self._wake = asyncio.Event()
+        self._connection: aio_pika.abc.AbstractRobustConnection | None = None
+        self._exchange: aio_pika.abc.AbstractExchange | None = None
+
+    async def run(self) -> None:
+        listener = asyncio.create_task(self._listen())
+        try:
+            while True:
+                try:
+                    while await self.publish_batch() == self.settings.outbox_batch_size:
+                        pass
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # broker or database away: keep rows, retry later
+                    log.warning("outbox relay paused: %s", type(exc).__name__)
+                    await self._reset_broker()
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.settings.outbox_sweep_seconds)
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+            await self._reset_broker()
+
+    async def publish_batch(self) -> int:
+        """Publish one batch; returns how many rows it published."""
+        exchange = await self._ensure_exchange()
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, routing_key, body FROM outbox WHERE published_at IS NULL"
+                " ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self.settings.outbox_batch_size,
+            )
+            if not rows:
+                return 0
+            for row in rows:
+                message = aio_pika.Message(
+                    body=json.dumps(row["body"]).encode(),
+                    message_id=str(row["id"]),
+                    content_type="application/json",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    type=row["routing_key"],
+                )
+                # Publisher confirms: publish() returns once the broker has it; mandatory
+                # makes an unroutable message an error (kept in the outbox), not a drop.
+                await exchange.publish(message, routing_key=row["routing_key"], timeout=10)
+            await conn.execute(
+                "UPDATE outbox SET published_at = now(), attempts = attempts + 1"
+                " WHERE id = ANY($1::uuid[])",
+                [r["id"] for r in rows],
+            )
+            return len(rows)
+
+    async def _ensure_exchange(self) -> aio_pika.abc.AbstractExchange:
+        if self._exchange is None:
+            self._connection = await aio_pika.connect(self.settings.amqp_url, timeout=5)
+            channel = await self._connection.channel(publisher_confirms=True)
+            self._exchange = await declare_topology(channel, self.settings)
+        return self._exchange
+
+    async def _reset_broker(self) -> None:
+        connection, self._connection, self._exchange = self._connection, None, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+    async def _listen(self) -> None:
+        """LISTEN on a dedicated connection; reconnects if the database goes away."""
+        while True:
+            conn = None
+            try:
+                lost = asyncio.Event()
+                conn = await asyncpg.connect(self.settings.database_url, timeout=5)
+                conn.add_termination_listener(lambda _, lost=lost: lost.set())
+                await conn.add_listener("a6pay_outbox", lambda *_: self._wake.set())
+                self._wake.set()  # catch up on anything written while we were not listening
+                await lost.wait()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                await asyncio.sleep(1)
+            finally:
+                if conn is not None and not conn.is_closed():
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+
+
+async def unsent_count(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")

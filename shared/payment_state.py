@@ -1,0 +1,73 @@
+"""The one payment state machine. Pure: no I/O. `payments_repo` applies it in SQL.
+
+A payment row is one Razorpay order. Its status only moves forward:
+
+    created ──▶ failed ──▶ authorized ──▶ captured
+       └───────────┴──────────┴──────────────▲
+
+`failed` can still become `authorized` or `captured` (Razorpay's late authorisation);
+`captured` is terminal. A `failed` report about an `authorized` order is stale and ignored.
+The order above is a total order, so "allowed" is simply "strictly later".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class PaymentStatus(StrEnum):
+    CREATED = "created"
+    FAILED = "failed"
+    AUTHORIZED = "authorized"
+    CAPTURED = "captured"
+
+
+_RANK = {
+    PaymentStatus.CREATED: 0,
+    PaymentStatus.FAILED: 1,
+    PaymentStatus.AUTHORIZED: 2,
+    PaymentStatus.CAPTURED: 3,
+}
+
+OPEN_STATUSES = frozenset({PaymentStatus.CREATED, PaymentStatus.FAILED, PaymentStatus.AUTHORIZED})
+
+
+def rank(status: PaymentStatus) -> int:
+    return _RANK[status]
+
+
+def can_transition(current: PaymentStatus, target: PaymentStatus) -> bool:
+    return _RANK[target] > _RANK[current]
+
+
+def allowed_sources(target: PaymentStatus) -> list[PaymentStatus]:
+    """Statuses from which `target` may be entered: what the conditional UPDATE matches."""
+    return [s for s in PaymentStatus if can_transition(s, target)]
+
+
+def is_terminal(status: PaymentStatus) -> bool:
+    return not any(can_transition(status, target) for target in PaymentStatus)
+
+
+def public_status(status: PaymentStatus) -> str:
+    """The seed's vocabulary for payment-status: pending / paid / failed."""
+    match status:
+        case PaymentStatus.CAPTURED:
+            return "paid"
+        case PaymentStatus.FAILED:
+            return "failed"
+        case PaymentStatus.CREATED | PaymentStatus.AUTHORIZED:
+            return "pending"
+
+
+@dataclass(frozen=True)
+class PaymentOutcome:
+    """What a source (verify, webhook, reconciliation) learned about one Razorpay payment."""
+
+    order_id: str
+    payment_id: str
+    status: PaymentStatus
+    amount_paise: int
+    error_code: str | None = None
+    error_description: str | None = None

@@ -1,0 +1,95 @@
+"""Applies the payment state machine in SQL. Verify, webhook and reconciliation all come here.
+
+`record_outcome` runs inside the caller's transaction: one conditional UPDATE (forward-only,
+amount-checked) and, only if it changed the row, one outbox event. A duplicate or stale
+report changes nothing and emits nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from shared.events import PaymentCaptured, PaymentFailed
+from shared.outbox import add_event
+from shared.payment_state import PaymentOutcome, PaymentStatus, allowed_sources
+
+
+@dataclass(frozen=True)
+class Recorded:
+    applied: bool  # False: duplicate, stale, or refused by the amount check / invariants
+    payment: asyncpg.Record | None  # the row after the attempt; None for an unknown order
+    conflict: bool = False  # another payment already holds this booking's capture
+
+
+_UPDATE = """
+UPDATE payments SET
+    status = $2,
+    razorpay_payment_id = $3,
+    failure_code = CASE WHEN $2 = 'failed' THEN $5 ELSE NULL END,
+    failure_reason = CASE WHEN $2 = 'failed' THEN $6 ELSE NULL END,
+    captured_at = CASE WHEN $2 = 'captured' THEN now() ELSE captured_at END,
+    next_reconcile_at = CASE WHEN $2 = 'captured' THEN NULL ELSE next_reconcile_at END,
+    updated_at = now()
+WHERE razorpay_order_id = $1
+  AND status = ANY($4::text[])
+  AND ($2 = 'failed' OR amount_paise = $7)
+RETURNING *
+"""
+
+
+async def record_outcome(
+    conn: asyncpg.Connection, outcome: PaymentOutcome, source: str, correlation_id: str | None
+) -> Recorded:
+    if outcome.status is PaymentStatus.CREATED:
+        return Recorded(False, await find_by_order(conn, outcome.order_id))
+    sources = [s.value for s in allowed_sources(outcome.status)]
+    try:
+        async with conn.transaction():  # savepoint: a unique violation must not abort the caller
+            row = await conn.fetchrow(
+                _UPDATE,
+                outcome.order_id,
+                outcome.status.value,
+                outcome.payment_id,
+                sources,
+                outcome.error_code,
+                (outcome.error_description or "")[:500] or None,
+                outcome.amount_paise,
+            )
+    except asyncpg.UniqueViolationError:
+        return Recorded(False, await find_by_order(conn, outcome.order_id), conflict=True)
+    if row is None:
+        return Recorded(False, await find_by_order(conn, outcome.order_id))
+    await _emit(conn, row, outcome, source, correlation_id)
+    return Recorded(True, row)
+
+
+async def _emit(conn, row, outcome: PaymentOutcome, source: str, correlation_id) -> None:
+    producer = f"{source}"
+    if outcome.status is PaymentStatus.CAPTURED:
+        event = PaymentCaptured(
+            booking_id=row["booking_id"],
+            customer_id=row["customer_id"],
+            order_id=row["razorpay_order_id"],
+            payment_id=outcome.payment_id,
+            amount_paise=row["amount_paise"],
+            source=source,
+        )
+    elif outcome.status is PaymentStatus.FAILED:
+        event = PaymentFailed(
+            booking_id=row["booking_id"],
+            customer_id=row["customer_id"],
+            order_id=row["razorpay_order_id"],
+            payment_id=outcome.payment_id,
+            error_code=outcome.error_code,
+            error_description=outcome.error_description,
+            source=source,
+        )
+    else:
+        return  # authorized is internal progress: nobody downstream acts on it
+    await add_event(conn, event, producer, correlation_id)
+
+
+async def find_by_order(conn: asyncpg.Connection, order_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM payments WHERE razorpay_order_id = $1", order_id)

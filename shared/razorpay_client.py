@@ -1,0 +1,101 @@
+"""The one way our services talk to Razorpay: the official SDK, off the event loop, with a
+timeout on every call, and every failure turned into one of three exceptions."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import razorpay
+import requests
+from razorpay.errors import BadRequestError, GatewayError, ServerError
+
+from shared.settings import Settings
+
+
+class RazorpayError(Exception):
+    """Base: Razorpay could not give us an answer we can act on."""
+
+
+class RazorpayRejected(RazorpayError):
+    """BAD_REQUEST_ERROR: Razorpay refused the request. Retrying the same request won't help."""
+
+
+class RazorpayUnavailable(RazorpayError):
+    """Connection refused/reset, 5xx, or an unreadable answer: retry later with back-off."""
+
+
+class RazorpayTimeout(RazorpayUnavailable):
+    """No answer within our timeout. The request may still have taken effect at Razorpay."""
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    amount_paise: int
+    receipt: str
+    notes: dict[str, str]
+    currency: str = "INR"
+    capture_automatically: bool = True
+
+
+class RazorpayClient:
+    def __init__(self, settings: Settings):
+        self._client = razorpay.Client(
+            auth=(settings.razorpay_key_id, settings.razorpay_key_secret),
+            base_url=settings.razorpay_base_url.rstrip("/"),
+        )
+        self._client.set_app_details({"title": "A6Pay", "version": "0.1.0"})
+        self.timeout = settings.razorpay_timeout_seconds
+
+    async def create_order(self, request: OrderRequest) -> dict[str, Any]:
+        # unique_receipt: a retry with the same receipt returns the order the lost answer
+        # had created, instead of a second order.
+        body = {
+            "amount": request.amount_paise,
+            "currency": request.currency,
+            "receipt": request.receipt,
+            "notes": request.notes,
+            "payment_capture": 1 if request.capture_automatically else 0,
+            "unique_receipt": True,
+        }
+        return await self._call(self._client.order.create, body)
+
+    async def find_order_by_receipt(self, receipt: str) -> dict[str, Any] | None:
+        answer = await self._call(self._client.order.all, {"receipt": receipt})
+        items = [o for o in answer.get("items", []) if o.get("receipt") == receipt]
+        return items[0] if items else None
+
+    async def fetch_order(self, order_id: str) -> dict[str, Any]:
+        return await self._call(self._client.order.fetch, order_id)
+
+    async def fetch_order_payments(self, order_id: str) -> list[dict[str, Any]]:
+        answer = await self._call(self._client.order.payments, order_id)
+        return list(answer.get("items", []))
+
+    async def fetch_payment(self, payment_id: str) -> dict[str, Any]:
+        return await self._call(self._client.payment.fetch, payment_id)
+
+    async def capture_payment(self, payment_id: str, amount_paise: int) -> dict[str, Any]:
+        return await self._call(
+            self._client.payment.capture, payment_id, amount_paise, {"currency": "INR"}
+        )
+
+    async def _call(self, method, *args) -> dict[str, Any]:
+        call = functools.partial(method, *args, timeout=self.timeout)
+        try:
+            # The SDK is blocking (requests); keep it off the event loop. The outer
+            # wait_for is a backstop in case the socket timeout does not fire.
+            answer = await asyncio.wait_for(asyncio.to_thread(call), self.timeout + 2)
+        except BadRequestError as exc:
+            raise RazorpayRejected(str(exc)) from None
+        except (ServerError, GatewayError) as exc:
+            raise RazorpayUnavailable(type(exc).__name__) from None
+        except (requests.Timeout, TimeoutError):
+            raise RazorpayTimeout("Razorpay did not answer in time") from None
+        except (requests.RequestException, ValueError) as exc:
+            raise RazorpayUnavailable(type(exc).__name__) from None
+        if not isinstance(answer, dict):
+            raise RazorpayUnavailable("unexpected answer")
+        return answer

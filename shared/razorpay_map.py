@@ -1,0 +1,59 @@
+"""Razorpay's vocabulary, turned into ours at the edge. Unknown values map to None."""
+
+from __future__ import annotations
+
+from shared.payment_state import PaymentOutcome, PaymentStatus, rank
+
+# Razorpay payment entity `status`
+_PAYMENT_STATUS = {
+    "created": PaymentStatus.CREATED,
+    "authorized": PaymentStatus.AUTHORIZED,
+    "captured": PaymentStatus.CAPTURED,
+    "failed": PaymentStatus.FAILED,
+    # A refund comes after a capture: for fulfilment the payment was captured.
+    "refunded": PaymentStatus.CAPTURED,
+}
+
+# Webhook events that move a payment, and where they move it.
+_EVENT_TARGET = {
+    "payment.authorized": PaymentStatus.AUTHORIZED,
+    "payment.captured": PaymentStatus.CAPTURED,
+    "order.paid": PaymentStatus.CAPTURED,
+    "payment.failed": PaymentStatus.FAILED,
+}
+
+
+def payment_status(razorpay_status: str | None) -> PaymentStatus | None:
+    return _PAYMENT_STATUS.get(razorpay_status or "")
+
+
+def event_target(event: str | None) -> PaymentStatus | None:
+    return _EVENT_TARGET.get(event or "")
+
+
+HANDLED_EVENTS = frozenset(_EVENT_TARGET)
+
+
+def outcome_from_payment(entity: dict) -> PaymentOutcome | None:
+    """A Razorpay payment entity as our PaymentOutcome; None if it can't be one of ours."""
+    status = payment_status(entity.get("status"))
+    order_id, payment_id, amount = entity.get("order_id"), entity.get("id"), entity.get("amount")
+    if status is None or not isinstance(order_id, str) or not isinstance(payment_id, str):
+        return None
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        return None
+    failed = status is PaymentStatus.FAILED
+    return PaymentOutcome(
+        order_id=order_id,
+        payment_id=payment_id,
+        status=status,
+        amount_paise=amount,
+        error_code=entity.get("error_code") if failed else None,
+        error_description=entity.get("error_description") if failed else None,
+    )
+
+
+def best_outcome(entities: list[dict]) -> PaymentOutcome | None:
+    """Of all payments on one order, the one that got furthest (captured beats failed)."""
+    outcomes = [o for o in map(outcome_from_payment, entities) if o is not None]
+    return max(outcomes, key=lambda o: rank(o.status), default=None)

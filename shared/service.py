@@ -1,0 +1,87 @@
+"""What every HTTP service's app factory wires: settings, the pool, background tasks, run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import asyncpg
+from aiohttp import web
+
+from shared.db import create_pool
+from shared.http import error_middleware, health
+from shared.logging import setup_logging
+from shared.outbox import OutboxRelay
+from shared.razorpay_client import RazorpayClient
+from shared.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+POOL = web.AppKey("pool", asyncpg.Pool)
+RAZORPAY = web.AppKey("razorpay", RazorpayClient)
+
+
+def new_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+    app[SETTINGS] = settings
+    app.router.add_get("/healthz", health)
+    app.cleanup_ctx.append(_pool_ctx)
+    return app
+
+
+async def connect_pool(settings: Settings) -> asyncpg.Pool:
+    """Wait for PostgreSQL at start-up instead of crashing: it may start after us."""
+    delay = 0.5
+    while True:
+        try:
+            return await create_pool(settings)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            log.warning("database not reachable yet (%s); retrying", type(exc).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5)
+
+
+async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[POOL] = await connect_pool(app[SETTINGS])
+    yield
+    await app[POOL].close()
+
+
+async def razorpay_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[RAZORPAY] = RazorpayClient(app[SETTINGS])
+    yield
+
+
+def background(name: str, factory: Callable[[web.Application], Awaitable[None]]):
+    """A cleanup_ctx that runs `factory(app)` as a task for the app's lifetime."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(factory(app), name=name)
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return ctx
+
+
+async def run_outbox_relay(app: web.Application) -> None:
+    await OutboxRelay(app[POOL], app[SETTINGS]).run()
+
+
+def serve(service: str, create_app: Callable[[Settings], web.Application], port_of) -> None:
+    """`python -m <service>`: settings once, logging, then run until SIGINT/SIGTERM."""
+    settings = load_settings()
+    setup_logging(service, settings.log_level, settings.secrets)
+    log.info("starting", extra={"ctx": {"port": port_of(settings)}})
+    web.run_app(
+        create_app(settings),
+        host=settings.bind_host,
+        port=port_of(settings),
+        access_log=None,
+        print=None,
+        shutdown_timeout=10,
+    )

@@ -1,0 +1,96 @@
+"""One settings object for every service, read from the environment once in `main()`."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SANDBOX_KEY_ID = "rzp_test_a6sandbox"
+SANDBOX_KEY_SECRET = "a6_sandbox_key_secret"
+SANDBOX_WEBHOOK_SECRET = "a6_sandbox_webhook_secret"
+
+
+def split_csv(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    # Infrastructure
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/a6pay"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    amqp_exchange: str = "a6pay.events"
+    db_pool_min: int = 1
+    db_pool_max: int = 10
+    db_command_timeout: float = 5.0
+
+    # Razorpay (the bundled sandbox unless RAZORPAY_KEY_ID is set)
+    razorpay_key_id: str = SANDBOX_KEY_ID
+    razorpay_key_secret: str = SANDBOX_KEY_SECRET
+    razorpay_webhook_secret: str = SANDBOX_WEBHOOK_SECRET  # comma-separated for rotation
+    razorpay_base_url: str = "http://127.0.0.1:8090"
+    razorpay_timeout_seconds: float = 5.0
+    capture_on_verify: bool = False  # capture `authorized` payments on verify / webhook
+
+    # Where each service listens
+    bind_host: str = "127.0.0.1"
+    gateway_port: int = 8080
+    order_service_port: int = 8081
+    verification_service_port: int = 8082
+    webhook_service_port: int = 8083
+    notifier_port: int = 8084
+    sandbox_port: int = 8090
+
+    # Gateway
+    order_service_url: str = "http://127.0.0.1:8081"
+    verification_service_url: str = "http://127.0.0.1:8082"
+    webhook_service_url: str = "http://127.0.0.1:8083"
+    gateway_trusted_proxies: str = ""  # comma-separated IPs whose X-Forwarded-For is believed
+    gateway_max_body_bytes: int = 64 * 1024
+    gateway_upstream_timeout_seconds: float = 15.0
+    rate_limit_create_order: int = 100
+    rate_limit_verify_payment: int = 100
+    rate_limit_payment_status: int = 1000
+    rate_limit_window_seconds: float = 60.0
+    auth_jwt_secret: str = ""  # set to require a customer bearer token (HS256, sub = customer id)
+
+    # Checkout callback (seed 000): where the browser is sent after paying
+    checkout_success_url: str = "http://127.0.0.1:8080/payment/success"
+    checkout_failure_url: str = "http://127.0.0.1:8080/payment/failure"
+
+    # QR passes
+    pass_signing_secret: str = "a6_local_pass_signing_secret"
+
+    # Background work
+    outbox_sweep_seconds: float = 2.0
+    outbox_batch_size: int = 100
+    reconcile_first_delay_seconds: float = 900.0
+    reconcile_max_gap_seconds: float = 3600.0
+    reconcile_poll_seconds: float = 30.0
+    reconcile_give_up_after_seconds: float = 3 * 24 * 3600.0
+    notifier_delivery_limit: int = 5
+    notifier_prefetch: int = 32
+
+    # Sandbox
+    sandbox_webhook_url: str = "http://127.0.0.1:8080/api/razorpay/webhook"
+
+    log_level: str = Field(default="INFO")
+
+    @property
+    def webhook_secrets(self) -> list[str]:
+        return split_csv(self.razorpay_webhook_secret)
+
+    @property
+    def trusted_proxies(self) -> set[str]:
+        return set(split_csv(self.gateway_trusted_proxies))
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every configured secret, so logging can scrub them."""
+        values = [self.razorpay_key_secret, self.pass_signing_secret, self.auth_jwt_secret]
+        return [v for v in values + self.webhook_secrets if v]
+
+
+def load_settings(**overrides) -> Settings:
+    return Settings(**overrides)

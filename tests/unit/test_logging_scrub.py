@@ -1,0 +1,39 @@
+import io
+import json
+import logging
+
+from shared import logging as a6log
+
+
+def test_scrub_hides_payment_ids_signatures_and_secrets():
+    a6log.register_secrets(["supersecretvalue"])
+    sig = "9ef4dffbfd84f1318f6739a3ce19f9d85851857ae648f114332d8401e0949a3d"
+    text = a6log.scrub(f"pay_1DP5MMOQ9HrQ9jK8 order_1DP5MMOQ9HrQ9jK8 {sig} supersecretvalue")
+    assert "pay_1DP5MMOQ9HrQ9jK8" not in text
+    assert "order_1DP5MMOQ9HrQ9jK8" not in text
+    assert sig not in text
+    assert "supersecretvalue" not in text
+    # the same id always gets the same fingerprint, so a payment can be followed
+    assert a6log.scrub("pay_1DP5MMOQ9HrQ9jK8") == a6log.scrub("x pay_1DP5MMOQ9HrQ9jK8")[2:]
+
+
+def test_json_formatter_scrubs_message_and_context():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(a6log.JsonFormatter("svc"))
+    logger = logging.getLogger("scrub-test")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.warning("got %s", "pay_ABCDEFGHIJKLMN", extra=a6log.log_ctx(order="order_ABCDEFGHIJKL"))
+    line = json.loads(stream.getvalue())
+    assert line["service"] == "svc" and line["level"] == "warning"
+    assert "pay_ABCDEFGHIJKLMN" not in stream.getvalue()
+    assert "order_ABCDEFGHIJKL" not in stream.getvalue()
+
+
+def test_stdout_wrapper_scrubs_sdk_prints():
+    out = io.StringIO()
+    wrapped = a6log.ScrubbingStream(out)
+    wrapped.write("Request error: /v1/payments/pay_ABCDEFGHIJKLMN failed\n")
+    assert "pay_ABCDEFGHIJKLMN" not in out.getvalue()
+    assert "/v1/payments/pay#" in out.getvalue()

@@ -1,0 +1,146 @@
+"""Payment verification: the signature first, then ownership, then Razorpay's own word.
+
+The browser's claim is never enough: the payment is fetched from Razorpay and must be
+`captured`, for this order, for this amount, before the state machine records it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import asyncpg
+
+from shared.http import HttpError
+from shared.money import paise_to_rupees
+from shared.passes import passes_for
+from shared.payment_state import PaymentStatus
+from shared.payments import record_outcome
+from shared.razorpay_client import (
+    RazorpayClient,
+    RazorpayRejected,
+    RazorpayTimeout,
+    RazorpayUnavailable,
+)
+from shared.razorpay_map import outcome_from_payment
+from shared.settings import Settings
+from shared.signatures import checkout_signature_valid
+
+log = logging.getLogger(__name__)
+
+FRAUD = "❌ Payment signature verification failed. Payment may be fraudulent."
+BOOKING_NOT_FOUND = "Booking not found"
+ALREADY_PAID = "Payment already completed for this booking"
+MISMATCH = "Payment does not match this order."
+VERIFIED = "✅ Payment verified and booking confirmed!"
+
+
+@dataclass(frozen=True)
+class VerifyRequest:
+    order_id: str
+    payment_id: str
+    signature: str
+    booking_id: int | None = None  # None: the callback, which knows only the order
+    customer_id: int | None = None
+
+
+_ORDER = """
+SELECT p.*, b.start_date, b.end_date, c.name AS customer_name, car.name AS car_name
+FROM payments p
+JOIN bookings b ON b.id = p.booking_id
+JOIN customers c ON c.id = p.customer_id
+JOIN cars car ON car.id = b.car_id
+WHERE p.razorpay_order_id = $1
+"""
+
+
+async def verify_payment(
+    pool: asyncpg.Pool, razorpay: RazorpayClient, settings: Settings, req: VerifyRequest,
+    correlation_id: str | None = None,
+) -> dict:
+    if not checkout_signature_valid(
+        req.order_id, req.payment_id, req.signature, settings.razorpay_key_secret
+    ):
+        raise HttpError(FRAUD, 400, code="invalid_signature")
+    async with pool.acquire() as conn:
+        order = await conn.fetchrow(_ORDER, req.order_id)
+    if order is None or not _belongs(order, req):
+        raise HttpError(BOOKING_NOT_FOUND, 404, code="not_found")
+    if order["status"] == PaymentStatus.CAPTURED:
+        return _settled(order, req.payment_id, settings)
+
+    payment = await _captured_payment(razorpay, settings, order, req.payment_id)
+    outcome = outcome_from_payment(payment)
+    async with pool.acquire() as conn, conn.transaction():
+        recorded = await record_outcome(conn, outcome, "verify", correlation_id)
+    if outcome.status is not PaymentStatus.CAPTURED:
+        raise HttpError(
+            f"Payment not captured by Razorpay. Status: {payment.get('status')}", 400,
+            code="not_captured",
+        )
+    return _settled(recorded.payment, req.payment_id, settings, order)
+
+
+def _belongs(order: asyncpg.Record, req: VerifyRequest) -> bool:
+    return (req.booking_id is None or order["booking_id"] == req.booking_id) and (
+        req.customer_id is None or order["customer_id"] == req.customer_id
+    )
+
+
+async def _captured_payment(razorpay, settings, order, payment_id: str) -> dict:
+    """The payment as Razorpay knows it, captured first if configured to; checked to be
+    this order's, for this amount."""
+    try:
+        payment = await razorpay.fetch_payment(payment_id)
+        _check_matches(payment, order)
+        if payment.get("status") == "authorized" and settings.capture_on_verify:
+            try:
+                payment = await razorpay.capture_payment(payment_id, order["amount_paise"])
+            except RazorpayRejected:  # captured meanwhile (webhook, another verify)
+                payment = await razorpay.fetch_payment(payment_id)
+            _check_matches(payment, order)
+    except RazorpayRejected:
+        raise HttpError("Payment not found at Razorpay.", 400, code="payment_not_found") from None
+    except RazorpayTimeout:
+        raise HttpError("Payment provider timed out. Please retry.", 504,
+                        code="provider_unavailable") from None
+    except RazorpayUnavailable:
+        raise HttpError("Payment provider is unavailable. Please retry.", 503,
+                        code="provider_unavailable") from None
+    return payment
+
+
+def _check_matches(payment: dict, order: asyncpg.Record) -> None:
+    outcome = outcome_from_payment(payment)
+    if (
+        outcome is None
+        or outcome.order_id != order["razorpay_order_id"]
+        or outcome.amount_paise != order["amount_paise"]
+        or payment.get("currency", order["currency"]) != order["currency"]
+    ):
+        log.warning("verify: payment does not match its order")
+        raise HttpError(MISMATCH, 400, code="mismatch")
+
+
+def _settled(row, payment_id: str, settings: Settings, details=None) -> dict:
+    """The 200 body, identical however many times the same payment is verified."""
+    if row is None or row["status"] != PaymentStatus.CAPTURED:
+        raise HttpError(ALREADY_PAID, 409, code="already_paid")
+    if row["razorpay_payment_id"] != payment_id:
+        raise HttpError(ALREADY_PAID, 409, code="already_paid")
+    details = details or row
+    passes = passes_for(row["booking_id"], settings.pass_signing_secret)
+    return {
+        "message": VERIFIED,
+        "razorpay_payment_id": payment_id,
+        "collection_qr": passes["collection"][1],
+        "return_qr": passes["return"][1],
+        "booking_details": {
+            "booking_id": row["booking_id"],
+            "customer_name": details["customer_name"],
+            "car": details["car_name"],
+            "amount": paise_to_rupees(row["amount_paise"]),
+            "start_date": details["start_date"].isoformat(),
+            "end_date": details["end_date"].isoformat(),
+        },
+    }

@@ -1,0 +1,1 @@
+"""Razorpay's webhooks: raw bytes → signature → parse → map → apply once."""

@@ -1,0 +1,31 @@
+"""webhook_service: Razorpay's webhooks and its outbox relay."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from shared.service import background, new_app, razorpay_ctx, run_outbox_relay
+from shared.settings import Settings
+from webhook_service import routes
+from webhook_service.views import BACKGROUND
+
+
+def create_app(settings: Settings, *, relay: bool = True):
+    app = new_app(settings)
+    app.cleanup_ctx.append(razorpay_ctx)
+    app.cleanup_ctx.append(_background_tasks)
+    if relay:
+        app.cleanup_ctx.append(background("outbox-relay", run_outbox_relay))
+    routes.setup(app)
+    return app
+
+
+async def _background_tasks(app: web.Application) -> AsyncIterator[None]:
+    app[BACKGROUND] = set()
+    yield
+    for task in list(app[BACKGROUND]):
+        task.cancel()
+    await asyncio.gather(*app[BACKGROUND], return_exceptions=True)

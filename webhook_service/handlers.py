@@ -1,0 +1,117 @@
+"""Applying one authentic webhook delivery, exactly once per event key, in one transaction:
+the delivery row, the state change and the outbox event commit together or not at all."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import asyncpg
+
+from shared.payment_state import PaymentOutcome, PaymentStatus
+from shared.payments import record_outcome
+from shared.razorpay_client import RazorpayClient, RazorpayError, RazorpayRejected
+from shared.razorpay_map import event_target, outcome_from_payment
+
+log = logging.getLogger(__name__)
+
+
+def event_key(header_id: str | None, payload: dict, raw: bytes) -> str:
+    """Razorpay's X-Razorpay-Event-Id, or a key that is stable across redeliveries."""
+    if header_id:
+        return "id:" + header_id
+    entity = _payment_entity(payload) or {}
+    parts = [str(payload.get("event")), str(entity.get("id")), str(entity.get("order_id")),
+             str(payload.get("created_at"))]
+    if payload.get("created_at") is None:
+        parts.append(hashlib.sha256(raw).hexdigest())
+    return "derived:" + hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def _payment_entity(payload: dict) -> dict | None:
+    try:
+        entity = payload["payload"]["payment"]["entity"]
+    except (KeyError, TypeError):
+        return None
+    return entity if isinstance(entity, dict) else None
+
+
+def outcome_of(payload: dict) -> PaymentOutcome | None:
+    """What the event says happened, in our vocabulary; None if it isn't a payment event."""
+    target = event_target(payload.get("event"))
+    entity = _payment_entity(payload)
+    if target is None or entity is None:
+        return None
+    return outcome_from_payment({**entity, "status": target.value})
+
+
+async def apply_webhook(
+    pool: asyncpg.Pool, key: str, payload: dict, correlation_id: str | None
+) -> str:
+    """Returns what happened: applied / duplicate / ignored_event / unknown_order / stale /
+    amount_mismatch / conflict / unusable_payload."""
+    outcome = outcome_of(payload)
+    async with pool.acquire() as conn, conn.transaction():
+        first_time = await conn.fetchval(
+            "INSERT INTO webhook_events (event_key, event_type, razorpay_order_id,"
+            " razorpay_payment_id, outcome, payload) VALUES ($1, $2, $3, $4, 'received', $5)"
+            " ON CONFLICT (event_key) DO NOTHING RETURNING true",
+            key,
+            str(payload.get("event"))[:100],
+            outcome.order_id if outcome else None,
+            outcome.payment_id if outcome else None,
+            payload,
+        )
+        if not first_time:
+            return "duplicate"
+        result = await _apply(conn, payload, outcome, correlation_id)
+        await conn.execute(
+            "UPDATE webhook_events SET outcome = $2 WHERE event_key = $1", key, result
+        )
+    if result in ("conflict", "amount_mismatch"):
+        log.warning("webhook not applied: %s", result)  # a person should look (refund?)
+    return result
+
+
+async def _apply(conn, payload: dict, outcome: PaymentOutcome | None, correlation_id) -> str:
+    if event_target(payload.get("event")) is None:
+        return "ignored_event"
+    if outcome is None:
+        return "unusable_payload"
+    recorded = await record_outcome(conn, outcome, "webhook", correlation_id)
+    if recorded.applied:
+        return "applied"
+    if recorded.payment is None:
+        return "unknown_order"
+    if recorded.conflict:
+        return "conflict"
+    row = recorded.payment
+    if outcome.status is not PaymentStatus.FAILED and row["amount_paise"] != outcome.amount_paise:
+        return "amount_mismatch"
+    if (
+        outcome.status is PaymentStatus.CAPTURED
+        and row["status"] == PaymentStatus.CAPTURED
+        and row["razorpay_payment_id"] != outcome.payment_id
+    ):
+        return "conflict"  # a second payment captured for a paid booking: needs a refund
+    return "stale"
+
+
+async def capture_authorized(
+    pool: asyncpg.Pool, razorpay: RazorpayClient, outcome: PaymentOutcome
+) -> None:
+    """With capture on, an authorized payment is captured by us; Razorpay's answer goes
+    through the state machine like any other report. Failures are left to reconciliation."""
+    try:
+        try:
+            payment = await razorpay.capture_payment(outcome.payment_id, outcome.amount_paise)
+        except RazorpayRejected:  # already captured: ask what it is now
+            payment = await razorpay.fetch_payment(outcome.payment_id)
+    except RazorpayError as exc:
+        log.warning("capture after authorization failed: %s", type(exc).__name__)
+        return
+    captured = outcome_from_payment(payment)
+    if captured is None or captured.order_id != outcome.order_id:
+        return
+    async with pool.acquire() as conn, conn.transaction():
+        await record_outcome(conn, captured, "webhook", None)

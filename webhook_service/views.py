@@ -1,0 +1,59 @@
+"""POST /api/razorpay/webhook: raw bytes → verify → parse → apply → 2xx."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from aiohttp import web
+
+from shared.http import HttpError
+from shared.payment_state import PaymentStatus
+from shared.service import POOL, RAZORPAY, SETTINGS
+from shared.signatures import webhook_signature_valid
+from webhook_service import handlers
+
+log = logging.getLogger(__name__)
+BACKGROUND = web.AppKey("background", set)
+
+
+async def webhook(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    raw = await request.read()  # the exact bytes Razorpay signed: never re-serialise
+    signature = request.headers.get("X-Razorpay-Signature", "")
+    if not signature:
+        raise HttpError("Missing webhook signature", 400)
+    if not webhook_signature_valid(raw, signature, settings.webhook_secrets):
+        log.warning("webhook rejected: bad signature")
+        raise HttpError("Invalid webhook signature", 400)
+    try:
+        payload = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise HttpError("Malformed webhook payload", 400) from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("event"), str):
+        raise HttpError("Malformed webhook payload", 400)
+
+    header_id = request.headers.get("X-Razorpay-Event-Id", "")[:128] or None
+    key = handlers.event_key(header_id, payload, raw)
+    result = await handlers.apply_webhook(
+        request.app[POOL], key, payload, request.headers.get("X-Request-Id")
+    )
+    log.info("webhook handled", extra={"ctx": {"event": payload["event"], "result": result}})
+    outcome = handlers.outcome_of(payload)
+    if (
+        result == "applied"
+        and settings.capture_on_verify
+        and outcome is not None
+        and outcome.status is PaymentStatus.AUTHORIZED
+    ):
+        _in_background(request.app, handlers.capture_authorized(
+            request.app[POOL], request.app[RAZORPAY], outcome))
+    return web.json_response({"status": "ok"})
+
+
+def _in_background(app: web.Application, coro) -> None:
+    """Answer Razorpay now (its limit is 5 s); the capture call may take longer."""
+    task = asyncio.create_task(coro)
+    app[BACKGROUND].add(task)
+    task.add_done_callback(app[BACKGROUND].discard)
