@@ -60,7 +60,8 @@ async def access_middleware(request: web.Request, handler) -> web.StreamResponse
         response.headers["X-Request-Id"] = request_id
         return response
     finally:
-        route = request.match_info.route.name if request.match_info else None
+        # match_info is a dict of path params: empty (falsy) for /healthz, so no truthiness test
+        route = request.match_info.route.name if request.match_info is not None else None
         # Never the query string, the body or headers: they can carry ids and signatures.
         access_logger.info(
             "request",

@@ -30,8 +30,15 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         if exc.status == 404:
-            return error_response(ApiError("The requested URL was not found on the server.",
-                                           status=404, reason="NA", step="NA", source="NA"))
+            return error_response(
+                ApiError(
+                    "The requested URL was not found on the server.",
+                    status=404,
+                    reason="NA",
+                    step="NA",
+                    source="NA",
+                )
+            )
         return error_response(ApiError(exc.reason, status=exc.status, reason="NA", step="NA"))
     except Exception:
         log.exception("unhandled error in sandbox")

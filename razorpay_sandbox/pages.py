@@ -27,14 +27,14 @@ def _template(name: str) -> Template:
     return Template(text)
 
 
-def _render(name: str, status: int = 200, **values: str) -> web.Response:
+def _render(name: str, http_status: int = 200, **values: str) -> web.Response:
     """Substitute escaped values; keys starting with `html_` are already-safe fragments."""
     safe = {
         key.removeprefix("html_"): value if key.startswith("html_") else html.escape(value)
         for key, value in values.items()
     }
     body = _template(name).substitute(safe)
-    return web.Response(text=body, status=status, content_type="text/html", headers=_HEADERS)
+    return web.Response(text=body, status=http_status, content_type="text/html", headers=_HEADERS)
 
 
 def is_web_url(url: str) -> bool:
@@ -56,7 +56,7 @@ def checkout(order: Order, callback_url: str) -> web.Response:
         amount_rupees=rupees(order.amount - order.amount_paid),
         order_id=order.id,
         receipt=order.receipt or "",
-        status=str(order.status),
+        order_status=str(order.status),
         callback_url=callback_url,
         html_notes_rows=notes,
     )
@@ -71,4 +71,4 @@ def callback(callback_url: str, fields: list[tuple[str, str]]) -> web.Response:
 
 
 def message(title: str, text: str, status: int) -> web.Response:
-    return _render("message.html", status=status, title=title, text=text)
+    return _render("message.html", http_status=status, title=title, text=text)

@@ -28,8 +28,8 @@ _TOKEN_RE = re.compile(
 )
 
 # Fixed rendering parameters make the PNG a pure function of the token (the mask is the
-# one the QR spec's penalty rules pick, itself deterministic). Version 6-M holds 106 bytes; the longest token (19-digit
-# booking id, "collection") is 68.
+# one the QR spec's penalty rules pick, itself deterministic). Version 6-M holds 106
+# bytes; the longest token (19-digit booking id, "collection") is 68.
 _QR_VERSION = 6
 _QR_BOX_SIZE = 8
 _QR_BORDER = 4

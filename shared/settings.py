@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     gateway_trusted_proxies: str = ""  # comma-separated IPs whose X-Forwarded-For is believed
     gateway_max_body_bytes: int = 64 * 1024
     gateway_upstream_timeout_seconds: float = 15.0
+    gateway_body_read_timeout_seconds: float = 30.0
+    rate_limit_max_clients: int = 100_000
     rate_limit_create_order: int = 100
     rate_limit_verify_payment: int = 100
     rate_limit_payment_status: int = 1000
@@ -74,6 +76,10 @@ class Settings(BaseSettings):
 
     # Sandbox
     sandbox_webhook_url: str = "http://127.0.0.1:8080/api/razorpay/webhook"
+    sandbox_webhook_retry_base_seconds: float = 0.5
+    sandbox_webhook_max_delay_seconds: float = 30.0
+    sandbox_webhook_max_attempts: int = 10
+    sandbox_webhook_timeout_seconds: float = 5.0
 
     log_level: str = Field(default="INFO")
 

@@ -489,3 +489,18 @@ async def test_one_access_line_per_request_without_query_or_secrets(http, gw, ca
     assert isinstance(ctx["duration_ms"], float)
     text = repr(lines[0].__dict__)
     assert "SECRETQUERY" not in text and "SIGNATUREVALUE" not in text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "route"),
+    [
+        ("GET", "/healthz", "healthz"),
+        ("POST", "/api/razorpay/webhook", "webhook"),
+        ("GET", "/nope", "unmatched"),
+    ],
+)
+async def test_access_line_names_the_route(http, gw, caplog, method, path, route):
+    caplog.set_level(logging.INFO, logger="gateway.access")
+    await call(http, method, gw + path)
+    (line,) = [r for r in caplog.records if r.name == "gateway.access"]
+    assert line.ctx["route"] == route

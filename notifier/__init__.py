@@ -1,0 +1,1 @@
+"""notifier: confirms bookings, issues QR passes and records notifications from events."""

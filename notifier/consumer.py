@@ -1,0 +1,248 @@
+"""The notifier's RabbitMQ consumer: parse → handle → ack/nack.
+
+Failure policy, per message:
+- cannot be parsed (not JSON, not an Envelope, unknown type, invalid data): poison, so
+  `reject(requeue=False)` sends it straight to the dead-letter queue;
+- the database is unreachable: a transient failure that must not burn the delivery limit,
+  so the message stays unacked and handling is retried in-process with backoff
+  (0.5 s doubling to 5 s) until the database answers;
+- anything else the handler raises: `nack(requeue=True)`; RabbitMQ counts deliveries and
+  dead-letters the message after `x-delivery-limit`.
+Ack happens only after the handler's transaction has committed. An ack lost with a broken
+channel is harmless: the broker redelivers and the inbox absorbs the duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aio_pika
+import asyncpg
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from pydantic import ValidationError
+
+from notifier.handlers import apply_event
+from shared.events import Envelope, Event
+from shared.http import DB_ERRORS
+from shared.logging import log_ctx
+from shared.messaging import CONSUMERS, declare_consumer_queue
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+NAME = "notifier"
+
+# The database is away (down, restarting, unreachable, pool closing), not the event bad.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = DB_ERRORS + (
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+
+Apply = Callable[[Event, uuid.UUID], Awaitable[bool]]
+
+
+def parse(body: bytes) -> tuple[Envelope, Event] | None:
+    """The envelope and its typed event, or None for anything we cannot read."""
+    try:
+        envelope = Envelope.model_validate_json(body)
+        return envelope, envelope.event()
+    except (ValidationError, KeyError, ValueError, TypeError, RecursionError):
+        return None
+
+
+class ChannelGone(Exception):
+    """The channel that delivered the message closed: the broker will redeliver it."""
+
+
+class MessageHandler:
+    """The broker-independent part of the consumer: takes any object with aio-pika's
+    IncomingMessage surface (`body`, `headers`, `ack`, `nack`, `reject`, `channel`)."""
+
+    def __init__(
+        self,
+        apply: Apply,
+        *,
+        retry_initial: float = 0.5,
+        retry_max: float = 5.0,
+        requeue_delay: float = 0.5,
+    ):
+        self.apply = apply
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self.requeue_delay = requeue_delay  # a short pause so a failing message can't spin
+        self.inflight: set[asyncio.Task] = set()
+        # Called with (outcome, event id or None) once a message is settled: a seam for tests
+        # and metrics. Outcomes: applied, duplicate, requeued, dead-lettered, abandoned.
+        self.listeners: list[Callable[[str, str | None], None]] = []
+
+    async def __call__(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.inflight.add(task)
+        try:
+            await self.process(message)
+        finally:
+            self.inflight.discard(task)
+
+    async def process(self, message: AbstractIncomingMessage) -> None:
+        parsed = parse(message.body)
+        if parsed is None:
+            log.error("unreadable message dead-lettered", extra=_message_ctx(message))
+            await _settle(message.reject(requeue=False), "reject")
+            self._settled("dead-lettered", None)
+            return
+        envelope, event = parsed
+        ctx = {"event_id": str(envelope.id), "event_type": envelope.type}
+        try:
+            applied = await self._apply_until_database_answers(message, event, envelope.id)
+        except ChannelGone:
+            log.warning("channel closed while the database was away", extra=log_ctx(**ctx))
+            self._settled("abandoned", ctx["event_id"])
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error(
+                "handler failed; requeued",
+                extra=log_ctx(**ctx, error=type(exc).__name__,
+                              delivery_count=_delivery_count(message)),
+            )
+            await asyncio.sleep(self.requeue_delay)
+            await _settle(message.nack(requeue=True), "nack")
+            self._settled("requeued", ctx["event_id"])
+            return
+        if not applied:
+            log.info("duplicate event acknowledged", extra=log_ctx(**ctx))
+        await _settle(message.ack(), "ack")
+        self._settled("applied" if applied else "duplicate", ctx["event_id"])
+
+    def _settled(self, outcome: str, event_id: str | None) -> None:
+        for listener in self.listeners:
+            listener(outcome, event_id)
+
+    async def _apply_until_database_answers(self, message, event: Event, event_id) -> bool:
+        delay, attempt = self.retry_initial, 0
+        while True:
+            try:
+                return await self.apply(event, event_id)
+            except TRANSIENT_ERRORS as exc:
+                attempt += 1
+                if not _channel_open(message):
+                    raise ChannelGone from exc
+                log.warning(
+                    "database unavailable; retrying",
+                    extra=log_ctx(event_id=str(event_id), error=type(exc).__name__,
+                                  attempt=attempt, retry_in=delay),
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max)
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Let in-flight messages finish (then cancel them: unacked means redelivered)."""
+        if self.inflight:
+            _, pending = await asyncio.wait(set(self.inflight), timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+def pool_apply(pool: asyncpg.Pool, settings: Settings) -> Apply:
+    """The real adapter: one pooled connection, one transaction per event."""
+
+    async def apply(event: Event, event_id: uuid.UUID) -> bool:
+        async with pool.acquire() as conn:
+            return await apply_event(conn, event, event_id,
+                                     pass_secret=settings.pass_signing_secret)
+
+    return apply
+
+
+class NotifierConsumer:
+    """Owns the robust connection: connects (waiting for the broker if it is not up yet),
+    declares the quorum queue with its DLX, consumes until cancelled. aio-pika's robust
+    connection re-declares the topology and re-consumes after a broker restart."""
+
+    def __init__(self, settings: Settings, handler: MessageHandler):
+        self.settings = settings
+        self.handler = handler
+        self.ready = asyncio.Event()  # set once consuming; tests wait on it
+        self.connection: AbstractRobustConnection | None = None
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._consume()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # e.g. the queue exists with other arguments
+                log.error("consumer stopped (%s); restarting", type(exc).__name__)
+                await asyncio.sleep(5)
+
+    async def _consume(self) -> None:
+        try:
+            self.connection = await self._connect()
+            channel = await self.connection.channel()
+            await channel.set_qos(prefetch_count=self.settings.notifier_prefetch)
+            queue = await declare_consumer_queue(channel, self.settings, NAME, CONSUMERS[NAME])
+            await queue.consume(self.handler)
+            self.ready.set()
+            log.info("consuming", extra=log_ctx(queue=queue.name))
+            await asyncio.Future()  # until cancelled
+        finally:
+            self.ready.clear()
+            await self.handler.drain(grace_seconds=5)
+            connection, self.connection = self.connection, None
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    await connection.close()
+
+    async def _connect(self) -> AbstractRobustConnection:
+        delay = 0.5
+        while True:
+            try:
+                return await aio_pika.connect_robust(
+                    self.settings.amqp_url,
+                    timeout=10,
+                    client_properties={"connection_name": f"{NAME}@{socket.gethostname()}"
+                                       f":{os.getpid()}"},
+                )
+            except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as exc:
+                log.warning("broker not reachable yet (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5)
+
+
+async def _settle(action: Awaitable[Any], what: str) -> None:
+    try:
+        await action
+    except Exception as exc:  # channel closed under us: the broker redelivers, inbox dedupes
+        log.warning("%s not delivered to the broker (%s)", what, type(exc).__name__)
+
+
+def _channel_open(message) -> bool:
+    try:
+        return not message.channel.is_closed
+    except Exception:
+        return False
+
+
+def _delivery_count(message) -> int | None:
+    value = (message.headers or {}).get("x-delivery-count")
+    return value if isinstance(value, int) else None
+
+
+def _message_ctx(message) -> dict:
+    # Never the body (it carries payment ids); the message id only if it is one of ours.
+    try:
+        message_id = str(uuid.UUID(str(message.message_id)))
+    except ValueError:
+        message_id = None
+    return log_ctx(message_id=message_id, delivery_count=_delivery_count(message),
+                   size=len(message.body or b""))

@@ -1,0 +1,54 @@
+"""`a6pay booking ID`: where one booking stands, without any payment identifier."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from shared.money import paise_to_rupees
+
+
+async def booking_report(pool: asyncpg.Pool, booking_id: int) -> dict | None:
+    """Booking status, our payment status, passes and notifications; None if unknown."""
+    async with pool.acquire() as conn:
+        booking = await conn.fetchrow(
+            "SELECT id, status, amount_paise, confirmed_at FROM bookings WHERE id = $1",
+            booking_id,
+        )
+        if booking is None:
+            return None
+        # The captured payment if there is one, else the latest attempt.
+        payment_status = await conn.fetchval(
+            "SELECT status FROM payments WHERE booking_id = $1"
+            " ORDER BY status = 'captured' DESC, created_at DESC, id DESC LIMIT 1",
+            booking_id,
+        )
+        passes = await conn.fetch(
+            "SELECT kind, token, created_at FROM passes WHERE booking_id = $1"
+            " ORDER BY kind = 'return', id",
+            booking_id,
+        )
+        notifications = await conn.fetch(
+            "SELECT kind, recipient, created_at FROM notifications WHERE booking_id = $1"
+            " ORDER BY created_at, id",
+            booking_id,
+        )
+    return {
+        "booking_id": booking["id"],
+        "status": booking["status"],
+        "confirmed_at": _iso(booking["confirmed_at"]),
+        "payment_status": payment_status,
+        "amount": paise_to_rupees(booking["amount_paise"]),
+        "amount_paise": booking["amount_paise"],
+        "passes": [
+            {"kind": p["kind"], "token": p["token"], "created_at": _iso(p["created_at"])}
+            for p in passes
+        ],
+        "notifications": [
+            {"kind": n["kind"], "recipient": n["recipient"], "created_at": _iso(n["created_at"])}
+            for n in notifications
+        ],
+    }
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,88 @@
+"""Short calls for e2e tests: the public API through the gateway, and the sandbox controls."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+import aiohttp
+
+from shared.settings import SANDBOX_KEY_SECRET, SANDBOX_WEBHOOK_SECRET
+
+
+async def call(http: aiohttp.ClientSession, method: str, url: str, **kw):
+    async with http.request(method, url, allow_redirects=False, **kw) as resp:
+        text = await resp.text()
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = text
+        return resp.status, body, resp.headers
+
+
+async def create_order(http, stack, booking, **overrides):
+    body = {"booking_id": booking["booking_id"], "customer_id": booking["customer_id"],
+            "amount": booking["amount"], **overrides}
+    return await call(http, "POST", f"{stack.gateway}/api/razorpay/create-order", json=body)
+
+
+async def payment_status(http, stack, booking_id):
+    return await call(http, "GET", f"{stack.gateway}/api/razorpay/payment-status/{booking_id}")
+
+
+async def pay(http, stack, order_id, outcome="captured", **webhooks):
+    """Pay at the sandbox's checkout; webhooks default to delivered once."""
+    options = {"enabled": True, **webhooks}
+    status, body, _ = await call(
+        http, "POST", f"{stack.sandbox}/sandbox/orders/{order_id}/pay",
+        json={"outcome": outcome, "webhooks": options},
+    )
+    assert status == 200, body
+    return body
+
+
+async def verify(http, stack, booking, checkout, **overrides):
+    body = {
+        "razorpay_payment_id": checkout.get("razorpay_payment_id"),
+        "razorpay_order_id": checkout.get("razorpay_order_id"),
+        "razorpay_signature": checkout.get("razorpay_signature"),
+        "booking_id": booking["booking_id"],
+        "customer_id": booking["customer_id"],
+        **overrides,
+    }
+    return await call(http, "POST", f"{stack.gateway}/api/razorpay/verify-payment", json=body)
+
+
+def checkout_signature(order_id: str, payment_id: str, secret: str = SANDBOX_KEY_SECRET) -> str:
+    return hmac.new(secret.encode(), f"{order_id}|{payment_id}".encode(), "sha256").hexdigest()
+
+
+def webhook_body(event: str, payment: dict, order: dict | None = None, created_at=1_700_000_000):
+    payload = {"payment": {"entity": payment}}
+    if order is not None:
+        payload["order"] = {"entity": order}
+    return json.dumps({
+        "entity": "event", "account_id": "acc_TestA6Pay0001", "event": event,
+        "contains": list(payload), "payload": payload, "created_at": created_at,
+    }).encode()
+
+
+async def send_webhook(http, stack, raw: bytes, secret: str = SANDBOX_WEBHOOK_SECRET,
+                       event_id: str | None = None, signature: str | None = None):
+    headers = {"Content-Type": "application/json"}
+    headers["X-Razorpay-Signature"] = signature if signature is not None else hmac.new(
+        secret.encode(), raw, hashlib.sha256).hexdigest()
+    if event_id:
+        headers["X-Razorpay-Event-Id"] = event_id
+    return await call(http, "POST", f"{stack.gateway}/api/razorpay/webhook", data=raw,
+                      headers=headers)
+
+
+async def sandbox_stats(http, stack):
+    return (await call(http, "GET", f"{stack.sandbox}/sandbox/stats"))[1]
+
+
+async def set_fault(http, stack, **rule):
+    status, body, _ = await call(http, "POST", f"{stack.sandbox}/sandbox/faults", json=rule)
+    assert status == 200, body

@@ -1,0 +1,104 @@
+"""QR passes: signed tokens, deterministic PNGs a standard reader can scan."""
+
+import base64
+import io
+
+import pytest
+import zxingcpp
+from PIL import Image
+
+from shared.passes import PASS_KINDS, pass_token, passes_for, qr_data_url, verify_pass_token
+
+SECRET = "unit-test-pass-secret"
+
+
+def png_of(data_url: str) -> bytes:
+    prefix = "data:image/png;base64,"
+    assert data_url.startswith(prefix)
+    return base64.b64decode(data_url.removeprefix(prefix), validate=True)
+
+
+@pytest.mark.parametrize("kind", PASS_KINDS)
+@pytest.mark.parametrize("booking_id", [1, 42, 9_223_372_036_854_775_807])
+def test_round_trip(booking_id, kind):
+    token = pass_token(booking_id, kind, SECRET)
+    assert token.startswith(f"A6P1.{booking_id}.{kind}.")
+    assert verify_pass_token(token, SECRET) == (booking_id, kind)
+
+
+def test_token_shape():
+    token = pass_token(7, "return", SECRET)
+    version, booking, kind, mac = token.split(".")
+    assert (version, booking, kind) == ("A6P1", "7", "return")
+    assert len(mac) == 32 and int(mac, 16) >= 0
+
+
+def test_forged_and_tampered_tokens_are_rejected():
+    token = pass_token(7, "collection", SECRET)
+    mac = token.rsplit(".", 1)[1]
+    flipped = mac[:-1] + ("0" if mac[-1] != "0" else "1")
+    forged = [
+        pass_token(7, "collection", "another-secret"),  # signed with the wrong key
+        f"A6P1.7.collection.{flipped}",  # one hex digit changed
+        f"A6P1.7.return.{mac}",  # other kind, same mac
+        f"A6P1.8.collection.{mac}",  # other booking, same mac
+        f"A6P2.7.collection.{mac}",  # other version
+        f"A6P1.07.collection.{mac}",  # leading zero: a second spelling of booking 7
+        f"A6P1.7.collection.{mac.upper()}",
+        f"A6P1.7.collection.{mac}\n",
+        f" A6P1.7.collection.{mac}",
+        f"A6P1.7.collection.{mac}00",
+        f"A6P1.7.collection.{mac[:-2]}",
+        f"A6P1.-7.collection.{mac}",
+        f"A6P1.0.collection.{mac}",
+        f"A6P1.٧.collection.{mac}",  # a non-ASCII digit
+        f"A6P1.7.lounge.{mac}",
+        "",
+        "A6P1...",
+        "not a token",
+    ]
+    for candidate in forged:
+        assert verify_pass_token(candidate, SECRET) is None, candidate
+    assert verify_pass_token(token, "") is None
+    assert verify_pass_token(None, SECRET) is None  # type: ignore[arg-type]
+
+
+def test_other_kind_and_other_booking_have_other_tokens():
+    tokens = {pass_token(b, k, SECRET) for b in (1, 2) for k in PASS_KINDS}
+    assert len(tokens) == 4
+
+
+@pytest.mark.parametrize(
+    "booking_id, kind",
+    [(0, "collection"), (-1, "return"), (True, "return"), ("7", "return"), (7, "lounge")],
+)
+def test_bad_inputs_raise(booking_id, kind):
+    with pytest.raises(ValueError):
+        pass_token(booking_id, kind, SECRET)
+
+
+def test_rendering_is_deterministic():
+    token = pass_token(123, "collection", SECRET)
+    first = qr_data_url(token)
+    qr_data_url.cache_clear()
+    assert qr_data_url(token) == first  # re-rendered from scratch: same bytes
+    assert png_of(first).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_passes_for_gives_both_kinds_and_fresh_dicts():
+    passes = passes_for(55, SECRET)
+    assert set(passes) == set(PASS_KINDS)
+    for kind, (token, url) in passes.items():
+        assert verify_pass_token(token, SECRET) == (55, kind)
+        assert url == qr_data_url(token)
+    passes.clear()  # the caller's copy; the cache is unaffected
+    assert set(passes_for(55, SECRET)) == set(PASS_KINDS)
+
+
+@pytest.mark.parametrize("booking_id", [1, 987_654, 9_223_372_036_854_775_807])
+def test_png_scans_back_to_exactly_the_token(booking_id):
+    for kind, (token, url) in passes_for(booking_id, SECRET).items():
+        image = Image.open(io.BytesIO(png_of(url)))
+        results = zxingcpp.read_barcodes(image)
+        assert [r.text for r in results] == [token], kind
+        assert results[0].format == zxingcpp.BarcodeFormat.QRCode
