@@ -112,7 +112,7 @@ async def _dlq(
     connection = await aio_pika.connect(settings.amqp_url, timeout=10)
     async with connection:
         channel = await connection.channel(
-            publisher_confirms=publisher_confirms, on_return_raises=True
+            publisher_confirms=publisher_confirms, on_return_raises=publisher_confirms
         )
         # passive: we inspect the DLQ the consumer declared, never create one of our own
         dlq = await channel.get_queue(dead_letter_queue_name(settings, CONSUMER), ensure=True)

@@ -14,7 +14,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from shared.settings import SANDBOX_WEBHOOK_SECRET
 from tests.infra import free_port
+
+OLD_WEBHOOK_SECRET = "a6_previous_webhook_secret"
 
 SERVICES = {
     "razorpay_sandbox": "SANDBOX_PORT",
@@ -49,6 +52,8 @@ class Stack:
             "OUTBOX_SWEEP_SECONDS": "0.5",
             "RECONCILE_FIRST_DELAY_SECONDS": "3600",
             "RAZORPAY_TIMEOUT_SECONDS": "2",
+            # the sandbox signs with the first; the second stands for a rotated-out secret
+            "RAZORPAY_WEBHOOK_SECRET": f"{SANDBOX_WEBHOOK_SECRET},{OLD_WEBHOOK_SECRET}",
             "CHECKOUT_SUCCESS_URL": "http://shop.example/paid",
             "CHECKOUT_FAILURE_URL": "http://shop.example/failed",
             "PYTHONUNBUFFERED": "1",

@@ -1,0 +1,439 @@
+"""The notifier against real PostgreSQL and RabbitMQ: effects once, poison to the DLQ,
+replay, a broker connection drop and a database outage that dead-letters nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import uuid
+from collections import Counter
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import aio_pika
+import aiohttp
+import pytest
+from aiohttp import web
+
+from notifier.app import CONSUMER, create_app
+from notifier.dlq import list_dead_letters, replay_dead_letters
+from notifier.handlers import BookingNotFound, apply_event
+from notifier.report import booking_report
+from shared.events import Envelope, OrderCreated, PaymentCaptured, PaymentFailed
+from shared.messaging import declare_exchange
+from shared.passes import passes_for, verify_pass_token
+from tests.factories import make_booking
+from tests.infra import eventually, free_port
+
+EXCHANGE = "a6pay.events.notifiertest"
+DELIVERY_LIMIT = 2
+
+
+# ---------------------------------------------------------------- fixtures and helpers
+
+
+@pytest.fixture(scope="module")
+def settings(base_settings):
+    return base_settings.model_copy(
+        update={"amqp_exchange": EXCHANGE, "notifier_delivery_limit": DELIVERY_LIMIT}
+    )
+
+
+class Notifier:
+    """The notifier app served in-process, with a log of how each message was settled."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.port = free_port()
+        self.app = create_app(settings)
+        self.runner = web.AppRunner(self.app)
+        self.outcomes: list[tuple[str, str | None]] = []
+
+    async def start(self) -> Notifier:
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        consumer = self.app[CONSUMER]
+        consumer.handler.listeners.append(lambda *outcome: self.outcomes.append(outcome))
+        await asyncio.wait_for(consumer.ready.wait(), 20)
+        return self
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+    def count(self, event_id, outcome: str) -> int:
+        return Counter(self.outcomes)[(outcome, str(event_id))]
+
+    async def settled(self, event_id, outcome: str = "applied", times: int = 1, timeout=15):
+        async def done():
+            return self.count(event_id, outcome) >= times
+
+        await eventually(done, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+async def notifier(settings):
+    running = await Notifier(settings).start()
+    yield running
+    await running.stop()
+
+
+class Bus:
+    def __init__(self, settings):
+        self.settings = settings
+
+    async def __aenter__(self) -> Bus:
+        self.connection = await aio_pika.connect(self.settings.amqp_url, timeout=10)
+        channel = await self.connection.channel(publisher_confirms=True)
+        self.exchange = await declare_exchange(channel, self.settings)
+        return self
+
+    async def __aexit__(self, *_):
+        await self.connection.close()
+
+    async def publish(self, envelope: Envelope | None = None, *, body: bytes | None = None,
+                      routing_key: str | None = None, message_id: str | None = None) -> None:
+        message = aio_pika.Message(
+            body=body if body is not None else envelope.model_dump_json().encode(),
+            message_id=message_id or str(envelope.id),
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            type=envelope.type if envelope else None,
+        )
+        await self.exchange.publish(message, routing_key=routing_key or envelope.type,
+                                    mandatory=True)
+
+
+@pytest.fixture
+async def bus(settings, notifier):
+    async with Bus(settings) as bus:
+        yield bus
+
+
+def captured(booking: dict, payment_id: str = "pay_ItgCapture0001") -> Envelope:
+    return Envelope.wrap(PaymentCaptured(
+        booking_id=booking["booking_id"], customer_id=booking["customer_id"],
+        order_id=f"order_Itg{booking['booking_id']:010d}", payment_id=payment_id,
+        amount_paise=booking["amount_paise"], source="webhook"), "test")
+
+
+def failed(booking: dict, payment_id: str | None = "pay_ItgFailed0001") -> Envelope:
+    return Envelope.wrap(PaymentFailed(
+        booking_id=booking["booking_id"], customer_id=booking["customer_id"],
+        order_id=f"order_Itg{booking['booking_id']:010d}", payment_id=payment_id,
+        error_code="BAD_REQUEST_ERROR", source="webhook"), "test")
+
+
+def rewrap(envelope: Envelope) -> Envelope:
+    """The same fact under a new event id (e.g. verify and webhook both reporting it)."""
+    return Envelope(type=envelope.type, producer="other", data=envelope.data)
+
+
+async def state(pool, booking_id: int) -> dict:
+    async with pool.acquire() as conn:
+        return {
+            "status": await conn.fetchval("SELECT status FROM bookings WHERE id=$1", booking_id),
+            "passes": await conn.fetch(
+                "SELECT kind, token, qr_data_url FROM passes WHERE booking_id=$1 ORDER BY kind",
+                booking_id),
+            "notifications": await conn.fetch(
+                "SELECT kind, dedupe_key, recipient, subject, body FROM notifications"
+                " WHERE booking_id=$1 ORDER BY id", booking_id),
+        }
+
+
+async def dead_letter(settings, message_id: str) -> dict | None:
+    for entry in await list_dead_letters(settings, limit=1000):
+        if entry["message_id"] == message_id:
+            return entry
+    return None
+
+
+async def apply(pool, envelope: Envelope, secret: str = "itg-secret") -> bool:
+    async with pool.acquire() as conn:
+        return await apply_event(conn, envelope.event(), envelope.id, pass_secret=secret)
+
+
+# ---------------------------------------------------------------- handlers, no broker
+
+
+async def test_handler_capture_confirms_and_issues_exactly_what_passes_for_renders(pool):
+    booking = await make_booking(pool)
+    envelope = captured(booking)
+    assert await apply(pool, envelope) is True
+    assert await apply(pool, envelope) is False  # inbox: same event id is a no-op
+    assert await apply(pool, rewrap(envelope)) is True  # new id, same fact: constraints hold
+    now = await state(pool, booking["booking_id"])
+    assert now["status"] == "confirmed"
+    expected = passes_for(booking["booking_id"], "itg-secret")
+    assert {p["kind"]: (p["token"], p["qr_data_url"]) for p in now["passes"]} == expected
+    [note] = now["notifications"]
+    assert note["recipient"].endswith("@example.com") and "Maruti Swift" in note["body"]
+    assert "28 Dec 2025 to 30 Dec 2025" in note["body"] and "₹1,500.00" in note["body"]
+    assert "pay_" not in note["body"] + note["subject"]
+
+
+async def test_racing_duplicates_apply_once(pool):
+    booking = await make_booking(pool)
+    first = captured(booking)
+    results = await asyncio.gather(*(apply(pool, e) for e in [first] * 4
+                                     + [rewrap(first) for _ in range(4)]))
+    assert results.count(True) == 5  # one per distinct event id, effects still single
+    now = await state(pool, booking["booking_id"])
+    assert len(now["passes"]) == 2 and len(now["notifications"]) == 1
+
+
+async def test_handler_failure_notifies_once_per_payment_and_not_after_confirmation(pool):
+    booking = await make_booking(pool)
+    assert await apply(pool, failed(booking, "pay_ItgFailA00001"))
+    assert await apply(pool, failed(booking, "pay_ItgFailA00001"))  # other id, same payment
+    assert await apply(pool, failed(booking, None))  # no payment id: keyed by the order
+    now = await state(pool, booking["booking_id"])
+    assert now["status"] == "pending" and now["passes"] == []
+    assert [n["kind"] for n in now["notifications"]] == ["payment_failed"] * 2
+    await apply(pool, captured(booking))
+    await apply(pool, failed(booking, "pay_ItgLateFail001"))  # an old attempt, reported late
+    kinds = [n["kind"] for n in (await state(pool, booking["booking_id"]))["notifications"]]
+    assert kinds == ["payment_failed", "payment_failed", "payment_confirmed"]
+
+
+async def test_handler_order_created_only_inboxes(pool):
+    booking = await make_booking(pool)
+    envelope = Envelope.wrap(OrderCreated(booking_id=booking["booking_id"],
+                                          customer_id=booking["customer_id"],
+                                          order_id="order_ItgOc0000001", amount_paise=1), "t")
+    assert await apply(pool, envelope) is True
+    assert await apply(pool, envelope) is False
+    now = await state(pool, booking["booking_id"])
+    assert now["status"] == "pending" and not now["passes"] and not now["notifications"]
+
+
+async def test_handler_cancelled_booking_gets_no_passes(pool):
+    booking = await make_booking(pool)
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE bookings SET status='cancelled' WHERE id=$1",
+                           booking["booking_id"])
+    await apply(pool, captured(booking))
+    now = await state(pool, booking["booking_id"])
+    assert now["status"] == "cancelled" and not now["passes"] and not now["notifications"]
+
+
+async def test_handler_unknown_booking_raises_and_leaves_no_inbox_row(pool):
+    envelope = captured({"booking_id": 10**15, "customer_id": 1, "amount_paise": 100})
+    with pytest.raises(BookingNotFound):
+        await apply(pool, envelope)
+    async with pool.acquire() as conn:
+        assert not await conn.fetchval("SELECT 1 FROM inbox WHERE event_id=$1", envelope.id)
+
+
+async def test_booking_report(pool):
+    assert await booking_report(pool, 10**15) is None
+    booking = await make_booking(pool)
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
+            " amount_paise, status, razorpay_payment_id) VALUES ($1,$2,$3,'r',$4,'captured',$5)",
+            booking["booking_id"], booking["customer_id"],
+            f"order_ItgRep{booking['booking_id']:08d}", booking["amount_paise"],
+            "pay_ItgReport00001")
+    await apply(pool, captured(booking))
+    report = await booking_report(pool, booking["booking_id"])
+    assert report["status"] == "confirmed" and report["payment_status"] == "captured"
+    assert report["amount"] == 1500.0
+    assert [p["kind"] for p in report["passes"]] == ["collection", "return"]
+    assert verify_pass_token(report["passes"][0]["token"], "itg-secret")
+    assert [n["kind"] for n in report["notifications"]] == ["payment_confirmed"]
+    text = json.dumps(report)
+    assert "pay_" not in text and "order_" not in text
+
+
+# ---------------------------------------------------------------- through RabbitMQ
+
+
+async def test_healthz(notifier):
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{notifier.port}/healthz") as response:
+            assert response.status == 200
+
+
+async def test_capture_delivered_many_times_applies_once(pool, bus, notifier, settings):
+    booking = await make_booking(pool)
+    envelope = captured(booking)
+    for _ in range(3):
+        await bus.publish(envelope)
+    second = rewrap(envelope)
+    await bus.publish(second)
+    await notifier.settled(envelope.id, "applied")
+    await notifier.settled(envelope.id, "duplicate", times=2)
+    await notifier.settled(second.id, "applied")
+    now = await state(pool, booking["booking_id"])
+    assert now["status"] == "confirmed"
+    assert sorted(p["kind"] for p in now["passes"]) == ["collection", "return"]
+    assert [n["kind"] for n in now["notifications"]] == ["payment_confirmed"]
+    for p in now["passes"]:  # signed with the configured secret
+        assert verify_pass_token(p["token"], settings.pass_signing_secret) == (
+            booking["booking_id"], p["kind"])
+
+
+async def test_failure_delivered_notifies_once_and_booking_stays_pending(pool, bus, notifier):
+    booking = await make_booking(pool)
+    envelope = failed(booking)
+    await bus.publish(envelope)
+    await bus.publish(envelope)
+    await notifier.settled(envelope.id, "applied")
+    await notifier.settled(envelope.id, "duplicate")
+    now = await state(pool, booking["booking_id"])
+    assert now["status"] == "pending" and not now["passes"]
+    assert [n["kind"] for n in now["notifications"]] == ["payment_failed"]
+
+
+async def test_poison_is_dead_lettered_and_the_queue_keeps_flowing(pool, bus, notifier, settings):
+    poison_ids = {name: f"poison-{name}-{uuid.uuid4().hex[:8]}"
+                  for name in ("garbage", "unknown", "invalid")}
+    await bus.publish(body=b"\x00 not json pay_ItgPoison00001", routing_key="payment.captured",
+                      message_id=poison_ids["garbage"])
+    unknown = Envelope(type="payment.refunded", producer="t", data={"booking_id": 1})
+    await bus.publish(unknown, routing_key="order.created", message_id=poison_ids["unknown"])
+    invalid = Envelope(type="payment.captured", producer="t", data={"booking_id": "x"})
+    await bus.publish(invalid, message_id=poison_ids["invalid"])
+    booking = await make_booking(pool)
+    good = captured(booking)
+    await bus.publish(good)
+    await notifier.settled(good.id, "applied")
+    for name, message_id in poison_ids.items():
+        entry = await eventually(lambda m=message_id: dead_letter(settings, m))
+        assert entry["reason"] == "rejected" and entry["death_count"] == 1, name
+    garbage = await dead_letter(settings, poison_ids["garbage"])
+    assert garbage["routing_key"] == "payment.captured"
+    assert "pay_ItgPoison00001" not in garbage["body"]  # scrubbed in the listing
+
+
+async def test_failing_handler_is_dead_lettered_then_replayed_after_the_fix(
+    pool, bus, notifier, settings
+):
+    template = await make_booking(pool)
+    missing_id = 10**12 + template["booking_id"]
+    envelope = captured({**template, "booking_id": missing_id})
+    await bus.publish(envelope)
+    entry = await eventually(lambda: dead_letter(settings, str(envelope.id)), timeout=20)
+    assert notifier.count(envelope.id, "requeued") == DELIVERY_LIMIT + 1
+    assert entry["type"] == "payment.captured" and entry["routing_key"] == "payment.captured"
+    assert entry["reason"] == "delivery_limit"  # RabbitMQ 3.10 quorum queue
+    assert len(entry["body"]) <= 200 and "pay_ItgCapture0001" not in entry["body"]
+
+    garbage_id = f"poison-replayed-{uuid.uuid4().hex[:8]}"
+    await bus.publish(body=b"still garbage", routing_key="payment.failed", message_id=garbage_id)
+    await eventually(lambda: dead_letter(settings, garbage_id))
+
+    async with pool.acquire() as conn:  # the fix: the booking the event names now exists
+        await conn.execute(
+            "INSERT INTO bookings (id, customer_id, car_id, amount_paise, start_date, end_date)"
+            " SELECT $1, customer_id, car_id, amount_paise, start_date, end_date"
+            " FROM bookings WHERE id = $2", missing_id, template["booking_id"])
+    assert await replay_dead_letters(settings) >= 2
+    await notifier.settled(envelope.id, "applied")
+    assert (await state(pool, missing_id))["status"] == "confirmed"
+    assert await dead_letter(settings, str(envelope.id)) is None
+    again = await eventually(lambda: dead_letter(settings, garbage_id))  # still poison
+    assert again["death_count"] >= 1
+    assert await replay_dead_letters(settings, limit=0) == 0
+
+
+async def test_consumer_survives_the_broker_dropping_its_connection(pool, bus, notifier):
+    closed = await asyncio.to_thread(_close_notifier_connections, notifier.settings)
+    assert closed >= 1
+    booking = await make_booking(pool)
+    envelope = captured(booking)
+    await bus.publish(envelope)  # queued while the notifier reconnects
+    await notifier.settled(envelope.id, "applied", timeout=30)
+    assert (await state(pool, booking["booking_id"]))["status"] == "confirmed"
+
+
+def _close_notifier_connections(settings) -> int:
+    """Has the broker close the notifier's connections in this run's vhost (a restart as
+    the client sees it, without restarting the RabbitMQ other runs share)."""
+    vhost = unquote(urlsplit(settings.amqp_url).path.lstrip("/"))
+    listing = subprocess.run(
+        ["rabbitmqctl", "-q", "list_connections", "pid", "vhost", "client_properties",
+         "--no-table-headers"], check=True, capture_output=True, text=True, timeout=60)
+    closed = 0
+    for line in listing.stdout.splitlines():
+        pid, conn_vhost, properties = (line.split("\t", 2) + ["", ""])[:3]
+        if conn_vhost == vhost and '{"connection_name","notifier@' in properties:
+            subprocess.run(["rabbitmqctl", "-q", "close_connection", pid, "test"],
+                           check=True, capture_output=True, timeout=60)
+            closed += 1
+    return closed
+
+
+# ---------------------------------------------------------------- database outage
+
+
+class TcpProxy:
+    """Stands between the notifier and PostgreSQL so the test can take the database away
+    for this notifier alone (the server itself is shared with everything else)."""
+
+    def __init__(self, target_port: int):
+        self.target_port = target_port
+        self.port = free_port()
+        self.server: asyncio.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        self.server.close()
+        for writer in self.writers:
+            writer.close()
+        self.writers.clear()
+        await self.server.wait_closed()
+
+    async def _serve(self, reader, writer) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        self.writers |= {writer, up_writer}
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer),
+                             return_exceptions=True)
+
+    @staticmethod
+    async def _pipe(reader, writer) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+
+async def test_database_outage_dead_letters_nothing(pool, base_settings):
+    parts = urlsplit(base_settings.database_url)
+    proxy = TcpProxy(parts.port or 5432)
+    await proxy.start()
+    settings = base_settings.model_copy(update={
+        "amqp_exchange": EXCHANGE + ".dbdown",
+        "notifier_delivery_limit": DELIVERY_LIMIT,
+        "database_url": urlunsplit(parts._replace(
+            netloc=f"{parts.username}@127.0.0.1:{proxy.port}")),
+    })
+    running = await Notifier(settings).start()
+    try:
+        booking = await make_booking(pool)
+        envelope = captured(booking)
+        await proxy.stop()  # the database is gone for this notifier
+        async with Bus(settings) as bus:
+            await bus.publish(envelope)
+            await asyncio.sleep(4)  # > DELIVERY_LIMIT+1 quick redeliveries if it nacked
+            assert running.outcomes == []  # held unacked, retrying: nothing requeued
+            assert await dead_letter(settings, str(envelope.id)) is None
+            await proxy.start()  # and back, on the same port
+            await running.settled(envelope.id, "applied", timeout=20)
+        assert (await state(pool, booking["booking_id"]))["status"] == "confirmed"
+        assert await dead_letter(settings, str(envelope.id)) is None
+        assert running.outcomes == [("applied", str(envelope.id))]
+    finally:
+        await running.stop()
+        if proxy.server is not None and proxy.server.is_serving():
+            await proxy.stop()
