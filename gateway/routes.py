@@ -10,6 +10,7 @@ from gateway import keys
 from gateway.auth import AuthError, authenticate, body_customer_matches
 from gateway.body import read_body, reject_declared_oversize
 from gateway.errors import FORBIDDEN, GatewayError, json_error, too_many_requests
+from gateway.openapi import openapi_view
 from gateway.proxy import forward, upstream_headers, upstream_url
 from shared.settings import Settings
 
@@ -91,3 +92,4 @@ def setup_routes(app: web.Application) -> None:
     for route in ROUTES:
         app.router.add_route(route.method, route.path, make_proxy_handler(route), name=route.name)
     app.router.add_route("GET", "/healthz", healthz, name="healthz")
+    app.router.add_route("GET", "/openapi.json", openapi_view, name="openapi")

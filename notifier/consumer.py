@@ -111,8 +111,9 @@ class MessageHandler:
         except Exception as exc:
             log.error(
                 "handler failed; requeued",
-                extra=log_ctx(**ctx, error=type(exc).__name__,
-                              delivery_count=_delivery_count(message)),
+                extra=log_ctx(
+                    **ctx, error=type(exc).__name__, delivery_count=_delivery_count(message)
+                ),
             )
             await asyncio.sleep(self.requeue_delay)
             await _settle(message.nack(requeue=True), "nack")
@@ -138,8 +139,12 @@ class MessageHandler:
                     raise ChannelGone from exc
                 log.warning(
                     "database unavailable; retrying",
-                    extra=log_ctx(event_id=str(event_id), error=type(exc).__name__,
-                                  attempt=attempt, retry_in=delay),
+                    extra=log_ctx(
+                        event_id=str(event_id),
+                        error=type(exc).__name__,
+                        attempt=attempt,
+                        retry_in=delay,
+                    ),
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max)
@@ -158,8 +163,9 @@ def pool_apply(pool: asyncpg.Pool, settings: Settings) -> Apply:
 
     async def apply(event: Event, event_id: uuid.UUID) -> bool:
         async with pool.acquire() as conn:
-            return await apply_event(conn, event, event_id,
-                                     pass_secret=settings.pass_signing_secret)
+            return await apply_event(
+                conn, event, event_id, pass_secret=settings.pass_signing_secret
+            )
 
     return apply
 
@@ -210,8 +216,9 @@ class NotifierConsumer:
                 return await aio_pika.connect_robust(
                     self.settings.amqp_url,
                     timeout=10,
-                    client_properties={"connection_name": f"{NAME}@{socket.gethostname()}"
-                                       f":{os.getpid()}"},
+                    client_properties={
+                        "connection_name": f"{NAME}@{socket.gethostname()}:{os.getpid()}"
+                    },
                 )
             except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as exc:
                 log.warning("broker not reachable yet (%s); retrying", type(exc).__name__)
@@ -244,5 +251,8 @@ def _message_ctx(message) -> dict:
         message_id = str(uuid.UUID(str(message.message_id)))
     except ValueError:
         message_id = None
-    return log_ctx(message_id=message_id, delivery_count=_delivery_count(message),
-                   size=len(message.body or b""))
+    return log_ctx(
+        message_id=message_id,
+        delivery_count=_delivery_count(message),
+        size=len(message.body or b""),
+    )

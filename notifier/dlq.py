@@ -67,8 +67,9 @@ async def replay_dead_letters(settings: Settings, limit: int | None = None) -> i
                 continue
             try:
                 # publisher confirms + mandatory: returns once the broker has routed it
-                await exchange.publish(_copy(message), routing_key=routing_key,
-                                       mandatory=True, timeout=10)
+                await exchange.publish(
+                    _copy(message), routing_key=routing_key, mandatory=True, timeout=10
+                )
             except BaseException:
                 await message.nack(requeue=True)
                 raise

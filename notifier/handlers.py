@@ -70,8 +70,9 @@ async def payment_captured(
         f" for {booking['car_name']} ({_dates(booking)}) is confirmed. Show the collection"
         " pass when you pick the car up and the return pass when you bring it back."
     )
-    await _notify(conn, booking, "payment_confirmed", f"payment_confirmed:{booking['id']}",
-                  subject, body)
+    await _notify(
+        conn, booking, "payment_confirmed", f"payment_confirmed:{booking['id']}", subject, body
+    )
     log.info("booking confirmed", extra=_ctx(event, event_id))
 
 
@@ -91,8 +92,9 @@ async def payment_failed(
         f" for {booking['car_name']} ({_dates(booking)}) was not completed. No money was"
         " taken for this attempt; your booking is still reserved and you can pay again."
     )
-    await _notify(conn, booking, "payment_failed", f"payment_failed:{booking['id']}:{attempt}",
-                  subject, body)
+    await _notify(
+        conn, booking, "payment_failed", f"payment_failed:{booking['id']}:{attempt}", subject, body
+    )
     log.info("payment failure notified", extra=_ctx(event, event_id))
 
 
@@ -128,8 +130,13 @@ async def _notify(conn, booking, kind: str, dedupe_key: str, subject: str, body:
         "INSERT INTO notifications (booking_id, customer_id, kind, dedupe_key, recipient,"
         " subject, body) VALUES ($1, $2, $3, $4, $5, $6, $7)"
         " ON CONFLICT (dedupe_key) DO NOTHING",
-        booking["id"], booking["customer_id"], kind, dedupe_key, booking["email"],
-        subject, body,
+        booking["id"],
+        booking["customer_id"],
+        kind,
+        dedupe_key,
+        booking["email"],
+        subject,
+        body,
     )
 
 
@@ -143,5 +150,8 @@ def _dates(booking) -> str:
 
 def _ctx(event: Event, event_id: uuid.UUID) -> dict:
     # Booking and event ids only: never payment or order ids.
-    return log_ctx(event_type=event.routing_key, event_id=str(event_id),
-                   booking_id=getattr(event, "booking_id", None))
+    return log_ctx(
+        event_type=event.routing_key,
+        event_id=str(event_id),
+        booking_id=getattr(event, "booking_id", None),
+    )

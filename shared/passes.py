@@ -23,9 +23,7 @@ PASS_KINDS = ("collection", "return")
 
 _VERSION = "A6P1"
 _MAC_HEX = 32  # 128 bits of HMAC-SHA256: ample against forgery, keeps the QR small
-_TOKEN_RE = re.compile(
-    r"A6P1\.([1-9][0-9]{0,18})\.(collection|return)\.([0-9a-f]{32})", re.ASCII
-)
+_TOKEN_RE = re.compile(r"A6P1\.([1-9][0-9]{0,18})\.(collection|return)\.([0-9a-f]{32})", re.ASCII)
 
 # Fixed rendering parameters make the PNG a pure function of the token (the mask is the
 # one the QR spec's penalty rules pick, itself deterministic). Version 6-M holds 106

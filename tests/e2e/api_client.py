@@ -5,14 +5,24 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import random
 
 import aiohttp
 
 from shared.settings import SANDBOX_KEY_SECRET, SANDBOX_WEBHOOK_SECRET
 
 
-async def call(http: aiohttp.ClientSession, method: str, url: str, **kw):
-    async with http.request(method, url, allow_redirects=False, **kw) as resp:
+def random_client() -> str:
+    """An address from TEST-NET-3 (documentation range): the e2e gateway trusts loopback as
+    a proxy, so each call can stand for its own client and no test eats another's budget."""
+    return f"203.0.113.{random.randint(1, 254)}"
+
+
+async def call(http: aiohttp.ClientSession, method: str, url: str, client: str | None = None,
+               **kw):
+    headers = dict(kw.pop("headers", None) or {})
+    headers.setdefault("X-Forwarded-For", client or random_client())
+    async with http.request(method, url, allow_redirects=False, headers=headers, **kw) as resp:
         text = await resp.text()
         try:
             body = json.loads(text)
@@ -69,14 +79,15 @@ def webhook_body(event: str, payment: dict, order: dict | None = None, created_a
 
 
 async def send_webhook(http, stack, raw: bytes, secret: str = SANDBOX_WEBHOOK_SECRET,
-                       event_id: str | None = None, signature: str | None = None):
+                       event_id: str | None = None, signature: str | None = None,
+                       client: str | None = None):
     headers = {"Content-Type": "application/json"}
     headers["X-Razorpay-Signature"] = signature if signature is not None else hmac.new(
         secret.encode(), raw, hashlib.sha256).hexdigest()
     if event_id:
         headers["X-Razorpay-Event-Id"] = event_id
     return await call(http, "POST", f"{stack.gateway}/api/razorpay/webhook", data=raw,
-                      headers=headers)
+                      headers=headers, client=client)
 
 
 async def sandbox_stats(http, stack):

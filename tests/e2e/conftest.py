@@ -57,6 +57,7 @@ class Stack:
             "CHECKOUT_SUCCESS_URL": "http://shop.example/paid",
             "CHECKOUT_FAILURE_URL": "http://shop.example/failed",
             "PYTHONUNBUFFERED": "1",
+            "GATEWAY_TRUSTED_PROXIES": "127.0.0.1",
             **{var: str(self.ports[name]) for name, var in SERVICES.items()},
             **extra_env,
         }

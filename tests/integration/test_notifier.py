@@ -90,8 +90,14 @@ class Bus:
     async def __aexit__(self, *_):
         await self.connection.close()
 
-    async def publish(self, envelope: Envelope | None = None, *, body: bytes | None = None,
-                      routing_key: str | None = None, message_id: str | None = None) -> None:
+    async def publish(
+        self,
+        envelope: Envelope | None = None,
+        *,
+        body: bytes | None = None,
+        routing_key: str | None = None,
+        message_id: str | None = None,
+    ) -> None:
         message = aio_pika.Message(
             body=body if body is not None else envelope.model_dump_json().encode(),
             message_id=message_id or str(envelope.id),
@@ -99,8 +105,9 @@ class Bus:
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             type=envelope.type if envelope else None,
         )
-        await self.exchange.publish(message, routing_key=routing_key or envelope.type,
-                                    mandatory=True)
+        await self.exchange.publish(
+            message, routing_key=routing_key or envelope.type, mandatory=True
+        )
 
 
 @pytest.fixture
@@ -110,17 +117,31 @@ async def bus(settings, notifier):
 
 
 def captured(booking: dict, payment_id: str = "pay_ItgCapture0001") -> Envelope:
-    return Envelope.wrap(PaymentCaptured(
-        booking_id=booking["booking_id"], customer_id=booking["customer_id"],
-        order_id=f"order_Itg{booking['booking_id']:010d}", payment_id=payment_id,
-        amount_paise=booking["amount_paise"], source="webhook"), "test")
+    return Envelope.wrap(
+        PaymentCaptured(
+            booking_id=booking["booking_id"],
+            customer_id=booking["customer_id"],
+            order_id=f"order_Itg{booking['booking_id']:010d}",
+            payment_id=payment_id,
+            amount_paise=booking["amount_paise"],
+            source="webhook",
+        ),
+        "test",
+    )
 
 
 def failed(booking: dict, payment_id: str | None = "pay_ItgFailed0001") -> Envelope:
-    return Envelope.wrap(PaymentFailed(
-        booking_id=booking["booking_id"], customer_id=booking["customer_id"],
-        order_id=f"order_Itg{booking['booking_id']:010d}", payment_id=payment_id,
-        error_code="BAD_REQUEST_ERROR", source="webhook"), "test")
+    return Envelope.wrap(
+        PaymentFailed(
+            booking_id=booking["booking_id"],
+            customer_id=booking["customer_id"],
+            order_id=f"order_Itg{booking['booking_id']:010d}",
+            payment_id=payment_id,
+            error_code="BAD_REQUEST_ERROR",
+            source="webhook",
+        ),
+        "test",
+    )
 
 
 def rewrap(envelope: Envelope) -> Envelope:
@@ -134,10 +155,13 @@ async def state(pool, booking_id: int) -> dict:
             "status": await conn.fetchval("SELECT status FROM bookings WHERE id=$1", booking_id),
             "passes": await conn.fetch(
                 "SELECT kind, token, qr_data_url FROM passes WHERE booking_id=$1 ORDER BY kind",
-                booking_id),
+                booking_id,
+            ),
             "notifications": await conn.fetch(
                 "SELECT kind, dedupe_key, recipient, subject, body FROM notifications"
-                " WHERE booking_id=$1 ORDER BY id", booking_id),
+                " WHERE booking_id=$1 ORDER BY id",
+                booking_id,
+            ),
         }
 
 
@@ -175,8 +199,9 @@ async def test_handler_capture_confirms_and_issues_exactly_what_passes_for_rende
 async def test_racing_duplicates_apply_once(pool):
     booking = await make_booking(pool)
     first = captured(booking)
-    results = await asyncio.gather(*(apply(pool, e) for e in [first] * 4
-                                     + [rewrap(first) for _ in range(4)]))
+    results = await asyncio.gather(
+        *(apply(pool, e) for e in [first] * 4 + [rewrap(first) for _ in range(4)])
+    )
     assert results.count(True) == 5  # one per distinct event id, effects still single
     now = await state(pool, booking["booking_id"])
     assert len(now["passes"]) == 2 and len(now["notifications"]) == 1
@@ -198,9 +223,15 @@ async def test_handler_failure_notifies_once_per_payment_and_not_after_confirmat
 
 async def test_handler_order_created_only_inboxes(pool):
     booking = await make_booking(pool)
-    envelope = Envelope.wrap(OrderCreated(booking_id=booking["booking_id"],
-                                          customer_id=booking["customer_id"],
-                                          order_id="order_ItgOc0000001", amount_paise=1), "t")
+    envelope = Envelope.wrap(
+        OrderCreated(
+            booking_id=booking["booking_id"],
+            customer_id=booking["customer_id"],
+            order_id="order_ItgOc0000001",
+            amount_paise=1,
+        ),
+        "t",
+    )
     assert await apply(pool, envelope) is True
     assert await apply(pool, envelope) is False
     now = await state(pool, booking["booking_id"])
@@ -210,8 +241,9 @@ async def test_handler_order_created_only_inboxes(pool):
 async def test_handler_cancelled_booking_gets_no_passes(pool):
     booking = await make_booking(pool)
     async with pool.acquire() as conn:
-        await conn.execute("UPDATE bookings SET status='cancelled' WHERE id=$1",
-                           booking["booking_id"])
+        await conn.execute(
+            "UPDATE bookings SET status='cancelled' WHERE id=$1", booking["booking_id"]
+        )
     await apply(pool, captured(booking))
     now = await state(pool, booking["booking_id"])
     assert now["status"] == "cancelled" and not now["passes"] and not now["notifications"]
@@ -232,9 +264,12 @@ async def test_booking_report(pool):
         await conn.execute(
             "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
             " amount_paise, status, razorpay_payment_id) VALUES ($1,$2,$3,'r',$4,'captured',$5)",
-            booking["booking_id"], booking["customer_id"],
-            f"order_ItgRep{booking['booking_id']:08d}", booking["amount_paise"],
-            "pay_ItgReport00001")
+            booking["booking_id"],
+            booking["customer_id"],
+            f"order_ItgRep{booking['booking_id']:08d}",
+            booking["amount_paise"],
+            "pay_ItgReport00001",
+        )
     await apply(pool, captured(booking))
     report = await booking_report(pool, booking["booking_id"])
     assert report["status"] == "confirmed" and report["payment_status"] == "captured"
@@ -271,7 +306,9 @@ async def test_capture_delivered_many_times_applies_once(pool, bus, notifier, se
     assert [n["kind"] for n in now["notifications"]] == ["payment_confirmed"]
     for p in now["passes"]:  # signed with the configured secret
         assert verify_pass_token(p["token"], settings.pass_signing_secret) == (
-            booking["booking_id"], p["kind"])
+            booking["booking_id"],
+            p["kind"],
+        )
 
 
 async def test_failure_delivered_notifies_once_and_booking_stays_pending(pool, bus, notifier):
@@ -287,10 +324,14 @@ async def test_failure_delivered_notifies_once_and_booking_stays_pending(pool, b
 
 
 async def test_poison_is_dead_lettered_and_the_queue_keeps_flowing(pool, bus, notifier, settings):
-    poison_ids = {name: f"poison-{name}-{uuid.uuid4().hex[:8]}"
-                  for name in ("garbage", "unknown", "invalid")}
-    await bus.publish(body=b"\x00 not json pay_ItgPoison00001", routing_key="payment.captured",
-                      message_id=poison_ids["garbage"])
+    poison_ids = {
+        name: f"poison-{name}-{uuid.uuid4().hex[:8]}" for name in ("garbage", "unknown", "invalid")
+    }
+    await bus.publish(
+        body=b"\x00 not json pay_ItgPoison00001",
+        routing_key="payment.captured",
+        message_id=poison_ids["garbage"],
+    )
     unknown = Envelope(type="payment.refunded", producer="t", data={"booking_id": 1})
     await bus.publish(unknown, routing_key="order.created", message_id=poison_ids["unknown"])
     invalid = Envelope(type="payment.captured", producer="t", data={"booking_id": "x"})
@@ -328,13 +369,16 @@ async def test_failing_handler_is_dead_lettered_then_replayed_after_the_fix(
         await conn.execute(
             "INSERT INTO bookings (id, customer_id, car_id, amount_paise, start_date, end_date)"
             " SELECT $1, customer_id, car_id, amount_paise, start_date, end_date"
-            " FROM bookings WHERE id = $2", missing_id, template["booking_id"])
+            " FROM bookings WHERE id = $2",
+            missing_id,
+            template["booking_id"],
+        )
     assert await replay_dead_letters(settings) >= 2
     await notifier.settled(envelope.id, "applied")
     assert (await state(pool, missing_id))["status"] == "confirmed"
     assert await dead_letter(settings, str(envelope.id)) is None
     again = await eventually(lambda: dead_letter(settings, garbage_id))  # still poison
-    assert again["death_count"] >= 1
+    assert again["death_count"] == 2  # x-death history survives the replay
     assert await replay_dead_letters(settings, limit=0) == 0
 
 
@@ -353,14 +397,30 @@ def _close_notifier_connections(settings) -> int:
     the client sees it, without restarting the RabbitMQ other runs share)."""
     vhost = unquote(urlsplit(settings.amqp_url).path.lstrip("/"))
     listing = subprocess.run(
-        ["rabbitmqctl", "-q", "list_connections", "pid", "vhost", "client_properties",
-         "--no-table-headers"], check=True, capture_output=True, text=True, timeout=60)
+        [
+            "rabbitmqctl",
+            "-q",
+            "list_connections",
+            "pid",
+            "vhost",
+            "client_properties",
+            "--no-table-headers",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     closed = 0
     for line in listing.stdout.splitlines():
         pid, conn_vhost, properties = (line.split("\t", 2) + ["", ""])[:3]
         if conn_vhost == vhost and '{"connection_name","notifier@' in properties:
-            subprocess.run(["rabbitmqctl", "-q", "close_connection", pid, "test"],
-                           check=True, capture_output=True, timeout=60)
+            subprocess.run(
+                ["rabbitmqctl", "-q", "close_connection", pid, "test"],
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
             closed += 1
     return closed
 
@@ -395,8 +455,9 @@ class TcpProxy:
             writer.close()
             return
         self.writers |= {writer, up_writer}
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer),
-                             return_exceptions=True)
+        await asyncio.gather(
+            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
+        )
 
     @staticmethod
     async def _pipe(reader, writer) -> None:
@@ -412,12 +473,15 @@ async def test_database_outage_dead_letters_nothing(pool, base_settings):
     parts = urlsplit(base_settings.database_url)
     proxy = TcpProxy(parts.port or 5432)
     await proxy.start()
-    settings = base_settings.model_copy(update={
-        "amqp_exchange": EXCHANGE + ".dbdown",
-        "notifier_delivery_limit": DELIVERY_LIMIT,
-        "database_url": urlunsplit(parts._replace(
-            netloc=f"{parts.username}@127.0.0.1:{proxy.port}")),
-    })
+    settings = base_settings.model_copy(
+        update={
+            "amqp_exchange": EXCHANGE + ".dbdown",
+            "notifier_delivery_limit": DELIVERY_LIMIT,
+            "database_url": urlunsplit(
+                parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}")
+            ),
+        }
+    )
     running = await Notifier(settings).start()
     try:
         booking = await make_booking(pool)

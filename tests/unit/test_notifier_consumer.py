@@ -55,8 +55,14 @@ class FakeApply:
 
 
 def captured_envelope() -> Envelope:
-    event = PaymentCaptured(booking_id=7, customer_id=3, order_id="order_UnitOrder123",
-                            payment_id=PAYMENT_ID, amount_paise=150_000, source="webhook")
+    event = PaymentCaptured(
+        booking_id=7,
+        customer_id=3,
+        order_id="order_UnitOrder123",
+        payment_id=PAYMENT_ID,
+        amount_paise=150_000,
+        source="webhook",
+    )
     return Envelope.wrap(event, "test")
 
 
@@ -95,8 +101,11 @@ def _unknown_type() -> bytes:
 
 
 def _invalid_data() -> bytes:
-    return Envelope(type="payment.captured", producer="t", data={"booking_id": "seven"}
-                    ).model_dump_json().encode()
+    return (
+        Envelope(type="payment.captured", producer="t", data={"booking_id": "seven"})
+        .model_dump_json()
+        .encode()
+    )
 
 
 @pytest.mark.parametrize(
@@ -128,7 +137,8 @@ def test_unknown_type_and_invalid_data_are_poison(body):
 
 def test_parse_gives_the_typed_event():
     envelope = Envelope.wrap(
-        OrderCreated(booking_id=1, customer_id=2, order_id="order_X", amount_paise=100), "t")
+        OrderCreated(booking_id=1, customer_id=2, order_id="order_X", amount_paise=100), "t"
+    )
     parsed_envelope, event = parse(envelope.model_dump_json().encode())
     assert parsed_envelope.id == envelope.id and isinstance(event, OrderCreated)
 
