@@ -32,6 +32,8 @@ async def list_dead_letters(settings: Settings, limit: int = 50) -> list[dict]:
     """Up to `limit` dead letters, oldest first, left in the DLQ."""
     held: list[AbstractIncomingMessage] = []
     async with _dlq(settings) as (_, dlq):
+        if dlq is None:
+            return []
         try:
             while len(held) < limit:
                 message = await dlq.get(no_ack=False, fail=False, timeout=10)
@@ -52,6 +54,8 @@ async def replay_dead_letters(settings: Settings, limit: int | None = None) -> i
     """
     moved = 0
     async with _dlq(settings, publisher_confirms=True) as (channel, dlq):
+        if dlq is None:
+            return 0
         exchange = await declare_exchange(channel, settings)
         budget = dlq.declaration_result.message_count or 0
         if limit is not None:
@@ -109,14 +113,19 @@ def original_routing_key(message: AbstractIncomingMessage) -> str | None:
 @contextlib.asynccontextmanager
 async def _dlq(
     settings: Settings, publisher_confirms: bool = False
-) -> AsyncIterator[tuple[AbstractChannel, AbstractQueue]]:
+) -> AsyncIterator[tuple[AbstractChannel, AbstractQueue | None]]:
+    """The DLQ, or None when no notifier ever declared it (nothing has died yet)."""
     connection = await aio_pika.connect(settings.amqp_url, timeout=10)
     async with connection:
         channel = await connection.channel(
             publisher_confirms=publisher_confirms, on_return_raises=publisher_confirms
         )
         # passive: we inspect the DLQ the consumer declared, never create one of our own
-        dlq = await channel.get_queue(dead_letter_queue_name(settings, CONSUMER), ensure=True)
+        try:
+            dlq = await channel.get_queue(dead_letter_queue_name(settings, CONSUMER), ensure=True)
+        except aio_pika.exceptions.ChannelNotFoundEntity:
+            yield channel, None
+            return
         yield channel, dlq
 
 

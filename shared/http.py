@@ -17,6 +17,8 @@ DB_ERRORS = (
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
     asyncpg.InterfaceError,
+    asyncpg.AdminShutdownError,  # what in-flight connections get when PostgreSQL restarts
+    asyncpg.CrashShutdownError,
     ConnectionError,
     OSError,
     TimeoutError,

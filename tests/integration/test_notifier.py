@@ -382,6 +382,12 @@ async def test_failing_handler_is_dead_lettered_then_replayed_after_the_fix(
     assert await replay_dead_letters(settings, limit=0) == 0
 
 
+async def test_dlq_ops_before_any_notifier_ran(base_settings):
+    never = base_settings.model_copy(update={"amqp_exchange": EXCHANGE + ".never"})
+    assert await list_dead_letters(never) == []
+    assert await replay_dead_letters(never) == 0
+
+
 async def test_consumer_survives_the_broker_dropping_its_connection(pool, bus, notifier):
     closed = await asyncio.to_thread(_close_notifier_connections, notifier.settings)
     assert closed >= 1

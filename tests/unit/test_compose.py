@@ -1,0 +1,236 @@
+"""docker-compose.yml and the Dockerfile, checked against the code (no Docker engine here).
+
+Renaming a service module, a setting, a port or the console script must fail a test here.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from gateway.routes import ROUTES
+from shared.cli import _parser
+from shared.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, dict] = COMPOSE["services"]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+DOCKERFILE = "\n".join(  # instructions only, comments dropped
+    line for line in (ROOT / "Dockerfile").read_text().splitlines()
+    if not line.lstrip().startswith("#")
+)
+INFRA = {"postgres": "postgres:15", "rabbitmq": "rabbitmq:3.10-management"}
+APP = sorted(name for name, svc in SERVICES.items() if "build" in svc)
+SETTINGS_ENV = {name.upper() for name in Settings.model_fields}
+_INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+_PORT_FIELD = re.compile(r"\b(?:s|settings)\.([a-z_]+_port)\b")
+_HEALTH_URL = re.compile(r"http://(?:127\.0\.0\.1|localhost):(\d+)/healthz")
+
+
+def resolved(value) -> str:
+    """A compose value with `${VAR:-default}` replaced by its default (no .env here)."""
+    return _INTERPOLATION.sub(lambda m: m.group(2) or "", str(value))
+
+
+def env(service: str) -> dict[str, str]:
+    return {k: resolved(v) for k, v in (SERVICES[service].get("environment") or {}).items()}
+
+
+def command(service: str) -> list[str]:
+    return SERVICES[service].get("command") or []
+
+
+def module_of(service: str) -> str | None:
+    cmd = command(service)
+    return cmd[2] if cmd[:2] == ["python", "-m"] and len(cmd) == 3 else None
+
+
+SERVERS = [name for name in APP if module_of(name)]  # long-running `python -m` services
+ONE_SHOTS = [name for name in APP if command(name)[:1] == ["a6pay"]]
+
+
+def port_setting(module: str) -> str:
+    """The Settings field the module's `__main__.py` listens on, e.g. `gateway_port`."""
+    fields = set(_PORT_FIELD.findall((ROOT / module / "__main__.py").read_text()))
+    assert len(fields) == 1, f"{module}/__main__.py: cannot tell its port setting: {fields}"
+    return fields.pop()
+
+
+def listen_port(service: str) -> int:
+    field = port_setting(module_of(service)).upper()
+    assert field in env(service), f"{service}: {field} not set"
+    return int(env(service)[field])
+
+
+def health_port(service: str) -> int:
+    test = " ".join(SERVICES[service]["healthcheck"]["test"])
+    match = _HEALTH_URL.search(test)
+    assert match, f"{service}: healthcheck does not probe /healthz: {test}"
+    return int(match.group(1))
+
+
+def test_every_service_is_app_or_infrastructure():
+    assert set(SERVICES) == set(APP) | set(INFRA)
+    for name, image in INFRA.items():
+        assert SERVICES[name]["image"] == image
+    for name in APP:
+        assert module_of(name) or name in ONE_SHOTS, f"{name}: unexpected command {command(name)}"
+
+
+@pytest.mark.parametrize("service", SERVERS)
+def test_python_m_module_exists(service):
+    module = module_of(service)
+    assert (ROOT / module / "__main__.py").is_file(), f"{service}: no {module}/__main__.py"
+    packages = PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert f"{module}*" in packages or module in packages, f"{module} is not packaged"
+    assert re.search(rf"^COPY {module} ", DOCKERFILE, re.M), f"Dockerfile does not copy {module}"
+
+
+def test_the_runner_and_compose_start_the_same_services():
+    from shared.runner import services
+
+    assert {module_of(name) for name in SERVERS} == set(services(use_sandbox=True))
+
+
+def test_one_shots_use_the_console_script():
+    scripts = PYPROJECT["project"]["scripts"]
+    assert scripts.get("a6pay") == "shared.cli:main"
+    subcommands = set(_parser()._subparsers._group_actions[0].choices)
+    assert command("migrate") == ["a6pay", "migrate"]
+    for name in ONE_SHOTS:
+        assert command(name)[1] in subcommands, f"{name}: unknown a6pay command"
+        assert SERVICES[name].get("restart") == "no", f"{name} is one-shot: restart must be no"
+    assert "demo" in ONE_SHOTS and command("demo") == ["a6pay", "demo-booking"]
+
+
+@pytest.mark.parametrize("service", APP)
+def test_app_environment_names_are_settings(service):
+    unknown = set(env(service)) - SETTINGS_ENV
+    assert not unknown, f"{service}: not fields of shared.settings.Settings: {sorted(unknown)}"
+
+
+def test_app_services_share_one_environment():
+    first = SERVICES[APP[0]]["environment"]
+    assert all(SERVICES[name]["environment"] == first for name in APP)
+    assert "&app-env" in (ROOT / "docker-compose.yml").read_text()
+
+
+@pytest.mark.parametrize("service", SERVERS)
+def test_listen_port_is_the_probed_port(service):
+    assert env(service)["BIND_HOST"] == "0.0.0.0"
+    assert health_port(service) == listen_port(service)
+
+
+def test_urls_point_at_services_on_their_ports():
+    urls = {(svc, key): value for svc in APP for key, value in env(svc).items()
+            if value.startswith("http://")}
+    assert urls
+    for (svc, key), value in urls.items():
+        host, port = urlsplit(value).hostname, urlsplit(value).port
+        if host in ("localhost", "127.0.0.1"):
+            assert key.startswith("CHECKOUT_"), f"{svc} {key}: loopback is not another service"
+            assert port == published_gateway_port(), f"{key}: not the published gateway port"
+            continue
+        assert host in SERVERS, f"{svc} {key}={value}: no such compose service"
+        assert port == listen_port(host), f"{svc} {key}={value}: {host} listens elsewhere"
+
+
+def test_gateway_upstreams_serve_the_gateway_routes():
+    gateway_env = env("gateway")
+    for route in ROUTES:
+        url = gateway_env[route.upstream_setting.upper()]
+        target = urlsplit(url).hostname
+        routes_py = (ROOT / module_of(target) / "routes.py").read_text()
+        assert route.path in routes_py, f"{route.path} is not served by {target}"
+
+
+def test_infrastructure_urls_match_the_images():
+    db = urlsplit(env("gateway")["DATABASE_URL"])
+    pg = SERVICES["postgres"]["environment"]
+    assert (db.hostname, db.port) == ("postgres", 5432)
+    assert (db.username, db.password) == (pg["POSTGRES_USER"], pg["POSTGRES_PASSWORD"])
+    assert db.path == "/" + pg["POSTGRES_DB"] == "/a6pay"
+    amqp = urlsplit(env("gateway")["AMQP_URL"])
+    assert (amqp.hostname, amqp.port, amqp.username, amqp.password) == (
+        "rabbitmq", 5672, "guest", "guest")
+    sandbox_port = listen_port("razorpay_sandbox")
+    assert env("gateway")["RAZORPAY_BASE_URL"] == f"http://razorpay_sandbox:{sandbox_port}"
+    assert "${RAZORPAY_BASE_URL:-" in str(SERVICES["gateway"]["environment"]["RAZORPAY_BASE_URL"])
+    assert env("razorpay_sandbox")["SANDBOX_WEBHOOK_URL"].endswith("/api/razorpay/webhook")
+    assert any(r.path == "/api/razorpay/webhook" for r in ROUTES)
+
+
+def test_razorpay_keys_pass_through_with_sandbox_defaults():
+    from shared import settings
+
+    raw = SERVICES["gateway"]["environment"]
+    defaults = {"RAZORPAY_KEY_ID": settings.SANDBOX_KEY_ID,
+                "RAZORPAY_KEY_SECRET": settings.SANDBOX_KEY_SECRET,
+                "RAZORPAY_WEBHOOK_SECRET": settings.SANDBOX_WEBHOOK_SECRET}
+    for key, default in defaults.items():
+        assert raw[key] == f"${{{key}:-{default}}}", f"{key}: not passed through"
+
+
+def test_infrastructure_healthchecks():
+    assert "pg_isready" in " ".join(SERVICES["postgres"]["healthcheck"]["test"])
+    assert SERVICES["rabbitmq"]["healthcheck"]["test"][-3:] == ["rabbitmq-diagnostics", "-q", "ping"]
+    assert "15672:15672" in SERVICES["rabbitmq"]["ports"]
+
+
+def test_depends_on_targets_exist_with_conditions():
+    for name, svc in SERVICES.items():
+        for target, spec in (svc.get("depends_on") or {}).items():
+            assert target in SERVICES, f"{name} depends on unknown {target}"
+            condition = spec["condition"]
+            if target in ONE_SHOTS:
+                assert condition == "service_completed_successfully", f"{name} -> {target}"
+            else:
+                assert condition == "service_healthy", f"{name} -> {target}"
+                assert "healthcheck" in SERVICES[target], f"{target} has no healthcheck"
+    assert SERVICES["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+
+
+# The sandbox keeps its state in memory; the gateway has no database and waits for the
+# services, which wait for these.
+@pytest.mark.parametrize("service", [s for s in SERVERS if s not in ("razorpay_sandbox",
+                                                                     "gateway")])
+def test_services_wait_for_the_schema_and_the_broker(service):
+    deps = SERVICES[service]["depends_on"]
+    assert deps["migrate"]["condition"] == "service_completed_successfully"
+    assert {"postgres", "rabbitmq"} <= set(deps)
+
+
+def test_gateway_waits_for_its_upstreams():
+    upstreams = {urlsplit(env("gateway")[r.upstream_setting.upper()]).hostname for r in ROUTES}
+    assert upstreams <= set(SERVICES["gateway"]["depends_on"])
+
+
+def published_gateway_port() -> int:
+    (mapping,) = SERVICES["gateway"]["ports"]
+    host, _, container = str(mapping).rpartition(":")
+    assert int(container) == listen_port("gateway")
+    return int(host)
+
+
+def test_only_the_gateway_is_published():
+    published = [name for name in APP if SERVICES[name].get("ports")]
+    assert published == ["gateway"]
+    assert published_gateway_port() == 8080
+
+
+def test_dockerfile_installs_the_project_without_dev_extras():
+    assert re.search(r"^FROM python:3\.11-slim\b", DOCKERFILE, re.M)
+    assert re.search(r"^RUN pip install \.(\s|$)", DOCKERFILE, re.M)
+    assert "[dev]" not in DOCKERFILE
+    assert re.search(r"^COPY pyproject\.toml ", DOCKERFILE, re.M)
+    users = re.findall(r"^USER (\S+)", DOCKERFILE, re.M)
+    assert users and users[-1] not in ("root", "0"), "the image must not run as root"
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    for module in [module_of(s) for s in SERVERS] + ["shared"]:
+        assert module not in ignored and "pyproject.toml" not in ignored
