@@ -1,0 +1,93 @@
+"""Capture on verify / on payment.authorized (CAPTURE_ON_VERIFY=true), through the handler
+seams, against an in-process sandbox and the real database. No broker needed."""
+
+from datetime import timedelta
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from order_service import handlers as orders
+from razorpay_sandbox.app import create_app as create_sandbox
+from shared.http import HttpError
+from shared.payment_state import PaymentOutcome, PaymentStatus
+from shared.razorpay_client import RazorpayClient
+from tests.factories import make_booking
+from tests.infra import free_port
+from verification_service import handlers as verification
+from webhook_service import handlers as webhooks
+
+
+@pytest.fixture(scope="module")
+async def sandbox_settings(base_settings):
+    port = free_port()
+    settings = base_settings.model_copy(update={
+        "razorpay_base_url": f"http://127.0.0.1:{port}", "capture_on_verify": True,
+        "sandbox_webhook_url": "http://127.0.0.1:9/unused"})
+    runner = web.AppRunner(create_sandbox(settings))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield settings
+    await runner.cleanup()
+
+
+async def authorized_payment(pool, settings):
+    booking = await make_booking(pool)
+    razorpay = RazorpayClient(settings)
+    order = await orders.create_order(
+        pool, razorpay, booking_id=booking["booking_id"], customer_id=booking["customer_id"],
+        amount_paise=booking["amount_paise"], reconcile_after=timedelta(hours=1))
+    async with aiohttp.ClientSession() as http, http.post(
+        f"{settings.razorpay_base_url}/sandbox/orders/{order.order_id}/pay",
+        json={"outcome": "authorized", "webhooks": {"enabled": False}},
+    ) as resp:
+        checkout = await resp.json()
+    return booking, razorpay, checkout
+
+
+async def test_verify_captures_an_authorized_payment_once(pool, sandbox_settings):
+    booking, razorpay, checkout = await authorized_payment(pool, sandbox_settings)
+    request = verification.VerifyRequest(
+        checkout["razorpay_order_id"], checkout["razorpay_payment_id"],
+        checkout["razorpay_signature"], booking["booking_id"], booking["customer_id"])
+    first = await verification.verify_payment(pool, razorpay, sandbox_settings, request)
+    assert first["razorpay_payment_id"] == checkout["razorpay_payment_id"]
+    payment = await razorpay.fetch_payment(checkout["razorpay_payment_id"])
+    assert payment["status"] == "captured"
+    again = await verification.verify_payment(pool, razorpay, sandbox_settings, request)
+    assert again == first
+    async with pool.acquire() as conn:
+        assert await conn.fetchval(
+            "SELECT status FROM payments WHERE booking_id = $1", booking["booking_id"]
+        ) == "captured"
+
+
+async def test_without_capture_on_verify_authorized_is_refused(pool, sandbox_settings):
+    settings = sandbox_settings.model_copy(update={"capture_on_verify": False})
+    booking, razorpay, checkout = await authorized_payment(pool, settings)
+    request = verification.VerifyRequest(
+        checkout["razorpay_order_id"], checkout["razorpay_payment_id"],
+        checkout["razorpay_signature"], booking["booking_id"], booking["customer_id"])
+    with pytest.raises(HttpError) as refused:
+        await verification.verify_payment(pool, razorpay, settings, request)
+    assert refused.value.message == "Payment not captured by Razorpay. Status: authorized"
+    assert (await razorpay.fetch_payment(checkout["razorpay_payment_id"]))["status"] == (
+        "authorized")
+
+
+async def test_webhook_authorized_is_captured_when_capture_is_on(pool, sandbox_settings):
+    booking, razorpay, checkout = await authorized_payment(pool, sandbox_settings)
+    outcome = PaymentOutcome(checkout["razorpay_order_id"], checkout["razorpay_payment_id"],
+                             PaymentStatus.AUTHORIZED, booking["amount_paise"])
+    await webhooks.capture_authorized(pool, razorpay, outcome)
+    await webhooks.capture_authorized(pool, razorpay, outcome)  # twice: still one capture
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT status, razorpay_payment_id FROM payments WHERE booking_id = $1",
+            booking["booking_id"])
+        events = await conn.fetchval(
+            "SELECT count(*) FROM outbox WHERE routing_key = 'payment.captured'"
+            " AND (body->'data'->>'booking_id')::bigint = $1", booking["booking_id"])
+    assert dict(row) == {"status": "captured",
+                         "razorpay_payment_id": checkout["razorpay_payment_id"]}
+    assert events == 1
