@@ -6,6 +6,7 @@ The browser's claim is never enough: the payment is fetched from Razorpay and mu
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -67,7 +68,7 @@ async def verify_payment(
     if order is None or not _belongs(order, req):
         raise HttpError(BOOKING_NOT_FOUND, 404, code="not_found")
     if order["status"] == PaymentStatus.CAPTURED:
-        return _settled(order, req.payment_id, settings)
+        return await _settled(order, req.payment_id, settings)
 
     payment = await _captured_payment(razorpay, settings, order, req.payment_id)
     outcome = outcome_from_payment(payment)
@@ -78,7 +79,7 @@ async def verify_payment(
             f"Payment not captured by Razorpay. Status: {payment.get('status')}", 400,
             code="not_captured",
         )
-    return _settled(recorded.payment, req.payment_id, settings, order)
+    return await _settled(recorded.payment, req.payment_id, settings, order)
 
 
 def _belongs(order: asyncpg.Record, req: VerifyRequest) -> bool:
@@ -122,14 +123,15 @@ def _check_matches(payment: dict, order: asyncpg.Record) -> None:
         raise HttpError(MISMATCH, 400, code="mismatch")
 
 
-def _settled(row, payment_id: str, settings: Settings, details=None) -> dict:
+async def _settled(row, payment_id: str, settings: Settings, details=None) -> dict:
     """The 200 body, identical however many times the same payment is verified."""
     if row is None or row["status"] != PaymentStatus.CAPTURED:
         raise HttpError(ALREADY_PAID, 409, code="already_paid")
     if row["razorpay_payment_id"] != payment_id:
         raise HttpError(ALREADY_PAID, 409, code="already_paid")
     details = details or row
-    passes = passes_for(row["booking_id"], settings.pass_signing_secret)
+    # Rendering PNGs is CPU work: keep it off the event loop.
+    passes = await asyncio.to_thread(passes_for, row["booking_id"], settings.pass_signing_secret)
     return {
         "message": VERIFIED,
         "razorpay_payment_id": payment_id,

@@ -179,7 +179,8 @@ def test_razorpay_keys_pass_through_with_sandbox_defaults():
 
 def test_infrastructure_healthchecks():
     assert "pg_isready" in " ".join(SERVICES["postgres"]["healthcheck"]["test"])
-    assert SERVICES["rabbitmq"]["healthcheck"]["test"][-3:] == ["rabbitmq-diagnostics", "-q", "ping"]
+    ping = ["rabbitmq-diagnostics", "-q", "ping"]
+    assert SERVICES["rabbitmq"]["healthcheck"]["test"][-3:] == ping
     assert "15672:15672" in SERVICES["rabbitmq"]["ports"]
 
 
