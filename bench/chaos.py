@@ -36,11 +36,12 @@ from bench.chaos_ledger import (
     webhook_states,
 )
 from bench.chaos_plan import Plan, make_plans
-from bench.chaos_record import Recorder
+from bench.chaos_record import Progress, Recorder
 from bench.chaos_traffic import Traffic, run_booking
 
 log = logging.getLogger("bench.chaos")
 
+API_TARGETS = {"create_order", "verify", "payment_status", "forged_verify", "forged_webhook"}
 SETTLE_SECONDS = 150  # reserved at the end of --max-seconds for the system to catch up
 
 
@@ -49,6 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bookings", type=int, default=500)
     p.add_argument("--concurrency", type=int, default=25)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--duration", type=float, default=None,
+                   help="seconds over which booking starts are spread, so the outages land"
+                   " amid the load (default: 0.25 s per booking, at least 30 s)")
     p.add_argument("--max-seconds", type=float, default=600,
                    help="bound on the whole run, set-up and settling included")
     p.add_argument("--grace", type=float, default=3.0,
@@ -58,17 +62,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-async def drive(traffic: Traffic, plans: list[Plan], concurrency: int, deadline: float):
-    """Runs the plans with `concurrency` workers; returns a progress() for the chaos."""
+async def drive(traffic: Traffic, plans: list[Plan], args, deadline: float,
+                progress: Progress) -> None:
+    """Starts booking i at i × duration / N (at most `concurrency` at once), until all are
+    done or the deadline passes."""
     todo = iter(plans)
-    started = 0
+    duration = args.duration if args.duration is not None else max(30.0, 0.25 * len(plans))
+    begin = time.monotonic()
 
     async def worker():
-        nonlocal started
         for plan in todo:
+            await asyncio.sleep(max(0.0, begin + plan.index * duration / len(plans)
+                                    - time.monotonic()))
             if time.monotonic() > deadline:
                 return
-            started += 1
+            await progress.bump()
             try:
                 await run_booking(traffic, plan)
             except Exception as exc:  # noted, and the ledger will not balance
@@ -77,8 +85,10 @@ async def drive(traffic: Traffic, plans: list[Plan], concurrency: int, deadline:
             if traffic.done % max(1, len(plans) // 10) == 0:
                 log.info("bookings done: %d/%d", traffic.done, len(plans))
 
-    workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
-    return workers, lambda: 1.0 if all(w.done() for w in workers) else started / len(plans)
+    try:
+        await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+    finally:
+        await progress.bump(finished=True)
 
 
 async def ledger_rows(env: ChaosEnv, http, plans, traffic: Traffic, recorder) -> list[Row]:
@@ -118,6 +128,9 @@ async def ledger_rows(env: ChaosEnv, http, plans, traffic: Traffic, recorder) ->
         Row("webhook deliveries (delivered/dropped)",
             f"{states['delivered']}/{states['dropped']}", None),
         Row("notifications payment_failed", counts["failure_notices"], None),
+        Row("slowest webhook answer (Razorpay: < 5 s)",
+            f"{recorder.slowest({'webhook (sandbox)'}):.2f}s", None),
+        Row("slowest API answer", f"{recorder.slowest(API_TARGETS):.2f}s", None),
     ]
 
 
@@ -136,10 +149,9 @@ async def run(args: argparse.Namespace) -> int:
                               random.Random(args.seed + 1))
             chaos = Chaos(env.broker, env.stack, recorder, random.Random(args.seed + 2))
             t1 = time.monotonic()
-            workers, progress = await drive(traffic, plans, args.concurrency,
-                                            deadline - SETTLE_SECONDS)
+            progress = Progress(len(plans))
             chaos_task = asyncio.create_task(chaos.run(progress))
-            await asyncio.gather(*workers)
+            await drive(traffic, plans, args, deadline - SETTLE_SECONDS, progress)
             traffic_seconds = time.monotonic() - t1
             await chaos_task  # the last outage may still be under way
             log.info("traffic done in %.1fs; settling", traffic_seconds)

@@ -21,6 +21,7 @@ from shared.db import create_database_if_missing, create_pool, drop_database, mi
 from shared.settings import load_settings
 from tests import infra
 from tests.e2e.conftest import Stack
+from tests.local_services import PrivateRabbitMQ
 
 log = logging.getLogger("bench.chaos")
 
@@ -35,6 +36,8 @@ STACK_ENV = {
     "RECONCILE_MAX_GAP_SECONDS": "60",
     "OUTBOX_SWEEP_SECONDS": "1",
     "LOG_LEVEL": "INFO",
+    # the machine's PostgreSQL (max_connections 100) is shared with CI and test runs
+    "DB_POOL_MAX": "6",
 }
 
 
@@ -96,26 +99,25 @@ class ChaosEnv:
         self.log_dir = self.workdir / "logs"
         self.log_dir.mkdir()
         self.database_url = infra.database_url(infra.unique_name("a6pay_chaos"))
-        self.broker = None
+        self.broker: PrivateRabbitMQ | None = None
         self.stack: Stack | None = None
         self.pool: asyncpg.Pool | None = None
         self.tap = WebhookTap(recorder)
         self._db_created = False
 
     async def start(self) -> None:
-        from tests.local_services import PrivateRabbitMQ  # written alongside; see README
-
         await create_database_if_missing(self.database_url)
         self._db_created = True
         await migrate(self.database_url)
-        self.broker = PrivateRabbitMQ(self.workdir / "rabbitmq")
+        self.broker = PrivateRabbitMQ(self.workdir)
         await asyncio.to_thread(self.broker.start)
         await self.tap.start()
         self.stack = Stack(self.database_url, self.broker.url, self.log_dir,
                            {**STACK_ENV, "SANDBOX_WEBHOOK_URL": self.tap.url})
         self.tap.target = f"{self.stack.gateway}/api/razorpay/webhook"
         await asyncio.to_thread(self.stack.start_all)
-        self.pool = await create_pool(load_settings(database_url=self.database_url))
+        self.pool = await create_pool(load_settings(database_url=self.database_url,
+                                                    db_pool_max=4))
 
     async def close(self) -> None:
         """Stops every process; drops the database and the files unless --keep."""

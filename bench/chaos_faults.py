@@ -11,10 +11,9 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bench.chaos_record import Recorder
+from bench.chaos_record import Progress, Recorder
 
 log = logging.getLogger("bench.chaos")
 
@@ -42,10 +41,9 @@ class Chaos:
         self.log_lines.append(line)
         log.info("chaos: %s", line)
 
-    async def run(self, progress: Callable[[], float]) -> None:
+    async def run(self, progress: Progress) -> None:
         for share, fault in SCHEDULE:
-            while progress() < share:
-                await asyncio.sleep(0.2)
+            await progress.reached(share)
             if fault == "broker":
                 await self.broker_outage(self.rng.uniform(4, 8))
             elif fault == "notifier":

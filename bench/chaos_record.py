@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ class Answer:
     at: float  # time.monotonic() when the answer (or the failure) came
     target: str  # what was called: "create_order", "verify", "webhook (sandbox)", …
     status: int | None  # None: no HTTP answer at all (refused, reset, timed out)
+    seconds: float = 0.0  # how long the answer took
 
 
 @dataclass
@@ -34,8 +36,11 @@ class Recorder:
     answers: list[Answer] = field(default_factory=list)
     windows: list[Window] = field(default_factory=list)
 
-    def note(self, target: str, status: int | None) -> None:
-        self.answers.append(Answer(time.monotonic(), target, status))
+    def note(self, target: str, status: int | None, seconds: float = 0.0) -> None:
+        self.answers.append(Answer(time.monotonic(), target, status, seconds))
+
+    def slowest(self, targets: set[str]) -> float:
+        return max((a.seconds for a in self.answers if a.target in targets), default=0.0)
 
     def open_window(self, what: str) -> Window:
         window = Window(what, time.monotonic())
@@ -57,15 +62,39 @@ class Recorder:
         self, http: aiohttp.ClientSession, target: str, method: str, url: str, **kw
     ) -> tuple[int | None, object]:
         """One HTTP call, recorded; returns (status or None, parsed JSON or text)."""
+        began = time.monotonic()
         try:
             async with http.request(method, url, allow_redirects=False, **kw) as resp:
                 text = await resp.text()
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            self.note(target, None)
+            self.note(target, None, time.monotonic() - began)
             return None, type(exc).__name__
-        self.note(target, status)
+        self.note(target, status, time.monotonic() - began)
         try:
             return status, json.loads(text)
         except ValueError:
             return status, text
+
+
+class Progress:
+    """How many of the bookings have been started; the chaos waits on it."""
+
+    def __init__(self, total: int):
+        self.total = max(1, total)
+        self.started = 0
+        self.finished = False
+        self._changed = asyncio.Condition()
+
+    def share(self) -> float:
+        return 1.0 if self.finished else self.started / self.total
+
+    async def bump(self, *, finished: bool = False) -> None:
+        async with self._changed:
+            self.started += 0 if finished else 1
+            self.finished = self.finished or finished
+            self._changed.notify_all()
+
+    async def reached(self, share: float) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.share() >= share)

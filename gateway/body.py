@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from gateway.errors import BODY_TIMEOUT, BODY_TOO_LARGE, GatewayError
 
@@ -31,4 +33,8 @@ async def read_body(request: web.Request, limit: int, timeout_seconds: float) ->
                     raise GatewayError(413, BODY_TOO_LARGE)
     except TimeoutError:
         raise GatewayError(408, BODY_TIMEOUT) from None
+    except (RequestPayloadError, HttpProcessingError):
+        # e.g. Content-Encoding: gzip with a body that is not gzip
+        # the stream is unusable: tell the client not to reuse this connection
+        raise GatewayError(400, "Request body could not be read", {"Connection": "close"}) from None
     return bytes(body)

@@ -49,7 +49,7 @@ async def checkout_callback(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     try:
         form = await request.post()
-    except ValueError:
+    except (ValueError, LookupError):  # undecodable body, unknown charset
         form = {}
     fields = {k: form.get(k) for k in ("razorpay_payment_id", "razorpay_order_id",
                                         "razorpay_signature")}

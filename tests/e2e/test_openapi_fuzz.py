@@ -117,10 +117,7 @@ async def test_happy_path_answers_conform(stack, http, pool, gateway_schema):
     assert (await call(http, "GET", f"{stack.gateway}/openapi.json"))[0] == 200
 
 
-# Found by probing beyond the spec (not by the generated cases above, which never send
-# these headers). Strict xfails: they start failing as XPASS once the bug is fixed.
-@pytest.mark.xfail(strict=True, reason="gateway/body.py read_body: aiohttp's "
-                   "RequestPayloadError from a body that fails to decompress escapes as 500")
+# Found by probing beyond the spec (the generated cases above never send these headers).
 async def test_undecodable_content_encoding_is_a_4xx(stack, http):
     status, body, _ = await call(
         http, "POST", f"{stack.gateway}/api/razorpay/create-order", data=b"not gzip",
@@ -128,8 +125,6 @@ async def test_undecodable_content_encoding_is_a_4xx(stack, http):
     assert 400 <= status < 500 and "message" in body, (status, body)
 
 
-@pytest.mark.xfail(strict=True, reason="verification_service/views.py checkout_callback: "
-                   "request.post() raises LookupError for an unknown charset, answered 500")
 async def test_callback_with_an_unknown_charset_redirects(stack, http):
     status, body, _ = await call(
         http, "POST", f"{stack.gateway}/api/razorpay/callback",

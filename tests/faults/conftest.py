@@ -86,7 +86,8 @@ def amqp_url(rabbit):
 @pytest.fixture(scope="session")
 def settings(database_url, amqp_url) -> Settings:
     """What the stack's processes run with, for in-process helpers (relay, CLI calls)."""
-    return load_settings(database_url=database_url, amqp_url=amqp_url, db_pool_max=4)
+    env = {name.lower(): value for name, value in EXTRA_ENV.items()}
+    return load_settings(**env, database_url=database_url, amqp_url=amqp_url, db_pool_max=4)
 
 
 @pytest.fixture(scope="session")

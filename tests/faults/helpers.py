@@ -113,3 +113,9 @@ def sigkill(stack, name: str) -> None:
     proc = stack.procs.pop(name)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
+
+
+def assert_no_unhandled_errors(stack) -> None:
+    """No request of the run ended in the error middleware's 500 branch."""
+    lines = [line for line in stack.logs().splitlines() if '"unhandled error"' in line]
+    assert not lines, lines[:3]
