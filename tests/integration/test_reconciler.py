@@ -1,0 +1,107 @@
+"""The background reconciler: orders nobody reported on are asked about with growing gaps,
+and what Razorpay says goes through the same state machine."""
+
+from datetime import timedelta
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from order_service import handlers as orders
+from order_service.reconciler import next_gap, reconcile
+from razorpay_sandbox.app import create_app as create_sandbox
+from shared.razorpay_client import RazorpayClient
+from tests.factories import make_booking
+from tests.infra import eventually, free_port
+
+
+@pytest.fixture(scope="module")
+async def settings(base_settings):
+    port = free_port()
+    settings = base_settings.model_copy(update={
+        "razorpay_base_url": f"http://127.0.0.1:{port}",
+        "sandbox_webhook_url": "http://127.0.0.1:9/unused",
+        "reconcile_first_delay_seconds": 0.3, "reconcile_poll_seconds": 0.2,
+        "reconcile_max_gap_seconds": 5})
+    runner = web.AppRunner(create_sandbox(settings))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield settings
+    await runner.cleanup()
+
+
+async def open_order(pool, settings):
+    booking = await make_booking(pool)
+    order = await orders.create_order(
+        pool, RazorpayClient(settings), booking_id=booking["booking_id"],
+        customer_id=booking["customer_id"], amount_paise=booking["amount_paise"],
+        reconcile_after=timedelta(seconds=settings.reconcile_first_delay_seconds))
+    return booking, order.order_id
+
+
+async def pay(settings, order_id, outcome):
+    async with aiohttp.ClientSession() as http, http.post(
+        f"{settings.razorpay_base_url}/sandbox/orders/{order_id}/pay",
+        json={"outcome": outcome, "webhooks": {"enabled": False}},
+    ) as resp:
+        assert resp.status == 200
+
+
+def test_gaps_grow_and_are_capped(settings):
+    gaps = [next_gap(settings, n).total_seconds() for n in range(8)]
+    assert gaps[:4] == [0.3, 0.6, 1.2, 2.4]
+    assert gaps[-1] == 5 and gaps == sorted(gaps)
+
+
+async def test_background_reconciler_confirms_a_payment_nobody_reported(pool, settings):
+    from order_service.app import create_app
+
+    app = create_app(settings, relay=False)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        _, order_id = await open_order(pool, settings)
+        await pay(settings, order_id, "captured")
+
+        async def captured():
+            return await pool.fetchval(
+                "SELECT status = 'captured' FROM payments WHERE razorpay_order_id = $1",
+                order_id)
+
+        assert await eventually(captured, timeout=10)
+        async with pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT next_reconcile_at, reconcile_attempts FROM payments"
+                " WHERE razorpay_order_id = $1", order_id)
+            events = await conn.fetchval(
+                "SELECT count(*) FROM outbox WHERE routing_key = 'payment.captured'"
+                " AND body->'data'->>'order_id' = $1 AND body->'data'->>'source' = 'reconcile'",
+                order_id)
+        assert row["next_reconcile_at"] is None  # settled: never asked about again
+        assert events == 1
+    finally:
+        await runner.cleanup()
+
+
+async def test_an_unpaid_order_is_asked_about_with_growing_gaps(pool, settings):
+    _, order_id = await open_order(pool, settings)
+    razorpay = RazorpayClient(settings)
+    seen = []
+    for _ in range(3):
+        await pool.execute(
+            "UPDATE payments SET next_reconcile_at = now() WHERE razorpay_order_id = $1",
+            order_id)
+        summary = await reconcile(pool, razorpay, settings)
+        assert summary["checked"] >= 1
+        seen.append(await pool.fetchrow(
+            "SELECT reconcile_attempts, next_reconcile_at - now() AS gap, status FROM payments"
+            " WHERE razorpay_order_id = $1", order_id))
+    assert [r["reconcile_attempts"] for r in seen] == [1, 2, 3]
+    assert seen[0]["gap"] < seen[1]["gap"] < seen[2]["gap"]
+    assert {r["status"] for r in seen} == {"created"}
+    await pay(settings, order_id, "failed")
+    await pool.execute(
+        "UPDATE payments SET next_reconcile_at = now() WHERE razorpay_order_id = $1", order_id)
+    await reconcile(pool, razorpay, settings)
+    assert await pool.fetchval(
+        "SELECT status FROM payments WHERE razorpay_order_id = $1", order_id) == "failed"
