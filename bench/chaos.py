@@ -91,6 +91,12 @@ async def drive(traffic: Traffic, plans: list[Plan], args, deadline: float,
         await progress.bump(finished=True)
 
 
+def redeliveries(env: ChaosEnv) -> int:
+    """Events the notifier saw again after a crash or a lost ack, and did not re-apply."""
+    text = (env.stack.log_dir / "notifier.log").read_text(errors="replace")
+    return text.count("duplicate event acknowledged")
+
+
 async def ledger_rows(env: ChaosEnv, http, plans, traffic: Traffic, recorder) -> list[Row]:
     counts = await db_counts(env.pool)
     async with env.pool.acquire() as conn:
@@ -116,6 +122,7 @@ async def ledger_rows(env: ChaosEnv, http, plans, traffic: Traffic, recorder) ->
         Row("passes / 2", f"{counts['passes'] / 2:g}", paid, counts["passes"] == 2 * paid),
         check("notifications payment_confirmed", counts["confirmations"], paid),
         check("payment.captured events emitted", counts["captured_events"], paid),
+        check("events applied by the notifier (inbox)", counts["consumed"], counts["events"]),
         check("bookings ending as planned", as_planned, len(driven)),
         Row("forged deliveries accepted", f"{accepted} of {forged}", 0, accepted == 0),
         check("events in outbox unsent", counts["unsent"], 0),
@@ -128,6 +135,7 @@ async def ledger_rows(env: ChaosEnv, http, plans, traffic: Traffic, recorder) ->
         Row("webhook deliveries (delivered/dropped)",
             f"{states['delivered']}/{states['dropped']}", None),
         Row("notifications payment_failed", counts["failure_notices"], None),
+        Row("redeliveries absorbed by the notifier inbox", redeliveries(env), None),
         Row("slowest webhook answer (Razorpay: < 5 s)",
             f"{recorder.slowest({'webhook (sandbox)'}):.2f}s", None),
         Row("slowest API answer", f"{recorder.slowest(API_TARGETS):.2f}s", None),

@@ -22,7 +22,7 @@ SCHEDULE = (
     (0.10, "broker"),
     (0.25, "notifier"),
     (0.45, "broker"),
-    (0.60, "notifier"),
+    (0.60, "notifier twice"),  # killed again while it drains the backlog of the first
     (0.78, "broker+notifier"),  # the notifier dies and comes back while the broker is down
 )
 
@@ -48,6 +48,10 @@ class Chaos:
                 await self.broker_outage(self.rng.uniform(4, 8))
             elif fault == "notifier":
                 await self.notifier_crash(self.rng.uniform(1, 4))
+            elif fault == "notifier twice":
+                await self.notifier_crash(self.rng.uniform(3, 5))
+                await asyncio.sleep(self.rng.uniform(0.1, 0.6))
+                await self.notifier_crash(self.rng.uniform(0.5, 1.5))
             else:
                 await self.broker_outage(self.rng.uniform(6, 9), crash_notifier=True)
 

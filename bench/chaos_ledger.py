@@ -27,6 +27,8 @@ SELECT
   (SELECT count(*) FROM notifications WHERE kind = 'payment_failed') AS failure_notices,
   (SELECT count(*) FROM outbox WHERE published_at IS NULL) AS unsent,
   (SELECT count(*) FROM outbox WHERE routing_key = 'payment.captured') AS captured_events,
+  (SELECT count(*) FROM outbox) AS events,
+  (SELECT count(*) FROM inbox WHERE consumer = 'notifier') AS consumed,
   (SELECT count(*) FROM webhook_events WHERE event_key LIKE 'id:evt_forged_%') AS forged_rows
 """
 

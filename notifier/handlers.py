@@ -89,8 +89,9 @@ async def payment_failed(
     subject = f"Payment for booking #{booking['id']} did not go through"
     body = (
         f"Hi {booking['customer_name']}, your payment of {_rupees(booking['amount_paise'])}"
-        f" for {booking['car_name']} ({_dates(booking)}) was not completed. No money was"
-        " taken for this attempt; your booking is still reserved and you can pay again."
+        f" for {booking['car_name']} ({_dates(booking)}) was not completed. If any amount was"
+        " debited, it is returned automatically (or, if your bank confirms the payment late,"
+        " we confirm your booking). Your booking is still reserved and you can pay again."
     )
     await _notify(
         conn, booking, "payment_failed", f"payment_failed:{booking['id']}:{attempt}", subject, body

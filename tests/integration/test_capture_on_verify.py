@@ -5,30 +5,21 @@ from datetime import timedelta
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from order_service import handlers as orders
-from razorpay_sandbox.app import create_app as create_sandbox
 from shared.http import HttpError
 from shared.payment_state import PaymentOutcome, PaymentStatus
 from shared.razorpay_client import RazorpayClient
 from tests.factories import make_booking
-from tests.infra import free_port
+from tests.inprocess import running_sandbox
 from verification_service import handlers as verification
 from webhook_service import handlers as webhooks
 
 
 @pytest.fixture(scope="module")
 async def sandbox_settings(base_settings):
-    port = free_port()
-    settings = base_settings.model_copy(update={
-        "razorpay_base_url": f"http://127.0.0.1:{port}", "capture_on_verify": True,
-        "sandbox_webhook_url": "http://127.0.0.1:9/unused"})
-    runner = web.AppRunner(create_sandbox(settings))
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield settings
-    await runner.cleanup()
+    async with running_sandbox(base_settings, capture_on_verify=True) as settings:
+        yield settings
 
 
 async def authorized_payment(pool, settings):

@@ -9,25 +9,19 @@ from aiohttp import web
 
 from order_service import handlers as orders
 from order_service.reconciler import next_gap, reconcile
-from razorpay_sandbox.app import create_app as create_sandbox
 from shared.razorpay_client import RazorpayClient
 from tests.factories import make_booking
-from tests.infra import eventually, free_port
+from tests.infra import eventually
+from tests.inprocess import running_sandbox
 
 
 @pytest.fixture(scope="module")
 async def settings(base_settings):
-    port = free_port()
-    settings = base_settings.model_copy(update={
-        "razorpay_base_url": f"http://127.0.0.1:{port}",
-        "sandbox_webhook_url": "http://127.0.0.1:9/unused",
-        "reconcile_first_delay_seconds": 0.3, "reconcile_poll_seconds": 0.2,
-        "reconcile_max_gap_seconds": 5})
-    runner = web.AppRunner(create_sandbox(settings))
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield settings
-    await runner.cleanup()
+    async with running_sandbox(
+        base_settings, reconcile_first_delay_seconds=0.3, reconcile_poll_seconds=0.2,
+        reconcile_max_gap_seconds=5,
+    ) as settings:
+        yield settings
 
 
 async def open_order(pool, settings):
