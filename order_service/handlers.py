@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import asyncpg
@@ -113,7 +113,7 @@ async def _create_razorpay_order(razorpay: RazorpayClient, booking: asyncpg.Reco
     )
     try:
         try:
-            order = await razorpay.create_order(request)
+            order = await _create_order(razorpay, request)
         except RazorpayRejected as exc:
             # A Razorpay that ignores unique_receipt refuses the retry of a create whose
             # answer we lost; the order it made is then found by its receipt.
@@ -129,6 +129,16 @@ async def _create_razorpay_order(razorpay: RazorpayClient, booking: asyncpg.Reco
         log.error("razorpay returned an order that is not this booking's")
         raise HttpError("Payment provider returned an unexpected order.", 502)
     return order
+
+
+async def _create_order(razorpay: RazorpayClient, request: OrderRequest) -> dict:
+    try:
+        return await razorpay.create_order(request)
+    except RazorpayRejected as exc:
+        if "unique_receipt" not in str(exc):
+            raise
+    # An API that does not know unique_receipt: the receipt lookup above covers retries.
+    return await razorpay.create_order(replace(request, unique_receipt=False))
 
 
 def _order_matches(order: dict, request: OrderRequest) -> bool:

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from razorpay_sandbox.keys import DISPATCHER, STORE
+from razorpay_sandbox.keys import DISPATCHER, SETTINGS, STORE
 from razorpay_sandbox.validation import (
     parse_capture,
     parse_json_object,
@@ -22,7 +22,9 @@ def collection(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 async def create_order(request: web.Request) -> web.Response:
     body = parse_json_object(await request.read())
-    order, _created = request.app[STORE].create_order(parse_new_order(body))
+    supported = request.app[SETTINGS].sandbox_unique_receipt_supported
+    new_order = parse_new_order(body, unique_receipt_supported=supported)
+    order, _created = request.app[STORE].create_order(new_order)
     return web.json_response(order.entity())
 
 

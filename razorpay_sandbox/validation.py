@@ -46,8 +46,10 @@ def parse_flag(body: dict[str, Any], name: str, default: bool) -> bool:
     raise ApiError(f"The {name} field must be true or false", field=name)
 
 
-def parse_new_order(body: dict[str, Any]) -> NewOrder:
-    extra = sorted(set(body) - ORDER_FIELDS)
+def parse_new_order(body: dict[str, Any], *, unique_receipt_supported: bool = True) -> NewOrder:
+    """`unique_receipt_supported=False` plays an API that has never heard of the flag."""
+    known = ORDER_FIELDS if unique_receipt_supported else ORDER_FIELDS - {"unique_receipt"}
+    extra = sorted(set(body) - known)
     if extra:
         raise ApiError(f"{', '.join(extra)} is/are not required and should not be sent")
     amount = body.get("amount")

@@ -38,6 +38,7 @@ class OrderRequest:
     notes: dict[str, str]
     currency: str = "INR"
     capture_automatically: bool = True
+    unique_receipt: bool = True
 
 
 class RazorpayClient:
@@ -58,8 +59,9 @@ class RazorpayClient:
             "receipt": request.receipt,
             "notes": request.notes,
             "payment_capture": 1 if request.capture_automatically else 0,
-            "unique_receipt": True,
         }
+        if request.unique_receipt:
+            body["unique_receipt"] = True
         return await self._call(self._client.order.create, body)
 
     async def find_order_by_receipt(self, receipt: str) -> dict[str, Any] | None:

@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     sandbox_webhook_max_delay_seconds: float = 30.0
     sandbox_webhook_max_attempts: int = 10
     sandbox_webhook_timeout_seconds: float = 5.0
+    sandbox_unique_receipt_supported: bool = True
 
     log_level: str = Field(default="INFO")
 

@@ -1,0 +1,50 @@
+"""A create whose answer was lost is retried safely: the receipt finds the order Razorpay
+made, with or without Razorpay honouring `unique_receipt`."""
+
+from datetime import timedelta
+
+import pytest
+
+from order_service import handlers as orders
+from shared.razorpay_client import OrderRequest, RazorpayClient
+from tests.factories import make_booking
+from tests.inprocess import running_sandbox
+
+
+async def lost_answer(pool, settings):
+    """The state after a create that reached Razorpay but whose answer never came back:
+    an order with the booking's receipt at Razorpay, nothing in our database."""
+    booking = await make_booking(pool)
+    row = await pool.fetchrow("SELECT * FROM bookings WHERE id = $1", booking["booking_id"])
+    razorpay = RazorpayClient(settings)
+    made = await razorpay.create_order(OrderRequest(
+        amount_paise=booking["amount_paise"], receipt=orders.receipt_for(row),
+        notes={"booking_id": str(booking["booking_id"])}, unique_receipt=False))
+    return booking, razorpay, made
+
+
+async def create(pool, razorpay, booking):
+    return await orders.create_order(
+        pool, razorpay, booking_id=booking["booking_id"], customer_id=booking["customer_id"],
+        amount_paise=booking["amount_paise"], reconcile_after=timedelta(hours=1))
+
+
+@pytest.mark.parametrize("supported", [True, False])
+async def test_retry_after_a_lost_answer_adopts_the_same_order(pool, base_settings, supported):
+    async with running_sandbox(base_settings,
+                               sandbox_unique_receipt_supported=supported) as settings:
+        booking, razorpay, made = await lost_answer(pool, settings)
+        order = await create(pool, razorpay, booking)
+        assert order.order_id == made["id"]
+        found = await razorpay.find_order_by_receipt(made["receipt"])
+        assert found["id"] == made["id"]
+        listed = await razorpay._call(razorpay._client.order.all, {"count": 100})
+        assert sum(o["receipt"] == made["receipt"] for o in listed["items"]) == 1
+
+
+async def test_an_api_without_unique_receipt_still_creates_orders(pool, base_settings):
+    async with running_sandbox(base_settings,
+                               sandbox_unique_receipt_supported=False) as settings:
+        booking = await make_booking(pool)
+        order = await create(pool, RazorpayClient(settings), booking)
+        assert order.order_id.startswith("order_")
