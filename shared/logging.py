@@ -16,7 +16,7 @@ import re
 import sys
 import time
 
-_ID_RE = re.compile(r"\b(pay|order|rcpt)_[A-Za-z0-9]{6,}")
+_ID_RE = re.compile(r"\b(pay|order|rcpt)_(?!service\b)[A-Za-z0-9]{6,}")  # not our order_service
 _HEX_SIG_RE = re.compile(r"\b[0-9a-fA-F]{64}\b")
 _secrets: list[str] = []
 

@@ -37,3 +37,8 @@ def test_stdout_wrapper_scrubs_sdk_prints():
     wrapped.write("Request error: /v1/payments/pay_ABCDEFGHIJKLMN failed\n")
     assert "pay_ABCDEFGHIJKLMN" not in out.getvalue()
     assert "/v1/payments/pay#" in out.getvalue()
+
+
+def test_our_own_service_names_are_not_mistaken_for_ids():
+    assert a6log.scrub('{"service": "order_service"}') == '{"service": "order_service"}'
+    assert "order_serviceX1" not in a6log.scrub("order_serviceX1")
