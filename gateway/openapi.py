@@ -247,6 +247,19 @@ def _payment_status() -> dict:
     }
 
 
+def _html_page(operation_id: str, summary: str, param: str) -> dict:
+    return {
+        "operationId": operation_id, "summary": summary, "security": [],
+        "parameters": [{"name": param, "in": "query", "required": False,
+                        "schema": {"type": "string"}}],
+        "responses": {"200": {
+            "description": summary,
+            "headers": {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}},
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        }},
+    }
+
+
 def _plain_get(operation_id: str, summary: str, schema: dict, example: dict) -> dict:
     return {"operationId": operation_id, "summary": summary, "security": [],
             "responses": {"200": _ok(summary, schema, example)}}
@@ -363,6 +376,10 @@ def _spec() -> dict:
             "/api/razorpay/payment-status/{booking_id}": {"get": _payment_status()},
             "/healthz": {"get": _plain_get("health", "The gateway is up.", _ref("Status"),
                                            {"status": "ok"})},
+            "/payment/success": {"get": _html_page(
+                "paid_page", "Default landing page after a verified checkout.", "booking_id")},
+            "/payment/failure": {"get": _html_page(
+                "failed_page", "Default landing page after a failed checkout.", "reason")},
             "/openapi.json": {"get": _plain_get("openapi", "This document.",
                                                 {"type": "object"}, {"openapi": "3.1.0"})},
         },

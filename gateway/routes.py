@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway import keys
+from gateway import keys, pages
 from gateway.auth import AuthError, authenticate, body_customer_matches
 from gateway.body import read_body, reject_declared_oversize
 from gateway.errors import FORBIDDEN, GatewayError, json_error, too_many_requests
@@ -93,3 +93,5 @@ def setup_routes(app: web.Application) -> None:
         app.router.add_route(route.method, route.path, make_proxy_handler(route), name=route.name)
     app.router.add_route("GET", "/healthz", healthz, name="healthz")
     app.router.add_route("GET", "/openapi.json", openapi_view, name="openapi")
+    app.router.add_route("GET", "/payment/success", pages.payment_success, name="paid_page")
+    app.router.add_route("GET", "/payment/failure", pages.payment_failure, name="failed_page")

@@ -504,3 +504,12 @@ async def test_access_line_names_the_route(http, gw, caplog, method, path, route
     await call(http, method, gw + path)
     (line,) = [r for r in caplog.records if r.name == "gateway.access"]
     assert line.ctx["route"] == route
+
+
+async def test_checkout_landing_pages_escape_what_they_show(gw, http):
+    async with http.get(f"{gw}/payment/failure", params={"reason": "<script>x</script>"}) as r:
+        assert r.status == 200 and r.content_type == "text/html"
+        text = await r.text()
+    assert "<script>x" not in text and "&lt;script&gt;x" in text
+    async with http.get(f"{gw}/payment/success", params={"booking_id": "42"}) as r:
+        assert "Booking 42 is paid" in await r.text()
