@@ -183,6 +183,8 @@ async def run(args: argparse.Namespace) -> int:
                                           for k, s in traffic.forged_accepted]:
         print("  ! " + note)
     mismatches = [r.label for r in rows if not r.ok]
+    if not settled:
+        mismatches.append("did not settle within --max-seconds")
     print("\nLEDGER BALANCED" if not mismatches else "\nMISMATCH: " + "; ".join(mismatches))
     return 1 if mismatches else 0
 

@@ -51,16 +51,23 @@ class OutboxRelay:
 
     async def run(self) -> None:
         listener = asyncio.create_task(self._listen())
+        backoff = 0.0
         try:
             while True:
                 try:
                     while await self.publish_batch() == self.settings.outbox_batch_size:
                         pass
+                    backoff = 0.0
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # broker or database away: keep rows, retry later
-                    log.warning("outbox relay paused: %s", type(exc).__name__)
+                    backoff = min(max(backoff * 2, 0.5), 10.0)
+                    log.warning("outbox relay paused %.1fs: %s", backoff, type(exc).__name__)
                     await self._reset_broker()
+                    # While the broker is away, new rows must not wake us into a reconnect
+                    # storm: wait out the back-off first.
+                    await asyncio.sleep(backoff)
+                    continue
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.settings.outbox_sweep_seconds)
