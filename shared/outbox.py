@@ -54,6 +54,7 @@ class OutboxRelay:
         backoff = 0.0
         try:
             while True:
+                self._wake.clear()  # before publishing: a row committed meanwhile re-wakes us
                 try:
                     while await self.publish_batch() == self.settings.outbox_batch_size:
                         pass
@@ -68,7 +69,6 @@ class OutboxRelay:
                     # storm: wait out the back-off first.
                     await asyncio.sleep(backoff)
                     continue
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.settings.outbox_sweep_seconds)
         finally:
