@@ -8,17 +8,10 @@ from aiohttp import web
 
 from order_service import handlers
 from order_service.schemas import CREATE_ORDER_FIELDS, MISSING_CREATE_ORDER, CreateOrderBody
-from shared.http import HttpError, read_json_object
+from shared.http import HttpError, authenticated_customer, read_json_object
 from shared.money import paise_to_rupees
 from shared.schemas import parse
 from shared.service import POOL, RAZORPAY, SETTINGS
-
-CUSTOMER_HEADER = "X-A6-Customer-Id"  # set by the gateway when customer auth is on
-
-
-def authenticated_customer(request: web.Request) -> int | None:
-    value = request.headers.get(CUSTOMER_HEADER)
-    return int(value) if value and value.isdigit() else None
 
 
 async def create_order(request: web.Request) -> web.Response:

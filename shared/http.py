@@ -42,6 +42,15 @@ class HttpError(Exception):
         self.code = code  # a short machine-readable reason (the checkout callback uses it)
 
 
+CUSTOMER_HEADER = "X-A6-Customer-Id"  # set only by the gateway, when customer auth is on
+
+
+def authenticated_customer(request: web.Request) -> int | None:
+    """The customer the gateway authenticated, or None when auth is off."""
+    value = request.headers.get(CUSTOMER_HEADER, "")
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
 def json_error(status: int, message: str, headers: dict | None = None) -> web.Response:
     return web.json_response({"message": message}, status=status, headers=headers)
 

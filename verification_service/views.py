@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from pydantic import ValidationError
 
-from shared.http import HttpError, read_json_object
+from shared.http import HttpError, authenticated_customer, read_json_object
 from shared.schemas import parse
 from shared.service import POOL, RAZORPAY, SETTINGS
 from verification_service import handlers
@@ -20,13 +20,12 @@ from verification_service.schemas import (
 )
 
 log = logging.getLogger(__name__)
-CUSTOMER_HEADER = "X-A6-Customer-Id"  # set by the gateway when customer auth is on
 
 
 async def verify_payment(request: web.Request) -> web.Response:
     body = parse(VerifyBody, await read_json_object(request), VERIFY_FIELDS, MISSING_VERIFY)
-    owner = request.headers.get(CUSTOMER_HEADER)
-    if owner is not None and owner != str(body.customer_id):
+    owner = authenticated_customer(request)
+    if owner is not None and owner != body.customer_id:
         raise HttpError(handlers.BOOKING_NOT_FOUND, 404)
     result = await handlers.verify_payment(
         request.app[POOL],
