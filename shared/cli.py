@@ -51,9 +51,11 @@ async def reconcile_now(settings: Settings) -> dict:
     from shared.razorpay_client import RazorpayClient
 
     pool = await create_pool(settings)
+    razorpay = RazorpayClient(settings)
     try:
-        return await reconcile(pool, RazorpayClient(settings), settings, everything=True)
+        return await reconcile(pool, razorpay, settings, everything=True)
     finally:
+        razorpay.close()
         await pool.close()
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import razorpay
 import requests
+import requests.adapters
 from razorpay.errors import BadRequestError, GatewayError, ServerError
 
 from shared.settings import Settings
@@ -43,12 +45,25 @@ class OrderRequest:
 
 class RazorpayClient:
     def __init__(self, settings: Settings):
+        workers = settings.razorpay_max_concurrency
+        # Our own threads, and a connection pool as large: slow Razorpay answers must not
+        # starve the default executor, which other blocking work (QR rendering) shares.
+        session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=workers)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="razorpay")
         self._client = razorpay.Client(
+            session=session,
             auth=(settings.razorpay_key_id, settings.razorpay_key_secret),
             base_url=settings.razorpay_base_url.rstrip("/"),
         )
         self._client.set_app_details({"title": "A6Pay", "version": "0.1.0"})
         self.timeout = settings.razorpay_timeout_seconds
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._client.session.close()
 
     async def create_order(self, request: OrderRequest) -> dict[str, Any]:
         # unique_receipt: a retry with the same receipt returns the order the lost answer
@@ -89,7 +104,10 @@ class RazorpayClient:
         try:
             # The SDK is blocking (requests); keep it off the event loop. The outer
             # wait_for is a backstop in case the socket timeout does not fire.
-            answer = await asyncio.wait_for(asyncio.to_thread(call), self.timeout + 2)
+            loop = asyncio.get_running_loop()
+            answer = await asyncio.wait_for(
+                loop.run_in_executor(self._executor, call), self.timeout + 2
+            )
         except BadRequestError as exc:
             raise RazorpayRejected(str(exc)) from None
         except (ServerError, GatewayError) as exc:

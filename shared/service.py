@@ -53,6 +53,7 @@ async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
 async def razorpay_ctx(app: web.Application) -> AsyncIterator[None]:
     app[RAZORPAY] = RazorpayClient(app[SETTINGS])
     yield
+    app[RAZORPAY].close()
 
 
 def background(name: str, factory: Callable[[web.Application], Awaitable[None]]):

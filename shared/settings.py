@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     razorpay_webhook_secret: str = SANDBOX_WEBHOOK_SECRET  # comma-separated for rotation
     razorpay_base_url: str = "http://127.0.0.1:8090"
     razorpay_timeout_seconds: float = 5.0
+    razorpay_max_concurrency: int = 32  # Razorpay calls in flight per process
     capture_on_verify: bool = False  # capture `authorized` payments on verify / webhook
 
     # Where each service listens
