@@ -55,7 +55,7 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def run(bookings: int, concurrency: int) -> None:
+async def run(bookings: int, concurrency: int, webhooks: bool) -> None:
     db_url = infra.database_url(infra.unique_name("a6pay_bench"))
     vhost = infra.unique_name("a6pay_bench_vhost")
     await create_database_if_missing(db_url)
@@ -71,7 +71,7 @@ async def run(bookings: int, concurrency: int) -> None:
             async with aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=concurrency * 2)
             ) as http:
-                await report(stack, pool, http, bookings, concurrency)
+                await report(stack, pool, http, bookings, concurrency, webhooks)
         finally:
             stack.stop_all()
             await pool.close()
@@ -79,7 +79,7 @@ async def run(bookings: int, concurrency: int) -> None:
             infra.delete_vhost(vhost)
 
 
-async def report(stack, pool, http, n: int, concurrency: int) -> None:
+async def report(stack, pool, http, n: int, concurrency: int, webhooks: bool) -> None:
     rows = [await make_booking(pool) for _ in range(n)]
     lines = [f"{'step':<16} {'count':>6} {'per sec':>9} {'p50 ms':>8} {'p95 ms':>8}"
              f" {'p99 ms':>8} {'max ms':>8}"]
@@ -91,7 +91,8 @@ async def report(stack, pool, http, n: int, concurrency: int) -> None:
     lines.append(summary("create-order", create, time.perf_counter() - t0))
     assert all(o[0] == 200 for o in orders), "create-order failed"
 
-    checkouts = await bounded(concurrency, (api_client.pay(http, stack, o[1]["order_id"])
+    checkouts = await bounded(concurrency, (api_client.pay(http, stack, o[1]["order_id"],
+                                                           enabled=webhooks)
                                             for o in orders))
     verify: list[float] = []
     t0 = time.perf_counter()
@@ -127,8 +128,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bookings", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--no-webhooks", action="store_true",
+                        help="the sandbox sends no webhooks: verify alone confirms")
     args = parser.parse_args()
-    asyncio.run(run(args.bookings, args.concurrency))
+    asyncio.run(run(args.bookings, args.concurrency, not args.no_webhooks))
 
 
 if __name__ == "__main__":
