@@ -51,18 +51,26 @@ async def supervise(name: str, env: dict[str, str], stopping: asyncio.Event) -> 
         stopper = asyncio.create_task(stopping.wait())
         await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if stopping.is_set():
-            if proc.returncode is None:
-                proc.terminate()
-                try:
-                    await asyncio.wait_for(waiter, 15)
-                except TimeoutError:
-                    proc.kill()
-                    await waiter
+            await _stop(proc, waiter)
             return
         stopper.cancel()
         log.warning("%s exited with %s; restarting", name, proc.returncode)
         delay = 1.0 if time.monotonic() - started > 30 else min(delay * 2, 30)
         await asyncio.sleep(delay)
+
+
+async def _stop(proc: asyncio.subprocess.Process, waiter: asyncio.Task) -> None:
+    """A signal to the process group has reached the child too: give it a moment to exit
+    by itself, because a second SIGTERM in the middle of aiohttp's shutdown aborts it."""
+    for signal_it, grace in ((None, 3), (proc.terminate, 15), (proc.kill, None)):
+        if proc.returncode is not None:
+            return
+        if signal_it is not None:
+            signal_it()
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), grace)
+        except TimeoutError:
+            continue
 
 
 def wait_healthy(url: str, seconds: float = 30) -> bool:

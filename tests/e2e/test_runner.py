@@ -28,16 +28,18 @@ def read_until(proc, marker: str, timeout: float = 60) -> list[str]:
     raise AssertionError(f"no {marker!r} in runner output: {lines}")
 
 
-async def test_runner_starts_everything_and_sigterm_stops_it_all(database_url, amqp_url, http):
+async def test_runner_starts_everything_and_sigterm_stops_it_all(
+    database_url, amqp_url, http, tmp_path
+):
     ports = {var: str(free_port()) for var in SERVICES.values()}
     env = {**os.environ, **ports, "DATABASE_URL": database_url, "AMQP_URL": amqp_url,
            "RAZORPAY_BASE_URL": f"http://127.0.0.1:{ports['SANDBOX_PORT']}"}
     env.pop("RAZORPAY_KEY_ID", None)
     for name in ("ORDER_SERVICE", "VERIFICATION_SERVICE", "WEBHOOK_SERVICE"):
         env[f"{name}_URL"] = f"http://127.0.0.1:{ports[name + '_PORT']}"
+    stderr = open(tmp_path / "runner.err", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([sys.executable, "-m", "shared.runner"], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=stderr, start_new_session=True)
     try:
         lines = read_until(proc, "Ctrl-C stops everything.")
         demo = json.loads(next(ln for ln in lines if ln.startswith("Demo booking:"))
@@ -63,3 +65,5 @@ async def test_runner_starts_everything_and_sigterm_stops_it_all(database_url, a
             break
         time.sleep(0.2)
     assert left == [], "services outlived SIGTERM to the process group"
+    stderr.close()
+    assert "Traceback" not in (tmp_path / "runner.err").read_text(), "unclean shutdown"
