@@ -7,6 +7,7 @@ also guarded by a unique constraint, so the same fact under another event id is 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -58,7 +59,7 @@ async def payment_captured(
         " WHERE id = $1 AND status = 'pending'",
         event.booking_id,
     )
-    passes = passes_for(event.booking_id, pass_secret)
+    passes = await asyncio.to_thread(passes_for, event.booking_id, pass_secret)  # CPU: off the loop
     await conn.executemany(
         "INSERT INTO passes (booking_id, kind, token, qr_data_url) VALUES ($1, $2, $3, $4)"
         " ON CONFLICT (booking_id, kind) DO NOTHING",
