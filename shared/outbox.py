@@ -109,7 +109,11 @@ class OutboxRelay:
     async def _ensure_exchange(self) -> aio_pika.abc.AbstractExchange:
         if self._exchange is None:
             self._connection = await aio_pika.connect(self.settings.amqp_url, timeout=5)
-            channel = await self._connection.channel(publisher_confirms=True)
+            # on_return_raises: an unroutable message fails publish() instead of being
+            # confirmed and silently dropped, so its row stays unsent.
+            channel = await self._connection.channel(
+                publisher_confirms=True, on_return_raises=True
+            )
             self._exchange = await declare_topology(channel, self.settings)
         return self._exchange
 
@@ -138,7 +142,3 @@ class OutboxRelay:
                 if conn is not None and not conn.is_closed():
                     with contextlib.suppress(Exception):
                         await conn.close()
-
-
-async def unsent_count(conn: asyncpg.Connection) -> int:
-    return await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")

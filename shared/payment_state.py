@@ -30,8 +30,6 @@ _RANK = {
     PaymentStatus.CAPTURED: 3,
 }
 
-OPEN_STATUSES = frozenset({PaymentStatus.CREATED, PaymentStatus.FAILED, PaymentStatus.AUTHORIZED})
-
 
 def rank(status: PaymentStatus) -> int:
     return _RANK[status]
@@ -71,3 +69,4 @@ class PaymentOutcome:
     amount_paise: int
     error_code: str | None = None
     error_description: str | None = None
+    currency: str = "INR"

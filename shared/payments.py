@@ -34,7 +34,7 @@ UPDATE payments SET
     updated_at = now()
 WHERE razorpay_order_id = $1
   AND status = ANY($4::text[])
-  AND ($2 = 'failed' OR amount_paise = $7)
+  AND ($2 = 'failed' OR (amount_paise = $7 AND currency = $8))
 RETURNING *
 """
 
@@ -56,6 +56,7 @@ async def record_outcome(
                 outcome.error_code,
                 (outcome.error_description or "")[:500] or None,
                 outcome.amount_paise,
+                outcome.currency,
             )
     except asyncpg.UniqueViolationError:
         return Recorded(False, await find_by_order(conn, outcome.order_id), conflict=True)
@@ -66,7 +67,6 @@ async def record_outcome(
 
 
 async def _emit(conn, row, outcome: PaymentOutcome, source: str, correlation_id) -> None:
-    producer = f"{source}"
     if outcome.status is PaymentStatus.CAPTURED:
         event = PaymentCaptured(
             booking_id=row["booking_id"],
@@ -88,7 +88,7 @@ async def _emit(conn, row, outcome: PaymentOutcome, source: str, correlation_id)
         )
     else:
         return  # authorized is internal progress: nobody downstream acts on it
-    await add_event(conn, event, producer, correlation_id)
+    await add_event(conn, event, source, correlation_id)
 
 
 async def find_by_order(conn: asyncpg.Connection, order_id: str) -> asyncpg.Record | None:

@@ -10,8 +10,8 @@ _PAYMENT_STATUS = {
     "authorized": PaymentStatus.AUTHORIZED,
     "captured": PaymentStatus.CAPTURED,
     "failed": PaymentStatus.FAILED,
-    # A refund comes after a capture: for fulfilment the payment was captured.
-    "refunded": PaymentStatus.CAPTURED,
+    # "refunded" is deliberately absent: Razorpay also auto-refunds payments that were
+    # authorized but never captured, and a refunded payment is no money of ours either way.
 }
 
 # Webhook events that move a payment, and where they move it.
@@ -31,14 +31,16 @@ def event_target(event: str | None) -> PaymentStatus | None:
     return _EVENT_TARGET.get(event or "")
 
 
-HANDLED_EVENTS = frozenset(_EVENT_TARGET)
 
 
 def outcome_from_payment(entity: dict) -> PaymentOutcome | None:
     """A Razorpay payment entity as our PaymentOutcome; None if it can't be one of ours."""
     status = payment_status(entity.get("status"))
     order_id, payment_id, amount = entity.get("order_id"), entity.get("id"), entity.get("amount")
+    currency = entity.get("currency")
     if status is None or not isinstance(order_id, str) or not isinstance(payment_id, str):
+        return None
+    if not isinstance(currency, str):
         return None
     if isinstance(amount, bool) or not isinstance(amount, int):
         return None
@@ -50,6 +52,7 @@ def outcome_from_payment(entity: dict) -> PaymentOutcome | None:
         amount_paise=amount,
         error_code=entity.get("error_code") if failed else None,
         error_description=entity.get("error_description") if failed else None,
+        currency=currency,
     )
 
 

@@ -33,6 +33,7 @@ FRAUD = "❌ Payment signature verification failed. Payment may be fraudulent."
 BOOKING_NOT_FOUND = "Booking not found"
 ALREADY_PAID = "Payment already completed for this booking"
 MISMATCH = "Payment does not match this order."
+CANCELLED = "Booking was cancelled; the payment will be refunded."
 VERIFIED = "✅ Payment verified and booking confirmed!"
 
 
@@ -46,7 +47,8 @@ class VerifyRequest:
 
 
 _ORDER = """
-SELECT p.*, b.start_date, b.end_date, c.name AS customer_name, car.name AS car_name
+SELECT p.*, b.start_date, b.end_date, b.status AS booking_status,
+       c.name AS customer_name, car.name AS car_name
 FROM payments p
 JOIN bookings b ON b.id = p.booking_id
 JOIN customers c ON c.id = p.customer_id
@@ -71,10 +73,12 @@ async def verify_payment(
         return await _settled(order, req.payment_id, settings)
 
     payment = await _captured_payment(razorpay, settings, order, req.payment_id)
-    outcome = outcome_from_payment(payment)
-    async with pool.acquire() as conn, conn.transaction():
-        recorded = await record_outcome(conn, outcome, "verify", correlation_id)
-    if outcome.status is not PaymentStatus.CAPTURED:
+    outcome = outcome_from_payment(payment)  # None: a status we never act on (refunded)
+    recorded = None
+    if outcome is not None:
+        async with pool.acquire() as conn, conn.transaction():
+            recorded = await record_outcome(conn, outcome, "verify", correlation_id)
+    if recorded is None or outcome.status is not PaymentStatus.CAPTURED:
         raise HttpError(
             f"Payment not captured by Razorpay. Status: {payment.get('status')}", 400,
             code="not_captured",
@@ -112,12 +116,13 @@ async def _captured_payment(razorpay, settings, order, payment_id: str) -> dict:
 
 
 def _check_matches(payment: dict, order: asyncpg.Record) -> None:
-    outcome = outcome_from_payment(payment)
+    amount = payment.get("amount")
     if (
-        outcome is None
-        or outcome.order_id != order["razorpay_order_id"]
-        or outcome.amount_paise != order["amount_paise"]
-        or payment.get("currency", order["currency"]) != order["currency"]
+        not isinstance(payment.get("id"), str)
+        or payment.get("order_id") != order["razorpay_order_id"]
+        or type(amount) is not int
+        or amount != order["amount_paise"]
+        or payment.get("currency") != order["currency"]
     ):
         log.warning("verify: payment does not match its order")
         raise HttpError(MISMATCH, 400, code="mismatch")
@@ -130,6 +135,10 @@ async def _settled(row, payment_id: str, settings: Settings, details=None) -> di
     if row["razorpay_payment_id"] != payment_id:
         raise HttpError(ALREADY_PAID, 409, code="already_paid")
     details = details or row
+    if details["booking_status"] == "cancelled":
+        # The capture is recorded (the money is real); no passes for a cancelled booking.
+        log.warning("verify: payment captured for a cancelled booking; refund needed")
+        raise HttpError(CANCELLED, 409, code="booking_cancelled")
     # Rendering PNGs is CPU work: keep it off the event loop.
     passes = await asyncio.to_thread(passes_for, row["booking_id"], settings.pass_signing_secret)
     return {

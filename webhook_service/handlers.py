@@ -51,6 +51,9 @@ async def apply_webhook(
     """Returns what happened: applied / duplicate / ignored_event / unknown_order / stale /
     amount_mismatch / conflict / unusable_payload."""
     outcome = outcome_of(payload)
+    entity = _payment_entity(payload) or {}
+    order_id, payment_id = (v if isinstance(v, str) else None
+                            for v in (entity.get("order_id"), entity.get("id")))
     async with pool.acquire() as conn, conn.transaction():
         first_time = await conn.fetchval(
             "INSERT INTO webhook_events (event_key, event_type, razorpay_order_id,"
@@ -58,8 +61,8 @@ async def apply_webhook(
             " ON CONFLICT (event_key) DO NOTHING RETURNING true",
             key,
             str(payload.get("event"))[:100],
-            outcome.order_id if outcome else None,
-            outcome.payment_id if outcome else None,
+            order_id and order_id[:64],
+            payment_id and payment_id[:64],
             payload,
         )
         if not first_time:
@@ -86,7 +89,9 @@ async def _apply(conn, payload: dict, outcome: PaymentOutcome | None, correlatio
     if recorded.conflict:
         return "conflict"
     row = recorded.payment
-    if outcome.status is not PaymentStatus.FAILED and row["amount_paise"] != outcome.amount_paise:
+    if outcome.status is not PaymentStatus.FAILED and (
+        row["amount_paise"] != outcome.amount_paise or row["currency"] != outcome.currency
+    ):
         return "amount_mismatch"
     if (
         outcome.status is PaymentStatus.CAPTURED

@@ -164,3 +164,17 @@ async def test_checkout_callback_redirects_to_failure(stack, http, pool, form, r
     assert status == 303
     assert headers["Location"] == f"http://shop.example/failed?reason={reason}"
     assert (await payment_status(http, stack, booking["booking_id"]))[1]["paid"] is False
+
+
+async def test_a_booking_cancelled_before_payment_gets_no_passes(stack, http, pool):
+    booking, order_id = await booking_with_order(http, stack, pool)
+    await pool.execute("UPDATE bookings SET status = 'cancelled' WHERE id = $1",
+                       booking["booking_id"])
+    checkout = await pay(http, stack, order_id, "captured", enabled=False)
+    status, body, _ = await verify(http, stack, booking, checkout)
+    assert (status, body) == (409, {"message":
+                                    "Booking was cancelled; the payment will be refunded."})
+    # the money is real, so the capture is recorded; no passes are issued
+    assert (await payment_status(http, stack, booking["booking_id"]))[1]["paid"] is True
+    await asyncio.sleep(1)
+    assert (await counts(pool, booking["booking_id"]))["passes"] == 0

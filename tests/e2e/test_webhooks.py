@@ -195,3 +195,15 @@ async def test_checkout_page_is_served_by_the_sandbox(stack, http, pool):
         params={"order_id": order_id, "callback_url": f"{stack.gateway}/api/razorpay/callback"})
     assert status == 200 and order_id in page
     assert "1,500.00" in page or "1500.00" in page
+
+
+@pytest.mark.parametrize("currency,outcome", [("USD", "amount_mismatch"),
+                                              (None, "unusable_payload")])
+async def test_capture_in_another_or_no_currency_is_not_applied(stack, http, pool, currency,
+                                                                 outcome):
+    booking, order_id = await booking_with_order(http, stack, pool)
+    entity = payment_entity(order_id, "pay_Currency" + (currency or "None") + "01",
+                            currency=currency)
+    assert (await send_webhook(http, stack, webhook_body("payment.captured", entity)))[0] == 200
+    assert await webhook_outcomes(pool, order_id) == [("payment.captured", outcome)]
+    assert (await payment_status(http, stack, booking["booking_id"]))[1]["paid"] is False

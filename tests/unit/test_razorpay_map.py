@@ -3,7 +3,8 @@ from shared.razorpay_map import best_outcome, event_target, outcome_from_payment
 
 
 def entity(status, pid="pay_A", amount=150000, **extra):
-    return {"id": pid, "order_id": "order_X", "status": status, "amount": amount, **extra}
+    return {"id": pid, "order_id": "order_X", "status": status, "amount": amount,
+            "currency": "INR", **extra}
 
 
 def test_unknown_vocabulary_maps_to_none():
@@ -30,3 +31,13 @@ def test_best_outcome_prefers_the_payment_that_got_furthest():
     assert only_failed.status is PaymentStatus.FAILED
     assert only_failed.error_code == "BAD_REQUEST_ERROR"
     assert best_outcome([]) is None
+
+
+def test_refunded_and_currencyless_payments_are_never_acted_on():
+    # Razorpay auto-refunds authorized-but-uncaptured payments: not money we hold.
+    assert outcome_from_payment(entity("refunded", captured=False)) is None
+    assert outcome_from_payment(entity("refunded", captured=True)) is None
+    assert best_outcome([entity("refunded"), entity("failed", "pay_F")]).status is (
+        PaymentStatus.FAILED)
+    assert outcome_from_payment({**entity("captured"), "currency": None}) is None
+    assert outcome_from_payment(entity("captured", currency="USD")).currency == "USD"
