@@ -1,0 +1,71 @@
+"""The outbox relay against the real broker, on a database of its own (other tests' relays
+must not publish these rows)."""
+
+import aio_pika
+import pytest
+
+from shared.db import create_database_if_missing, create_pool, drop_database, migrate
+from shared.events import OrderCreated
+from shared.messaging import queue_name
+from shared.outbox import OutboxRelay, add_event
+from tests import infra
+
+
+@pytest.fixture
+async def relay_env(base_settings):
+    url = infra.database_url(infra.unique_name("a6pay_relay"))
+    await create_database_if_missing(url)
+    await migrate(url)
+    settings = base_settings.model_copy(update={
+        "database_url": url, "amqp_exchange": infra.unique_name("a6pay.relaytest")})
+    pool = await create_pool(settings)
+    yield settings, pool
+    await pool.close()
+    await drop_database(url)
+
+
+async def add_order_created(pool, n=1):
+    async with pool.acquire() as conn, conn.transaction():
+        for i in range(n):
+            await add_event(conn, OrderCreated(booking_id=i + 1, customer_id=1,
+                                               order_id=f"order_R{i:013d}", amount_paise=100),
+                            "test")
+
+
+async def unsent(pool):
+    return await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+
+
+async def test_relay_publishes_with_confirms_and_marks_sent(relay_env):
+    settings, pool = relay_env
+    relay = OutboxRelay(pool, settings)
+    await relay.publish_batch()  # connects and declares the topology (queues included)
+    await add_order_created(pool, 3)
+    assert await relay.publish_batch() == 3
+    assert await unsent(pool) == 0
+    connection = await aio_pika.connect(settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(queue_name(settings, "notifier"), passive=True)
+        assert queue.declaration_result.message_count == 3
+        await queue.delete(if_unused=False, if_empty=False)
+        await channel.exchange_delete(settings.amqp_exchange)
+    await relay._reset_broker()
+
+
+async def test_an_unroutable_event_stays_in_the_outbox(relay_env):
+    settings, pool = relay_env
+    relay = OutboxRelay(pool, settings)
+    await relay.publish_batch()
+    connection = await aio_pika.connect(settings.amqp_url)
+    async with connection:  # an operator deletes the consumer's queue
+        channel = await connection.channel()
+        await channel.queue_delete(queue_name(settings, "notifier"))
+    await add_order_created(pool)
+    with pytest.raises(aio_pika.exceptions.DeliveryError):
+        await relay.publish_batch()
+    assert await unsent(pool) == 1  # kept, not marked sent
+    await relay._reset_broker()
+    assert await relay.publish_batch() == 1  # reconnecting re-declares the queue
+    assert await unsent(pool) == 0
+    await relay._reset_broker()
