@@ -2,18 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
 from order_service import routes
+from order_service.keys import CREATE_POOL
 from order_service.reconciler import run_reconciler
-from shared.service import background, new_app, razorpay_ctx, run_outbox_relay
+from shared.service import (
+    SETTINGS,
+    background,
+    connect_pool,
+    new_app,
+    razorpay_ctx,
+    run_outbox_relay,
+)
 from shared.settings import Settings
 
 
 def create_app(settings: Settings, *, relay: bool = True, reconciler: bool = True):
     app = new_app(settings)
     app.cleanup_ctx.append(razorpay_ctx)
+    app.cleanup_ctx.append(_create_pool_ctx)
     if relay:
         app.cleanup_ctx.append(background("outbox-relay", run_outbox_relay))
     if reconciler:
         app.cleanup_ctx.append(background("reconciler", run_reconciler))
     routes.setup(app)
     return app
+
+
+async def _create_pool_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[CREATE_POOL] = await connect_pool(settings.model_copy(update={
+        "db_pool_min": 1, "db_pool_max": settings.create_order_concurrency}))
+    yield
+    await app[CREATE_POOL].close()

@@ -54,7 +54,8 @@ async def create_order(
     reconcile_after: timedelta,
     correlation_id: str | None = None,
 ) -> OrderView:
-    async with pool.acquire() as conn, conn.transaction():
+    # A bounded wait for a connection: when every create is stuck on Razorpay, say so (503).
+    async with pool.acquire(timeout=razorpay.timeout * 2 + 5) as conn, conn.transaction():
         # The booking row lock serialises racing creates for one booking: the first makes
         # the Razorpay order, the rest wait here and then find it.
         booking = await conn.fetchrow(
@@ -111,16 +112,19 @@ async def _create_razorpay_order(razorpay: RazorpayClient, booking: asyncpg.Reco
         receipt=receipt_for(booking),
         notes={"booking_id": str(booking["id"]), "customer_id": str(booking["customer_id"])},
     )
+    rejected = HttpError("Payment provider rejected the order request.", 502)
     try:
         try:
             order = await _create_order(razorpay, request)
         except RazorpayRejected as exc:
             # A Razorpay that ignores unique_receipt refuses the retry of a create whose
             # answer we lost; the order it made is then found by its receipt.
+            log.warning("razorpay refused order: %s", exc)
             order = await razorpay.find_order_by_receipt(request.receipt)
             if order is None:
-                log.warning("razorpay refused order: %s", exc)
-                raise HttpError("Payment provider rejected the order request.", 502) from None
+                raise rejected from None
+    except RazorpayRejected:  # e.g. the API key itself is refused
+        raise rejected from None
     except RazorpayTimeout:
         raise HttpError("Payment provider timed out. Please retry.", 504) from None
     except RazorpayUnavailable:

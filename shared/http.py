@@ -48,7 +48,8 @@ CUSTOMER_HEADER = "X-A6-Customer-Id"  # set only by the gateway, when customer a
 def authenticated_customer(request: web.Request) -> int | None:
     """The customer the gateway authenticated, or None when auth is off."""
     value = request.headers.get(CUSTOMER_HEADER, "")
-    return int(value) if value.isascii() and value.isdigit() else None
+    ok = 0 < len(value) <= 19 and value.isascii() and value.isdigit()
+    return int(value) if ok else None
 
 
 def json_error(status: int, message: str, headers: dict | None = None) -> web.Response:

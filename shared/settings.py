@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     razorpay_base_url: str = "http://127.0.0.1:8090"
     razorpay_timeout_seconds: float = 5.0
     razorpay_max_concurrency: int = 32  # Razorpay calls in flight per process
-    capture_on_verify: bool = False  # capture `authorized` payments on verify / webhook
+    capture_on_verify: bool = False  # capture `authorized` payments (verify, webhook, reconcile)
+    create_order_concurrency: int = 5  # creates waiting on Razorpay at once, per process
 
     # Where each service listens
     bind_host: str = "127.0.0.1"

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from pydantic import ValidationError
 
-from shared.http import HttpError, authenticated_customer, read_json_object
+from shared.http import DB_ERRORS, HttpError, authenticated_customer, read_json_object
 from shared.schemas import parse
 from shared.service import POOL, RAZORPAY, SETTINGS
 from verification_service import handlers
@@ -71,6 +71,8 @@ async def checkout_callback(request: web.Request) -> web.Response:
         )
     except HttpError as exc:
         return _redirect(settings.checkout_failure_url, reason=exc.code)
+    except DB_ERRORS:  # a browser is better served by our failure page than by JSON
+        return _redirect(settings.checkout_failure_url, reason="unavailable")
     booking_id = result["booking_details"]["booking_id"]
     return _redirect(settings.checkout_success_url, booking_id=booking_id)
 

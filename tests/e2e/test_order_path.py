@@ -167,3 +167,24 @@ async def test_order_created_event_reaches_the_broker_exactly_once(stack, http, 
                 " WHERE o.body->'data'->>'order_id' = $1", body["order_id"])
 
     assert await eventually(consumed) == 1
+
+
+async def test_a_slow_razorpay_stalls_only_create_order(stack, http, pool):
+    bookings = [await make_booking(pool) for _ in range(12)]
+    paid = await make_booking(pool)
+    assert (await create_order(http, stack, paid))[0] == 200
+    await set_fault(http, stack, mode="slow", delay_seconds=1.5, path_prefix="/v1/orders",
+                    count=12)
+    creates = [asyncio.create_task(create_order(http, stack, b)) for b in bookings]
+    await asyncio.sleep(0.5)  # every create is now waiting on Razorpay or on a connection
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    status, _, _ = await payment_status(http, stack, paid["booking_id"])
+    assert status == 200 and loop.time() - started < 0.5
+    results = await asyncio.gather(*creates)
+    assert [r[0] for r in results] == [200] * 12
+
+
+async def test_payment_status_refuses_absurdly_long_ids(stack, http):
+    status, body, _ = await payment_status(http, stack, "9" * 4301)
+    assert status == 400 and body["message"]

@@ -48,3 +48,16 @@ async def test_an_api_without_unique_receipt_still_creates_orders(pool, base_set
         booking = await make_booking(pool)
         order = await create(pool, RazorpayClient(settings), booking)
         assert order.order_id.startswith("order_")
+
+
+async def test_a_refused_api_key_is_a_502_and_writes_nothing(pool, base_settings):
+    from shared.http import HttpError
+
+    async with running_sandbox(base_settings) as settings:
+        wrong = settings.model_copy(update={"razorpay_key_secret": "not-the-secret"})
+        booking = await make_booking(pool)
+        with pytest.raises(HttpError) as refused:
+            await create(pool, RazorpayClient(wrong), booking)
+        assert refused.value.status == 502
+        assert await pool.fetchval("SELECT count(*) FROM payments WHERE booking_id = $1",
+                                   booking["booking_id"]) == 0

@@ -99,3 +99,32 @@ async def test_an_unpaid_order_is_asked_about_with_growing_gaps(pool, settings):
     await reconcile(pool, razorpay, settings)
     assert await pool.fetchval(
         "SELECT status FROM payments WHERE razorpay_order_id = $1", order_id) == "failed"
+
+
+async def test_with_capture_on_an_authorized_payment_is_captured_by_reconciliation(
+    pool, settings
+):
+    capturing = settings.model_copy(update={"capture_on_verify": True})
+    _, order_id = await open_order(pool, capturing)
+    await pay(capturing, order_id, "authorized")
+    razorpay = RazorpayClient(capturing)
+    await pool.execute(
+        "UPDATE payments SET next_reconcile_at = now() WHERE razorpay_order_id = $1", order_id)
+    await reconcile(pool, razorpay, capturing)
+    assert await pool.fetchval(
+        "SELECT status FROM payments WHERE razorpay_order_id = $1", order_id) == "captured"
+    [payment] = await razorpay.fetch_order_payments(order_id)
+    assert payment["status"] == "captured"
+
+
+async def test_reconcile_everything_includes_orders_it_had_given_up_on(pool, settings):
+    _, order_id = await open_order(pool, settings)
+    await pay(settings, order_id, "captured")
+    await pool.execute(
+        "UPDATE payments SET next_reconcile_at = NULL WHERE razorpay_order_id = $1", order_id)
+    await reconcile(pool, RazorpayClient(settings), settings)  # due only: skipped
+    assert await pool.fetchval(
+        "SELECT status FROM payments WHERE razorpay_order_id = $1", order_id) == "created"
+    await reconcile(pool, RazorpayClient(settings), settings, everything=True)
+    assert await pool.fetchval(
+        "SELECT status FROM payments WHERE razorpay_order_id = $1", order_id) == "captured"
