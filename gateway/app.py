@@ -28,7 +28,7 @@ def build_rate_limiter(settings: Settings) -> RateLimiter:
             VERIFY_PAYMENT: Rate(settings.rate_limit_verify_payment, window),
             PAYMENT_STATUS: Rate(settings.rate_limit_payment_status, window),
         },
-        max_keys=getattr(settings, "rate_limit_max_clients", 100_000),
+        max_keys=settings.rate_limit_max_clients,
     )
 
 

@@ -67,7 +67,7 @@ def make_proxy_handler(route: Route):
         body = await read_body(
             request,
             settings.gateway_max_body_bytes,
-            getattr(settings, "gateway_body_read_timeout_seconds", 30.0),
+            settings.gateway_body_read_timeout_seconds,
         )
         if customer_id is not None and route.body_names_customer:
             if not body_customer_matches(body, customer_id):

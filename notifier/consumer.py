@@ -40,10 +40,7 @@ log = logging.getLogger(__name__)
 NAME = "notifier"
 
 # The database is away (down, restarting, unreachable, pool closing), not the event bad.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = DB_ERRORS + (
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-)
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = DB_ERRORS
 
 Apply = Callable[[Event, uuid.UUID], Awaitable[bool]]
 

@@ -19,12 +19,11 @@ MAX_BODY_BYTES = 256 * 1024
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
-    # Read with defaults: these settings may not exist in shared/settings.py yet.
     return RetryPolicy(
-        base_seconds=float(getattr(settings, "sandbox_webhook_retry_base_seconds", 0.5)),
-        max_delay_seconds=float(getattr(settings, "sandbox_webhook_max_delay_seconds", 30.0)),
-        max_attempts=int(getattr(settings, "sandbox_webhook_max_attempts", 10)),
-        timeout_seconds=float(getattr(settings, "sandbox_webhook_timeout_seconds", 5.0)),
+        base_seconds=settings.sandbox_webhook_retry_base_seconds,
+        max_delay_seconds=settings.sandbox_webhook_max_delay_seconds,
+        max_attempts=settings.sandbox_webhook_max_attempts,
+        timeout_seconds=settings.sandbox_webhook_timeout_seconds,
     )
 
 

@@ -78,6 +78,8 @@ def serve(service: str, create_app: Callable[[Settings], web.Application], port_
     settings = load_settings()
     setup_logging(service, settings.log_level, settings.secrets)
     log.info("starting", extra={"ctx": {"port": port_of(settings)}})
+    for name in settings.public_defaults_in_use():
+        log.warning("%s is the published default: set your own before taking payments", name)
     web.run_app(
         create_app(settings),
         host=settings.bind_host,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SANDBOX_KEY_ID = "rzp_test_a6sandbox"
 SANDBOX_KEY_SECRET = "a6_sandbox_key_secret"
 SANDBOX_WEBHOOK_SECRET = "a6_sandbox_webhook_secret"
+LOCAL_PASS_SECRET = "a6_local_pass_signing_secret"
 
 
 def split_csv(value: str) -> list[str]:
@@ -64,7 +65,7 @@ class Settings(BaseSettings):
     checkout_failure_url: str = "http://127.0.0.1:8080/payment/failure"
 
     # QR passes
-    pass_signing_secret: str = "a6_local_pass_signing_secret"
+    pass_signing_secret: str = LOCAL_PASS_SECRET
 
     # Background work
     outbox_sweep_seconds: float = 2.0
@@ -85,6 +86,31 @@ class Settings(BaseSettings):
     sandbox_unique_receipt_supported: bool = True
 
     log_level: str = Field(default="INFO")
+
+    @model_validator(mode="after")
+    def _live_keys_need_their_own_secrets(self) -> Settings:
+        """With live keys, a secret left at its published default would let anyone forge
+        webhooks or passes: refuse to start rather than take real money that way."""
+        if self.razorpay_key_id.startswith("rzp_live_"):
+            public = [name for name, bad in (
+                ("RAZORPAY_KEY_SECRET", self.razorpay_key_secret == SANDBOX_KEY_SECRET),
+                ("RAZORPAY_WEBHOOK_SECRET", not self.webhook_secrets
+                 or SANDBOX_WEBHOOK_SECRET in self.webhook_secrets),
+                ("PASS_SIGNING_SECRET", self.pass_signing_secret == LOCAL_PASS_SECRET),
+            ) if bad]
+            if public:
+                raise ValueError("live Razorpay keys need secrets of their own: set "
+                                 + ", ".join(public))
+        return self
+
+    def public_defaults_in_use(self) -> list[str]:
+        """Secrets still at their published defaults while a non-sandbox key is set."""
+        if self.razorpay_key_id == SANDBOX_KEY_ID:
+            return []
+        return [name for name, bad in (
+            ("RAZORPAY_WEBHOOK_SECRET", SANDBOX_WEBHOOK_SECRET in self.webhook_secrets),
+            ("PASS_SIGNING_SECRET", self.pass_signing_secret == LOCAL_PASS_SECRET),
+        ) if bad]
 
     @property
     def webhook_secrets(self) -> list[str]:
