@@ -70,6 +70,28 @@ async def booking(settings: Settings, booking_id: int) -> dict:
     return report if report is not None else {"booking_id": booking_id, "error": "not found"}
 
 
+async def check_pass(settings: Settings, token: str) -> dict:
+    """What staff scanning a QR pass need: is it ours, and is the booking confirmed?"""
+    from shared.passes import verify_pass_token
+
+    checked = verify_pass_token(token.strip(), settings.pass_signing_secret)
+    if checked is None:
+        return {"valid": False, "reason": "not a pass we signed"}
+    booking_id, kind = checked
+    pool = await create_pool(settings)
+    try:
+        row = await pool.fetchrow(
+            "SELECT b.status, b.start_date, b.end_date, EXISTS (SELECT 1 FROM passes p"
+            " WHERE p.booking_id = b.id AND p.kind = $2) AS issued"
+            " FROM bookings b WHERE b.id = $1", booking_id, kind)
+    finally:
+        await pool.close()
+    valid = row is not None and row["issued"] and row["status"] == "confirmed"
+    return {"valid": bool(valid), "booking_id": booking_id, "kind": kind,
+            "booking_status": row and row["status"],
+            "start_date": row and row["start_date"], "end_date": row and row["end_date"]}
+
+
 async def migrate_db(settings: Settings) -> dict:
     created = await create_database_if_missing(settings.database_url)
     return {"database_created": created, "applied": await migrate(settings.database_url)}
@@ -92,6 +114,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("reconcile", help="one reconciliation pass over every open order, now")
     show = sub.add_parser("booking", help="a booking with its payment, passes, notifications")
     show.add_argument("booking_id", type=int)
+    check = sub.add_parser("check-pass", help="check a scanned QR pass token")
+    check.add_argument("token")
     dead = sub.add_parser("dlq", help="dead-lettered events: list or replay")
     dead.add_argument("action", choices=["list", "replay"])
     dead.add_argument("--limit", type=int, default=None)
@@ -111,13 +135,15 @@ def main(argv: list[str] | None = None) -> int:
                 result = asyncio.run(reconcile_now(settings))
             case "booking":
                 result = asyncio.run(booking(settings, args.booking_id))
+            case "check-pass":
+                result = asyncio.run(check_pass(settings, args.token))
             case "dlq":
                 result = asyncio.run(dlq(settings, args.action, args.limit))
     except AmountError as exc:
         print(json.dumps({"error": str(exc)}))
         return 2
     print(json.dumps(result, default=str))
-    return 0 if "error" not in result else 1
+    return 1 if "error" in result or result.get("valid") is False else 0
 
 
 if __name__ == "__main__":

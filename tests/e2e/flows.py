@@ -18,13 +18,13 @@ async def booking_with_order(http, stack, pool, amount_paise=150_000):
     return booking, body["order_id"]
 
 
-def a6pay(stack, *args: str) -> dict:
+def a6pay(stack, *args: str, exit_code: int = 0) -> dict:
     """Run the `a6pay` console script against the stack; parse its last stdout line."""
     done = subprocess.run(
         [sys.executable, "-m", "shared.cli", *args], env=stack.env, capture_output=True,
         text=True, timeout=60,
     )
-    assert done.returncode == 0, done.stderr + done.stdout
+    assert done.returncode == exit_code, done.stderr + done.stdout
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -36,6 +36,12 @@ async def test_fulfils_on_the_webhook_when_the_browser_never_returns(stack, http
     assert shown["status"] == "confirmed" and shown["payment_status"] == "captured"
     assert sorted(p["kind"] for p in shown["passes"]) == ["collection", "return"]
     assert [n["kind"] for n in shown["notifications"]] == ["payment_confirmed"]
+    for issued in shown["passes"]:  # what staff see when they scan a pass
+        checked = a6pay(stack, "check-pass", issued["token"])
+        assert checked["valid"] and checked["kind"] == issued["kind"]
+        assert checked["booking_id"] == booking["booking_id"]
+    forged = shown["passes"][0]["token"][:-4] + "0000"
+    assert a6pay(stack, "check-pass", forged, exit_code=1)["valid"] is False
 
 
 async def test_duplicated_and_reordered_deliveries_apply_once(stack, http, pool):
