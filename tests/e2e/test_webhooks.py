@@ -40,7 +40,8 @@ async def test_fulfils_on_the_webhook_when_the_browser_never_returns(stack, http
         checked = a6pay(stack, "check-pass", issued["token"])
         assert checked["valid"] and checked["kind"] == issued["kind"]
         assert checked["booking_id"] == booking["booking_id"]
-    forged = shown["passes"][0]["token"][:-4] + "0000"
+    token = shown["passes"][0]["token"]
+    forged = token[:-1] + ("0" if token[-1] != "0" else "1")
     assert a6pay(stack, "check-pass", forged, exit_code=1)["valid"] is False
 
 
