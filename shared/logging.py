@@ -16,7 +16,13 @@ import re
 import sys
 import time
 
-_ID_RE = re.compile(r"\b(pay|order|rcpt)_(?!service\b)[A-Za-z0-9]{6,}")  # not our order_service
+# A Razorpay id is the prefix and 14 random base-62 characters; other APIs' test ids are
+# shorter but carry a digit or a capital. Plain words (our own `order_service`, `order_id`)
+# are left alone.
+_ID_RE = re.compile(
+    r"\b(pay|order|rcpt)_(?!service\b)"
+    r"(?:[A-Za-z0-9]{10,}|[A-Za-z0-9]*[A-Z0-9][A-Za-z0-9]*)\b"
+)
 _HEX_SIG_RE = re.compile(r"\b[0-9a-fA-F]{64}\b")
 _secrets: list[str] = []
 

@@ -42,3 +42,10 @@ def test_stdout_wrapper_scrubs_sdk_prints():
 def test_our_own_service_names_are_not_mistaken_for_ids():
     assert a6log.scrub('{"service": "order_service"}') == '{"service": "order_service"}'
     assert "order_serviceX1" not in a6log.scrub("order_serviceX1")
+
+
+def test_short_test_ids_from_other_apis_are_scrubbed_too():
+    for value in ("pay_123", "pay_test123", "order_T1", "pay_abcdefghijkl"):
+        assert value not in a6log.scrub(f"GET /v1/payments/{value}/capture"), value
+    for word in ("order_id", "order.created", "payment_id"):
+        assert a6log.scrub(word) == word
