@@ -106,7 +106,7 @@ def test_one_shots_use_the_console_script():
     for name in ONE_SHOTS:
         assert command(name)[1] in subcommands, f"{name}: unknown a6pay command"
         assert SERVICES[name].get("restart") == "no", f"{name} is one-shot: restart must be no"
-    assert "demo" in ONE_SHOTS and command("demo") == ["a6pay", "demo-booking"]
+    assert "demo" in ONE_SHOTS and command("demo")[:2] == ["a6pay", "demo-booking"]
 
 
 @pytest.mark.parametrize("service", APP)
