@@ -64,6 +64,12 @@ async def test_database_outage_answers_503_then_recovers_without_restarts(
             await payment_status(http, stack, booking["booking_id"]),
         ]
         assert [(a[0], a[1]) for a in answers] == [(503, UNAVAILABLE)] * 3
+        # the browser's checkout callback gets our failure page, not JSON
+        form = {k: checkouts[1][k] for k in ("razorpay_payment_id", "razorpay_order_id",
+                                             "razorpay_signature")}
+        status, _, headers = await call(http, "POST", f"{stack.gateway}/api/razorpay/callback",
+                                        data=form)
+        assert status == 303 and headers["Location"].endswith("?reason=unavailable")
 
         async def sandbox_retrying():
             deliveries = await webhook_deliveries(http, stack, [o for _, o in via_sandbox])
