@@ -92,6 +92,46 @@ async def check_pass(settings: Settings, token: str) -> dict:
             "start_date": row and row["start_date"], "end_date": row and row["end_date"]}
 
 
+PRUNE = {
+    # published events: the broker and the consumers' inboxes have them now
+    "outbox": "DELETE FROM outbox WHERE published_at < now() - $1::interval",
+    # a redelivery older than this is far past any broker's redelivery window
+    "inbox": "DELETE FROM inbox WHERE processed_at < now() - $1::interval",
+    # keep the delivery record (dedupe, audit); drop the customer's details in the payload
+    "webhook_payloads": "UPDATE webhook_events SET payload = '{}'::jsonb"
+                        " WHERE received_at < now() - $1::interval AND payload <> '{}'::jsonb",
+}
+
+
+async def prune(settings: Settings, days: int) -> dict:
+    """Retention: what the system no longer needs after `days` days."""
+    pool = await create_pool(settings)
+    try:
+        done = {}
+        for name, sql in PRUNE.items():
+            status = await pool.execute(sql, timedelta(days=days))
+            done[name] = int(status.split()[-1])
+        return {"older_than_days": days, **done}
+    finally:
+        await pool.close()
+
+
+async def refunds_needed(settings: Settings) -> dict:
+    """Captured payments whose booking was cancelled: money to give back (no ids printed
+    beyond the booking; look the payment up with `a6pay booking ID`)."""
+    pool = await create_pool(settings)
+    try:
+        rows = await pool.fetch(
+            "SELECT b.id, p.amount_paise, p.captured_at FROM payments p"
+            " JOIN bookings b ON b.id = p.booking_id"
+            " WHERE p.status = 'captured' AND b.status = 'cancelled' ORDER BY p.captured_at")
+    finally:
+        await pool.close()
+    return {"refunds_needed": [
+        {"booking_id": r["id"], "amount": paise_to_rupees(r["amount_paise"]),
+         "captured_at": r["captured_at"]} for r in rows]}
+
+
 async def migrate_db(settings: Settings) -> dict:
     created = await create_database_if_missing(settings.database_url)
     return {"database_created": created, "applied": await migrate(settings.database_url)}
@@ -114,6 +154,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("reconcile", help="one reconciliation pass over every open order, now")
     show = sub.add_parser("booking", help="a booking with its payment, passes, notifications")
     show.add_argument("booking_id", type=int)
+    trim = sub.add_parser("prune", help="retention: drop what is no longer needed")
+    trim.add_argument("--days", type=int, default=30)
+    sub.add_parser("refunds-needed", help="captured payments of cancelled bookings")
     check = sub.add_parser("check-pass", help="check a scanned QR pass token")
     check.add_argument("token")
     dead = sub.add_parser("dlq", help="dead-lettered events: list or replay")
@@ -135,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
                 result = asyncio.run(reconcile_now(settings))
             case "booking":
                 result = asyncio.run(booking(settings, args.booking_id))
+            case "prune":
+                result = asyncio.run(prune(settings, max(args.days, 1)))
+            case "refunds-needed":
+                result = asyncio.run(refunds_needed(settings))
             case "check-pass":
                 result = asyncio.run(check_pass(settings, args.token))
             case "dlq":

@@ -9,7 +9,7 @@ import pytest
 from shared.passes import verify_pass_token
 from shared.settings import load_settings
 from tests.e2e.api_client import call, checkout_signature, pay, payment_status, verify
-from tests.e2e.flows import booking_with_order, counts, wait_confirmed
+from tests.e2e.flows import a6pay, booking_with_order, counts, wait_confirmed
 
 pytestmark = pytest.mark.e2e
 FRAUD = "❌ Payment signature verification failed. Payment may be fraudulent."
@@ -178,3 +178,6 @@ async def test_a_booking_cancelled_before_payment_gets_no_passes(stack, http, po
     assert (await payment_status(http, stack, booking["booking_id"]))[1]["paid"] is True
     await asyncio.sleep(1)
     assert (await counts(pool, booking["booking_id"]))["passes"] == 0
+    owed = a6pay(stack, "refunds-needed")["refunds_needed"]
+    assert {"booking_id": booking["booking_id"], "amount": 1500.0} in [
+        {k: r[k] for k in ("booking_id", "amount")} for r in owed]
