@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import asyncpg
 from shared.db import create_database_if_missing, drop_database, migrate
 from tests import infra
 from tests.e2e import api_client
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import running_stack
 from tests.factories import make_booking
 
 
@@ -63,20 +62,18 @@ async def run(bookings: int, concurrency: int, webhooks: bool) -> None:
     infra.create_vhost(vhost)
     limits = {f"RATE_LIMIT_{k}": "1000000" for k in
               ("CREATE_ORDER", "VERIFY_PAYMENT", "PAYMENT_STATUS")}
-    with tempfile.TemporaryDirectory(prefix="a6pay-bench-") as logs:
-        stack = Stack(db_url, infra.amqp_url(vhost), Path(logs), {**limits, "LOG_LEVEL": "WARNING"})
-        pool = await asyncpg.create_pool(db_url, min_size=1, max_size=5)
-        try:
-            stack.start_all()
+    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=5)
+    try:
+        with running_stack(db_url, infra.amqp_url(vhost),
+                           {**limits, "LOG_LEVEL": "WARNING"}) as stack:
             async with aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=concurrency * 2)
             ) as http:
                 await report(stack, pool, http, bookings, concurrency, webhooks)
-        finally:
-            stack.stop_all()
-            await pool.close()
-            await drop_database(db_url)
-            infra.delete_vhost(vhost)
+    finally:
+        await pool.close()
+        await drop_database(db_url)
+        infra.delete_vhost(vhost)
 
 
 async def report(stack, pool, http, n: int, concurrency: int, webhooks: bool) -> None:

@@ -9,6 +9,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
@@ -102,15 +103,22 @@ class Stack:
         return "".join(p.read_text(errors="replace") for p in self.log_dir.glob("*.log"))
 
 
-@pytest.fixture(scope="session")
-def stack(database_url, amqp_url):
+@contextmanager
+def running_stack(database_url: str, amqp_url: str, extra_env: dict | None = None):
+    """Every process up, with logs in a temporary folder; all stopped on the way out."""
     with tempfile.TemporaryDirectory(prefix="a6pay-e2e-") as log_dir:
-        stack = Stack(database_url, amqp_url, Path(log_dir), {})
+        stack = Stack(database_url, amqp_url, Path(log_dir), extra_env or {})
         try:
             stack.start_all()
             yield stack
         finally:
             stack.stop_all()
+
+
+@pytest.fixture(scope="session")
+def stack(database_url, amqp_url):
+    with running_stack(database_url, amqp_url) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="session")

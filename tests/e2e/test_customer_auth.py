@@ -1,15 +1,13 @@
 """Optional customer authentication: with AUTH_JWT_SECRET set, a customer can only create,
 verify and read their own bookings."""
 
-import tempfile
 import time
-from pathlib import Path
 
 import jwt
 import pytest
 
 from tests.e2e.api_client import call, pay
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import running_stack
 from tests.factories import make_booking
 
 pytestmark = pytest.mark.e2e
@@ -18,13 +16,8 @@ SECRET = "a6-test-customer-auth-secret-0123456789"
 
 @pytest.fixture(scope="module")
 def auth_stack(database_url, amqp_url):
-    with tempfile.TemporaryDirectory(prefix="a6pay-auth-") as log_dir:
-        stack = Stack(database_url, amqp_url, Path(log_dir), {"AUTH_JWT_SECRET": SECRET})
-        try:
-            stack.start_all()
-            yield stack
-        finally:
-            stack.stop_all()
+    with running_stack(database_url, amqp_url, {"AUTH_JWT_SECRET": SECRET}) as stack:
+        yield stack
 
 
 def bearer(customer_id: int, secret: str = SECRET, ttl: int = 300) -> dict:
