@@ -11,10 +11,10 @@ from datetime import timedelta
 import asyncpg
 from aiohttp import web
 
-from shared.payment_state import PaymentOutcome, PaymentStatus
-from shared.payments import record_outcome
+from shared.payment_state import PaymentStatus
+from shared.payments import capture_authorized, record_outcome
 from shared.razorpay_client import RazorpayClient, RazorpayError
-from shared.razorpay_map import best_outcome, outcome_from_payment
+from shared.razorpay_map import best_outcome
 from shared.service import POOL, RAZORPAY, SETTINGS
 from shared.settings import Settings
 
@@ -69,7 +69,7 @@ async def _reconcile_one(pool, razorpay, settings, row, summary) -> None:
     if outcome is not None and outcome.status is PaymentStatus.AUTHORIZED and (
         settings.capture_on_verify
     ):
-        outcome = await _capture(razorpay, outcome) or outcome
+        outcome = await capture_authorized(razorpay, outcome) or outcome
     async with pool.acquire() as conn, conn.transaction():
         recorded = None
         if outcome is not None:
@@ -91,18 +91,6 @@ async def _reconcile_one(pool, razorpay, settings, row, summary) -> None:
             PaymentStatus.CAPTURED.value,
             give_up,
         )
-
-
-async def _capture(razorpay: RazorpayClient, authorized: PaymentOutcome):
-    """With capture on, an authorized payment nobody captured (the webhook's capture task
-    failed, the browser never verified) is captured here; None if Razorpay refused."""
-    try:
-        payment = await razorpay.capture_payment(authorized.payment_id, authorized.amount_paise)
-    except RazorpayError as exc:
-        log.warning("reconcile: capture failed (%s)", type(exc).__name__)
-        return None
-    captured = outcome_from_payment(payment)
-    return captured if captured is not None and captured.order_id == authorized.order_id else None
 
 
 async def run_reconciler(app: web.Application) -> None:

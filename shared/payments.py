@@ -7,6 +7,7 @@ report changes nothing and emits nothing.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import asyncpg
@@ -14,6 +15,10 @@ import asyncpg
 from shared.events import PaymentCaptured, PaymentFailed
 from shared.outbox import add_event
 from shared.payment_state import PaymentOutcome, PaymentStatus, allowed_sources
+from shared.razorpay_client import RazorpayClient, RazorpayError
+from shared.razorpay_map import outcome_from_payment
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,20 @@ async def _emit(conn, row, outcome: PaymentOutcome, source: str, correlation_id)
     else:
         return  # authorized is internal progress: nobody downstream acts on it
     await add_event(conn, event, source, correlation_id)
+
+
+async def capture_authorized(
+    razorpay: RazorpayClient, authorized: PaymentOutcome
+) -> PaymentOutcome | None:
+    """With capture on: capture an authorized payment at Razorpay and say what it is now;
+    None when Razorpay can't be reached or answers about another order (left to retry)."""
+    try:
+        payment = await razorpay.capture_or_fetch(authorized.payment_id, authorized.amount_paise)
+    except RazorpayError as exc:
+        log.warning("capture of an authorized payment failed: %s", type(exc).__name__)
+        return None
+    captured = outcome_from_payment(payment)
+    return captured if captured is not None and captured.order_id == authorized.order_id else None
 
 
 async def find_by_order(conn: asyncpg.Connection, order_id: str) -> asyncpg.Record | None:

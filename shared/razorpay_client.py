@@ -99,6 +99,14 @@ class RazorpayClient:
             self._client.payment.capture, payment_id, amount_paise, {"currency": "INR"}
         )
 
+    async def capture_or_fetch(self, payment_id: str, amount_paise: int) -> dict[str, Any]:
+        """Capture; if Razorpay refuses (captured meanwhile by someone else), the payment
+        as it now is."""
+        try:
+            return await self.capture_payment(payment_id, amount_paise)
+        except RazorpayRejected:
+            return await self.fetch_payment(payment_id)
+
     async def _call(self, method, *args) -> dict[str, Any]:
         call = functools.partial(method, *args, timeout=self.timeout)
         try:

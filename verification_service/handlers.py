@@ -99,10 +99,7 @@ async def _captured_payment(razorpay, settings, order, payment_id: str) -> dict:
         payment = await razorpay.fetch_payment(payment_id)
         _check_matches(payment, order)
         if payment.get("status") == "authorized" and settings.capture_on_verify:
-            try:
-                payment = await razorpay.capture_payment(payment_id, order["amount_paise"])
-            except RazorpayRejected:  # captured meanwhile (webhook, another verify)
-                payment = await razorpay.fetch_payment(payment_id)
+            payment = await razorpay.capture_or_fetch(payment_id, order["amount_paise"])
             _check_matches(payment, order)
     except RazorpayRejected:
         raise HttpError("Payment not found at Razorpay.", 400, code="payment_not_found") from None

@@ -9,8 +9,8 @@ import logging
 import asyncpg
 
 from shared.payment_state import PaymentOutcome, PaymentStatus
-from shared.payments import record_outcome
-from shared.razorpay_client import RazorpayClient, RazorpayError, RazorpayRejected
+from shared.payments import capture_authorized, record_outcome
+from shared.razorpay_client import RazorpayClient
 from shared.razorpay_map import event_target, outcome_from_payment
 
 log = logging.getLogger(__name__)
@@ -102,21 +102,13 @@ async def _apply(conn, payload: dict, outcome: PaymentOutcome | None, correlatio
     return "stale"
 
 
-async def capture_authorized(
+async def capture_and_record(
     pool: asyncpg.Pool, razorpay: RazorpayClient, outcome: PaymentOutcome
 ) -> None:
     """With capture on, an authorized payment is captured by us; Razorpay's answer goes
     through the state machine like any other report. Failures are left to reconciliation."""
-    try:
-        try:
-            payment = await razorpay.capture_payment(outcome.payment_id, outcome.amount_paise)
-        except RazorpayRejected:  # already captured: ask what it is now
-            payment = await razorpay.fetch_payment(outcome.payment_id)
-    except RazorpayError as exc:
-        log.warning("capture after authorization failed: %s", type(exc).__name__)
-        return
-    captured = outcome_from_payment(payment)
-    if captured is None or captured.order_id != outcome.order_id:
+    captured = await capture_authorized(razorpay, outcome)
+    if captured is None:
         return
     async with pool.acquire() as conn, conn.transaction():
         await record_outcome(conn, captured, "webhook", None)

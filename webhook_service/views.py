@@ -47,7 +47,7 @@ async def webhook(request: web.Request) -> web.Response:
         and outcome is not None
         and outcome.status is PaymentStatus.AUTHORIZED
     ):
-        _in_background(request.app, handlers.capture_authorized(
+        _in_background(request.app, handlers.capture_and_record(
             request.app[POOL], request.app[RAZORPAY], outcome))
     return web.json_response({"status": "ok"})
 

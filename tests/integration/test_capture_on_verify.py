@@ -70,8 +70,8 @@ async def test_webhook_authorized_is_captured_when_capture_is_on(pool, sandbox_s
     booking, razorpay, checkout = await authorized_payment(pool, sandbox_settings)
     outcome = PaymentOutcome(checkout["razorpay_order_id"], checkout["razorpay_payment_id"],
                              PaymentStatus.AUTHORIZED, booking["amount_paise"])
-    await webhooks.capture_authorized(pool, razorpay, outcome)
-    await webhooks.capture_authorized(pool, razorpay, outcome)  # twice: still one capture
+    await webhooks.capture_and_record(pool, razorpay, outcome)
+    await webhooks.capture_and_record(pool, razorpay, outcome)  # twice: still one capture
     async with pool.acquire() as conn:
         row = await conn.fetchrow(
             "SELECT status, razorpay_payment_id FROM payments WHERE booking_id = $1",
