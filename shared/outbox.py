@@ -78,16 +78,20 @@ class OutboxRelay:
             await self._reset_broker()
 
     async def publish_batch(self) -> int:
-        """Publish one batch; returns how many rows it published."""
+        """Publish one batch; returns how many rows it published.
+
+        A row the broker cannot route (no queue bound for it) stays unsent with its
+        attempts counted, and the rows after it go on: one bad event must not hold up every
+        other. Rows that failed before come last, so they never starve fresh ones.
+        """
         exchange = await self._ensure_exchange()
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 "SELECT id, routing_key, body FROM outbox WHERE published_at IS NULL"
-                " ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+                " ORDER BY attempts, created_at LIMIT $1 FOR UPDATE SKIP LOCKED",
                 self.settings.outbox_batch_size,
             )
-            if not rows:
-                return 0
+            published, unroutable = [], []
             for row in rows:
                 message = aio_pika.Message(
                     body=json.dumps(row["body"]).encode(),
@@ -98,13 +102,24 @@ class OutboxRelay:
                 )
                 # Publisher confirms: publish() returns once the broker has it; mandatory
                 # makes an unroutable message an error (kept in the outbox), not a drop.
-                await exchange.publish(message, routing_key=row["routing_key"], timeout=10)
+                try:
+                    await exchange.publish(message, routing_key=row["routing_key"], timeout=10)
+                except aio_pika.exceptions.DeliveryError:
+                    unroutable.append(row["id"])
+                    continue
+                published.append(row["id"])
             await conn.execute(
                 "UPDATE outbox SET published_at = now(), attempts = attempts + 1"
                 " WHERE id = ANY($1::uuid[])",
-                [r["id"] for r in rows],
+                published,
             )
-            return len(rows)
+            if unroutable:
+                log.error("outbox: %d event(s) no queue is bound for; kept", len(unroutable))
+                await conn.execute(
+                    "UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1::uuid[])",
+                    unroutable,
+                )
+            return len(published)
 
     async def _ensure_exchange(self) -> aio_pika.abc.AbstractExchange:
         if self._exchange is None:

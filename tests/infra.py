@@ -7,7 +7,11 @@ import shutil
 import socket
 import subprocess
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from urllib.parse import quote, urlsplit, urlunsplit
+
+from shared.settings import Settings
 
 BASE_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BASE_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -55,3 +59,21 @@ async def eventually(predicate, timeout: float = 10.0, interval: float = 0.1):
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
         await asyncio.sleep(interval)
+
+
+@asynccontextmanager
+async def own_database(base: Settings, **overrides) -> AsyncIterator[tuple[Settings, object]]:
+    """A migrated database of its own, for tests whose rows other tests' relays or
+    background jobs must not see (or whose clean-up jobs must not touch theirs)."""
+    from shared.db import create_database_if_missing, create_pool, drop_database, migrate
+
+    url = database_url(unique_name("a6pay_own"))
+    await create_database_if_missing(url)
+    await migrate(url)
+    settings = base.model_copy(update={"database_url": url, **overrides})
+    pool = await create_pool(settings)
+    try:
+        yield settings, pool
+    finally:
+        await pool.close()
+        await drop_database(url)

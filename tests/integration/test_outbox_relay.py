@@ -4,7 +4,6 @@ must not publish these rows)."""
 import aio_pika
 import pytest
 
-from shared.db import create_database_if_missing, create_pool, drop_database, migrate
 from shared.events import OrderCreated
 from shared.messaging import queue_name
 from shared.outbox import OutboxRelay, add_event
@@ -13,15 +12,9 @@ from tests import infra
 
 @pytest.fixture
 async def relay_env(base_settings):
-    url = infra.database_url(infra.unique_name("a6pay_relay"))
-    await create_database_if_missing(url)
-    await migrate(url)
-    settings = base_settings.model_copy(update={
-        "database_url": url, "amqp_exchange": infra.unique_name("a6pay.relaytest")})
-    pool = await create_pool(settings)
-    yield settings, pool
-    await pool.close()
-    await drop_database(url)
+    exchange = infra.unique_name("a6pay.relaytest")
+    async with infra.own_database(base_settings, amqp_exchange=exchange) as env:
+        yield env
 
 
 async def add_order_created(pool, n=1):
@@ -53,7 +46,7 @@ async def test_relay_publishes_with_confirms_and_marks_sent(relay_env):
     await relay._reset_broker()
 
 
-async def test_an_unroutable_event_stays_in_the_outbox(relay_env):
+async def test_an_unroutable_event_stays_in_the_outbox_and_holds_up_nothing(relay_env):
     settings, pool = relay_env
     relay = OutboxRelay(pool, settings)
     await relay.publish_batch()
@@ -62,10 +55,23 @@ async def test_an_unroutable_event_stays_in_the_outbox(relay_env):
         channel = await connection.channel()
         await channel.queue_delete(queue_name(settings, "notifier"))
     await add_order_created(pool)
-    with pytest.raises(aio_pika.exceptions.DeliveryError):
-        await relay.publish_batch()
-    assert await unsent(pool) == 1  # kept, not marked sent
+    assert await relay.publish_batch() == 0
+    assert await unsent(pool) == 1  # kept, not marked sent, its attempt counted
+    assert await pool.fetchval("SELECT attempts FROM outbox") == 1
     await relay._reset_broker()
     assert await relay.publish_batch() == 1  # reconnecting re-declares the queue
     assert await unsent(pool) == 0
+    await relay._reset_broker()
+
+
+async def test_an_event_nobody_consumes_does_not_block_the_others(relay_env):
+    settings, pool = relay_env
+    async with pool.acquire() as conn:  # a type no consumer binds, written first
+        await conn.execute("INSERT INTO outbox (id, routing_key, body)"
+                           " VALUES (gen_random_uuid(), 'nobody.listens', '{}')")
+    await add_order_created(pool, 2)
+    relay = OutboxRelay(pool, settings)
+    assert await relay.publish_batch() == 2
+    assert await pool.fetchval(
+        "SELECT routing_key FROM outbox WHERE published_at IS NULL") == "nobody.listens"
     await relay._reset_broker()
