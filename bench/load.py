@@ -16,11 +16,10 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
+from ops import api_client, infra
+from ops.factories import make_booking
+from ops.stack import running_stack
 from shared.db import create_database_if_missing, drop_database, migrate
-from tests import infra
-from tests.e2e import api_client
-from tests.e2e.conftest import running_stack
-from tests.factories import make_booking
 
 
 async def timed(samples: list[float], coro):

@@ -6,9 +6,9 @@ import json
 import subprocess
 import sys
 
-from tests.e2e.api_client import create_order, payment_status
-from tests.factories import make_booking
-from tests.infra import eventually
+from ops.api_client import create_order, payment_status
+from ops.factories import make_booking
+from ops.infra import eventually
 
 
 async def booking_with_order(http, stack, pool, amount_paise=150_000):
@@ -21,7 +21,7 @@ async def booking_with_order(http, stack, pool, amount_paise=150_000):
 def a6pay(stack, *args: str, exit_code: int = 0) -> dict:
     """Run the `a6pay` console script against the stack; parse its last stdout line."""
     done = subprocess.run(
-        [sys.executable, "-m", "shared.cli", *args], env=stack.env, capture_output=True,
+        [sys.executable, "-m", "ops.cli", *args], env=stack.env, capture_output=True,
         text=True, timeout=60,
     )
     assert done.returncode == exit_code, done.stderr + done.stdout

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.e2e.api_client import call
+from ops.api_client import call
 
 pytestmark = pytest.mark.e2e
 

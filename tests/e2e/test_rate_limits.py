@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.e2e.api_client import call, send_webhook
+from ops.api_client import call, send_webhook
 
 pytestmark = pytest.mark.e2e
 

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from tests.e2e.api_client import call
-from tests.e2e.conftest import SERVICES
-from tests.infra import free_port
+from ops.api_client import call
+from ops.infra import free_port
+from ops.stack import SERVICES
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +38,7 @@ async def test_runner_starts_everything_and_sigterm_stops_it_all(
     for name in ("ORDER_SERVICE", "VERIFICATION_SERVICE", "WEBHOOK_SERVICE"):
         env[f"{name}_URL"] = f"http://127.0.0.1:{ports[name + '_PORT']}"
     stderr = open(tmp_path / "runner.err", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, "-m", "shared.runner"], env=env, text=True,
+    proc = subprocess.Popen([sys.executable, "-m", "ops.runner"], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=stderr, start_new_session=True)
     try:
         lines = read_until(proc, "Ctrl-C stops everything.")

@@ -3,10 +3,10 @@ secrets, signatures and payment identifiers."""
 
 import pytest
 
+from ops.api_client import pay, verify
+from ops.stack import OLD_WEBHOOK_SECRET
 from shared.settings import SANDBOX_KEY_SECRET, SANDBOX_WEBHOOK_SECRET, load_settings
 from shared.signatures import checkout_signature
-from tests.e2e.api_client import pay, verify
-from tests.e2e.conftest import OLD_WEBHOOK_SECRET
 from tests.e2e.flows import booking_with_order
 
 pytestmark = pytest.mark.e2e

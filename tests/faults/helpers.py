@@ -6,9 +6,9 @@ import asyncio
 import os
 import signal
 
-from tests.e2e.api_client import call
+from ops.api_client import call
+from ops.infra import eventually
 from tests.e2e.flows import booking_with_order
-from tests.infra import eventually
 
 
 async def bookings_with_orders(http, stack, pool, n: int) -> list[tuple[dict, str]]:

@@ -7,7 +7,8 @@ import asyncio
 
 import pytest
 
-from tests.e2e.api_client import pay, payment_status, verify
+from ops.api_client import pay, payment_status, verify
+from ops.infra import eventually
 from tests.faults.helpers import (
     bookings_with_orders,
     confirmed_count,
@@ -17,7 +18,6 @@ from tests.faults.helpers import (
     wait_all_confirmed_once,
     webhook_deliveries,
 )
-from tests.infra import eventually
 
 pytestmark = pytest.mark.e2e
 

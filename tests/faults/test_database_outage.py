@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from tests.e2e.api_client import (
+from ops.api_client import (
     call,
     create_order,
     pay,
@@ -17,7 +17,8 @@ from tests.e2e.api_client import (
     verify,
     webhook_body,
 )
-from tests.factories import make_booking
+from ops.factories import make_booking
+from ops.infra import eventually
 from tests.faults.helpers import (
     assert_no_unhandled_errors,
     bookings_with_orders,
@@ -25,7 +26,6 @@ from tests.faults.helpers import (
     wait_all_confirmed_once,
     webhook_deliveries,
 )
-from tests.infra import eventually
 
 pytestmark = pytest.mark.e2e
 

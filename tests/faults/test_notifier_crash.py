@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.e2e.api_client import pay
+from ops.api_client import pay
 from tests.faults.helpers import (
     bookings_with_orders,
     confirmed_count,

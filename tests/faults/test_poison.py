@@ -10,14 +10,14 @@ import uuid
 import aio_pika
 import pytest
 
+from ops.api_client import pay
+from ops.factories import make_booking
+from ops.infra import eventually
 from shared.events import Envelope, PaymentCaptured
 from shared.messaging import declare_exchange
-from tests.e2e.api_client import pay
 from tests.e2e.flows import a6pay, booking_with_order
-from tests.factories import make_booking
 from tests.faults.conftest import DELIVERY_LIMIT
 from tests.faults.helpers import booking_states, wait_all_confirmed_once
-from tests.infra import eventually
 
 pytestmark = pytest.mark.e2e
 

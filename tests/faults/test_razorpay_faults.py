@@ -11,16 +11,16 @@ from datetime import timedelta
 
 import pytest
 
+from ops.api_client import create_order, pay, payment_status, set_fault, verify
+from ops.factories import make_booking
+from ops.infra import free_port
 from order_service import handlers as orders
 from order_service.reconciler import reconcile
 from shared.http import HttpError
 from shared.razorpay_client import RazorpayClient
 from shared.settings import SANDBOX_KEY_ID, SANDBOX_KEY_SECRET
-from tests.e2e.api_client import create_order, pay, payment_status, set_fault, verify
 from tests.e2e.flows import a6pay
-from tests.factories import make_booking
 from tests.faults.helpers import booking_states, wait_all_confirmed_once
-from tests.infra import free_port
 from verification_service import handlers as verification
 
 pytestmark = pytest.mark.e2e

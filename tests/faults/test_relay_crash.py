@@ -17,6 +17,7 @@ from collections import Counter
 import aio_pika
 import pytest
 
+from ops.infra import eventually
 from shared.messaging import declare_exchange
 from shared.outbox import OutboxRelay
 from shared.payment_state import PaymentOutcome, PaymentStatus
@@ -28,7 +29,6 @@ from tests.faults.helpers import (
     unsent_captured,
     wait_all_confirmed_once,
 )
-from tests.infra import eventually
 
 pytestmark = pytest.mark.e2e
 

@@ -4,10 +4,10 @@ must not publish these rows)."""
 import aio_pika
 import pytest
 
+from ops import infra
 from shared.events import OrderCreated
 from shared.messaging import queue_name
 from shared.outbox import OutboxRelay, add_event
-from tests import infra
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ import asyncio
 
 import pytest
 
+from ops.factories import make_booking
 from shared.payment_state import PaymentOutcome, PaymentStatus
 from shared.payments import record_outcome
-from tests.factories import make_booking
 
 S = PaymentStatus
 

@@ -3,8 +3,8 @@ ones and unsent events stay."""
 
 import uuid
 
-from shared.cli import prune
-from tests.infra import own_database
+from ops.cli import prune
+from ops.infra import own_database
 
 
 async def test_prune_keeps_what_is_fresh_or_unsent(base_settings):

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from gateway.routes import ROUTES
-from shared.cli import _parser
+from ops.cli import _parser
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,14 +93,14 @@ def test_python_m_module_exists(service):
 
 
 def test_the_runner_and_compose_start_the_same_services():
-    from shared.runner import services
+    from ops.runner import services
 
     assert {module_of(name) for name in SERVERS} == set(services(use_sandbox=True))
 
 
 def test_one_shots_use_the_console_script():
     scripts = PYPROJECT["project"]["scripts"]
-    assert scripts.get("a6pay") == "shared.cli:main"
+    assert scripts.get("a6pay") == "ops.cli:main"
     subcommands = set(_parser()._subparsers._group_actions[0].choices)
     assert command("migrate") == ["a6pay", "migrate"]
     for name in ONE_SHOTS:

@@ -16,12 +16,12 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
-from bench.chaos_record import Recorder
+from bench.chaos.record import Recorder
+from ops import infra
+from ops.local_services import PrivateRabbitMQ
+from ops.stack import Stack
 from shared.db import create_database_if_missing, create_pool, drop_database, migrate
 from shared.settings import load_settings
-from tests import infra
-from tests.e2e.conftest import Stack
-from tests.local_services import PrivateRabbitMQ
 
 log = logging.getLogger("bench.chaos")
 

@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.request
 
-from shared.cli import demo_booking, migrate_db
+from ops.cli import demo_booking, migrate_db
 from shared.logging import setup_logging
 from shared.settings import load_settings
 

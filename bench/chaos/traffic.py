@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import aiohttp
 import asyncpg
 
-from bench.chaos_plan import Plan
-from bench.chaos_record import Recorder
+from bench.chaos.plan import Plan
+from bench.chaos.record import Recorder
+from ops.factories import make_booking
 from shared.settings import SANDBOX_WEBHOOK_SECRET
-from tests.factories import make_booking
 
 WRONG_SECRET = "guessed_secret_" + "x" * 16
 

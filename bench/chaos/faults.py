@@ -13,7 +13,7 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from bench.chaos_record import Progress, Recorder
+from bench.chaos.record import Progress, Recorder
 
 log = logging.getLogger("bench.chaos")
 
@@ -30,7 +30,7 @@ SCHEDULE = (
 @dataclass
 class Chaos:
     broker: object  # PrivateRabbitMQ: start(), stop()
-    stack: object  # tests.e2e.conftest.Stack: start(name), stop(name, kill=True)
+    stack: object  # ops.stack.Stack: start(name), stop(name, kill=True)
     recorder: Recorder
     rng: random.Random
     log_lines: list[str] = field(default_factory=list)

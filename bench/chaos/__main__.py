@@ -22,9 +22,9 @@ import time
 
 import aiohttp
 
-from bench.chaos_env import ChaosEnv
-from bench.chaos_faults import Chaos
-from bench.chaos_ledger import (
+from bench.chaos.env import ChaosEnv
+from bench.chaos.faults import Chaos
+from bench.chaos.ledger import (
     DLQ,
     Row,
     check,
@@ -35,9 +35,9 @@ from bench.chaos_ledger import (
     settle,
     webhook_states,
 )
-from bench.chaos_plan import Plan, make_plans
-from bench.chaos_record import Progress, Recorder
-from bench.chaos_traffic import Traffic, run_booking
+from bench.chaos.plan import Plan, make_plans
+from bench.chaos.record import Progress, Recorder
+from bench.chaos.traffic import Traffic, run_booking
 
 log = logging.getLogger("bench.chaos")
 
