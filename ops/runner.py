@@ -100,9 +100,18 @@ async def main() -> None:
         loop.add_signal_handler(sig, stopping.set)
     tasks = [asyncio.create_task(supervise(n, env, stopping)) for n in services(use_sandbox)]
 
+    # The banner is printed once every service answers, so each URL in it works as printed.
+    ports = {name: getattr(settings, f"{name.removeprefix('razorpay_')}_port")
+             for name in services(use_sandbox)}
+    healthy = await asyncio.gather(*(
+        asyncio.to_thread(wait_healthy, f"http://127.0.0.1:{port}/healthz")
+        for port in ports.values()))
+    for name, up in zip(ports, healthy, strict=True):
+        if not up:
+            print(f"{name} is NOT answering yet (see its log above)", flush=True)
     gateway = f"http://127.0.0.1:{settings.gateway_port}"
-    healthy = await asyncio.to_thread(wait_healthy, f"{gateway}/healthz")
-    print(f"A6 Pay gateway:  {gateway}  ({'up' if healthy else 'NOT answering yet'})", flush=True)
+    print(f"A6 Pay gateway:  {gateway}  ({'up' if all(healthy) else 'NOT all up yet'})",
+          flush=True)
     if use_sandbox:
         print(f"Razorpay sandbox: http://127.0.0.1:{settings.sandbox_port}"
               f"  (checkout page: /checkout?order_id=...)", flush=True)
