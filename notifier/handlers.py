@@ -11,10 +11,10 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from decimal import Decimal
 
 import asyncpg
 
+from notifier.mail_outbox import enqueue
 from shared.events import Event, OrderCreated, PaymentCaptured, PaymentFailed
 from shared.logging import log_ctx
 from shared.passes import passes_for
@@ -65,14 +65,13 @@ async def payment_captured(
         " ON CONFLICT (booking_id, kind) DO NOTHING",
         [(event.booking_id, kind, token, url) for kind, (token, url) in passes.items()],
     )
-    subject = f"Booking #{booking['id']} confirmed: {booking['car_name']}"
-    body = (
-        f"Hi {booking['customer_name']}, your payment of {_rupees(booking['amount_paise'])}"
-        f" for {booking['car_name']} ({_dates(booking)}) is confirmed. Show the collection"
-        " pass when you pick the car up and the return pass when you bring it back."
-    )
-    await _notify(
-        conn, booking, "payment_confirmed", f"payment_confirmed:{booking['id']}", subject, body
+    await enqueue(
+        conn,
+        booking_id=booking["id"],
+        customer_id=booking["customer_id"],
+        kind="payment_confirmed",
+        dedupe_key=f"payment_confirmed:{booking['id']}",
+        details={"amount_paise": event.amount_paise},
     )
     log.info("booking confirmed", extra=_ctx(event, event_id))
 
@@ -87,15 +86,14 @@ async def payment_failed(
         log.info("failure for a settled booking ignored", extra=_ctx(event, event_id))
         return
     attempt = event.payment_id or event.order_id
-    subject = f"Payment for booking #{booking['id']} did not go through"
-    body = (
-        f"Hi {booking['customer_name']}, your payment of {_rupees(booking['amount_paise'])}"
-        f" for {booking['car_name']} ({_dates(booking)}) was not completed. If any amount was"
-        " debited, it is returned automatically (or, if your bank confirms the payment late,"
-        " we confirm your booking). Your booking is still reserved and you can pay again."
-    )
-    await _notify(
-        conn, booking, "payment_failed", f"payment_failed:{booking['id']}:{attempt}", subject, body
+    await enqueue(
+        conn,
+        booking_id=booking["id"],
+        customer_id=booking["customer_id"],
+        kind="payment_failed",
+        dedupe_key=f"payment_failed:{booking['id']}:{attempt}",
+        # Razorpay's reason is for the customer; the attempt's ids stay out of the mail.
+        details={"reason": event.error_description},
     )
     log.info("payment failure notified", extra=_ctx(event, event_id))
 
@@ -125,29 +123,6 @@ async def _booking(conn: asyncpg.Connection, booking_id: int) -> asyncpg.Record:
     if row is None:
         raise BookingNotFound(booking_id)
     return row
-
-
-async def _notify(conn, booking, kind: str, dedupe_key: str, subject: str, body: str) -> None:
-    await conn.execute(
-        "INSERT INTO notifications (booking_id, customer_id, kind, dedupe_key, recipient,"
-        " subject, body) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        " ON CONFLICT (dedupe_key) DO NOTHING",
-        booking["id"],
-        booking["customer_id"],
-        kind,
-        dedupe_key,
-        booking["email"],
-        subject,
-        body,
-    )
-
-
-def _rupees(paise: int) -> str:
-    return f"₹{Decimal(paise) / 100:,.2f}"
-
-
-def _dates(booking) -> str:
-    return f"{booking['start_date']:%d %b %Y} to {booking['end_date']:%d %b %Y}"
 
 
 def _ctx(event: Event, event_id: uuid.UUID) -> dict:

@@ -28,7 +28,8 @@ async def booking_report(pool: asyncpg.Pool, booking_id: int) -> dict | None:
             booking_id,
         )
         notifications = await conn.fetch(
-            "SELECT kind, recipient, created_at FROM notifications WHERE booking_id = $1"
+            "SELECT kind, recipient, created_at, state, attempts, last_error, sent_at,"
+            " next_attempt_at FROM notifications WHERE booking_id = $1"
             " ORDER BY created_at, id",
             booking_id,
         )
@@ -43,11 +44,20 @@ async def booking_report(pool: asyncpg.Pool, booking_id: int) -> dict | None:
             {"kind": p["kind"], "token": p["token"], "created_at": _iso(p["created_at"])}
             for p in passes
         ],
-        "notifications": [
-            {"kind": n["kind"], "recipient": n["recipient"], "created_at": _iso(n["created_at"])}
-            for n in notifications
-        ],
+        # Each mail with where it stands: a `failed` one was refused for good (see error).
+        "notifications": [_mail(n) for n in notifications],
     }
+
+
+def _mail(row) -> dict:
+    mail = {"kind": row["kind"], "recipient": row["recipient"], "state": row["state"],
+            "attempts": row["attempts"], "created_at": _iso(row["created_at"]),
+            "sent_at": _iso(row["sent_at"])}
+    if row["state"] == "pending" and row["attempts"]:
+        mail["next_attempt_at"] = _iso(row["next_attempt_at"])
+    if row["last_error"] and row["state"] != "sent":
+        mail["error"] = row["last_error"]
+    return mail
 
 
 def _iso(value) -> str | None:

@@ -77,6 +77,22 @@ class Settings(BaseSettings):
     notifier_delivery_limit: int = 5
     notifier_prefetch: int = 32
 
+    # Mail over SMTP. `make run` starts the bundled catcher on this host and port when
+    # SMTP_HOST is not set; set SMTP_HOST (and the rest) to use a real mail server.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "A6 Cars <bookings@a6cars.example>"
+    smtp_starttls: bool = False  # upgrade with STARTTLS (needed by most real providers)
+    smtp_timeout_seconds: float = 15.0  # connect and each SMTP command
+    mail_catcher_port: int = 8025  # the bundled catcher's web page (make run)
+    mail_poll_seconds: float = 2.0  # the sender also wakes on NOTIFY a6pay_mail
+    mail_batch_size: int = 20
+    mail_lease_seconds: float = 120.0  # a claimed mail not marked by then is claimed again
+    mail_retry_base_seconds: float = 5.0  # back-off after a transient failure, doubling
+    mail_retry_max_seconds: float = 600.0
+
     # Sandbox
     sandbox_webhook_url: str = "http://127.0.0.1:8080/api/razorpay/webhook"
     sandbox_webhook_retry_base_seconds: float = 0.5
@@ -123,7 +139,8 @@ class Settings(BaseSettings):
     @property
     def secrets(self) -> list[str]:
         """Every configured secret, so logging can scrub them."""
-        values = [self.razorpay_key_secret, self.pass_signing_secret, self.auth_jwt_secret]
+        values = [self.razorpay_key_secret, self.pass_signing_secret, self.auth_jwt_secret,
+                  self.smtp_password]
         return [v for v in values + self.webhook_secrets if v]
 
 

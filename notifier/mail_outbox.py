@@ -1,0 +1,61 @@
+"""The mail outbox: one `notifications` row per mail, written in the caller's transaction.
+
+Any service that makes a fact a customer must hear about (a capture, a failure, a
+cancellation, a refund) calls `enqueue` inside the transaction that makes the fact; the
+notifier's sender (notifier/mail_sender.py) delivers the row over SMTP afterwards, renders
+subject and body from `kind`, the booking and `details`, and records the outcome on the row.
+"""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+
+KINDS = (
+    "payment_confirmed",
+    "payment_failed",
+    "booking_cancelled",
+    "refund_initiated",
+    "refund_processed",
+    "refund_failed",
+)
+
+
+class UnknownCustomer(LookupError):
+    """enqueue() was given a customer id we do not have."""
+
+
+async def enqueue(
+    conn: asyncpg.Connection,
+    *,
+    booking_id: int,
+    customer_id: int,
+    kind: str,
+    dedupe_key: str,
+    details: dict,
+) -> bool:
+    """Add one mail to the outbox; True if added, False if `dedupe_key` was already there.
+
+    `details` is what the template for `kind` reads (amounts in paise, reasons, refund
+    status): JSON-serialisable, and never a payment id or a secret (it is shown to ops).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown notification kind: {kind!r}")
+    # ::text::jsonb so the caller's connection needs no jsonb codec of ours.
+    added = await conn.fetchval(
+        "INSERT INTO notifications (booking_id, customer_id, kind, dedupe_key, recipient,"
+        " details)"
+        " SELECT $1, c.id, $3, $4, c.email, $5::text::jsonb FROM customers c WHERE c.id = $2"
+        " ON CONFLICT (dedupe_key) DO NOTHING RETURNING true",
+        booking_id,
+        customer_id,
+        kind,
+        dedupe_key,
+        json.dumps(details, default=str),
+    )
+    if added:
+        return True
+    if not await conn.fetchval("SELECT true FROM customers WHERE id = $1", customer_id):
+        raise UnknownCustomer(customer_id)
+    return False
