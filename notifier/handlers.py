@@ -23,6 +23,25 @@ log = logging.getLogger(__name__)
 
 CONSUMER = "notifier"
 
+INSERT_INBOX = (
+    "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2)"
+    " ON CONFLICT DO NOTHING RETURNING true"
+)
+CONFIRM_BOOKING = (
+    "UPDATE bookings SET status = 'confirmed', confirmed_at = now()"
+    " WHERE id = $1 AND status = 'pending'"
+)
+INSERT_PASS = (
+    "INSERT INTO passes (booking_id, kind, token, qr_data_url) VALUES ($1, $2, $3, $4)"
+    " ON CONFLICT (booking_id, kind) DO NOTHING"
+)
+BOOKING_DETAILS = (
+    "SELECT b.id, b.status, b.amount_paise, b.start_date, b.end_date, b.customer_id,"
+    " c.name AS customer_name, c.email, car.name AS car_name"
+    " FROM bookings b JOIN customers c ON c.id = b.customer_id"
+    " JOIN cars car ON car.id = b.car_id WHERE b.id = $1"
+)
+
 
 class BookingNotFound(LookupError):
     """The event names a booking we do not have: retried, then dead-lettered."""
@@ -34,12 +53,7 @@ async def apply_event(
     """Inbox + effect in one transaction. False when this event id was already applied."""
     handler = HANDLERS[type(event)]
     async with conn.transaction():
-        fresh = await conn.fetchval(
-            "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2)"
-            " ON CONFLICT DO NOTHING RETURNING true",
-            CONSUMER,
-            event_id,
-        )
+        fresh = await conn.fetchval(INSERT_INBOX, CONSUMER, event_id)
         if not fresh:
             return False
         await handler(conn, event, event_id, pass_secret=pass_secret)
@@ -54,15 +68,10 @@ async def payment_captured(
         # Paid after cancellation: no passes, no confirmation; ops refund it.
         log.warning("capture for a cancelled booking", extra=_ctx(event, event_id))
         return
-    await conn.execute(
-        "UPDATE bookings SET status = 'confirmed', confirmed_at = now()"
-        " WHERE id = $1 AND status = 'pending'",
-        event.booking_id,
-    )
+    await conn.execute(CONFIRM_BOOKING, event.booking_id)
     passes = await asyncio.to_thread(passes_for, event.booking_id, pass_secret)  # CPU: off the loop
     await conn.executemany(
-        "INSERT INTO passes (booking_id, kind, token, qr_data_url) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT (booking_id, kind) DO NOTHING",
+        INSERT_PASS,
         [(event.booking_id, kind, token, url) for kind, (token, url) in passes.items()],
     )
     await enqueue(
@@ -113,13 +122,7 @@ HANDLERS: dict[type[Event], Handler] = {
 
 
 async def _booking(conn: asyncpg.Connection, booking_id: int) -> asyncpg.Record:
-    row = await conn.fetchrow(
-        "SELECT b.id, b.status, b.amount_paise, b.start_date, b.end_date, b.customer_id,"
-        " c.name AS customer_name, c.email, car.name AS car_name"
-        " FROM bookings b JOIN customers c ON c.id = b.customer_id"
-        " JOIN cars car ON car.id = b.car_id WHERE b.id = $1",
-        booking_id,
-    )
+    row = await conn.fetchrow(BOOKING_DETAILS, booking_id)
     if row is None:
         raise BookingNotFound(booking_id)
     return row

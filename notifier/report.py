@@ -6,33 +6,32 @@ import asyncpg
 
 from shared.money import paise_to_rupees
 
+BOOKING = "SELECT id, status, amount_paise, confirmed_at FROM bookings WHERE id = $1"
+# The captured payment if there is one, else the latest attempt.
+PAYMENT_STATUS = (
+    "SELECT status FROM payments WHERE booking_id = $1"
+    " ORDER BY status = 'captured' DESC, created_at DESC, id DESC LIMIT 1"
+)
+PASSES = (
+    "SELECT kind, token, created_at FROM passes WHERE booking_id = $1"
+    " ORDER BY kind = 'return', id"
+)
+NOTIFICATIONS = (
+    "SELECT kind, recipient, created_at, state, attempts, last_error, sent_at,"
+    " next_attempt_at FROM notifications WHERE booking_id = $1"
+    " ORDER BY created_at, id"
+)
+
 
 async def booking_report(pool: asyncpg.Pool, booking_id: int) -> dict | None:
     """Booking status, our payment status, passes and notifications; None if unknown."""
     async with pool.acquire() as conn:
-        booking = await conn.fetchrow(
-            "SELECT id, status, amount_paise, confirmed_at FROM bookings WHERE id = $1",
-            booking_id,
-        )
+        booking = await conn.fetchrow(BOOKING, booking_id)
         if booking is None:
             return None
-        # The captured payment if there is one, else the latest attempt.
-        payment_status = await conn.fetchval(
-            "SELECT status FROM payments WHERE booking_id = $1"
-            " ORDER BY status = 'captured' DESC, created_at DESC, id DESC LIMIT 1",
-            booking_id,
-        )
-        passes = await conn.fetch(
-            "SELECT kind, token, created_at FROM passes WHERE booking_id = $1"
-            " ORDER BY kind = 'return', id",
-            booking_id,
-        )
-        notifications = await conn.fetch(
-            "SELECT kind, recipient, created_at, state, attempts, last_error, sent_at,"
-            " next_attempt_at FROM notifications WHERE booking_id = $1"
-            " ORDER BY created_at, id",
-            booking_id,
-        )
+        payment_status = await conn.fetchval(PAYMENT_STATUS, booking_id)
+        passes = await conn.fetch(PASSES, booking_id)
+        notifications = await conn.fetch(NOTIFICATIONS, booking_id)
     return {
         "booking_id": booking["id"],
         "status": booking["status"],

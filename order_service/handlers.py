@@ -28,6 +28,24 @@ ALREADY_PAID = "Payment already made for this booking."
 AMOUNT_MISMATCH = "Amount does not match the booking amount."
 PAYMENT_NOT_FOUND = "Payment not found"
 
+# SQL as constants: tests/integration/test_query_plans.py EXPLAINs each one.
+BOOKING_FOR_UPDATE = (
+    "SELECT b.*, c.name AS customer_name, c.email AS customer_email"
+    " FROM bookings b JOIN customers c ON c.id = b.customer_id"
+    " WHERE b.id = $1 AND b.customer_id = $2 FOR UPDATE OF b"
+)
+BOOKING_PAYMENTS = "SELECT * FROM payments WHERE booking_id = $1 ORDER BY created_at"
+INSERT_PAYMENT = (
+    "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
+    " amount_paise, currency, next_reconcile_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, now() + $7::interval) RETURNING *"
+)
+PAYMENT_STATUS = (
+    "SELECT status, razorpay_payment_id FROM payments"
+    " WHERE booking_id = $1 AND ($2::bigint IS NULL OR customer_id = $2)"
+    " ORDER BY (status = 'captured') DESC, created_at DESC LIMIT 1"
+)
+
 
 @dataclass(frozen=True)
 class OrderView:
@@ -59,18 +77,14 @@ async def create_order(
         # The booking row lock serialises racing creates for one booking: the first makes
         # the Razorpay order, the rest wait here and then find it.
         booking = await conn.fetchrow(
-            "SELECT b.*, c.name AS customer_name, c.email AS customer_email"
-            " FROM bookings b JOIN customers c ON c.id = b.customer_id"
-            " WHERE b.id = $1 AND b.customer_id = $2 FOR UPDATE OF b",
+            BOOKING_FOR_UPDATE,
             booking_id,
             customer_id,
             timeout=razorpay.timeout + 10,
         )
         if booking is None or booking["status"] == "cancelled":
             raise HttpError(BOOKING_NOT_FOUND, 404)
-        existing = await conn.fetch(
-            "SELECT * FROM payments WHERE booking_id = $1 ORDER BY created_at", booking_id
-        )
+        existing = await conn.fetch(BOOKING_PAYMENTS, booking_id)
         if any(p["status"] == PaymentStatus.CAPTURED for p in existing):
             raise HttpError(ALREADY_PAID, 409)
         if amount_paise != booking["amount_paise"]:
@@ -79,9 +93,7 @@ async def create_order(
             return _view(existing[-1], booking)
         order = await _create_razorpay_order(razorpay, booking)
         row = await conn.fetchrow(
-            "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
-            " amount_paise, currency, next_reconcile_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, now() + $7::interval) RETURNING *",
+            INSERT_PAYMENT,
             booking_id,
             customer_id,
             order["id"],
@@ -172,13 +184,7 @@ async def payment_status(
 ) -> dict:
     """The seed's {status, paid, razorpay_payment_id}; `customer_id` limits it to its owner."""
     async with pool.acquire() as conn:
-        row = await conn.fetchrow(
-            "SELECT status, razorpay_payment_id FROM payments"
-            " WHERE booking_id = $1 AND ($2::bigint IS NULL OR customer_id = $2)"
-            " ORDER BY (status = 'captured') DESC, created_at DESC LIMIT 1",
-            booking_id,
-            customer_id,
-        )
+        row = await conn.fetchrow(PAYMENT_STATUS, booking_id, customer_id)
     if row is None:
         raise HttpError(PAYMENT_NOT_FOUND, 404)
     status = PaymentStatus(row["status"])

@@ -22,16 +22,33 @@ log = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=120)  # a claimed row is left alone this long by other replicas
 
-_CLAIM = """
+# Due orders only: the range is an index condition on payments_reconcile_due, so a poll
+# reads what is due and nothing else, however many old open or failed orders there are.
+CLAIM_DUE = """
 UPDATE payments SET next_reconcile_at = now() + $2::interval
 WHERE id IN (
     SELECT id FROM payments
-    WHERE status <> 'captured'
-      AND ($3 OR next_reconcile_at <= now())  -- everything: given-up orders too
+    WHERE status <> 'captured' AND next_reconcile_at <= now()
     ORDER BY next_reconcile_at LIMIT $1
     FOR UPDATE SKIP LOCKED)
 RETURNING razorpay_order_id, reconcile_attempts, created_at
 """
+# `a6pay reconcile`: every open order, given-up ones too (an operator's full pass).
+CLAIM_ALL = """
+UPDATE payments SET next_reconcile_at = now() + $2::interval
+WHERE id IN (
+    SELECT id FROM payments
+    WHERE status <> 'captured'
+    ORDER BY next_reconcile_at LIMIT $1
+    FOR UPDATE SKIP LOCKED)
+RETURNING razorpay_order_id, reconcile_attempts, created_at
+"""
+RECORD_ATTEMPT = (
+    "UPDATE payments SET reconcile_attempts = $2,"
+    " next_reconcile_at = CASE WHEN status = $4 OR now() > $5 THEN NULL"
+    "   ELSE now() + $3::interval END"
+    " WHERE razorpay_order_id = $1"
+)
 
 
 def next_gap(settings: Settings, attempts: int) -> timedelta:
@@ -49,7 +66,7 @@ async def reconcile(
     batch = 10_000 if everything else 50
     while True:
         async with pool.acquire() as conn:
-            claimed = await conn.fetch(_CLAIM, batch, LEASE, everything)
+            claimed = await conn.fetch(CLAIM_ALL if everything else CLAIM_DUE, batch, LEASE)
         for row in claimed:
             await _reconcile_one(pool, razorpay, settings, row, summary)
         # Handled rows are pushed into the future, so the due-only loop always ends.
@@ -81,10 +98,7 @@ async def _reconcile_one(pool, razorpay, settings, row, summary) -> None:
         attempts = row["reconcile_attempts"] + 1
         give_up = row["created_at"] + timedelta(seconds=settings.reconcile_give_up_after_seconds)
         await conn.execute(
-            "UPDATE payments SET reconcile_attempts = $2,"
-            " next_reconcile_at = CASE WHEN status = $4 OR now() > $5 THEN NULL"
-            "   ELSE now() + $3::interval END"
-            " WHERE razorpay_order_id = $1",
+            RECORD_ATTEMPT,
             row["razorpay_order_id"],
             attempts,
             next_gap(settings, attempts),

@@ -19,6 +19,17 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
+INSERT_EVENT = "INSERT INTO outbox (id, routing_key, body) VALUES ($1, $2, $3)"
+CLAIM_UNSENT = (
+    "SELECT id, routing_key, body FROM outbox WHERE published_at IS NULL"
+    " ORDER BY attempts, created_at LIMIT $1 FOR UPDATE SKIP LOCKED"
+)
+MARK_PUBLISHED = (
+    "UPDATE outbox SET published_at = now(), attempts = attempts + 1"
+    " WHERE id = ANY($1::uuid[])"
+)
+COUNT_ATTEMPT = "UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1::uuid[])"
+
 
 async def add_event(
     conn: asyncpg.Connection, event: Event, producer: str, correlation_id: str | None = None
@@ -26,7 +37,7 @@ async def add_event(
     """Call inside the transaction that makes the state change the event reports."""
     envelope = Envelope.wrap(event, producer, correlation_id)
     await conn.execute(
-        "INSERT INTO outbox (id, routing_key, body) VALUES ($1, $2, $3)",
+        INSERT_EVENT,
         envelope.id,
         envelope.type,
         envelope.model_dump(mode="json"),
@@ -86,11 +97,7 @@ class OutboxRelay:
         """
         exchange = await self._ensure_exchange()
         async with self.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                "SELECT id, routing_key, body FROM outbox WHERE published_at IS NULL"
-                " ORDER BY attempts, created_at LIMIT $1 FOR UPDATE SKIP LOCKED",
-                self.settings.outbox_batch_size,
-            )
+            rows = await conn.fetch(CLAIM_UNSENT, self.settings.outbox_batch_size)
             published, unroutable = [], []
             for row in rows:
                 message = aio_pika.Message(
@@ -108,17 +115,10 @@ class OutboxRelay:
                     unroutable.append(row["id"])
                     continue
                 published.append(row["id"])
-            await conn.execute(
-                "UPDATE outbox SET published_at = now(), attempts = attempts + 1"
-                " WHERE id = ANY($1::uuid[])",
-                published,
-            )
+            await conn.execute(MARK_PUBLISHED, published)
             if unroutable:
                 log.error("outbox: %d event(s) no queue is bound for; kept", len(unroutable))
-                await conn.execute(
-                    "UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1::uuid[])",
-                    unroutable,
-                )
+                await conn.execute(COUNT_ATTEMPT, unroutable)
             return len(published)
 
     async def _ensure_exchange(self) -> aio_pika.abc.AbstractExchange:

@@ -28,7 +28,7 @@ class Recorded:
     conflict: bool = False  # another payment already holds this booking's capture
 
 
-_UPDATE = """
+RECORD_OUTCOME = """
 UPDATE payments SET
     status = $2,
     razorpay_payment_id = $3,
@@ -53,7 +53,7 @@ async def record_outcome(
     try:
         async with conn.transaction():  # savepoint: a unique violation must not abort the caller
             row = await conn.fetchrow(
-                _UPDATE,
+                RECORD_OUTCOME,
                 outcome.order_id,
                 outcome.status.value,
                 outcome.payment_id,
@@ -110,5 +110,8 @@ async def capture_authorized(
     return captured if captured is not None and captured.order_id == authorized.order_id else None
 
 
+PAYMENT_BY_ORDER = "SELECT * FROM payments WHERE razorpay_order_id = $1"
+
+
 async def find_by_order(conn: asyncpg.Connection, order_id: str) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT * FROM payments WHERE razorpay_order_id = $1", order_id)
+    return await conn.fetchrow(PAYMENT_BY_ORDER, order_id)

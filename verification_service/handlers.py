@@ -46,7 +46,7 @@ class VerifyRequest:
     customer_id: int | None = None
 
 
-_ORDER = """
+ORDER_WITH_BOOKING = """
 SELECT p.*, b.start_date, b.end_date, b.status AS booking_status,
        c.name AS customer_name, car.name AS car_name
 FROM payments p
@@ -66,7 +66,7 @@ async def verify_payment(
     ):
         raise HttpError(FRAUD, 400, code="invalid_signature")
     async with pool.acquire() as conn:
-        order = await conn.fetchrow(_ORDER, req.order_id)
+        order = await conn.fetchrow(ORDER_WITH_BOOKING, req.order_id)
     if order is None or not _belongs(order, req):
         raise HttpError(BOOKING_NOT_FOUND, 404, code="not_found")
     if order["status"] == PaymentStatus.CAPTURED:

@@ -15,6 +15,13 @@ from shared.razorpay_map import event_target, outcome_from_payment
 
 log = logging.getLogger(__name__)
 
+INSERT_DELIVERY = (
+    "INSERT INTO webhook_events (event_key, event_type, razorpay_order_id,"
+    " razorpay_payment_id, outcome, payload) VALUES ($1, $2, $3, $4, 'received', $5)"
+    " ON CONFLICT (event_key) DO NOTHING RETURNING true"
+)
+RECORD_DELIVERY_OUTCOME = "UPDATE webhook_events SET outcome = $2 WHERE event_key = $1"
+
 
 def event_key(header_id: str | None, payload: dict, raw: bytes) -> str:
     """Razorpay's X-Razorpay-Event-Id, or a key that is stable across redeliveries."""
@@ -56,9 +63,7 @@ async def apply_webhook(
                             for v in (entity.get("order_id"), entity.get("id")))
     async with pool.acquire() as conn, conn.transaction():
         first_time = await conn.fetchval(
-            "INSERT INTO webhook_events (event_key, event_type, razorpay_order_id,"
-            " razorpay_payment_id, outcome, payload) VALUES ($1, $2, $3, $4, 'received', $5)"
-            " ON CONFLICT (event_key) DO NOTHING RETURNING true",
+            INSERT_DELIVERY,
             key,
             str(payload.get("event"))[:100],
             order_id and order_id[:64],
@@ -68,9 +73,7 @@ async def apply_webhook(
         if not first_time:
             return "duplicate"
         result = await _apply(conn, payload, outcome, correlation_id)
-        await conn.execute(
-            "UPDATE webhook_events SET outcome = $2 WHERE event_key = $1", key, result
-        )
+        await conn.execute(RECORD_DELIVERY_OUTCOME, key, result)
     if result in ("conflict", "amount_mismatch"):
         log.warning("webhook not applied: %s", result)  # a person should look (refund?)
     return result
