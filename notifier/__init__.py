@@ -1,1 +1,1 @@
-"""notifier: confirms bookings, issues QR passes and records notifications from events."""
+"""notifier: confirms bookings, issues QR passes and mails customers, from events."""

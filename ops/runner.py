@@ -23,23 +23,39 @@ log = logging.getLogger("runner")
 LIVE_RAZORPAY = "https://api.razorpay.com"
 
 
+MAIL_CATCHER = "ops.mail_catcher"
+
+
 def child_environment() -> tuple[dict[str, str], bool]:
-    """The environment for every service, and whether the bundled sandbox must run."""
+    """The environment for every service, and whether the bundled sandbox must run.
+    With SMTP_HOST unset, mail goes to the bundled catcher (see `services`)."""
     env = dict(os.environ)
     use_sandbox = not env.get("RAZORPAY_KEY_ID")
+    if not env.get("SMTP_HOST"):
+        env["SMTP_HOST"] = "127.0.0.1"
+        for name in ("SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_STARTTLS"):
+            env.pop(name, None)
     if not use_sandbox:
         env.setdefault("RAZORPAY_BASE_URL", LIVE_RAZORPAY)
     port = env.get("GATEWAY_PORT", "8080")
     env.setdefault("SANDBOX_WEBHOOK_URL", f"http://127.0.0.1:{port}/api/razorpay/webhook")
+    env.setdefault("SANDBOX_CALLBACK_URL", f"http://127.0.0.1:{port}/api/razorpay/callback")
     env.setdefault("CHECKOUT_SUCCESS_URL", f"http://127.0.0.1:{port}/payment/success")
     env.setdefault("CHECKOUT_FAILURE_URL", f"http://127.0.0.1:{port}/payment/failure")
     env["PYTHONUNBUFFERED"] = "1"
     return env, use_sandbox
 
 
-def services(use_sandbox: bool) -> list[str]:
+def services(use_sandbox: bool, use_catcher: bool = False) -> list[str]:
     names = ["order_service", "verification_service", "webhook_service", "notifier", "gateway"]
-    return (["razorpay_sandbox"] if use_sandbox else []) + names
+    return ((["razorpay_sandbox"] if use_sandbox else [])
+            + ([MAIL_CATCHER] if use_catcher else []) + names)
+
+
+def health_port(name: str, settings) -> int:
+    if name == MAIL_CATCHER:
+        return settings.mail_catcher_port
+    return getattr(settings, f"{name.removeprefix('razorpay_')}_port")
 
 
 async def supervise(name: str, env: dict[str, str], stopping: asyncio.Event) -> None:
@@ -88,6 +104,7 @@ def wait_healthy(url: str, seconds: float = 30) -> bool:
 async def main() -> None:
     settings = load_settings()
     setup_logging("runner", settings.log_level, settings.secrets)
+    use_catcher = not os.environ.get("SMTP_HOST")
     env, use_sandbox = child_environment()
     print(json.dumps(await migrate_db(settings)), flush=True)
     # ₹100.00: on a fresh database this is booking 1 of customer 1, so the API document's
@@ -98,11 +115,11 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    tasks = [asyncio.create_task(supervise(n, env, stopping)) for n in services(use_sandbox)]
+    names = services(use_sandbox, use_catcher)
+    tasks = [asyncio.create_task(supervise(n, env, stopping)) for n in names]
 
     # The banner is printed once every service answers, so each URL in it works as printed.
-    ports = {name: getattr(settings, f"{name.removeprefix('razorpay_')}_port")
-             for name in services(use_sandbox)}
+    ports = {name: health_port(name, settings) for name in names}
     healthy = await asyncio.gather(*(
         asyncio.to_thread(wait_healthy, f"http://127.0.0.1:{port}/healthz")
         for port in ports.values()))
@@ -110,13 +127,21 @@ async def main() -> None:
         if not up:
             print(f"{name} is NOT answering yet (see its log above)", flush=True)
     gateway = f"http://127.0.0.1:{settings.gateway_port}"
-    print(f"A6 Pay gateway:  {gateway}  ({'up' if all(healthy) else 'NOT all up yet'})",
+    # Every URL printed answers as printed (tests/e2e/test_runner.py follows each one).
+    state = "up" if all(healthy) else "NOT all up yet"
+    print(f"A6 Pay gateway:  {gateway}/openapi.json  ({state})  the API: /api/razorpay/...",
           flush=True)
     if use_sandbox:
-        print(f"Razorpay sandbox: http://127.0.0.1:{settings.sandbox_port}"
-              f"  (checkout page: /checkout?order_id=...)", flush=True)
+        sandbox = f"http://127.0.0.1:{settings.sandbox_port}"
+        print(f"Razorpay sandbox: pay an order at {sandbox}/checkout?order_id=<order_id"
+              " from create-order>", flush=True)
     else:
         print(f"Razorpay: {env['RAZORPAY_BASE_URL']} with the configured keys", flush=True)
+    if use_catcher:
+        print(f"Mail catcher:    http://127.0.0.1:{settings.mail_catcher_port}/  (every mail"
+              f" sent, with its passes; SMTP on 127.0.0.1:{settings.smtp_port})", flush=True)
+    else:
+        print(f"Mail: SMTP {settings.smtp_host}:{settings.smtp_port}", flush=True)
     print("Ctrl-C stops everything.", flush=True)
     await asyncio.gather(*tasks)
 

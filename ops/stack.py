@@ -20,6 +20,7 @@ OLD_WEBHOOK_SECRET = "a6_previous_webhook_secret"
 
 SERVICES = {
     "razorpay_sandbox": "SANDBOX_PORT",
+    "ops.mail_catcher": "MAIL_CATCHER_PORT",  # its web page; SMTP on SMTP_PORT
     "order_service": "ORDER_SERVICE_PORT",
     "verification_service": "VERIFICATION_SERVICE_PORT",
     "webhook_service": "WEBHOOK_SERVICE_PORT",
@@ -31,11 +32,13 @@ SERVICES = {
 class Stack:
     def __init__(self, database_url: str, amqp_url: str, log_dir: Path, extra_env: dict):
         self.ports = {name: free_port() for name in SERVICES}
+        self.smtp_port = free_port()
         self.log_dir = log_dir
         self.procs: dict[str, subprocess.Popen] = {}
         url = lambda name: f"http://127.0.0.1:{self.ports[name]}"  # noqa: E731
         self.gateway = url("gateway")
         self.sandbox = url("razorpay_sandbox")
+        self.mail_catcher = url("ops.mail_catcher")
         self.env = {
             **os.environ,
             "DATABASE_URL": database_url,
@@ -45,6 +48,10 @@ class Stack:
             "VERIFICATION_SERVICE_URL": url("verification_service"),
             "WEBHOOK_SERVICE_URL": url("webhook_service"),
             "SANDBOX_WEBHOOK_URL": f"{self.gateway}/api/razorpay/webhook",
+            "SANDBOX_CALLBACK_URL": f"{self.gateway}/api/razorpay/callback",
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(self.smtp_port),
+            "MAIL_POLL_SECONDS": "0.5",
             "SANDBOX_WEBHOOK_RETRY_BASE_SECONDS": "0.2",
             "SANDBOX_WEBHOOK_MAX_DELAY_SECONDS": "2",
             "SANDBOX_WEBHOOK_MAX_ATTEMPTS": "30",

@@ -87,7 +87,10 @@ async def pay_json(request: web.Request) -> web.Response:
 
 async def checkout_page(request: web.Request) -> web.Response:
     order_id = request.query.get("order_id", "")
-    callback_url = request.query.get("callback_url", "")
+    # Razorpay Checkout is opened with the merchant's callback_url; a bare link (the one
+    # `make run` prints) returns to ours.
+    default = request.app[SETTINGS].sandbox_callback_url
+    callback_url = request.query.get("callback_url") or default
     if not pages.is_web_url(callback_url):
         return pages.message("Invalid callback_url", "callback_url must be an http(s) URL.", 400)
     order = request.app[STORE].orders.get(order_id)

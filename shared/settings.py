@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False  # upgrade with STARTTLS (needed by most real providers)
     smtp_timeout_seconds: float = 15.0  # connect and each SMTP command
     mail_catcher_port: int = 8025  # the bundled catcher's web page (make run)
-    mail_poll_seconds: float = 2.0  # the sender also wakes on NOTIFY a6pay_mail
+    mail_poll_seconds: float = 2.0  # and at once when the notifier itself enqueues a mail
     mail_batch_size: int = 20
     mail_lease_seconds: float = 120.0  # a claimed mail not marked by then is claimed again
     mail_retry_base_seconds: float = 5.0  # back-off after a transient failure, doubling
@@ -95,6 +95,8 @@ class Settings(BaseSettings):
 
     # Sandbox
     sandbox_webhook_url: str = "http://127.0.0.1:8080/api/razorpay/webhook"
+    # where the checkout page returns the browser when the link names no callback_url
+    sandbox_callback_url: str = "http://127.0.0.1:8080/api/razorpay/callback"
     sandbox_webhook_retry_base_seconds: float = 0.5
     sandbox_webhook_max_delay_seconds: float = 30.0
     sandbox_webhook_max_attempts: int = 10

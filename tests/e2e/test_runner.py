@@ -1,16 +1,23 @@
-"""`make run`'s runner: migrate, seed a demo booking, start everything, stop on SIGTERM."""
+"""`make run`'s runner: migrate, seed a demo booking, start everything, stop on SIGTERM;
+and the newcomer's loop from its banner: create-order, the sandbox checkout page as
+printed, back through our callback, to the confirmation mail with both passes in the
+bundled mail catcher."""
 
+import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
+import zxingcpp
+from PIL import Image
 
 from ops.api_client import call
-from ops.infra import free_port
+from ops.infra import eventually, free_port
 from ops.stack import SERVICES
 
 pytestmark = pytest.mark.e2e
@@ -31,10 +38,11 @@ def read_until(proc, marker: str, timeout: float = 60) -> list[str]:
 async def test_runner_starts_everything_and_sigterm_stops_it_all(
     database_url, amqp_url, http, tmp_path
 ):
-    ports = {var: str(free_port()) for var in SERVICES.values()}
+    ports = {var: str(free_port()) for var in [*SERVICES.values(), "SMTP_PORT"]}
     env = {**os.environ, **ports, "DATABASE_URL": database_url, "AMQP_URL": amqp_url,
            "RAZORPAY_BASE_URL": f"http://127.0.0.1:{ports['SANDBOX_PORT']}"}
-    env.pop("RAZORPAY_KEY_ID", None)
+    for unset in ("RAZORPAY_KEY_ID", "SMTP_HOST", "SANDBOX_CALLBACK_URL"):
+        env.pop(unset, None)  # the defaults a newcomer gets
     for name in ("ORDER_SERVICE", "VERIFICATION_SERVICE", "WEBHOOK_SERVICE"):
         env[f"{name}_URL"] = f"http://127.0.0.1:{ports[name + '_PORT']}"
     stderr = open(tmp_path / "runner.err", "w")  # noqa: SIM115 - closed below
@@ -51,6 +59,7 @@ async def test_runner_starts_everything_and_sigterm_stops_it_all(
                                            "customer_id": demo["customer_id"],
                                            "amount": demo["amount"]})
         assert status == 200, body
+        await follow_the_banner(http, lines, body["order_id"], demo, env)
         children = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True,
                                   text=True).stdout.split()
         assert len(children) >= 1 + len(SERVICES), children  # the runner and every service
@@ -68,3 +77,52 @@ async def test_runner_starts_everything_and_sigterm_stops_it_all(
     stderr.close()
     errors = (tmp_path / "runner.err").read_text()
     assert "Traceback" not in errors, errors[-3000:]
+
+
+async def follow_the_banner(http, lines, order_id, demo, env):
+    """Every URL the banner prints answers as printed; paying on the checkout page it
+    names ends in a confirmation mail with both passes in the catcher it names."""
+    banner = "".join(lines[lines.index(next(ln for ln in lines if "A6 Pay gateway" in ln)):])
+    # a placeholder (`order_id=<order_id from create-order>`) stands for the real order id
+    urls = [u.split("<")[0] + order_id if "<" in u else u
+            for u in re.findall(r"http://[^\s)]+", banner)]
+    checkout = next(u for u in urls if "/checkout?" in u)
+    catcher = next(u for u in urls if u.startswith(
+        f"http://127.0.0.1:{env['MAIL_CATCHER_PORT']}"))
+    for url in urls:
+        async with http.get(url, allow_redirects=False) as answer:
+            assert answer.status == 200, (url, answer.status, await answer.text())
+    # The checkout page, as printed: its form goes to the sandbox with our callback in it.
+    async with http.get(checkout) as answer:
+        page = await answer.text()
+    fields = dict(re.findall(r'name="(order_id|callback_url)" value="([^"]*)"', page))
+    assert fields["order_id"] == order_id
+    assert fields["callback_url"].endswith("/api/razorpay/callback")
+    sandbox = checkout.split("/checkout?")[0]
+    async with http.post(f"{sandbox}/checkout/pay", data={**fields, "outcome": "captured"}) as a:
+        back = await a.text()  # the page that posts Razorpay's fields to the callback
+    action = re.search(r'action="([^"]+)"', back).group(1)
+    posted = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', back))
+    async with http.post(action, data=posted, allow_redirects=False) as answer:
+        assert answer.status == 303, await answer.text()
+        assert "/payment/success" in answer.headers["Location"]
+
+    async def mail():
+        async with http.get(f"{catcher.rstrip('/')}/api/mails") as answer:
+            mails = await answer.json()
+        return [m for m in mails if f"#{demo['booking_id']}" in m["subject"]]
+
+    [confirmation] = await eventually(mail, timeout=60, interval=0.5)
+    assert confirmation["to"] == [demo["customer_email"]]
+    async with http.get(f"{catcher.rstrip('/')}/mails/{confirmation['number']}.eml") as a:
+        raw = await a.read()
+    from email import message_from_bytes, policy
+
+    message = message_from_bytes(raw, policy=policy.default)
+    tokens = sorted(
+        zxingcpp.read_barcodes(Image.open(io.BytesIO(part.get_payload(decode=True))))[0].text
+        for part in message.iter_attachments())
+    assert [t.split(".")[1:3] for t in tokens] == [
+        [str(demo["booking_id"]), "collection"], [str(demo["booking_id"]), "return"]]
+    async with http.get(catcher) as answer:  # the page a newcomer opens shows it
+        assert f"#{demo['booking_id']}" in await answer.text()

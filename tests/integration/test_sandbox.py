@@ -607,6 +607,19 @@ async def test_checkout_page_rejects_bad_callback_and_unknown_order(client, sand
         assert "<i>" not in await response.text()
 
 
+async def test_checkout_link_without_callback_returns_to_our_callback(client, sandbox):
+    """The bare link `make run` prints (`/checkout?order_id=…`) works as printed."""
+    order = await new_order(client)
+    async with sandbox.http.get(
+        sandbox.url + "/checkout", params={"order_id": order["id"]}
+    ) as response:
+        assert response.status == 200
+        page = await response.text()
+    default = load_settings().sandbox_callback_url
+    assert default == "http://127.0.0.1:8080/api/razorpay/callback"
+    assert read_form(page).fields == {"order_id": order["id"], "callback_url": default}
+
+
 async def test_checkout_success_posts_signed_fields_to_callback(client, sandbox):
     order = await new_order(client)
     callback = "https://shop.example/payment/success?x=1&y=2"

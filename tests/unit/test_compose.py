@@ -25,7 +25,10 @@ DOCKERFILE = "\n".join(  # instructions only, comments dropped
     line for line in (ROOT / "Dockerfile").read_text().splitlines()
     if not line.lstrip().startswith("#")
 )
-INFRA = {"postgres": "postgres:15", "rabbitmq": "rabbitmq:3.10-management"}
+INFRA = {"postgres": "postgres:15", "rabbitmq": "rabbitmq:3.10-management",
+         "mailpit": "axllent/mailpit:v1.21"}
+MAILPIT_SMTP_PORT = 1025  # the image's defaults
+MAILPIT_UI_PORT = 8025
 APP = sorted(name for name, svc in SERVICES.items() if "build" in svc)
 SETTINGS_ENV = {name.upper() for name in Settings.model_fields}
 _INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
@@ -133,8 +136,9 @@ def test_urls_point_at_services_on_their_ports():
     assert urls
     for (svc, key), value in urls.items():
         host, port = urlsplit(value).hostname, urlsplit(value).port
-        if host in ("localhost", "127.0.0.1"):
-            assert key.startswith("CHECKOUT_"), f"{svc} {key}: loopback is not another service"
+        if host in ("localhost", "127.0.0.1"):  # where a browser goes: the published gateway
+            assert key.startswith("CHECKOUT_") or key == "SANDBOX_CALLBACK_URL", (
+                f"{svc} {key}: loopback is not another service")
             assert port == published_gateway_port(), f"{key}: not the published gateway port"
             continue
         assert host in SERVERS, f"{svc} {key}={value}: no such compose service"
@@ -235,3 +239,22 @@ def test_dockerfile_installs_the_project_without_dev_extras():
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
     for module in [module_of(s) for s in SERVERS] + ["shared"]:
         assert module not in ignored and "pyproject.toml" not in ignored
+
+
+def test_mail_goes_to_mailpit_whose_page_only_this_machine_sees():
+    app_env = env("notifier")
+    assert (app_env["SMTP_HOST"], int(app_env["SMTP_PORT"])) == ("mailpit", MAILPIT_SMTP_PORT)
+    assert app_env["SMTP_STARTTLS"] == "false"
+    raw = SERVICES["notifier"]["environment"]
+    for key in ("SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_FROM",
+                "SMTP_STARTTLS"):
+        assert str(raw[key]).startswith(f"${{{key}:-"), f"{key}: not passed through"
+    assert SERVICES["notifier"]["depends_on"]["mailpit"] == {"condition": "service_healthy"}
+    assert SERVICES["mailpit"]["ports"] == [f"127.0.0.1:{MAILPIT_UI_PORT}:{MAILPIT_UI_PORT}"]
+    assert "readyz" in " ".join(SERVICES["mailpit"]["healthcheck"]["test"])
+
+
+def test_the_sandbox_checkout_returns_to_our_callback_through_the_gateway():
+    url = urlsplit(env("razorpay_sandbox")["SANDBOX_CALLBACK_URL"])
+    assert url.port == published_gateway_port()
+    assert any(r.path == url.path for r in ROUTES), f"{url.path} is not a gateway route"

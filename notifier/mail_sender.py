@@ -1,0 +1,257 @@
+"""The mail sender: delivers the `notifications` outbox over SMTP, each mail once.
+
+Per round: claim due pending rows (FOR UPDATE SKIP LOCKED inside one UPDATE that pushes
+their next_attempt_at a lease ahead, committed at once, so no transaction or lock is held
+while SMTP talks), send them over one SMTP connection, and mark each row right after the
+server accepts or refuses it:
+- accepted: `sent` (with its Message-ID, stable per row, so a resend after a crash between
+  "accepted" and "marked" can be recognised as the same mail);
+- refused for good (5xx on the recipient or the message, an address that is not one):
+  `failed`, logged as an alarm, never retried;
+- anything transient (connection refused or dropped, timeouts, 4xx, a login or sender
+  problem an operator must fix): back to pending, retried with doubling back-off.
+A sender killed after claiming leaves rows pending under a lease: when it expires, any
+sender claims them again. Nothing is lost; at worst a mail goes twice with one Message-ID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+import aiosmtplib
+import asyncpg
+
+from notifier.mail_message import BadAddress, compose, envelope_address, message_id, png_of
+from shared.http import DB_ERRORS
+from shared.logging import log_ctx
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+try:  # obs's shared/metrics.py defines every a6pay_* family
+    from shared.metrics import MAILS, MAILS_PENDING
+except ImportError:  # not on main yet: count nothing rather than define them twice
+    MAILS = MAILS_PENDING = None
+
+_CLAIM = """
+WITH due AS (
+    SELECT id FROM notifications
+    WHERE state = 'pending' AND next_attempt_at <= now()
+    ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+UPDATE notifications n
+SET attempts = n.attempts + 1, next_attempt_at = now() + $2::interval
+FROM due WHERE n.id = due.id
+RETURNING n.id, n.booking_id, n.kind, n.dedupe_key, n.recipient, n.details, n.attempts,
+          n.created_at
+"""
+
+_BOOKING = """
+SELECT b.id, b.status, b.amount_paise, b.start_date, b.end_date,
+       c.name AS customer_name, car.name AS car_name
+FROM bookings b JOIN customers c ON c.id = b.customer_id JOIN cars car ON car.id = b.car_id
+WHERE b.id = $1
+"""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: str  # sent | retry | failed
+    error: str | None = None
+    connection_lost: bool = False  # the rest of the round would fail the same way
+
+
+class MailSender:
+    def __init__(self, pool: asyncpg.Pool, settings: Settings):
+        self.pool = pool
+        self.settings = settings
+        self.sender = settings.smtp_from
+        envelope_address(self.sender)  # a From that is not an address: fail at start-up
+        self._wake = asyncio.Event()
+        self.rounds = 0  # completed rounds: a seam for tests
+
+    def wake(self) -> None:
+        """Look for due mails now (the notifier calls this when it has enqueued one)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        # Polls every mail_poll_seconds, sooner when woken: mails enqueued by another
+        # service wait at most one poll, and no connection is spent on LISTEN.
+        while True:
+            self._wake.clear()
+            try:
+                while await self.send_due() == self.settings.mail_batch_size:
+                    pass
+                await self._count_pending()
+            except asyncio.CancelledError:
+                raise
+            except DB_ERRORS as exc:
+                log.warning("mail sender: database unavailable (%s)", type(exc).__name__)
+            except Exception:
+                log.exception("mail sender round failed")
+            self.rounds += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.mail_poll_seconds)
+
+    async def send_due(self) -> int:
+        """One round: claim, send, mark. Returns how many rows were claimed."""
+        lease = timedelta(seconds=self.settings.mail_lease_seconds)
+        rows = await self.pool.fetch(_CLAIM, self.settings.mail_batch_size, lease)
+        if not rows:
+            return 0
+        # Stop sending well before the lease runs out, or another sender could claim a
+        # row this one is still sending; what is left is released for the next round.
+        deadline = asyncio.get_running_loop().time() + self.settings.mail_lease_seconds / 2
+        smtp: aiosmtplib.SMTP | None = None
+        try:
+            for index, row in enumerate(rows):
+                if asyncio.get_running_loop().time() > deadline:
+                    await self._release(rows[index:])
+                    break
+                outcome, smtp = await self._deliver(row, smtp)
+                await self._record(row, outcome)
+                if outcome.connection_lost:
+                    smtp = None
+                    for rest in rows[index + 1:]:  # the server is away: same back-off
+                        await self._record(rest, outcome)
+                    break
+        finally:
+            if smtp is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(smtp.quit(), self.settings.smtp_timeout_seconds)
+        return len(rows)
+
+    async def _deliver(self, row, smtp):
+        try:
+            message = await self._compose(row)
+        except BadAddress:
+            return Outcome("failed", "bad address: not a mail address"), smtp
+        try:
+            if smtp is None:
+                smtp = self._client()
+                await smtp.connect()
+            await smtp.send_message(
+                message,
+                sender=envelope_address(self.sender),
+                recipients=[envelope_address(row["recipient"])],
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refusal = exc.recipients[0]
+            said = f"{refusal.code} {refusal.message}".replace("\n", " ")[:300]
+            return _by_code(refusal.code, f"recipient refused: {said}"), smtp
+        except (aiosmtplib.SMTPSenderRefused, aiosmtplib.SMTPAuthenticationError,
+                aiosmtplib.SMTPNotSupported) as exc:
+            # Our From, our login or our TLS settings: every mail would fail the same way.
+            # An operator fixes the settings; the mails wait instead of failing for good.
+            log.error("mail sender: SMTP refuses our settings (%s)", _describe(exc))
+            return Outcome("retry", f"settings refused: {_describe(exc)}", True), None
+        except aiosmtplib.SMTPResponseException as exc:  # e.g. DATA refused
+            outcome = _by_code(exc.code, f"message refused: {_describe(exc)}")
+            return outcome, (smtp if smtp.is_connected else None)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            return Outcome("retry", f"server unreachable: {_describe(exc)}", True), None
+        return Outcome("sent"), smtp
+
+    def _client(self) -> aiosmtplib.SMTP:
+        s = self.settings
+        return aiosmtplib.SMTP(
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            username=s.smtp_username or None,
+            password=s.smtp_password or None,
+            start_tls=s.smtp_starttls,
+            timeout=s.smtp_timeout_seconds,
+        )
+
+    async def _compose(self, row):
+        async with self.pool.acquire() as conn:
+            booking = await conn.fetchrow(_BOOKING, row["booking_id"])
+            passes = {}
+            # Passes only while they admit someone: not for a booking cancelled meanwhile.
+            if row["kind"] == "payment_confirmed" and booking["status"] == "confirmed":
+                passes = {
+                    p["kind"]: png_of(p["qr_data_url"])
+                    for p in await conn.fetch(
+                        "SELECT kind, qr_data_url FROM passes WHERE booking_id = $1",
+                        row["booking_id"],
+                    )
+                }
+        return compose(row, booking, passes, self.sender)
+
+    async def _record(self, row, outcome: Outcome) -> None:
+        ctx = log_ctx(notification_id=row["id"], booking_id=row["booking_id"],
+                      kind=row["kind"], attempts=row["attempts"])
+        if outcome.state == "sent":
+            await self._mark(
+                "UPDATE notifications SET state = 'sent', sent_at = now(), message_id = $2,"
+                " last_error = NULL WHERE id = $1 AND state = 'pending'",
+                row["id"], message_id(row["id"], row["dedupe_key"], self.sender),
+            )
+            log.info("mail sent", extra=ctx)
+        elif outcome.state == "failed":
+            await self._mark(
+                "UPDATE notifications SET state = 'failed', last_error = $2"
+                " WHERE id = $1 AND state = 'pending'",
+                row["id"], outcome.error,
+            )
+            # An alarm: the customer will not get this mail unless someone acts.
+            log.error("mail refused for good: %s", outcome.error, extra=ctx)
+        else:
+            delay = self.backoff(row["attempts"])
+            await self._mark(
+                "UPDATE notifications SET next_attempt_at = now() + $2::interval,"
+                " last_error = $3 WHERE id = $1 AND state = 'pending'",
+                row["id"], timedelta(seconds=delay), outcome.error,
+            )
+            log.warning("mail delayed %.1fs: %s", delay, outcome.error, extra=ctx)
+        if MAILS is not None:
+            MAILS.labels(kind=row["kind"], outcome=_METRIC[outcome.state]).inc()
+
+    async def _release(self, rows) -> None:
+        await self.pool.execute(
+            "UPDATE notifications SET next_attempt_at = now(), attempts = attempts - 1"
+            " WHERE id = ANY($1::bigint[]) AND state = 'pending' AND attempts > 0",
+            [r["id"] for r in rows],
+        )
+
+    async def _mark(self, sql: str, *args) -> None:
+        """The server has answered: record it even if the database blinks meanwhile (for
+        a while: past the lease the row would be claimed and sent again anyway)."""
+        delay, give_up = 0.2, asyncio.get_running_loop().time() + self.settings.mail_lease_seconds
+        while True:
+            try:
+                await self.pool.execute(sql, *args)
+                return
+            except DB_ERRORS:
+                if asyncio.get_running_loop().time() + delay > give_up:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def backoff(self, attempts: int) -> float:
+        base = self.settings.mail_retry_base_seconds * 2 ** min(max(attempts - 1, 0), 20)
+        return min(base, self.settings.mail_retry_max_seconds) * random.uniform(0.8, 1.0)
+
+    async def _count_pending(self) -> None:
+        if MAILS_PENDING is not None:
+            MAILS_PENDING.set(await self.pool.fetchval(
+                "SELECT count(*) FROM notifications WHERE state = 'pending'"))
+
+
+_METRIC = {"sent": "sent", "retry": "retried", "failed": "failed"}
+
+
+def _by_code(code: int, error: str) -> Outcome:
+    """5xx: refused for good. 4xx (and anything odd): try again later."""
+    return Outcome("failed" if 500 <= code < 600 else "retry", error)
+
+
+def _describe(exc: BaseException) -> str:
+    code = getattr(exc, "code", None)
+    message = getattr(exc, "message", None) or str(exc)
+    text = f"{code} {message}" if code else f"{type(exc).__name__}: {message}"
+    return text.replace("\n", " ")[:300]

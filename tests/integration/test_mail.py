@@ -1,0 +1,204 @@
+"""The mail sender against a real SMTP server (the aiosmtpd catcher, on a free port):
+a confirmation arrives once with both passes scannable; an SMTP outage delays mails and
+loses none; a permanent refusal is failed, not retried, and shown by `a6pay booking`; a
+sender that dies between claiming and sending loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+import zxingcpp
+from PIL import Image
+
+from notifier.handlers import apply_event
+from notifier.mail_sender import _CLAIM, MailSender
+from ops.cli import booking as booking_command
+from ops.cli import check_pass
+from ops.factories import make_booking
+from ops.infra import eventually, free_port, own_database
+from ops.mail_catcher import MailCatcher
+from shared.events import Envelope, PaymentCaptured
+
+SECRET = "mail-test-pass-secret"
+
+
+@pytest.fixture
+async def catcher():
+    catcher = MailCatcher()
+    catcher.port = free_port()
+    await catcher.start_smtp("127.0.0.1", catcher.port)
+    yield catcher
+    await catcher.stop()
+
+
+@pytest.fixture
+async def db(base_settings, catcher):
+    # A database of its own: the sender takes every pending mail it finds, and other
+    # tests leave theirs pending in the shared one.
+    async with own_database(
+        base_settings,
+        pass_signing_secret=SECRET,
+        smtp_host="127.0.0.1",
+        smtp_port=catcher.port,
+        smtp_timeout_seconds=5,
+        mail_poll_seconds=0.2,
+        mail_retry_base_seconds=0.2,
+        mail_retry_max_seconds=1.0,
+        mail_lease_seconds=30,
+    ) as (settings, pool):
+        yield settings, pool
+
+
+@contextlib.asynccontextmanager
+async def running_sender(pool, settings):
+    sender = MailSender(pool, settings)
+    task = asyncio.create_task(sender.run())
+    try:
+        yield sender
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def confirm(pool, booking) -> None:
+    """What the notifier does on payment.captured: confirm, passes, enqueue the mail."""
+    event = PaymentCaptured(
+        booking_id=booking["booking_id"], customer_id=booking["customer_id"],
+        order_id="order_MailTest00001", payment_id="pay_MailTest000001",
+        amount_paise=booking["amount_paise"], source="verify")
+    async with pool.acquire() as conn:
+        assert await apply_event(conn, event, Envelope.wrap(event, "t").id, pass_secret=SECRET)
+
+
+async def mails_of(pool, booking_id):
+    return await pool.fetch(
+        "SELECT state, attempts, last_error, message_id, sent_at FROM notifications"
+        " WHERE booking_id = $1 ORDER BY id", booking_id)
+
+
+def caught_for(catcher, booking_id):
+    return [m for m in catcher.mails if m.message["X-A6Pay-Booking"] == str(booking_id)]
+
+
+async def settled(sender, rounds: int = 3) -> None:
+    """Let the sender run a few more rounds (to see that nothing else goes out)."""
+    target = sender.rounds + rounds
+    await eventually(lambda: _true(sender.rounds >= target), timeout=30)
+
+
+async def _true(value):
+    return value
+
+
+async def test_confirmation_arrives_once_with_both_passes_scannable(db, catcher):
+    settings, pool = db
+    booking = await make_booking(pool, 250_000)
+    email = await pool.fetchval(
+        "SELECT email FROM customers WHERE id = $1", booking["customer_id"])
+    await confirm(pool, booking)
+    async with running_sender(pool, settings) as sender:
+        [row] = await eventually(lambda: _sent(pool, booking["booking_id"]), timeout=30)
+        await settled(sender)
+    [mail] = caught_for(catcher, booking["booking_id"])
+    message = mail.message
+    assert mail.rcpt_tos == [email] and email in str(message["To"])
+    assert f"#{booking['booking_id']}" in str(message["Subject"])
+    assert str(message["Message-ID"]) == row["message_id"]
+    text, page = mail.body("plain"), mail.body("html")
+    for part in (text, page):
+        assert "Maruti Swift" in part and "28 Dec 2025 to 30 Dec 2025" in part
+        assert "₹2,500.00" in part
+    assert "pay_" not in text + page and "order_" not in text + page
+
+    inline = {str(p["Content-ID"]).strip("<>"): p.get_payload(decode=True)
+              for p in message.walk() if p["Content-ID"]}
+    attached = {p.get_filename(): p.get_payload(decode=True)
+                for p in message.iter_attachments()}
+    assert set(inline) == {"collection-pass@a6pay", "return-pass@a6pay"}
+    assert all(f'src="cid:{cid}"' in page for cid in inline)
+    assert set(attached) == {"collection-pass.png", "return-pass.png"}
+    for kind in ("collection", "return"):
+        png = attached[f"{kind}-pass.png"]
+        assert png == inline[f"{kind}-pass@a6pay"]
+        [code] = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
+        checked = await check_pass(settings, code.text)  # what staff's scanner runs
+        assert checked["valid"] is True
+        assert (checked["booking_id"], checked["kind"]) == (booking["booking_id"], kind)
+
+
+async def _sent(pool, booking_id):
+    rows = await mails_of(pool, booking_id)
+    return rows if rows and all(r["state"] == "sent" for r in rows) else None
+
+
+async def test_smtp_outage_delays_mails_then_each_arrives_once(db, catcher):
+    settings, pool = db
+    await catcher.stop_smtp()  # the mail server is down before the mails are written
+    bookings = [await make_booking(pool) for _ in range(3)]
+    for booking in bookings:
+        await confirm(pool, booking)
+    ids = [b["booking_id"] for b in bookings]
+    async with running_sender(pool, settings) as sender:
+
+        async def retried():
+            rows = await pool.fetch(
+                "SELECT state, attempts, last_error FROM notifications"
+                " WHERE booking_id = ANY($1::bigint[])", ids)
+            return all(r["state"] == "pending" and r["attempts"] >= 2 and r["last_error"]
+                       for r in rows)
+
+        await eventually(retried, timeout=30)
+        assert not any(caught_for(catcher, i) for i in ids)
+        await catcher.start_smtp("127.0.0.1", catcher.port)  # the server is back
+        for booking_id in ids:
+            await eventually(lambda b=booking_id: _sent(pool, b), timeout=30)
+        await settled(sender)
+    counts = Counter(str(m.message["Message-ID"]) for i in ids for m in caught_for(catcher, i))
+    assert len(counts) == 3 and set(counts.values()) == {1}
+
+
+async def test_permanent_refusal_is_failed_not_retried_and_shown(db, catcher):
+    settings, pool = db
+    refused, fine = await make_booking(pool), await make_booking(pool)
+    catcher.refuse.add(await pool.fetchval(
+        "SELECT email FROM customers WHERE id = $1", refused["customer_id"]))
+    await confirm(pool, refused)
+    await confirm(pool, fine)
+    async with running_sender(pool, settings) as sender:
+        await eventually(lambda: _sent(pool, fine["booking_id"]), timeout=30)
+
+        async def failed():
+            [row] = await mails_of(pool, refused["booking_id"])
+            return row if row["state"] == "failed" else None
+
+        row = await eventually(failed, timeout=30)
+        await settled(sender, rounds=5)
+    assert row["attempts"] == 1 and "550" in row["last_error"]
+    [again] = await mails_of(pool, refused["booking_id"])
+    assert again["attempts"] == 1 and again["state"] == "failed"  # not retried
+    assert caught_for(catcher, refused["booking_id"]) == []
+    shown = await booking_command(settings, refused["booking_id"])  # `a6pay booking ID`
+    [mail] = shown["notifications"]
+    assert mail["kind"] == "payment_confirmed" and mail["state"] == "failed"
+    assert "550" in mail["error"]
+
+
+async def test_a_sender_dying_between_claim_and_send_loses_nothing(db, catcher):
+    settings, pool = db
+    booking = await make_booking(pool)
+    await confirm(pool, booking)
+    # The claim a sender commits before it talks SMTP; then it dies (nothing marks the row).
+    [claimed] = await pool.fetch(_CLAIM, 10, timedelta(seconds=2))
+    assert claimed["booking_id"] == booking["booking_id"]
+    [row] = await mails_of(pool, booking["booking_id"])
+    assert row["state"] == "pending"  # still in the outbox, under a lease
+    async with running_sender(pool, settings) as sender:
+        await eventually(lambda: _sent(pool, booking["booking_id"]), timeout=30)
+        await settled(sender)
+    assert len(caught_for(catcher, booking["booking_id"])) == 1

@@ -1,0 +1,73 @@
+"""Composing a mail from an outbox row, and how SMTP answers are classified (no server)."""
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from notifier.mail_message import BadAddress, compose, envelope_address, message_id, png_of
+from notifier.mail_sender import _by_code
+from shared.passes import passes_for
+
+BOOKING = {"id": 7, "customer_name": "Asha Rao", "car_name": "Maruti Swift",
+           "start_date": date(2025, 12, 28), "end_date": date(2025, 12, 30),
+           "amount_paise": 150_000, "status": "confirmed"}
+ROW = {"id": 31, "kind": "payment_confirmed", "dedupe_key": "payment_confirmed:7",
+       "recipient": "asha@example.com", "details": {"amount_paise": 150_000},
+       "created_at": datetime(2025, 12, 1, 10, 0, tzinfo=UTC)}
+SENDER = "A6 Cars <bookings@a6cars.example>"
+
+
+def passes():
+    return {kind: png_of(url) for kind, (_, url) in passes_for(7, "secret").items()}
+
+
+def test_confirmation_is_text_and_html_with_passes_inline_and_attached():
+    message = compose(ROW, BOOKING, passes(), SENDER)
+    assert message.get_content_type() == "multipart/mixed"
+    assert str(message["To"]) == "Asha Rao <asha@example.com>"
+    assert str(message["Subject"]) == "Booking #7 confirmed: Maruti Swift"
+    assert message.get_body(("plain",)).get_content().startswith("Hi Asha Rao,")
+    html = message.get_body(("html",))
+    assert html.get_content_type() == "text/html"
+    related = [p for p in message.walk() if p.get_content_type() == "multipart/related"]
+    assert len(related) == 1
+    cids = sorted(str(p["Content-ID"]) for p in message.walk() if p["Content-ID"])
+    assert cids == ["<collection-pass@a6pay>", "<return-pass@a6pay>"]
+    attached = sorted(p.get_filename() for p in message.iter_attachments())
+    assert attached == ["collection-pass.png", "return-pass.png"]
+    assert all(p.get_payload(decode=True).startswith(b"\x89PNG")
+               for p in message.iter_attachments())
+
+
+def test_other_kinds_carry_no_images():
+    row = {**ROW, "kind": "payment_failed", "dedupe_key": "payment_failed:7:x", "details": {}}
+    message = compose(row, BOOKING, {}, SENDER)
+    assert message.get_content_type() == "multipart/alternative"
+    assert not [p for p in message.walk() if p.get_content_maintype() == "image"]
+
+
+def test_message_id_is_stable_per_row_and_differs_between_rows():
+    first = compose(ROW, BOOKING, {}, SENDER)["Message-ID"]
+    assert first == compose(ROW, BOOKING, {}, SENDER)["Message-ID"]  # a resend: the same
+    assert first == message_id(31, "payment_confirmed:7", SENDER)
+    assert first.endswith("@a6cars.example>")
+    assert message_id(32, "payment_confirmed:8", SENDER) != first
+
+
+@pytest.mark.parametrize("bad", ["", "asha", "asha@", "@example.com", "a b@example.com",
+                                 "asha@example.com\r\nBcc: x@evil.example"])
+def test_addresses_that_are_not_addresses_are_refused(bad):
+    with pytest.raises(BadAddress):
+        compose({**ROW, "recipient": bad}, BOOKING, {}, SENDER)
+
+
+def test_envelope_address_takes_the_bare_address():
+    assert envelope_address(SENDER) == "bookings@a6cars.example"
+    assert envelope_address("asha@example.com") == "asha@example.com"
+
+
+@pytest.mark.parametrize(("code", "state"), [(550, "failed"), (553, "failed"),
+                                             (554, "failed"), (450, "retry"),
+                                             (451, "retry"), (421, "retry")])
+def test_5xx_is_permanent_4xx_is_transient(code, state):
+    assert _by_code(code, "x").state == state
