@@ -73,6 +73,7 @@ class MailSender:
         envelope_address(self.sender)  # a From that is not an address: fail at start-up
         self._wake = asyncio.Event()
         self.rounds = 0  # completed rounds: a seam for tests
+        self.server_away = False  # the last round could not reach the SMTP server
 
     def wake(self) -> None:
         """Look for due mails now (the notifier calls this when it has enqueued one)."""
@@ -84,7 +85,9 @@ class MailSender:
         while True:
             self._wake.clear()
             try:
-                while await self.send_due() == self.settings.mail_batch_size:
+                # Another batch at once while batches come full, unless the server is away.
+                while (await self.send_due() == self.settings.mail_batch_size
+                       and not self.server_away):
                     pass
                 await self._count_pending()
             except asyncio.CancelledError:
@@ -107,6 +110,7 @@ class MailSender:
         # row this one is still sending; what is left is released for the next round.
         deadline = asyncio.get_running_loop().time() + self.settings.mail_lease_seconds / 2
         smtp: aiosmtplib.SMTP | None = None
+        self.server_away = False
         try:
             for index, row in enumerate(rows):
                 if asyncio.get_running_loop().time() > deadline:
@@ -115,7 +119,7 @@ class MailSender:
                 outcome, smtp = await self._deliver(row, smtp)
                 await self._record(row, outcome)
                 if outcome.connection_lost:
-                    smtp = None
+                    smtp, self.server_away = None, True
                     for rest in rows[index + 1:]:  # the server is away: same back-off
                         await self._record(rest, outcome)
                     break

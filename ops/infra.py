@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import subprocess
@@ -13,7 +14,10 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from shared.settings import Settings
 
-BASE_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+# The machine's PostgreSQL; A6PAY_TEST_POSTGRES_URL points a run at another server (one of
+# its own when the shared one is out of connections).
+BASE_DATABASE_URL = os.environ.get(
+    "A6PAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 BASE_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 

@@ -90,8 +90,9 @@ class Settings(BaseSettings):
     mail_poll_seconds: float = 2.0  # and at once when the notifier itself enqueues a mail
     mail_batch_size: int = 20
     mail_lease_seconds: float = 120.0  # a claimed mail not marked by then is claimed again
-    mail_retry_base_seconds: float = 5.0  # back-off after a transient failure, doubling
-    mail_retry_max_seconds: float = 600.0
+    mail_retry_base_seconds: float = 2.0  # back-off after a transient failure, doubling
+    # to at most a minute: once the server is back, no mail waits longer than that
+    mail_retry_max_seconds: float = 60.0
 
     # Sandbox
     sandbox_webhook_url: str = "http://127.0.0.1:8080/api/razorpay/webhook"
