@@ -22,6 +22,14 @@ KINDS = (
 )
 
 
+# ::text::jsonb so the caller's connection needs no jsonb codec of ours.
+INSERT = (
+    "INSERT INTO notifications (booking_id, customer_id, kind, dedupe_key, recipient, details)"
+    " SELECT $1, c.id, $3, $4, c.email, $5::text::jsonb FROM customers c WHERE c.id = $2"
+    " ON CONFLICT (dedupe_key) DO NOTHING RETURNING true"
+)
+
+
 class UnknownCustomer(LookupError):
     """enqueue() was given a customer id we do not have."""
 
@@ -44,12 +52,8 @@ async def enqueue(
     """
     if kind not in KINDS:
         raise ValueError(f"unknown notification kind: {kind!r}")
-    # ::text::jsonb so the caller's connection needs no jsonb codec of ours.
     added = await conn.fetchval(
-        "INSERT INTO notifications (booking_id, customer_id, kind, dedupe_key, recipient,"
-        " details)"
-        " SELECT $1, c.id, $3, $4, c.email, $5::text::jsonb FROM customers c WHERE c.id = $2"
-        " ON CONFLICT (dedupe_key) DO NOTHING RETURNING true",
+        INSERT,
         booking_id,
         customer_id,
         kind,

@@ -38,7 +38,7 @@ try:  # obs's shared/metrics.py defines every a6pay_* family
 except ImportError:  # not on main yet: count nothing rather than define them twice
     MAILS = MAILS_PENDING = None
 
-_CLAIM = """
+CLAIM_DUE = """
 WITH due AS (
     SELECT id FROM notifications
     WHERE state = 'pending' AND next_attempt_at <= now()
@@ -50,12 +50,32 @@ RETURNING n.id, n.booking_id, n.kind, n.dedupe_key, n.recipient, n.details, n.at
           n.created_at
 """
 
-_BOOKING = """
+BOOKING_FOR_MAIL = """
 SELECT b.id, b.status, b.amount_paise, b.start_date, b.end_date,
        c.name AS customer_name, car.name AS car_name
 FROM bookings b JOIN customers c ON c.id = b.customer_id JOIN cars car ON car.id = b.car_id
 WHERE b.id = $1
 """
+
+
+PASS_IMAGES = "SELECT kind, qr_data_url FROM passes WHERE booking_id = $1"
+MARK_SENT = (
+    "UPDATE notifications SET state = 'sent', sent_at = now(), message_id = $2,"
+    " last_error = NULL WHERE id = $1 AND state = 'pending'"
+)
+MARK_FAILED = (
+    "UPDATE notifications SET state = 'failed', last_error = $2"
+    " WHERE id = $1 AND state = 'pending'"
+)
+MARK_RETRY = (
+    "UPDATE notifications SET next_attempt_at = now() + $2::interval, last_error = $3"
+    " WHERE id = $1 AND state = 'pending'"
+)
+RELEASE = (  # claimed but not tried: due again now, the claim not counted
+    "UPDATE notifications SET next_attempt_at = now(), attempts = attempts - 1"
+    " WHERE id = ANY($1::bigint[]) AND state = 'pending' AND attempts > 0"
+)
+COUNT_PENDING = "SELECT count(*) FROM notifications WHERE state = 'pending'"
 
 
 @dataclass(frozen=True)
@@ -103,7 +123,7 @@ class MailSender:
     async def send_due(self) -> int:
         """One round: claim, send, mark. Returns how many rows were claimed."""
         lease = timedelta(seconds=self.settings.mail_lease_seconds)
-        rows = await self.pool.fetch(_CLAIM, self.settings.mail_batch_size, lease)
+        rows = await self.pool.fetch(CLAIM_DUE, self.settings.mail_batch_size, lease)
         if not rows:
             return 0
         # Stop sending well before the lease runs out, or another sender could claim a
@@ -173,16 +193,13 @@ class MailSender:
 
     async def _compose(self, row):
         async with self.pool.acquire() as conn:
-            booking = await conn.fetchrow(_BOOKING, row["booking_id"])
+            booking = await conn.fetchrow(BOOKING_FOR_MAIL, row["booking_id"])
             passes = {}
             # Passes only while they admit someone: not for a booking cancelled meanwhile.
             if row["kind"] == "payment_confirmed" and booking["status"] == "confirmed":
                 passes = {
                     p["kind"]: png_of(p["qr_data_url"])
-                    for p in await conn.fetch(
-                        "SELECT kind, qr_data_url FROM passes WHERE booking_id = $1",
-                        row["booking_id"],
-                    )
+                    for p in await conn.fetch(PASS_IMAGES, row["booking_id"])
                 }
         return compose(row, booking, passes, self.sender)
 
@@ -191,36 +208,21 @@ class MailSender:
                       kind=row["kind"], attempts=row["attempts"])
         if outcome.state == "sent":
             await self._mark(
-                "UPDATE notifications SET state = 'sent', sent_at = now(), message_id = $2,"
-                " last_error = NULL WHERE id = $1 AND state = 'pending'",
-                row["id"], message_id(row["id"], row["dedupe_key"], self.sender),
-            )
+                MARK_SENT, row["id"], message_id(row["id"], row["dedupe_key"], self.sender))
             log.info("mail sent", extra=ctx)
         elif outcome.state == "failed":
-            await self._mark(
-                "UPDATE notifications SET state = 'failed', last_error = $2"
-                " WHERE id = $1 AND state = 'pending'",
-                row["id"], outcome.error,
-            )
+            await self._mark(MARK_FAILED, row["id"], outcome.error)
             # An alarm: the customer will not get this mail unless someone acts.
             log.error("mail refused for good: %s", outcome.error, extra=ctx)
         else:
             delay = self.backoff(row["attempts"])
-            await self._mark(
-                "UPDATE notifications SET next_attempt_at = now() + $2::interval,"
-                " last_error = $3 WHERE id = $1 AND state = 'pending'",
-                row["id"], timedelta(seconds=delay), outcome.error,
-            )
+            await self._mark(MARK_RETRY, row["id"], timedelta(seconds=delay), outcome.error)
             log.warning("mail delayed %.1fs: %s", delay, outcome.error, extra=ctx)
         if MAILS is not None:
             MAILS.labels(kind=row["kind"], outcome=_METRIC[outcome.state]).inc()
 
     async def _release(self, rows) -> None:
-        await self.pool.execute(
-            "UPDATE notifications SET next_attempt_at = now(), attempts = attempts - 1"
-            " WHERE id = ANY($1::bigint[]) AND state = 'pending' AND attempts > 0",
-            [r["id"] for r in rows],
-        )
+        await self.pool.execute(RELEASE, [r["id"] for r in rows])
 
     async def _mark(self, sql: str, *args) -> None:
         """The server has answered: record it even if the database blinks meanwhile (for
@@ -242,8 +244,7 @@ class MailSender:
 
     async def _count_pending(self) -> None:
         if MAILS_PENDING is not None:
-            MAILS_PENDING.set(await self.pool.fetchval(
-                "SELECT count(*) FROM notifications WHERE state = 'pending'"))
+            MAILS_PENDING.set(await self.pool.fetchval(COUNT_PENDING))
 
 
 _METRIC = {"sent": "sent", "retry": "retried", "failed": "failed"}

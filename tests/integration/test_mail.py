@@ -16,7 +16,7 @@ import zxingcpp
 from PIL import Image
 
 from notifier.handlers import apply_event
-from notifier.mail_sender import _CLAIM, MailSender
+from notifier.mail_sender import CLAIM_DUE, MailSender
 from ops.cli import booking as booking_command
 from ops.cli import check_pass
 from ops.factories import make_booking
@@ -194,7 +194,7 @@ async def test_a_sender_dying_between_claim_and_send_loses_nothing(db, catcher):
     booking = await make_booking(pool)
     await confirm(pool, booking)
     # The claim a sender commits before it talks SMTP; then it dies (nothing marks the row).
-    [claimed] = await pool.fetch(_CLAIM, 10, timedelta(seconds=2))
+    [claimed] = await pool.fetch(CLAIM_DUE, 10, timedelta(seconds=2))
     assert claimed["booking_id"] == booking["booking_id"]
     [row] = await mails_of(pool, booking["booking_id"])
     assert row["state"] == "pending"  # still in the outbox, under a lease

@@ -16,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from notifier import handlers as notifier_sql
+from notifier import mail_outbox as mail_outbox_sql
+from notifier import mail_sender as mail_sql
 from notifier import report as report_sql
 from ops.history import GROWING_TABLES, add_paid_history
 from ops.infra import own_database
@@ -69,6 +71,17 @@ def hot_queries(booking: dict) -> dict[str, tuple[str, tuple]]:
         "notifier.booking_details": (notifier_sql.BOOKING_DETAILS, (bid,)),
         "notifier.confirm_booking": (notifier_sql.CONFIRM_BOOKING, (bid,)),
         "notifier.insert_pass": (notifier_sql.INSERT_PASS, (bid, "collection", "t", "u")),
+        # the mail outbox: enqueue (any service) and the notifier's sender (every poll)
+        "mail.enqueue": (mail_outbox_sql.INSERT, (
+            bid, cid, "refund_processed", f"plan:{bid}", "{}")),
+        "mail.claim_due": (mail_sql.CLAIM_DUE, (20, timedelta(minutes=2))),
+        "mail.booking": (mail_sql.BOOKING_FOR_MAIL, (bid,)),
+        "mail.pass_images": (mail_sql.PASS_IMAGES, (bid,)),
+        "mail.mark_sent": (mail_sql.MARK_SENT, (1, "<m@x>")),
+        "mail.mark_failed": (mail_sql.MARK_FAILED, (1, "550")),
+        "mail.mark_retry": (mail_sql.MARK_RETRY, (1, timedelta(seconds=5), "421")),
+        "mail.release": (mail_sql.RELEASE, ([1, 2],)),
+        "mail.count_pending": (mail_sql.COUNT_PENDING, ()),
         # `a6pay booking ID` (support looks one booking up)
         "report.booking": (report_sql.BOOKING, (bid,)),
         "report.payment_status": (report_sql.PAYMENT_STATUS, (bid,)),
@@ -97,8 +110,8 @@ async def explain(conn, sql: str, args: tuple, *, generic: bool) -> dict:
         await conn.execute(f"PREPARE {name} AS {sql}")
         try:
             await conn.execute("SET plan_cache_mode = force_generic_plan")
-            nulls = ", ".join("NULL" for _ in args)
-            raw = await conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE {name}({nulls})")
+            nulls = f"({', '.join('NULL' for _ in args)})" if args else ""
+            raw = await conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE {name}{nulls}")
         finally:
             await conn.execute("RESET plan_cache_mode")
             await conn.execute(f"DEALLOCATE {name}")
