@@ -37,6 +37,8 @@ EXTRA_ENV = {
     "RAZORPAY_TIMEOUT_SECONDS": "1",
     "NOTIFIER_DELIVERY_LIMIT": str(DELIVERY_LIMIT),
     "OUTBOX_SWEEP_SECONDS": "0.5",
+    # a mail claimed by a notifier that was killed is claimed again after this
+    "MAIL_LEASE_SECONDS": "5",
     "LOG_LEVEL": "INFO",
 }
 

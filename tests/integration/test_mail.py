@@ -139,12 +139,15 @@ async def _sent(pool, booking_id):
 
 async def test_smtp_outage_delays_mails_then_each_arrives_once(db, catcher):
     settings, pool = db
-    await catcher.stop_smtp()  # the mail server is down before the mails are written
+    before = await make_booking(pool)
+    await confirm(pool, before)
     bookings = [await make_booking(pool) for _ in range(3)]
-    for booking in bookings:
-        await confirm(pool, booking)
     ids = [b["booking_id"] for b in bookings]
     async with running_sender(pool, settings) as sender:
+        await eventually(lambda: _sent(pool, before["booking_id"]), timeout=30)
+        await catcher.stop_smtp()  # the mail server goes away mid-run
+        for booking in bookings:
+            await confirm(pool, booking)
 
         async def retried():
             rows = await pool.fetch(
@@ -159,8 +162,9 @@ async def test_smtp_outage_delays_mails_then_each_arrives_once(db, catcher):
         for booking_id in ids:
             await eventually(lambda b=booking_id: _sent(pool, b), timeout=30)
         await settled(sender)
+    ids.append(before["booking_id"])
     counts = Counter(str(m.message["Message-ID"]) for i in ids for m in caught_for(catcher, i))
-    assert len(counts) == 3 and set(counts.values()) == {1}
+    assert len(counts) == 4 and set(counts.values()) == {1}
 
 
 async def test_permanent_refusal_is_failed_not_retried_and_shown(db, catcher):
