@@ -1,133 +1,361 @@
-"""`make bench`: throughput and latency of the payment path on this machine.
+"""`make bench`: what the payment path costs on this machine, on an empty database and again
+after a million-booking history, every figure next to the limit it should be judged by,
+measured in the same run.
 
-Starts the real stack (its own database and vhost), then drives N bookings through
-create-order → checkout (sandbox, with webhooks) → verify-payment, reads payment-status,
-waits until the notifier has confirmed every booking, and prints figures. Loopback only.
+Starts the real stack as `make run` does (its own database and vhost) and a one-process
+aiohttp app answering a constant JSON (the framework's ceiling). Seeds with SQL. Each phase
+has a fixed time budget; `wrk` (and `pgbench`) generate the load out of process. Prints one
+table of ratios and writes docs/benchmarks.md with a plot. Loopback only.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import aio_pika
 import aiohttp
 import asyncpg
 
+from bench import pgbench, procstat, seed, wrk
+from bench.report import print_and_write
 from ops import api_client, infra
-from ops.factories import make_booking
+from ops.history import add_paid_history
 from ops.stack import running_stack
 from shared.db import create_database_if_missing, drop_database, migrate
 
+# Time budgets (seconds) and sizes: the whole run stays under six minutes.
+STATUS_SECONDS = 8
+CEILING_SECONDS = 6
+INGEST_SECONDS = 8
+STEADY_RATE, STEADY_SECONDS = 100, 10
+PGBENCH_SECONDS = 4
+CHECKOUT_SECONDS = 10
+DRAIN_LIMIT = 30  # longest wait for the notifier to catch up after a phase
+CONNECTIONS = 64
+CHECKOUT_CONCURRENCY = 16
+INGEST_ORDERS = 20_000  # more than wrk can send in INGEST_SECONDS: every body is a new order
+PGBENCH_ORDERS = 40_000
+CHECKOUT_BOOKINGS = 4_000
+SINK = "bench.pgbench"  # routing key of pgbench's outbox rows: a queue that drops them
 
-async def timed(samples: list[float], coro):
-    started = time.perf_counter()
-    result = await coro
-    samples.append(time.perf_counter() - started)
-    return result
-
-
-async def bounded(concurrency: int, coros):
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(coro):
-        async with gate:
-            return await coro
-
-    return await asyncio.gather(*(one(c) for c in coros))
-
-
-def summary(name: str, samples: list[float], wall: float) -> str:
-    ms = sorted(s * 1000 for s in samples)
-    pct = lambda p: ms[min(len(ms) - 1, int(p * len(ms)))]  # noqa: E731
-    return (f"{name:<16} {len(ms):>6} {len(ms) / wall:>9.1f} {statistics.median(ms):>8.1f}"
-            f" {pct(0.95):>8.1f} {pct(0.99):>8.1f} {ms[-1]:>8.1f}")
+OUR_SERVICES = ("gateway", "order_service", "verification_service", "webhook_service",
+                "notifier")  # the sandbox stands for Razorpay: not ours
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+@dataclass
+class SetResult:
+    """One pass over every phase, on the database as it is."""
+
+    label: str
+    bookings_in_db: int = 0
+    status_gateway: wrk.WrkResult | None = None
+    status_direct: wrk.WrkResult | None = None
+    ceiling: wrk.WrkResult | None = None
+    ingest: dict = field(default_factory=dict)
+    steady: dict = field(default_factory=dict)
+    pgbench: dict = field(default_factory=dict)
+    checkout: dict = field(default_factory=dict)
+    cpu_ms: dict = field(default_factory=dict)
 
 
-async def run(bookings: int, concurrency: int, webhooks: bool) -> None:
+class Bench:
+    def __init__(self, stack, pool: asyncpg.Pool, database_url: str, amqp_url: str,
+                 ceiling_url: str, workdir: Path):
+        self.stack, self.pool, self.database_url = stack, pool, database_url
+        self.amqp_url, self.ceiling_url, self.workdir = amqp_url, ceiling_url, workdir
+
+    def say(self, text: str) -> None:
+        print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+    async def run_set(self, label: str, status_range: tuple[int, int] | None) -> SetResult:
+        result = SetResult(label)
+        tag = label[0]
+        async with self.pool.acquire() as conn:
+            ingest = await seed.open_orders(conn, INGEST_ORDERS, f"{tag}i", f"order_I{tag}_")
+            steady = await seed.open_orders(conn, STEADY_RATE * STEADY_SECONDS, f"{tag}s",
+                                            f"order_S{tag}_")
+            await seed.open_orders(conn, PGBENCH_ORDERS, f"{tag}p", f"order_P{tag}_")
+            checkout = await seed.pending_bookings(conn, CHECKOUT_BOOKINGS, f"{tag}c")
+            await conn.execute("ANALYZE")
+            result.bookings_in_db = await conn.fetchval("SELECT count(*) FROM bookings")
+        self.say(f"{label}: seeded; {result.bookings_in_db} bookings in the database")
+
+        result.ingest = await self.webhook_burst(ingest, tag)
+        result.steady = await self.webhook_steady(steady, tag)
+        result.pgbench = await self.pgbench_limit(f"order_P{tag}_")
+        result.checkout, result.cpu_ms = await self.checkout(checkout)
+        low, high = status_range or (ingest[0]["booking_id"], ingest[-1]["booking_id"])
+        env = {"BENCH_LO": str(low), "BENCH_HI": str(high)}
+        order_url = f"http://127.0.0.1:{self.stack.ports['order_service']}"
+        for name, url, seconds in (("status_gateway", self.stack.gateway, STATUS_SECONDS),
+                                   ("status_direct", order_url, STATUS_SECONDS),
+                                   ("ceiling", self.ceiling_url, CEILING_SECONDS)):
+            figures = wrk.run(url, "status.lua", seconds=seconds, connections=CONNECTIONS,
+                              env=env)
+            setattr(result, name, figures)
+            self.say(f"{label}: {name} {figures.rate:.0f} req/s, p99 {figures.p99_ms:.1f} ms,"
+                     f" {figures.status_errors} non-2xx")
+        return result
+
+    # --- webhook ingest -----------------------------------------------------------------
+
+    async def webhook_burst(self, orders: list[dict], tag: str) -> dict:
+        bodies = self.workdir / f"ingest-{tag}.tsv"
+        seed.write_deliveries(bodies, orders, f"{tag}i")
+        figures = wrk.run(self.stack.gateway, "webhook.lua", seconds=INGEST_SECONDS,
+                          connections=CONNECTIONS, env={"BENCH_BODIES": str(bodies)})
+        keys = [f"id:evt_{tag}i{o['booking_id']}" for o in orders]
+        applied = await self.pool.fetchval(
+            "SELECT count(*) FROM webhook_events WHERE event_key = ANY($1) AND outcome = 'applied'",
+            keys)
+        ids = [o["booking_id"] for o in orders]
+        await self.wait_confirmed(ids, applied)
+        times = await self.pool.fetchrow(
+            "SELECT min(w.received_at) AS first_received, max(w.received_at) AS last_received,"
+            " max(b.confirmed_at) AS last_confirmed, count(b.confirmed_at) AS confirmed"
+            " FROM webhook_events w JOIN payments p ON p.razorpay_order_id = w.razorpay_order_id"
+            " JOIN bookings b ON b.id = p.booking_id"
+            " WHERE w.event_key = ANY($1) AND w.outcome = 'applied'", keys)
+        received_span = _seconds(times["last_received"] - times["first_received"])
+        confirm_span = _seconds((times["last_confirmed"] or times["last_received"])
+                                - times["first_received"])
+        out = {
+            "sent": figures.requests, "applied": applied,
+            "duplicates": max(0, figures.requests - len(orders)),
+            "non_2xx": figures.status_errors + figures.socket_errors,
+            "rate": applied / figures.seconds, "p99_ms": figures.p99_ms,
+            "confirmed": times["confirmed"],
+            "confirm_rate": times["confirmed"] / confirm_span if confirm_span else 0.0,
+            "ingest_rate_db": applied / received_span if received_span else 0.0,
+            "drain_s": confirm_span - received_span,
+        }
+        self.say(f"webhook burst: {figures.requests} sent, {out['non_2xx']} failed;"
+                 f" {out['rate']:.0f}/s applied ({applied}),"
+                 f" notifier {out['confirm_rate']:.0f}/s, drained {out['drain_s']:.1f}s after")
+        return out
+
+    async def webhook_steady(self, orders: list[dict], tag: str) -> dict:
+        bodies = self.workdir / f"steady-{tag}.tsv"
+        seed.write_deliveries(bodies, orders, f"{tag}s")
+        sender = subprocess.run(
+            [sys.executable, "-m", "bench.paced", f"{self.stack.gateway}/api/razorpay/webhook",
+             str(bodies), str(STEADY_RATE), str(STEADY_SECONDS)],
+            capture_output=True, text=True, timeout=STEADY_SECONDS + 60, check=True)
+        sent = json.loads(sender.stdout.strip().splitlines()[-1])
+        ids = [o["booking_id"] for o in orders]
+        await self.wait_confirmed(ids, sent["ok"])
+        rows = await self.pool.fetch(
+            "SELECT extract(epoch FROM b.confirmed_at - w.received_at) * 1000 AS ms"
+            " FROM webhook_events w JOIN payments p ON p.razorpay_order_id = w.razorpay_order_id"
+            " JOIN bookings b ON b.id = p.booking_id"
+            " WHERE w.event_key = ANY($1) AND w.outcome = 'applied'",
+            [f"id:evt_{tag}s{i}" for i in ids])
+        latencies = sorted(float(r["ms"]) for r in rows if r["ms"] is not None)
+        out = {"rate": STEADY_RATE, "sent": sent["sent"], "ok": sent["ok"],
+               "unconfirmed": len(rows) - len(latencies), "sender_late_p99_ms":
+               sent["late_p99_ms"], **_percentiles(latencies)}
+        self.say(f"webhook steady {STEADY_RATE}/s: received -> confirmed p50 {out['p50']:.0f} ms,"
+                 f" p99 {out['p99']:.0f} ms, {out['unconfirmed']} unconfirmed")
+        return out
+
+    async def wait_confirmed(self, booking_ids: list[int], expected: int) -> None:
+        deadline = time.monotonic() + DRAIN_LIMIT
+        while time.monotonic() < deadline:
+            confirmed = await self.pool.fetchval(
+                "SELECT count(*) FROM bookings WHERE id = ANY($1) AND status = 'confirmed'",
+                booking_ids)
+            if confirmed >= expected:
+                return
+            await asyncio.sleep(0.2)
+        self.say(f"notifier did not catch up within {DRAIN_LIMIT}s")
+
+    # --- the database's own limit -------------------------------------------------------
+
+    async def pgbench_limit(self, order_prefix: str) -> dict:
+        script = self.workdir / "webhook_transaction.sql"
+        script.write_text(pgbench.webhook_transaction(order_prefix, SINK))
+        await self.pool.execute(f"DROP SEQUENCE IF EXISTS {pgbench.SEQUENCE};"
+                                f" CREATE SEQUENCE {pgbench.SEQUENCE}")
+        out = {}
+        async with await aio_pika.connect(self.amqp_url) as amqp:
+            # pgbench's events must not become work for the notifier: a queue that drops
+            # them takes them (the relay publishes them as it would any event).
+            channel = await amqp.channel()
+            exchange = await channel.get_exchange(self.stack.env.get("AMQP_EXCHANGE",
+                                                                     "a6pay.events"))
+            sink = await channel.declare_queue("a6pay.bench.sink", auto_delete=True,
+                                               arguments={"x-max-length": 0})
+            await sink.bind(exchange, SINK)
+            for clients in (1, 8):
+                try:
+                    out[f"c{clients}"] = await asyncio.to_thread(
+                        pgbench.run, self.database_url, script, clients=clients,
+                        seconds=PGBENCH_SECONDS)
+                except pgbench.PgbenchFailed as exc:  # reported as missing, the run goes on
+                    self.say(str(exc).strip().splitlines()[-1])
+                    out[f"c{clients}"] = float("nan")
+            used = await self.pool.fetchval(f"SELECT last_value FROM {pgbench.SEQUENCE}")
+            if used > PGBENCH_ORDERS:
+                self.say(f"pgbench ran out of fresh orders ({used} > {PGBENCH_ORDERS})")
+            await self.wait_outbox_empty()
+        self.say(f"pgbench webhook transaction: {out['c1']:.0f} tx/s with 1 client,"
+                 f" {out['c8']:.0f} with 8")
+        return out
+
+    async def wait_outbox_empty(self) -> None:
+        deadline = time.monotonic() + DRAIN_LIMIT
+        while time.monotonic() < deadline:
+            if not await self.pool.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL)"):
+                return
+            await asyncio.sleep(0.2)
+        self.say("the outbox did not drain")
+
+    # --- checkout and CPU per booking ---------------------------------------------------
+
+    async def checkout(self, bookings: list[dict]) -> tuple[dict, dict]:
+        our_pids = {name: self.stack.procs[name].pid for name in OUR_SERVICES}
+        rabbit = procstat.rabbitmq_pid()
+        before = await self.cpu_snapshot(our_pids, rabbit)
+        create, verify, paid = [], [], []
+        todo = iter(bookings)
+        deadline = time.monotonic() + CHECKOUT_SECONDS
+        started = time.perf_counter()
+        async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=CHECKOUT_CONCURRENCY * 2)) as http:
+
+            async def worker():
+                for booking in todo:
+                    if time.monotonic() > deadline:
+                        return
+                    if await self.one_checkout(http, booking, create, verify):
+                        paid.append(booking["booking_id"])
+
+            await asyncio.gather(*(worker() for _ in range(CHECKOUT_CONCURRENCY)))
+        wall = time.perf_counter() - started
+        await self.wait_confirmed(paid, len(paid))
+        await self.wait_outbox_empty()
+        await asyncio.sleep(0.5)  # the last effects' own work (relay marks, acks)
+        after = await self.cpu_snapshot(our_pids, rabbit)
+        n = max(1, len(paid))
+        cpu = {key: (after[key] - before[key]) * 1000 / n for key in ("ours", "postgres",
+                                                                       "rabbitmq")}
+        cpu.update({name: (after[name] - before[name]) * 1000 / n for name in our_pids})
+        out = {"bookings": len(paid), "seconds": wall, "rate": len(paid) / wall,
+               "create": _percentiles([s * 1000 for s in create]),
+               "verify": _percentiles([s * 1000 for s in verify])}
+        self.say(f"checkout: {out['rate']:.1f} bookings/s (16 at once), create p50"
+                 f" {out['create']['p50']:.0f} ms, verify p50 {out['verify']['p50']:.0f} ms;"
+                 f" CPU {cpu['ours']:.1f} ms per booking")
+        return out, cpu
+
+    async def one_checkout(self, http, booking, create: list, verify: list) -> bool:
+        t0 = time.perf_counter()
+        status, order, _ = await api_client.create_order(http, self.stack, booking)
+        create.append(time.perf_counter() - t0)
+        if status != 200:
+            self.say(f"create-order answered {status}: {order}")
+            return False
+        payment = await api_client.pay(http, self.stack, order["order_id"])
+        t0 = time.perf_counter()
+        status, body, _ = await api_client.verify(http, self.stack, booking, payment)
+        verify.append(time.perf_counter() - t0)
+        if status != 200:
+            self.say(f"verify-payment answered {status}: {body}")
+        return status == 200
+
+    async def cpu_snapshot(self, our_pids: dict[str, int], rabbit: int | None) -> dict:
+        backends = [r["pid"] for r in await self.pool.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()")]
+        snap = {name: procstat.cpu_seconds(pid) for name, pid in our_pids.items()}
+        snap["ours"] = sum(snap.values())
+        # every backend of this database (pools keep theirs for the whole run)
+        snap["postgres"] = sum(procstat.cpu_seconds(p, with_children=False) for p in backends)
+        snap["rabbitmq"] = procstat.cpu_seconds(rabbit, with_children=False) if rabbit else 0.0
+        return snap
+
+
+def _seconds(delta) -> float:
+    return delta.total_seconds() if delta is not None else 0.0
+
+
+def _percentiles(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0, "p50": float("nan"), "p99": float("nan"), "max": float("nan")}
+    values = sorted(values)
+    return {"n": len(values), "p50": statistics.median(values),
+            "p99": values[min(len(values) - 1, int(0.99 * len(values)))], "max": values[-1]}
+
+
+def start_ceiling(workdir: Path) -> tuple[subprocess.Popen, str]:
+    port = infra.free_port()
+    log = open(workdir / "ceiling.log", "wb")  # noqa: SIM115 - lives with the process
+    proc = subprocess.Popen([sys.executable, "-m", "bench.ceiling", str(port)], stdout=log,
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1):
+                return proc, url
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the ceiling app did not start")
+
+
+async def run(history: int, output: Path) -> None:
+    wrk.require_wrk()
     db_url = infra.database_url(infra.unique_name("a6pay_bench"))
     vhost = infra.unique_name("a6pay_bench_vhost")
     await create_database_if_missing(db_url)
     await migrate(db_url)
     infra.create_vhost(vhost)
-    limits = {f"RATE_LIMIT_{k}": "1000000" for k in
+    amqp_url = infra.amqp_url(vhost)
+    limits = {f"RATE_LIMIT_{k}": "100000000" for k in
               ("CREATE_ORDER", "VERIFY_PAYMENT", "PAYMENT_STATUS")}
-    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=5)
-    try:
-        with running_stack(db_url, infra.amqp_url(vhost),
-                           {**limits, "LOG_LEVEL": "WARNING"}) as stack:
-            async with aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=concurrency * 2)
-            ) as http:
-                await report(stack, pool, http, bookings, concurrency, webhooks)
-    finally:
-        await pool.close()
-        await drop_database(db_url)
-        infra.delete_vhost(vhost)
-
-
-async def report(stack, pool, http, n: int, concurrency: int, webhooks: bool) -> None:
-    rows = [await make_booking(pool) for _ in range(n)]
-    lines = [f"{'step':<16} {'count':>6} {'per sec':>9} {'p50 ms':>8} {'p95 ms':>8}"
-             f" {'p99 ms':>8} {'max ms':>8}"]
-
-    create: list[float] = []
-    t0 = time.perf_counter()
-    orders = await bounded(concurrency, (timed(create, api_client.create_order(http, stack, b))
-                                         for b in rows))
-    lines.append(summary("create-order", create, time.perf_counter() - t0))
-    assert all(o[0] == 200 for o in orders), "create-order failed"
-
-    checkouts = await bounded(concurrency, (api_client.pay(http, stack, o[1]["order_id"],
-                                                           enabled=webhooks)
-                                            for o in orders))
-    verify: list[float] = []
-    t0 = time.perf_counter()
-    verified = await bounded(concurrency, (timed(verify, api_client.verify(http, stack, b, c))
-                                           for b, c in zip(rows, checkouts, strict=True)))
-    lines.append(summary("verify-payment", verify, time.perf_counter() - t0))
-    assert all(v[0] == 200 for v in verified), "verify failed"
-
-    status: list[float] = []
-    t0 = time.perf_counter()
-    await bounded(concurrency, (timed(status, api_client.payment_status(http, stack,
-                                                                        b["booking_id"]))
-                                for b in rows * 5))
-    lines.append(summary("payment-status", status, time.perf_counter() - t0))
-
-    t0 = time.perf_counter()
-    ids = [b["booking_id"] for b in rows]
-    while True:
-        confirmed = await pool.fetchval(
-            "SELECT count(*) FROM bookings WHERE id = ANY($1) AND status = 'confirmed'", ids)
-        if confirmed == n or time.perf_counter() - t0 > 120:
-            break
-        await asyncio.sleep(0.2)
-    passes = await pool.fetchval("SELECT count(*) FROM passes WHERE booking_id = ANY($1)", ids)
-    lines.append(f"confirmed {confirmed}/{n} bookings with {passes} passes,"
-                 f" {time.perf_counter() - t0:.1f}s after the last verify")
-    lines.append("RSS MB: " + ", ".join(f"{name} {rss_mb(proc.pid):.0f}"
-                                       for name, proc in stack.procs.items()))
-    print("\n".join(lines))
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="a6pay-bench-") as tmp:
+        workdir = Path(tmp)
+        ceiling, ceiling_url = start_ceiling(workdir)
+        pool = await asyncpg.create_pool(db_url, min_size=1, max_size=3)
+        try:
+            with running_stack(db_url, amqp_url, {**limits, "LOG_LEVEL": "WARNING"}) as stack:
+                bench = Bench(stack, pool, db_url, amqp_url, ceiling_url, workdir)
+                empty = await bench.run_set("empty", None)
+                bench.say(f"adding a history of {history} paid bookings")
+                filled = await add_paid_history(db_url, history)
+                bench.say(f"history written in {filled.seconds:.1f}s")
+                full = await bench.run_set("history", (filled.first_booking,
+                                                       filled.last_booking))
+                rss = {name: procstat.rss_mb(stack.procs[name].pid) for name in OUR_SERVICES}
+        finally:
+            await pool.close()
+            ceiling.terminate()
+            ceiling.wait(timeout=10)
+            await drop_database(db_url)
+            infra.delete_vhost(vhost)
+    print_and_write(empty, full, rss, history=history, history_seconds=filled.seconds,
+                    total_seconds=time.perf_counter() - started, output=output)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--bookings", type=int, default=500)
-    parser.add_argument("--concurrency", type=int, default=20)
-    parser.add_argument("--no-webhooks", action="store_true",
-                        help="the sandbox sends no webhooks: verify alone confirms")
+    parser.add_argument("--history", type=int, default=1_000_000,
+                        help="paid bookings added between the two passes")
+    parser.add_argument("--output", type=Path, default=Path("docs"),
+                        help="where benchmarks.md and benchmarks.png go")
     args = parser.parse_args()
-    asyncio.run(run(args.bookings, args.concurrency, not args.no_webhooks))
+    asyncio.run(run(args.history, args.output))
 
 
 if __name__ == "__main__":

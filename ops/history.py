@@ -12,6 +12,7 @@ take well under a minute instead of several.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -109,8 +110,15 @@ async def _reserve(conn: asyncpg.Connection, sequence: str, count: int) -> int:
     return last
 
 
-async def add_paid_history(database_url: str, bookings: int, *, analyze: bool = True) -> float:
-    """Append `bookings` bookings of history to the database; returns the seconds it took."""
+@dataclass(frozen=True)
+class History:
+    seconds: float
+    first_booking: int  # every booking id from first to last is the history's, with a payment
+    last_booking: int
+
+
+async def add_paid_history(database_url: str, bookings: int, *, analyze: bool = True) -> History:
+    """Append `bookings` bookings of history to the database."""
     started = time.perf_counter()
     conn = await asyncpg.connect(database_url)
     try:
@@ -132,4 +140,4 @@ async def add_paid_history(database_url: str, bookings: int, *, analyze: bool = 
             await conn.execute("ANALYZE " + ", ".join(GROWING_TABLES))
     finally:
         await conn.close()
-    return time.perf_counter() - started
+    return History(time.perf_counter() - started, b0 + 1, b0 + bookings)

@@ -1,0 +1,95 @@
+"""The database's own limit for webhook ingest: `pgbench` running the webhook's transaction
+with the same statements the webhook service runs (imported from the code, parameters bound
+as literals), against the same database, in the same run.
+
+The order each transaction captures comes from a sequence (nextval in the first statement,
+currval after it), so every transaction does the full work of a first delivery for a fresh
+order, as every wrk request does.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from bench.seed import AMOUNT_PAISE, sample_payload
+from shared.events import Envelope, PaymentCaptured
+from shared.outbox import INSERT_EVENT
+from shared.payment_state import PaymentStatus, allowed_sources
+from shared.payments import RECORD_OUTCOME
+from webhook_service.handlers import INSERT_DELIVERY, RECORD_DELIVERY_OUTCOME
+
+SEQUENCE = "bench_pgbench_order"
+
+
+def _literal(value: str) -> str:
+    # pgbench reads ":name" as a variable even inside quotes: write every colon as \x3a.
+    escaped = value.replace("\\", "\\\\").replace("'", "''").replace(":", "\\x3a")
+    return "E'" + escaped + "'"
+
+
+def _bind(sql: str, values: dict[int, str]) -> str:
+    """Replace $n by SQL expressions; every parameter must be given."""
+    return re.sub(r"\$(\d+)", lambda m: values[int(m.group(1))], sql).strip()
+
+
+def webhook_transaction(order_prefix: str, routing_key: str) -> str:
+    """The body of webhook_service.handlers.apply_webhook for a first payment.captured.
+    The outbox row gets `routing_key`, so the caller can keep the event from the notifier."""
+    order = f"{_literal(order_prefix)} || currval('{SEQUENCE}')"
+    # ids unique per transaction and per run (the prefix differs between passes)
+    key = f"{_literal('id:evt_' + order_prefix)} || currval('{SEQUENCE}')"
+    payment = f"{_literal('pay_' + order_prefix)} || currval('{SEQUENCE}')"
+    payload = _literal(json.dumps(sample_payload()))
+    sources = "{" + ",".join(s.value for s in allowed_sources(PaymentStatus.CAPTURED)) + "}"
+    event = PaymentCaptured(booking_id=1, customer_id=1, order_id="order_pgbench",
+                            payment_id="pay_pgbench", amount_paise=AMOUNT_PAISE, source="webhook")
+    envelope = _literal(json.dumps(Envelope.wrap(event, "webhook_service").model_dump(mode="json")))
+    statements = [
+        "BEGIN",
+        # nextval first: it picks this transaction's order
+        _bind(INSERT_DELIVERY, {
+            1: f"{_literal('id:evt_' + order_prefix)} || nextval('{SEQUENCE}')",
+            2: "'payment.captured'",
+            3: order, 4: payment, 5: payload}),
+        "SAVEPOINT record_outcome",  # record_outcome's own savepoint
+        _bind(RECORD_OUTCOME, {
+            1: order, 2: "'captured'", 3: payment, 4: f"'{sources}'", 5: "NULL",
+            6: "NULL", 7: str(AMOUNT_PAISE), 8: "'INR'"}),
+        "RELEASE SAVEPOINT record_outcome",
+        _bind(INSERT_EVENT, {1: "gen_random_uuid()", 2: _literal(routing_key), 3: envelope}),
+        _bind(RECORD_DELIVERY_OUTCOME, {1: key, 2: "'applied'"}),
+        "COMMIT",
+    ]
+    # pgbench reads one statement per line unless it ends with a backslash continuation.
+    return "".join(" ".join(s.split()) + ";\n" for s in statements)
+
+
+class PgbenchFailed(RuntimeError):
+    pass
+
+
+def run(database_url: str, script: Path, *, clients: int, seconds: float) -> float:
+    """Transactions per second."""
+    exe = shutil.which("pgbench") or "/usr/lib/postgresql/15/bin/pgbench"
+    parts = urlsplit(database_url)
+    for _ in range(15):  # a machine shared with other test runs may be out of connections
+        done = subprocess.run(
+            [exe, "-n", "-M", "prepared", "-f", str(script), "-c", str(clients),
+             "-j", str(min(clients, 2)), "-T", f"{seconds:g}",
+             "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432),
+             "-U", parts.username or "postgres", parts.path.lstrip("/")],
+            capture_output=True, text=True, timeout=seconds + 60,
+        )
+        if "too many clients" not in done.stderr:
+            break
+        time.sleep(2)
+    match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", done.stdout)
+    if done.returncode != 0 or match is None:
+        raise PgbenchFailed(f"pgbench failed:\n{done.stdout}\n{done.stderr}")
+    return float(match.group(1))

@@ -1,0 +1,233 @@
+"""The one table `make bench` prints, and docs/benchmarks.md with its plot."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+TARGETS = {  # issue 7's targets, as ratios or limits that hold on any machine
+    "history": 0.90, "status_ceiling": 0.35, "status_p99_ms": 30.0, "webhook_pgbench": 0.60,
+    "notifier_ingest": 0.90, "steady_p99_ms": 100.0, "cpu_ms": 19.5, "rss_mb": 80.0,
+}
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def _fmt(value, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+def _check(value: float, target: float, higher_is_better: bool = True) -> str:
+    if value is None or math.isnan(value):
+        return "?"
+    return "ok" if (value >= target if higher_is_better else value <= target) else "MISS"
+
+
+def rows(empty, full, rss: dict) -> list[tuple[str, str, str, str, str]]:
+    """(what, empty database, after the history, history/empty, target and verdict)"""
+    out = []
+
+    def line(what, e, h, digits=0, target="", ratio=True):
+        r = _ratio(h, e) if ratio and e is not None and h is not None else None
+        verdict = ""
+        if ratio and r is not None:
+            verdict = f"≥ {TARGETS['history']:.2f}: {_check(r, TARGETS['history'])}"
+        out.append((what, _fmt(e, digits), _fmt(h, digits),
+                    _fmt(r, 2) if r is not None else "", target or verdict))
+
+    def pair(what, e, h, target_key, higher=True, digits=2):
+        limit = TARGETS[target_key]
+        sign = "≥" if higher else "≤"
+        out.append((what, _fmt(e, digits), _fmt(h, digits), "",
+                    f"{sign} {limit:g}: {_check(e, limit, higher)} / {_check(h, limit, higher)}"))
+
+    line("payment-status via gateway, req/s (64 conn)", empty.status_gateway.rate,
+         full.status_gateway.rate)
+    line("payment-status direct to order_service, req/s", empty.status_direct.rate,
+         full.status_direct.rate)
+    line("constant-JSON aiohttp ceiling, req/s", empty.ceiling.rate, full.ceiling.rate,
+         target="(reference)", ratio=False)
+    pair("status via gateway / ceiling", _ratio(empty.status_gateway.rate, empty.ceiling.rate),
+         _ratio(full.status_gateway.rate, full.ceiling.rate), "status_ceiling")
+    pair("status via gateway p99, ms", empty.status_gateway.p99_ms, full.status_gateway.p99_ms,
+         "status_p99_ms", higher=False, digits=1)
+    line("webhook ingest at saturation, applied/s", empty.ingest["rate"], full.ingest["rate"])
+    line("pgbench: webhook's transaction, 1 client, tx/s", empty.pgbench["c1"],
+         full.pgbench["c1"], target="(reference)", ratio=False)
+    line("pgbench: webhook's transaction, 8 clients, tx/s", empty.pgbench["c8"],
+         full.pgbench["c8"], target="(reference)", ratio=False)
+    out.append(("pgbench scaling, 8 clients / 1",
+                _fmt(_ratio(empty.pgbench["c8"], empty.pgbench["c1"]), 2),
+                _fmt(_ratio(full.pgbench["c8"], full.pgbench["c1"]), 2), "", "scales: > 1"))
+    pair("webhook ingest / pgbench (8 clients)", _ratio(empty.ingest["rate"], empty.pgbench["c8"]),
+         _ratio(full.ingest["rate"], full.pgbench["c8"]), "webhook_pgbench")
+    line("notifier confirmations during the burst, /s", empty.ingest["confirm_rate"],
+         full.ingest["confirm_rate"], target="(see next)", ratio=False)
+    pair("notifier confirm rate / ingest rate",
+         _ratio(empty.ingest["confirm_rate"], empty.ingest["ingest_rate_db"]),
+         _ratio(full.ingest["confirm_rate"], full.ingest["ingest_rate_db"]), "notifier_ingest")
+    line("burst drained, s after the last delivery", empty.ingest["drain_s"],
+         full.ingest["drain_s"], digits=1, target="(info)", ratio=False)
+    line(f"steady {empty.steady['rate']}/s: received → confirmed p50, ms", empty.steady["p50"],
+         full.steady["p50"], target="(info)", ratio=False)
+    pair(f"steady {empty.steady['rate']}/s: received → confirmed p99, ms", empty.steady["p99"],
+         full.steady["p99"], "steady_p99_ms", higher=False, digits=0)
+    line("checkout (create → pay → verify), bookings/s, 16 at once", empty.checkout["rate"],
+         full.checkout["rate"], digits=1)
+    line("create-order p50 / p99, ms", empty.checkout["create"]["p50"],
+         full.checkout["create"]["p50"], digits=1, target="(info)", ratio=False)
+    out[-1] = (out[-1][0],
+               f"{_fmt(empty.checkout['create']['p50'], 1)} / "
+               f"{_fmt(empty.checkout['create']['p99'], 1)}",
+               f"{_fmt(full.checkout['create']['p50'], 1)} / "
+               f"{_fmt(full.checkout['create']['p99'], 1)}", "", "(info)")
+    out.append(("verify-payment p50 / p99, ms",
+                f"{_fmt(empty.checkout['verify']['p50'], 1)} / "
+                f"{_fmt(empty.checkout['verify']['p99'], 1)}",
+                f"{_fmt(full.checkout['verify']['p50'], 1)} / "
+                f"{_fmt(full.checkout['verify']['p99'], 1)}", "", "(info)"))
+    pair("CPU per paid booking, our processes, ms", empty.cpu_ms["ours"], full.cpu_ms["ours"],
+         "cpu_ms", higher=False, digits=1)
+    line("  of which PostgreSQL backends, ms", empty.cpu_ms["postgres"],
+         full.cpu_ms["postgres"], digits=1, target="(info)", ratio=False)
+    line("  of which RabbitMQ (whole node, shared), ms", empty.cpu_ms["rabbitmq"],
+         full.cpu_ms["rabbitmq"], digits=1, target="(info)", ratio=False)
+    for name in ("gateway", "order_service", "verification_service", "webhook_service",
+                 "notifier"):
+        line(f"  {name} CPU per booking, ms", empty.cpu_ms[name], full.cpu_ms[name], digits=1,
+             target="(info)", ratio=False)
+    worst = max(rss.values())
+    out.append(("RSS per service at the end, MB",
+                "", ", ".join(f"{k} {v:.0f}" for k, v in rss.items()), "",
+                f"≤ {TARGETS['rss_mb']:g}: {_check(worst, TARGETS['rss_mb'], False)}"))
+    return out
+
+
+def table(lines) -> str:
+    head = ("what", "empty db", "after history", "history/empty", "target")
+    widths = [max(len(str(r[i])) for r in [head, *lines]) for i in range(5)]
+
+    def fmt(r) -> str:
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+
+    return "\n".join([fmt(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+                      *map(fmt, lines)])
+
+
+def plot(empty, full, path: Path) -> bool:
+    try:
+        import matplotlib
+    except ImportError:
+        return False
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = ["status via\ngateway", "status\ndirect", "ceiling", "webhook\ningest",
+             "pgbench\n8 clients", "checkout\n×10"]
+    values = lambda s: [s.status_gateway.rate, s.status_direct.rate, s.ceiling.rate,  # noqa: E731
+                        s.ingest["rate"], s.pgbench["c8"], s.checkout["rate"] * 10]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
+    x = range(len(names))
+    left.bar([i - 0.2 for i in x], values(empty), 0.4, label="empty database")
+    left.bar([i + 0.2 for i in x], values(full), 0.4, label="after the history")
+    left.set_xticks(list(x), names, fontsize=8)
+    left.set_yscale("log")
+    left.set_ylabel("per second (log)")
+    left.set_title("Throughput")
+    left.legend(fontsize=8)
+
+    ratios = {
+        "status\nhistory/empty": (_ratio(full.status_gateway.rate, empty.status_gateway.rate),
+                                  TARGETS["history"]),
+        "ingest\nhistory/empty": (_ratio(full.ingest["rate"], empty.ingest["rate"]),
+                                  TARGETS["history"]),
+        "checkout\nhistory/empty": (_ratio(full.checkout["rate"], empty.checkout["rate"]),
+                                    TARGETS["history"]),
+        "status/\nceiling": (_ratio(full.status_gateway.rate, full.ceiling.rate),
+                             TARGETS["status_ceiling"]),
+        "webhook/\npgbench": (_ratio(full.ingest["rate"], full.pgbench["c8"]),
+                              TARGETS["webhook_pgbench"]),
+        "notifier/\ningest": (_ratio(full.ingest["confirm_rate"], full.ingest["ingest_rate_db"]),
+                              TARGETS["notifier_ingest"]),
+        "CPU target/\nCPU per booking": (_ratio(TARGETS["cpu_ms"], full.cpu_ms["ours"]), 1.0),
+    }
+    labels = list(ratios)
+    right.bar(range(len(labels)), [v for v, _ in ratios.values()], 0.6, label="measured")
+    right.scatter(range(len(labels)), [t for _, t in ratios.values()], color="black",
+                  marker="_", s=900, label="target", zorder=3)
+    right.set_xticks(range(len(labels)), labels, fontsize=8)
+    right.set_title("Ratios (after the history) against their targets")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def machine() -> str:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}"
+
+
+def print_and_write(empty, full, rss: dict, *, history: int, history_seconds: float,
+                    total_seconds: float, output: Path) -> None:
+    text = table(rows(empty, full, rss))
+    print(text)
+    print(f"history: {history:,} paid bookings written in {history_seconds:.1f}s;"
+          f" whole run {total_seconds:.0f}s")
+    output.mkdir(parents=True, exist_ok=True)
+    has_plot = plot(empty, full, output / "benchmarks.png")
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    notes = [
+        f"# Benchmarks\n\nWritten by `make bench` on {when},"
+        f" {machine()}; every service, PostgreSQL, RabbitMQ, the Razorpay sandbox and the load"
+        " generators on the same machine. The run took"
+        f" {total_seconds:.0f}s; the history ({history:,} paid bookings with their payments,"
+        " webhook deliveries, passes, mails, inbox and outbox rows) was written in"
+        f" {history_seconds:.1f}s.\n",
+        "![throughput and ratios](benchmarks.png)\n" if has_plot else
+        "(no plot: install the `bench` extra for matplotlib)\n",
+        text + "\n",
+        "## How each figure is made\n",
+        "- **payment-status**: `wrk -t2 -c64` for 8 s, each request a random booking with a"
+        " payment (on the empty database the ones the run paid; after the history, any of the"
+        " million), through the gateway and straight to order_service.\n"
+        "- **ceiling**: the same `wrk` against `bench/ceiling.py`, one aiohttp process answering"
+        " a constant JSON: the framework's own limit on this machine.\n"
+        "- **webhook ingest**: `wrk -c64` for 8 s posting signed `payment.captured` deliveries,"
+        " each for a different open order created with SQL beforehand (bench/lua/webhook.lua"
+        " reads them from a file); the rate counts deliveries the database recorded as"
+        " applied.\n"
+        "- **pgbench**: the webhook's own transaction (the same SQL constants the webhook"
+        " service runs, bench/pgbench.py) with 1 and 8 clients for 4 s each, same database."
+        " Its outbox rows go to a queue that drops them, so they are no work for the notifier.\n"
+        "- **notifier**: after the burst, confirmed bookings per second from the first"
+        " delivery to the last confirmation (`bookings.confirmed_at`, `webhook_events."
+        "received_at`) against deliveries per second.\n"
+        "- **steady rate**: `python -m bench.paced` (its own process, open loop) sends 100"
+        " deliveries a second for 10 s; latency is `confirmed_at - received_at` per booking.\n"
+        "- **checkout**: 16 clients loop create-order → pay at the sandbox (which also sends"
+        " the webhook) → verify-payment for 10 s.\n"
+        "- **CPU per paid booking**: utime + stime from `/proc/<pid>/stat` of gateway,"
+        " order_service, verification_service, webhook_service and notifier (not the sandbox,"
+        " which stands for Razorpay) across the checkout phase until every booking is"
+        " confirmed, divided by the bookings; PostgreSQL is the backends of the run's"
+        " database; RabbitMQ is the whole broker node, shared with anything else on the"
+        " machine.\n",
+    ]
+    (output / "benchmarks.md").write_text("\n".join(notes))
+    print(f"wrote {output / 'benchmarks.md'}" + (" and benchmarks.png" if has_plot else ""))
