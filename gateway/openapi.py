@@ -233,7 +233,8 @@ def _payment_status() -> dict:
                         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
                         "example": 123}],
         "responses": {
-            "200": _ok("The booking's payment.", _ref("PaymentStatusResponse"),
+            "200": _ok("The booking's payment; `refunded` (paid: false) once refunded in full.",
+                       _ref("PaymentStatusResponse"),
                        {"status": "paid", "paid": True, "razorpay_payment_id": PAY_ID}),
             "400": _error("booking_id is not a positive integer.",
                           "Invalid booking_id: must be a positive integer"),
@@ -244,6 +245,92 @@ def _payment_status() -> dict:
             "503": _UNAVAILABLE,
             "504": _TIMEOUT,
         },
+    }
+
+
+_ADMIN_UNAUTHORIZED = _error(
+    "The admin bearer token is missing or wrong.", "Admin authentication required",
+    headers={"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}},
+)
+_ADMIN_DISABLED = _error("ADMIN_API_TOKEN is not set on the server.",
+                         "Admin API is disabled: set ADMIN_API_TOKEN to enable it")
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": True,
+    "description": "A retry with the same key gets the first answer (and never a second"
+                   " refund); the same key with another body gets 422.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+_KEY_REUSED = _error("The Idempotency-Key was used before with another body.",
+                     "Idempotency-Key was already used with a different request")
+_REFUND_EXAMPLE = {"id": 17, "booking_id": 123, "amount": 500.0, "status": "pending",
+                   "final": False, "cause": "admin", "reason": "early return",
+                   "failure_reason": None, "created_at": "2026-01-05T10:00:00+00:00"}
+
+
+def _admin_responses(ok: dict, **more: dict) -> dict:
+    responses = {
+        "200": ok,
+        "400": _error("Invalid fields or a missing Idempotency-Key header.",
+                      "Idempotency-Key header is required",
+                      "Invalid booking_id: must be a positive integer",
+                      "Request body is not valid JSON"),
+        "401": _ADMIN_UNAUTHORIZED,
+        "403": _ADMIN_DISABLED,
+        "408": _SLOW_BODY,
+        "413": _TOO_LARGE,
+        "422": _KEY_REUSED,
+        "503": _UNAVAILABLE,
+        "504": _TIMEOUT,
+    }
+    responses.update(more)
+    return dict(sorted(responses.items()))
+
+
+def _cancel_booking() -> dict:
+    return {
+        "operationId": "cancelBooking",
+        "summary": "Admin: cancel a booking; a paid one is refunded (minus the fee)",
+        "description": "Unpaid: no new order can be made, and a payment captured later anyway"
+                       " is refunded in full automatically. Paid: everything not yet refunded"
+                       " minus `cancellation_fee` is refunded and both passes are revoked."
+                       " Cancelling again returns the same answer.",
+        "security": [{"adminBearer": []}],
+        "parameters": [
+            {"name": "booking_id", "in": "path", "required": True, "schema": _ref("Id")},
+            _IDEMPOTENCY_KEY,
+        ],
+        "requestBody": {"required": False, "content": {JSON: {
+            "schema": _ref("CancelRequest"),
+            "example": {"reason": "customer cancelled", "cancellation_fee": 200.0}}}},
+        "responses": _admin_responses(
+            _ok("The booking is cancelled.", _ref("CancelResponse"), {
+                "message": "Booking cancelled", "booking_id": 123, "status": "cancelled",
+                "paid": True, "cancellation_fee": 200.0, "reason": "customer cancelled",
+                "cancelled_at": "2026-01-05T10:00:00+00:00",
+                "refund": {**_REFUND_EXAMPLE, "amount": 1300.0, "cause": "cancellation"}}),
+            **{"404": _error("No such booking.", "Booking not found"),
+               "409": _error("A request with this key is still being answered.",
+                             "A request with this Idempotency-Key is still in progress;"
+                             " retry shortly")}),
+    }
+
+
+def _refund() -> dict:
+    return {
+        "operationId": "refundBooking",
+        "summary": "Admin: refund part or all of what remains of a booking's payment",
+        "security": [{"adminBearer": []}],
+        "parameters": [_IDEMPOTENCY_KEY],
+        "requestBody": _json_body("RefundRequest", {"booking_id": 123, "amount": 500.0,
+                                                    "reason": "early return"}),
+        "responses": _admin_responses(
+            _ok("The refund (status requested, pending, processed or failed).",
+                _ref("RefundResponse"), {"message": "Refund initiated",
+                                         "refund": _REFUND_EXAMPLE, "remaining": 1000.0}),
+            **{"404": _error("No such booking.", "Booking not found"),
+               "409": _error("Unpaid, nothing left to refund, or the same key in progress.",
+                             "Booking has no captured payment to refund",
+                             "Nothing left to refund for this booking")}),
     }
 
 
@@ -344,9 +431,60 @@ _SCHEMAS: dict[str, dict] = {
         "type": "object",
         "required": ["status", "paid", "razorpay_payment_id"],
         "properties": {
-            "status": {"type": "string", "enum": ["pending", "paid", "failed"]},
+            "status": {"type": "string", "enum": ["pending", "paid", "failed", "refunded"]},
             "paid": {"type": "boolean"},
             "razorpay_payment_id": {"type": ["string", "null"]},
+        },
+    },
+    "CancelRequest": {
+        "type": "object",
+        "properties": {
+            "reason": {"type": "string", "maxLength": 500},
+            "cancellation_fee": {"type": "number", "minimum": 0, "maximum": 100_000_000,
+                                 "multipleOf": 0.01,
+                                 "description": "Rupees kept from the refund."},
+        },
+    },
+    "RefundRequest": {
+        "type": "object",
+        "required": ["booking_id"],
+        "properties": {
+            "booking_id": _ref("Id"),
+            "amount": {"type": "number", "exclusiveMinimum": 0, "maximum": 100_000_000,
+                       "multipleOf": 0.01,
+                       "description": "Rupees; default all that remains to refund."},
+            "reason": {"type": "string", "maxLength": 500},
+        },
+    },
+    "Refund": {
+        "type": "object",
+        "required": ["id", "booking_id", "amount", "status", "final", "cause", "created_at"],
+        "properties": {
+            "id": _ref("Id"), "booking_id": _ref("Id"), "amount": {"type": "number"},
+            "status": {"type": "string",
+                       "enum": ["requested", "pending", "processed", "failed"]},
+            "final": {"type": "boolean"},
+            "cause": {"type": "string",
+                      "enum": ["admin", "cancellation", "captured_after_cancellation"]},
+            "reason": {"type": ["string", "null"]},
+            "failure_reason": {"type": ["string", "null"]},
+            "created_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "RefundResponse": {
+        "type": "object", "required": ["message", "refund", "remaining"],
+        "properties": {"message": {"type": "string"}, "refund": _ref("Refund"),
+                       "remaining": {"type": "number"}},
+    },
+    "CancelResponse": {
+        "type": "object",
+        "required": ["message", "booking_id", "status", "paid", "cancellation_fee", "refund"],
+        "properties": {
+            "message": {"type": "string"}, "booking_id": _ref("Id"),
+            "status": {"type": "string", "const": "cancelled"}, "paid": {"type": "boolean"},
+            "cancellation_fee": {"type": "number"}, "reason": {"type": ["string", "null"]},
+            "cancelled_at": {"type": "string", "format": "date-time"},
+            "refund": {"anyOf": [_ref("Refund"), {"type": "null"}]},
         },
     },
     "Id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
@@ -374,6 +512,8 @@ def _spec() -> dict:
             "/api/razorpay/callback": {"post": _callback()},
             "/api/razorpay/webhook": {"post": _webhook()},
             "/api/razorpay/payment-status/{booking_id}": {"get": _payment_status()},
+            "/api/razorpay/bookings/{booking_id}/cancel": {"post": _cancel_booking()},
+            "/api/razorpay/refunds": {"post": _refund()},
             "/healthz": {"get": _plain_get("health", "The gateway is up.", _ref("Status"),
                                            {"status": "ok"})},
             "/payment/success": {"get": _html_page(
@@ -389,7 +529,10 @@ def _spec() -> dict:
                 "description": "The request's id (the client's X-Request-Id if safe, else new).",
                 "required": True, "schema": {"type": "string"},
             }},
-            "securitySchemes": {"bearerAuth": {
+            "securitySchemes": {"adminBearer": {
+                "type": "http", "scheme": "bearer",
+                "description": "ADMIN_API_TOKEN, for the A6 Cars site's backend only.",
+            }, "bearerAuth": {
                 "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                 "description": "HS256, `sub` = customer id. Required only when the gateway"
                                " runs with AUTH_JWT_SECRET.",

@@ -19,7 +19,9 @@ FORWARDED_REQUEST_HEADERS = (
     "X-Razorpay-Event-Id",
     "Accept",
 )
-RETURNED_RESPONSE_HEADERS = ("Content-Type", "Location", "Retry-After")
+# The admin API's token and idempotency key reach order_service, which checks them.
+ADMIN_HEADERS = ("Authorization", "Idempotency-Key")
+RETURNED_RESPONSE_HEADERS = ("Content-Type", "Location", "Retry-After", "WWW-Authenticate")
 CUSTOMER_ID_HEADER = "X-A6-Customer-Id"
 
 
@@ -29,10 +31,13 @@ def upstream_url(base_url: str, rel_url: URL) -> URL:
 
 
 def upstream_headers(
-    client_headers: Mapping[str, str], request_id: str, customer_id: str | None
+    client_headers: Mapping[str, str],
+    request_id: str,
+    customer_id: str | None,
+    extra: tuple[str, ...] = (),
 ) -> CIMultiDict[str]:
     headers: CIMultiDict[str] = CIMultiDict()
-    for name in FORWARDED_REQUEST_HEADERS:
+    for name in FORWARDED_REQUEST_HEADERS + extra:
         if name in client_headers:
             headers[name] = client_headers[name]
     headers["X-Request-Id"] = request_id

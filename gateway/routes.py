@@ -11,7 +11,7 @@ from gateway.auth import AuthError, authenticate, body_customer_matches
 from gateway.body import read_body, reject_declared_oversize
 from gateway.errors import FORBIDDEN, GatewayError, json_error, too_many_requests
 from gateway.openapi import openapi_view
-from gateway.proxy import forward, upstream_headers, upstream_url
+from gateway.proxy import ADMIN_HEADERS, forward, upstream_headers, upstream_url
 from shared.settings import Settings
 
 # Rate-limit groups; verify-payment and the checkout callback verify the same way, so
@@ -30,6 +30,7 @@ class Route:
     limit_group: str | None  # None: never rate limited (Razorpay's webhook)
     customer_auth: bool  # needs the bearer token when auth is switched on
     body_names_customer: bool  # the JSON body carries a customer_id to check
+    admin: bool = False  # the admin API: its service checks the admin token itself
 
 
 ROUTES = (
@@ -43,6 +44,10 @@ ROUTES = (
           "verification_service_url", VERIFY_PAYMENT, False, False),
     Route("webhook", "POST", "/api/razorpay/webhook",
           "webhook_service_url", None, False, False),
+    Route("cancel_booking", "POST", "/api/razorpay/bookings/{booking_id}/cancel",
+          "order_service_url", None, False, False, admin=True),
+    Route("refund", "POST", "/api/razorpay/refunds",
+          "order_service_url", None, False, False, admin=True),
 )  # fmt: skip
 
 
@@ -76,7 +81,8 @@ def make_proxy_handler(route: Route):
             request.app[keys.HTTP_SESSION],
             method=request.method,
             url=upstream_url(getattr(settings, route.upstream_setting), request.rel_url),
-            headers=upstream_headers(request.headers, request[keys.REQUEST_ID], customer_id),
+            headers=upstream_headers(request.headers, request[keys.REQUEST_ID], customer_id,
+                                     ADMIN_HEADERS if route.admin else ()),
             body=body,
             timeout_seconds=settings.gateway_upstream_timeout_seconds,
         )

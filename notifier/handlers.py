@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
+from notifier import refund_handlers
 from notifier.mail_outbox import enqueue
 from shared.events import Event, OrderCreated, PaymentCaptured, PaymentFailed
 from shared.logging import log_ctx
@@ -65,7 +66,8 @@ async def payment_captured(
 ) -> None:
     booking = await _booking(conn, event.booking_id)
     if booking["status"] == "cancelled":
-        # Paid after cancellation: no passes, no confirmation; ops refund it.
+        # Paid after cancellation: no passes, no confirmation; it is refunded automatically
+        # (shared/payments.py wrote that refund with the capture).
         log.warning("capture for a cancelled booking", extra=_ctx(event, event_id))
         return
     await conn.execute(CONFIRM_BOOKING, event.booking_id)
@@ -118,6 +120,7 @@ HANDLERS: dict[type[Event], Handler] = {
     PaymentCaptured: payment_captured,
     PaymentFailed: payment_failed,
     OrderCreated: order_created,
+    **refund_handlers.HANDLERS,
 }
 
 

@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncpg
 
 from shared.money import paise_to_rupees
+from shared.refunds import refund_view
 
-BOOKING = "SELECT id, status, amount_paise, confirmed_at FROM bookings WHERE id = $1"
+BOOKING = (
+    "SELECT id, status, amount_paise, confirmed_at, cancelled_at FROM bookings WHERE id = $1"
+)
 # The captured payment if there is one, else the latest attempt.
 PAYMENT_STATUS = (
     "SELECT status FROM payments WHERE booking_id = $1"
     " ORDER BY status = 'captured' DESC, created_at DESC, id DESC LIMIT 1"
 )
 PASSES = (
-    "SELECT kind, token, created_at FROM passes WHERE booking_id = $1"
+    "SELECT kind, token, created_at, revoked_at FROM passes WHERE booking_id = $1"
     " ORDER BY kind = 'return', id"
 )
+REFUNDS = "SELECT * FROM refunds WHERE booking_id = $1 ORDER BY id"
 NOTIFICATIONS = (
     "SELECT kind, recipient, created_at, state, attempts, last_error, sent_at,"
     " next_attempt_at FROM notifications WHERE booking_id = $1"
@@ -31,18 +35,22 @@ async def booking_report(pool: asyncpg.Pool, booking_id: int) -> dict | None:
             return None
         payment_status = await conn.fetchval(PAYMENT_STATUS, booking_id)
         passes = await conn.fetch(PASSES, booking_id)
+        refunds = await conn.fetch(REFUNDS, booking_id)
         notifications = await conn.fetch(NOTIFICATIONS, booking_id)
     return {
         "booking_id": booking["id"],
         "status": booking["status"],
         "confirmed_at": _iso(booking["confirmed_at"]),
+        "cancelled_at": _iso(booking["cancelled_at"]),
         "payment_status": payment_status,
         "amount": paise_to_rupees(booking["amount_paise"]),
         "amount_paise": booking["amount_paise"],
         "passes": [
-            {"kind": p["kind"], "token": p["token"], "created_at": _iso(p["created_at"])}
+            {"kind": p["kind"], "token": p["token"], "created_at": _iso(p["created_at"]),
+             "revoked_at": _iso(p["revoked_at"])}
             for p in passes
         ],
+        "refunds": [refund_view(r) for r in refunds],
         # Each mail with where it stands: a `failed` one was refused for good (see error).
         "notifications": [_mail(n) for n in notifications],
     }

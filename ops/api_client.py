@@ -97,3 +97,33 @@ async def sandbox_stats(http, stack):
 async def set_fault(http, stack, **rule):
     status, body, _ = await call(http, "POST", f"{stack.sandbox}/sandbox/faults", json=rule)
     assert status == 200, body
+
+
+ADMIN_TOKEN = "a6-e2e-admin-token"  # what ops/stack.py gives the stack as ADMIN_API_TOKEN
+
+
+def _admin_headers(key: str | None, token: str | None) -> dict:
+    headers = {}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    return headers
+
+
+async def cancel_booking(http, stack, booking_id, key: str | None, body: dict | None = None,
+                         token: str | None = ADMIN_TOKEN):
+    return await call(http, "POST", f"{stack.gateway}/api/razorpay/bookings/{booking_id}/cancel",
+                      json=body or {}, headers=_admin_headers(key, token))
+
+
+async def refund(http, stack, body: dict, key: str | None, token: str | None = ADMIN_TOKEN):
+    return await call(http, "POST", f"{stack.gateway}/api/razorpay/refunds", json=body,
+                      headers=_admin_headers(key, token))
+
+
+async def set_refund_behaviour(http, stack, **behaviour):
+    """`outcome` ("processed" | "failed") and/or `delay_seconds` for the sandbox's refunds."""
+    status, body, _ = await call(http, "POST", f"{stack.sandbox}/sandbox/refunds",
+                                 json=behaviour)
+    assert status == 200, body

@@ -10,6 +10,7 @@ from datetime import date, timedelta
 
 from shared.db import create_database_if_missing, create_pool, migrate
 from shared.money import AmountError, paise_to_rupees, rupees_to_paise
+from shared.refunds import MIN_REFUND_PAISE
 from shared.settings import Settings, load_settings
 
 
@@ -81,15 +82,20 @@ async def check_pass(settings: Settings, token: str) -> dict:
     pool = await create_pool(settings)
     try:
         row = await pool.fetchrow(
-            "SELECT b.status, b.start_date, b.end_date, EXISTS (SELECT 1 FROM passes p"
-            " WHERE p.booking_id = b.id AND p.kind = $2) AS issued"
-            " FROM bookings b WHERE b.id = $1", booking_id, kind)
+            "SELECT b.status, b.start_date, b.end_date, p.id IS NOT NULL AS issued,"
+            " p.revoked_at FROM bookings b"
+            " LEFT JOIN passes p ON p.booking_id = b.id AND p.kind = $2"
+            " WHERE b.id = $1", booking_id, kind)
     finally:
         await pool.close()
-    valid = row is not None and row["issued"] and row["status"] == "confirmed"
-    return {"valid": bool(valid), "booking_id": booking_id, "kind": kind,
-            "booking_status": row and row["status"],
-            "start_date": row and row["start_date"], "end_date": row and row["end_date"]}
+    revoked = row is not None and row["revoked_at"] is not None
+    valid = row is not None and row["issued"] and row["status"] == "confirmed" and not revoked
+    answer = {"valid": bool(valid), "booking_id": booking_id, "kind": kind,
+              "booking_status": row and row["status"],
+              "start_date": row and row["start_date"], "end_date": row and row["end_date"]}
+    if revoked:
+        answer.update(revoked=True, reason="revoked", revoked_at=row["revoked_at"])
+    return answer
 
 
 PRUNE = {
@@ -117,19 +123,66 @@ async def prune(settings: Settings, days: int) -> dict:
 
 
 async def refunds_needed(settings: Settings) -> dict:
-    """Captured payments whose booking was cancelled: money to give back (no ids printed
-    beyond the booking; look the payment up with `a6pay booking ID`)."""
+    """Money an operator must look at: refunds Razorpay failed (not refunded again since),
+    and cancelled bookings whose captured payment still holds more than the fee. No ids
+    beyond the booking's (`a6pay booking ID` shows the rest)."""
     pool = await create_pool(settings)
     try:
-        rows = await pool.fetch(
-            "SELECT b.id, p.amount_paise, p.captured_at FROM payments p"
-            " JOIN bookings b ON b.id = p.booking_id"
-            " WHERE p.status = 'captured' AND b.status = 'cancelled' ORDER BY p.captured_at")
+        failed = await pool.fetch(
+            "SELECT r.booking_id, r.amount_paise, r.failure_reason, r.updated_at FROM refunds r"
+            " JOIN payments p ON p.id = r.payment_id"
+            " WHERE r.status = 'failed' AND p.refunded_paise < p.amount_paise"
+            " ORDER BY r.updated_at")
+        owed = await pool.fetch(
+            "SELECT b.id, p.amount_paise - p.refunded_paise"
+            "   - COALESCE(b.cancellation_fee_paise, 0) AS owed, p.captured_at"
+            " FROM payments p JOIN bookings b ON b.id = p.booking_id"
+            " WHERE p.status = 'captured' AND b.status = 'cancelled'"
+            "   AND p.amount_paise - p.refunded_paise - COALESCE(b.cancellation_fee_paise, 0)"
+            "       >= $1 ORDER BY p.captured_at", MIN_REFUND_PAISE)
     finally:
         await pool.close()
     return {"refunds_needed": [
-        {"booking_id": r["id"], "amount": paise_to_rupees(r["amount_paise"]),
-         "captured_at": r["captured_at"]} for r in rows]}
+        {"booking_id": r["booking_id"], "why": "refund_failed",
+         "amount": paise_to_rupees(r["amount_paise"]), "failure_reason": r["failure_reason"],
+         "at": r["updated_at"]} for r in failed
+    ] + [
+        {"booking_id": r["id"], "why": "cancelled_but_not_refunded",
+         "amount": paise_to_rupees(r["owed"]), "captured_at": r["captured_at"]} for r in owed
+    ]}
+
+
+async def cancel(settings: Settings, booking_id: int, fee_rupees: float | None) -> dict:
+    from order_service.cancellations import cancel_booking
+
+    fee = rupees_to_paise(fee_rupees) if fee_rupees else 0
+    return await _with_pool_and_razorpay(
+        settings, lambda pool, rzp: cancel_booking(pool, rzp, booking_id, fee_paise=fee,
+                                                   reason="a6pay cancel"))
+
+
+async def refund(settings: Settings, booking_id: int, amount_rupees: float | None) -> dict:
+    from order_service.cancellations import refund_booking
+
+    amount = rupees_to_paise(amount_rupees) if amount_rupees is not None else None
+    return await _with_pool_and_razorpay(
+        settings, lambda pool, rzp: refund_booking(pool, rzp, booking_id, amount_paise=amount,
+                                                   reason="a6pay refund"))
+
+
+async def _with_pool_and_razorpay(settings: Settings, work) -> dict:
+    from shared.http import HttpError
+    from shared.razorpay_client import RazorpayClient
+
+    pool = await create_pool(settings)
+    razorpay = RazorpayClient(settings)
+    try:
+        return await work(pool, razorpay)
+    except HttpError as exc:
+        return {"error": exc.message, "status": exc.status}
+    finally:
+        razorpay.close()
+        await pool.close()
 
 
 async def migrate_db(settings: Settings) -> dict:
@@ -156,7 +209,13 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("booking_id", type=int)
     trim = sub.add_parser("prune", help="retention: drop what is no longer needed")
     trim.add_argument("--days", type=int, default=30)
-    sub.add_parser("refunds-needed", help="captured payments of cancelled bookings")
+    sub.add_parser("refunds-needed", help="failed refunds, and cancelled bookings not refunded")
+    cancel_cmd = sub.add_parser("cancel", help="cancel a booking (a paid one is refunded)")
+    cancel_cmd.add_argument("booking_id", type=int)
+    cancel_cmd.add_argument("--fee", type=float, default=None, help="rupees kept as a fee")
+    refund_cmd = sub.add_parser("refund", help="refund a booking's payment (default: all left)")
+    refund_cmd.add_argument("booking_id", type=int)
+    refund_cmd.add_argument("--amount", type=float, default=None, help="rupees")
     check = sub.add_parser("check-pass", help="check a scanned QR pass token")
     check.add_argument("token")
     dead = sub.add_parser("dlq", help="dead-lettered events: list or replay")
@@ -182,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
                 result = asyncio.run(prune(settings, max(args.days, 1)))
             case "refunds-needed":
                 result = asyncio.run(refunds_needed(settings))
+            case "cancel":
+                result = asyncio.run(cancel(settings, args.booking_id, args.fee))
+            case "refund":
+                result = asyncio.run(refund(settings, args.booking_id, args.amount))
             case "check-pass":
                 result = asyncio.run(check_pass(settings, args.token))
             case "dlq":

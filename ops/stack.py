@@ -13,6 +13,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+from ops.api_client import ADMIN_TOKEN
 from ops.infra import free_port
 from shared.settings import SANDBOX_WEBHOOK_SECRET
 
@@ -64,6 +65,9 @@ class Stack:
             "CHECKOUT_FAILURE_URL": "http://shop.example/failed",
             "PYTHONUNBUFFERED": "1",
             "GATEWAY_TRUSTED_PROXIES": "127.0.0.1",
+            "ADMIN_API_TOKEN": ADMIN_TOKEN,
+            "SANDBOX_REFUND_DELAY_SECONDS": "1",
+            "REFUND_POLL_SECONDS": "0.5",
             **{var: str(self.ports[name]) for name, var in SERVICES.items()},
             **extra_env,
         }

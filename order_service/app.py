@@ -9,6 +9,7 @@ from aiohttp import web
 from order_service import routes
 from order_service.keys import CREATE_POOL
 from order_service.reconciler import run_reconciler
+from order_service.refund_worker import run_refund_worker
 from shared.service import (
     SETTINGS,
     background,
@@ -28,6 +29,7 @@ def create_app(settings: Settings, *, relay: bool = True, reconciler: bool = Tru
         app.cleanup_ctx.append(background("outbox-relay", run_outbox_relay))
     if reconciler:
         app.cleanup_ctx.append(background("reconciler", run_reconciler))
+        app.cleanup_ctx.append(background("refund-worker", run_refund_worker))
     routes.setup(app)
     return app
 

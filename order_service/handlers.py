@@ -41,7 +41,8 @@ INSERT_PAYMENT = (
     " VALUES ($1, $2, $3, $4, $5, $6, now() + $7::interval) RETURNING *"
 )
 PAYMENT_STATUS = (
-    "SELECT status, razorpay_payment_id FROM payments"
+    "SELECT status, razorpay_payment_id, refunded_paise >= amount_paise AS refunded"
+    " FROM payments"
     " WHERE booking_id = $1 AND ($2::bigint IS NULL OR customer_id = $2)"
     " ORDER BY (status = 'captured') DESC, created_at DESC LIMIT 1"
 )
@@ -188,8 +189,9 @@ async def payment_status(
     if row is None:
         raise HttpError(PAYMENT_NOT_FOUND, 404)
     status = PaymentStatus(row["status"])
+    public = public_status(status, row["refunded"])
     return {
-        "status": public_status(status),
-        "paid": status is PaymentStatus.CAPTURED,
+        "status": public,
+        "paid": public == "paid",
         "razorpay_payment_id": row["razorpay_payment_id"],
     }

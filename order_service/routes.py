@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from order_service import views
+from order_service import admin, views
 
 
 def setup(app: web.Application) -> None:
     app.router.add_post("/api/razorpay/create-order", views.create_order)
     app.router.add_get("/api/razorpay/payment-status/{booking_id}", views.payment_status)
+    app.router.add_post("/api/razorpay/bookings/{booking_id}/cancel", admin.cancel_booking)
+    app.router.add_post("/api/razorpay/refunds", admin.refund)

@@ -6,12 +6,13 @@ from typing import Any
 
 from aiohttp import web
 
-from razorpay_sandbox.keys import DISPATCHER, SETTINGS, STORE
+from razorpay_sandbox.keys import DISPATCHER, REFUND_SETTLER, SETTINGS, STORE
 from razorpay_sandbox.validation import (
     parse_capture,
     parse_json_object,
     parse_new_order,
     parse_page,
+    parse_refund,
 )
 from razorpay_sandbox.webhook_options import WebhookOptions
 
@@ -59,6 +60,31 @@ async def capture_payment(request: web.Request) -> web.Response:
     return web.json_response(store.payment(payment_id).entity())
 
 
+async def refund_payment(request: web.Request) -> web.Response:
+    new_refund = parse_refund(parse_json_object(await request.read(), allow_empty=True))
+    refund, events = request.app[STORE].refund(request.match_info["payment_id"], new_refund)
+    request.app[DISPATCHER].publish(events, WebhookOptions())
+    request.app[REFUND_SETTLER].settle_later(refund.id)
+    return web.json_response(refund.entity())
+
+
+async def payment_refunds(request: web.Request) -> web.Response:
+    count, skip = parse_page(request.query)
+    refunds = request.app[STORE].payment_refunds(request.match_info["payment_id"])
+    return web.json_response(collection([r.entity() for r in refunds[skip : skip + count]]))
+
+
+async def fetch_refund(request: web.Request) -> web.Response:
+    refund = request.app[STORE].refund_by_id(request.match_info["refund_id"])
+    return web.json_response(refund.entity())
+
+
+async def list_refunds(request: web.Request) -> web.Response:
+    count, skip = parse_page(request.query)
+    refunds = request.app[STORE].list_refunds(count=count, skip=skip)
+    return web.json_response(collection([r.entity() for r in refunds]))
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/orders", create_order)
     app.router.add_get("/v1/orders", list_orders)
@@ -66,3 +92,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/orders/{order_id}/payments", order_payments)
     app.router.add_get("/v1/payments/{payment_id}", fetch_payment)
     app.router.add_post("/v1/payments/{payment_id}/capture", capture_payment)
+    app.router.add_post("/v1/payments/{payment_id}/refund", refund_payment)
+    app.router.add_get("/v1/payments/{payment_id}/refunds", payment_refunds)
+    app.router.add_get("/v1/refunds", list_refunds)
+    app.router.add_get("/v1/refunds/{refund_id}", fetch_refund)

@@ -9,8 +9,9 @@ from aiohttp import web
 
 from razorpay_sandbox import api, checkout, control
 from razorpay_sandbox.faults import FaultInjector
-from razorpay_sandbox.keys import DISPATCHER, FAULTS, SETTINGS, STORE
+from razorpay_sandbox.keys import DISPATCHER, FAULTS, REFUND_SETTLER, SETTINGS, STORE
 from razorpay_sandbox.middleware import api_middleware, error_middleware
+from razorpay_sandbox.refunds import RefundSettler
 from razorpay_sandbox.store import Store
 from razorpay_sandbox.webhooks import RetryPolicy, WebhookDispatcher
 from shared.settings import Settings
@@ -37,7 +38,10 @@ async def webhook_dispatcher(app: web.Application) -> AsyncIterator[None]:
             session, settings.sandbox_webhook_url, secrets[0], retry_policy(settings)
         )
         app[DISPATCHER] = dispatcher
+        settler = RefundSettler(app[STORE], dispatcher, settings.sandbox_refund_delay_seconds)
+        app[REFUND_SETTLER] = settler
         yield
+        await settler.close()
         await dispatcher.close()
 
 

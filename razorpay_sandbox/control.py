@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from razorpay_sandbox.entities import RefundStatus
 from razorpay_sandbox.errors import ApiError, not_found
 from razorpay_sandbox.faults import FaultRule
-from razorpay_sandbox.keys import DISPATCHER, FAULTS, STORE
+from razorpay_sandbox.keys import DISPATCHER, FAULTS, REFUND_SETTLER, STORE
 from razorpay_sandbox.validation import parse_json_object
 
 
@@ -40,6 +41,23 @@ async def get_faults(request: web.Request) -> web.Response:
     return web.json_response(request.app[FAULTS].rule.summary())
 
 
+async def set_refund_behaviour(request: web.Request) -> web.Response:
+    """`{"outcome": "processed"|"failed", "delay_seconds": float}` for refunds made next."""
+    body = parse_json_object(await request.read())
+    store, settler = request.app[STORE], request.app[REFUND_SETTLER]
+    if "outcome" in body:
+        if body["outcome"] not in ("processed", "failed"):
+            raise ApiError("outcome must be processed or failed", field="outcome")
+        store.refund_outcome = RefundStatus(body["outcome"])
+    if "delay_seconds" in body:
+        delay = body["delay_seconds"]
+        if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= 3600:
+            raise ApiError("delay_seconds must be from 0 to 3600", field="delay_seconds")
+        settler.delay_seconds = float(delay)
+    return web.json_response(
+        {"outcome": str(store.refund_outcome), "delay_seconds": settler.delay_seconds})
+
+
 async def reset(request: web.Request) -> web.Response:
     request.app[STORE].reset()
     request.app[FAULTS].clear()
@@ -58,4 +76,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/sandbox/faults", get_faults)
     app.router.add_post("/sandbox/faults", set_faults)
     app.router.add_post("/sandbox/reset", reset)
+    app.router.add_post("/sandbox/refunds", set_refund_behaviour)
     app.router.add_get("/healthz", health)

@@ -27,6 +27,7 @@ class PaymentStatus(StrEnum):
     AUTHORIZED = "authorized"
     CAPTURED = "captured"
     FAILED = "failed"
+    REFUNDED = "refunded"  # captured, then refunded in full
 
 
 # failed -> authorized is Razorpay's "late authorization": the bank confirms after the
@@ -35,7 +36,8 @@ PAYMENT_TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
     PaymentStatus.CREATED: frozenset({PaymentStatus.AUTHORIZED, PaymentStatus.FAILED}),
     PaymentStatus.FAILED: frozenset({PaymentStatus.AUTHORIZED}),
     PaymentStatus.AUTHORIZED: frozenset({PaymentStatus.CAPTURED}),
-    PaymentStatus.CAPTURED: frozenset(),
+    PaymentStatus.CAPTURED: frozenset({PaymentStatus.REFUNDED}),
+    PaymentStatus.REFUNDED: frozenset(),
 }
 
 ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
@@ -114,18 +116,28 @@ class Payment:
     created_at: int
     status: PaymentStatus = PaymentStatus.CREATED
     late_authorized: bool = False
+    amount_refunded: int = 0  # refunds not failed
     error: dict[str, str | None] = field(default_factory=lambda: dict(NO_FAILURE))
 
     def move_to(self, target: PaymentStatus) -> None:
         if target not in PAYMENT_TRANSITIONS[self.status]:
             raise IllegalTransition(f"payment {self.status} -> {target}")
+        if target is PaymentStatus.REFUNDED:
+            self.status = target  # keeps the capture's fee and no error
+            return
         if target is PaymentStatus.AUTHORIZED and self.status is PaymentStatus.FAILED:
             self.late_authorized = True
         self.status = target
         self.error = dict(FAILURE if target is PaymentStatus.FAILED else NO_FAILURE)
 
+    @property
+    def refund_status(self) -> str | None:
+        if not self.amount_refunded:
+            return None
+        return "full" if self.amount_refunded >= self.amount else "partial"
+
     def entity(self) -> dict[str, Any]:
-        captured = self.status is PaymentStatus.CAPTURED
+        captured = self.status in (PaymentStatus.CAPTURED, PaymentStatus.REFUNDED)
         # Razorpay fills fee and tax (GST on the fee) when the payment is captured.
         fee = self.amount * 2 // 100 if captured else None
         body: dict[str, Any] = {
@@ -138,8 +150,8 @@ class Payment:
             "invoice_id": None,
             "international": False,
             "method": "card",
-            "amount_refunded": 0,
-            "refund_status": None,
+            "amount_refunded": self.amount_refunded,
+            "refund_status": self.refund_status,
             "captured": captured,
             "description": None,
             "card_id": None,
@@ -158,3 +170,51 @@ class Payment:
         if self.late_authorized:
             body["late_authorized"] = True
         return body
+
+
+class RefundStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSED = "processed"
+    FAILED = "failed"
+
+
+REFUND_TRANSITIONS: dict[RefundStatus, frozenset[RefundStatus]] = {
+    RefundStatus.PENDING: frozenset({RefundStatus.PROCESSED, RefundStatus.FAILED}),
+    RefundStatus.PROCESSED: frozenset(),
+    RefundStatus.FAILED: frozenset(),
+}
+
+
+@dataclass
+class Refund:
+    id: str
+    payment_id: str
+    amount: int
+    currency: str
+    notes: dict[str, Any]
+    receipt: str | None
+    created_at: int
+    speed_requested: str = "normal"
+    status: RefundStatus = RefundStatus.PENDING
+
+    def move_to(self, target: RefundStatus) -> None:
+        if target not in REFUND_TRANSITIONS[self.status]:
+            raise IllegalTransition(f"refund {self.status} -> {target}")
+        self.status = target
+
+    def entity(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "entity": "refund",
+            "amount": self.amount,
+            "currency": self.currency,
+            "payment_id": self.payment_id,
+            "notes": dict(self.notes),
+            "receipt": self.receipt,
+            "acquirer_data": {"arn": None},
+            "created_at": self.created_at,
+            "batch_id": None,
+            "status": str(self.status),
+            "speed_processed": "normal",
+            "speed_requested": self.speed_requested,
+        }

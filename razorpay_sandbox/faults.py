@@ -87,6 +87,9 @@ class FaultInjector:
 
 async def apply(rule: FaultRule, request: web.Request, handler) -> web.StreamResponse:
     if rule.mode is FaultMode.SLOW:
+        # Received, then slow: the request still takes effect if the client stops waiting
+        # (an answer lost to a timeout), so read the body before the wait.
+        await request.read()
         await asyncio.sleep(rule.delay_seconds)
         return await handler(request)
     if rule.mode is FaultMode.ERROR_500:

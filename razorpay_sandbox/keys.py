@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from razorpay_sandbox.faults import FaultInjector
+from razorpay_sandbox.refunds import RefundSettler
 from razorpay_sandbox.store import Store
 from razorpay_sandbox.webhooks import WebhookDispatcher
 from shared.settings import Settings
@@ -13,3 +14,4 @@ SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 FAULTS = web.AppKey("faults", FaultInjector)
 DISPATCHER = web.AppKey("dispatcher", WebhookDispatcher)
+REFUND_SETTLER = web.AppKey("refund_settler", RefundSettler)

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from razorpay_sandbox.entities import Order, OrderStatus, Payment, PaymentStatus, new_id
+from razorpay_sandbox.entities import (
+    Order,
+    OrderStatus,
+    Payment,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+    new_id,
+)
 from razorpay_sandbox.errors import ApiError, not_found
 
 
@@ -34,11 +42,27 @@ class NewOrder:
 
 
 @dataclass(frozen=True)
+class NewRefund:
+    amount: int | None  # None: all that is not refunded yet
+    notes: dict[str, Any] | None = None
+    receipt: str | None = None
+    speed: str = "normal"
+
+
+MIN_REFUND = 100  # ₹1
+OVER_REFUND = "The refund amount provided is greater than amount captured"
+FULLY_REFUNDED = "The payment has been fully refunded already"
+NOT_CAPTURED = "The payment has not been captured yet, so it cannot be refunded"
+BELOW_MINIMUM = "The amount must be atleast INR 1.00"
+
+
+@dataclass(frozen=True)
 class Event:
     name: str
     payment: dict[str, Any]
     order: dict[str, Any] | None
     created_at: int
+    refund: dict[str, Any] | None = None
 
 
 class Store:
@@ -50,6 +74,8 @@ class Store:
         self.orders: dict[str, Order] = {}
         self.payments: dict[str, Payment] = {}
         self.order_by_receipt: dict[str, str] = {}
+        self.refunds: dict[str, Refund] = {}
+        self.refund_outcome = RefundStatus.PROCESSED  # where pending refunds end up
         self.orders_created = 0
         self.api_requests = 0
 
@@ -105,7 +131,7 @@ class Store:
 
     def capture(self, payment_id: str, amount: int, currency: str | None) -> list[Event]:
         payment = self.payment(payment_id)
-        if payment.status is PaymentStatus.CAPTURED:
+        if payment.status in (PaymentStatus.CAPTURED, PaymentStatus.REFUNDED):
             raise ApiError("This payment has already been captured", step="payment_capture")
         if payment.status is not PaymentStatus.AUTHORIZED:
             raise ApiError(
@@ -152,10 +178,73 @@ class Store:
             events.extend(self._capture(payment))
         return payment, events
 
+    # Refunds
+
+    def refund(self, payment_id: str, request: NewRefund) -> tuple[Refund, list[Event]]:
+        """A refund on a captured payment; it starts `pending` (see `settle_refund`)."""
+        payment = self.payment(payment_id)
+        if payment.status is PaymentStatus.REFUNDED:
+            raise ApiError(FULLY_REFUNDED, field="amount", step="refund")
+        if payment.status is not PaymentStatus.CAPTURED:
+            raise ApiError(NOT_CAPTURED, field="payment_id", step="refund")
+        remaining = payment.amount - payment.amount_refunded
+        amount = remaining if request.amount is None else request.amount
+        if amount < MIN_REFUND:
+            raise ApiError(BELOW_MINIMUM, field="amount", step="refund")
+        if amount > remaining:
+            raise ApiError(OVER_REFUND, field="amount", step="refund")
+        refund = Refund(
+            id=new_id("rfnd_"),
+            payment_id=payment.id,
+            amount=amount,
+            currency=payment.currency,
+            notes=dict(request.notes or {}),
+            receipt=request.receipt,
+            created_at=self.now(),
+            speed_requested=request.speed,
+        )
+        self.refunds[refund.id] = refund
+        payment.amount_refunded += amount
+        if payment.amount_refunded >= payment.amount:
+            payment.move_to(PaymentStatus.REFUNDED)
+        return refund, [self._refund_event("refund.created", refund)]
+
+    def settle_refund(self, refund_id: str) -> list[Event]:
+        """Moves a pending refund to `refund_outcome` (processed unless a test said failed)."""
+        refund = self.refunds.get(refund_id)
+        if refund is None or refund.status is not RefundStatus.PENDING:
+            return []
+        refund.move_to(self.refund_outcome)
+        if refund.status is RefundStatus.FAILED:
+            payment = self.payments[refund.payment_id]
+            payment.amount_refunded -= refund.amount
+            if payment.status is PaymentStatus.REFUNDED:
+                payment.status = PaymentStatus.CAPTURED  # the money went back to the merchant
+        return [self._refund_event(f"refund.{refund.status}", refund)]
+
+    def refund_by_id(self, refund_id: str) -> Refund:
+        refund = self.refunds.get(refund_id)
+        if refund is None:
+            raise not_found()
+        return refund
+
+    def payment_refunds(self, payment_id: str) -> list[Refund]:
+        self.payment(payment_id)
+        return [r for r in reversed(self.refunds.values()) if r.payment_id == payment_id]
+
+    def list_refunds(self, *, count: int, skip: int) -> list[Refund]:
+        return list(reversed(self.refunds.values()))[skip : skip + count]
+
+    def _refund_event(self, name: str, refund: Refund) -> Event:
+        payment = self.payments[refund.payment_id]
+        return Event(name=name, payment=payment.entity(), order=None, created_at=self.now(),
+                     refund=refund.entity())
+
     def stats(self) -> dict[str, int]:
         return {
             "orders_created": self.orders_created,
             "payments": len(self.payments),
+            "refunds": len(self.refunds),
             "api_requests": self.api_requests,
         }
 

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from razorpay_sandbox.errors import ApiError
-from razorpay_sandbox.store import NewOrder
+from razorpay_sandbox.store import NewOrder, NewRefund
 
 ORDER_FIELDS = frozenset(
     {"amount", "currency", "receipt", "notes", "payment_capture", "unique_receipt"}
@@ -133,3 +133,22 @@ def _query_int(query: dict[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ApiError(f"The {name} must be an integer.", field=name) from None
+
+
+REFUND_FIELDS = frozenset({"amount", "speed", "notes", "receipt"})
+
+
+def parse_refund(body: dict[str, Any]) -> NewRefund:
+    extra = sorted(set(body) - REFUND_FIELDS)
+    if extra:
+        raise ApiError(f"{', '.join(extra)} is/are not required and should not be sent")
+    amount = body.get("amount")
+    if amount is not None and not is_int(amount):
+        raise ApiError("The amount must be an integer.", field="amount")
+    speed = body.get("speed", "normal")
+    if speed not in ("normal", "optimum"):
+        raise ApiError("Invalid speed value", field="speed")
+    return NewRefund(
+        amount=amount, notes=_notes(body.get("notes")), receipt=_receipt(body.get("receipt")),
+        speed=speed,
+    )

@@ -68,8 +68,13 @@ class Delivery:
 
 
 def event_body(event: Event) -> bytes:
-    payload: dict[str, Any] = {"payment": {"entity": event.payment}}
-    contains = ["payment"]
+    payload: dict[str, Any] = {}
+    contains = []
+    if event.refund is not None:
+        payload["refund"] = {"entity": event.refund}
+        contains.append("refund")
+    payload["payment"] = {"entity": event.payment}
+    contains.append("payment")
     if event.order is not None:
         payload["order"] = {"entity": event.order}
         contains.append("order")

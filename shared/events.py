@@ -43,8 +43,52 @@ class PaymentFailed(Event):
     source: str
 
 
+class BookingCancelled(Event):
+    routing_key: ClassVar[str] = "booking.cancelled"
+    booking_id: int
+    customer_id: int
+    paid: bool  # a captured payment existed: its passes are revoked
+    refund_paise: int  # what this cancellation refunds (0: nothing)
+    cancellation_fee_paise: int = 0
+    reason: str | None = None
+
+
+class RefundCreated(Event):
+    """A refund row was written (before Razorpay is asked): the refund is initiated."""
+
+    routing_key: ClassVar[str] = "refund.created"
+    refund_id: int
+    booking_id: int
+    customer_id: int
+    amount_paise: int
+    cause: str  # admin | cancellation | captured_after_cancellation
+
+
+class RefundProcessed(Event):
+    routing_key: ClassVar[str] = "refund.processed"
+    refund_id: int
+    booking_id: int
+    customer_id: int
+    amount_paise: int
+    source: str  # refund_call | webhook | reconcile
+
+
+class RefundFailed(Event):
+    routing_key: ClassVar[str] = "refund.failed"
+    refund_id: int
+    booking_id: int
+    customer_id: int
+    amount_paise: int
+    error: str | None = None
+    source: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.routing_key: cls for cls in (OrderCreated, PaymentCaptured, PaymentFailed)
+    cls.routing_key: cls
+    for cls in (
+        OrderCreated, PaymentCaptured, PaymentFailed,
+        BookingCancelled, RefundCreated, RefundProcessed, RefundFailed,
+    )
 }
 
 

@@ -11,7 +11,10 @@ from shared.settings import Settings
 # Who consumes what. Producers declare these queues too, so an event published before a
 # consumer ever started is queued, not dropped.
 CONSUMERS: dict[str, list[str]] = {
-    "notifier": ["order.created", "payment.captured", "payment.failed"],
+    "notifier": [
+        "order.created", "payment.captured", "payment.failed",
+        "booking.cancelled", "refund.created", "refund.processed", "refund.failed",
+    ],
 }
 
 

@@ -48,8 +48,11 @@ def is_terminal(status: PaymentStatus) -> bool:
     return not any(can_transition(status, target) for target in PaymentStatus)
 
 
-def public_status(status: PaymentStatus) -> str:
-    """The seed's vocabulary for payment-status: pending / paid / failed."""
+def public_status(status: PaymentStatus, fully_refunded: bool = False) -> str:
+    """The seed's vocabulary for payment-status: pending / paid / failed, and `refunded`
+    for a captured payment refunded in full (a partial refund leaves it paid)."""
+    if status is PaymentStatus.CAPTURED and fully_refunded:
+        return "refunded"
     match status:
         case PaymentStatus.CAPTURED:
             return "paid"

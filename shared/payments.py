@@ -13,10 +13,12 @@ from dataclasses import dataclass
 import asyncpg
 
 from shared.events import PaymentCaptured, PaymentFailed
+from shared.logging import log_ctx
 from shared.outbox import add_event
 from shared.payment_state import PaymentOutcome, PaymentStatus, allowed_sources
 from shared.razorpay_client import RazorpayClient, RazorpayError
 from shared.razorpay_map import outcome_from_payment
+from shared.refunds import create_refund
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +70,28 @@ async def record_outcome(
     if row is None:
         return Recorded(False, await find_by_order(conn, outcome.order_id))
     await _emit(conn, row, outcome, source, correlation_id)
+    if outcome.status is PaymentStatus.CAPTURED:
+        await _refund_if_cancelled(conn, row, source, correlation_id)
     return Recorded(True, row)
+
+
+async def _refund_if_cancelled(conn, payment, source: str, correlation_id) -> None:
+    """A payment captured after its booking was cancelled is refunded in full, once (a
+    unique index says once). FOR SHARE waits for a cancellation in flight, so either it
+    sees this capture or we see it cancelled."""
+    status = await conn.fetchval(
+        "SELECT status FROM bookings WHERE id = $1 FOR SHARE", payment["booking_id"])
+    if status != "cancelled":
+        return
+    log.warning("payment captured after cancellation: refunding it",
+                extra=log_ctx(booking_id=payment["booking_id"]))
+    try:
+        async with conn.transaction():
+            await create_refund(conn, payment, payment["amount_paise"],
+                                cause="captured_after_cancellation", producer=source,
+                                correlation_id=correlation_id)
+    except asyncpg.UniqueViolationError:
+        pass  # already refunding it
 
 
 async def _emit(conn, row, outcome: PaymentOutcome, source: str, correlation_id) -> None:

@@ -16,6 +16,8 @@ from razorpay.errors import BadRequestError, GatewayError, ServerError
 
 from shared.settings import Settings
 
+REFUND_NOTE = "a6_refund_id"  # the notes key naming our refund row on a Razorpay refund
+
 
 class RazorpayError(Exception):
     """Base: Razorpay could not give us an answer we can act on."""
@@ -106,6 +108,35 @@ class RazorpayClient:
             return await self.capture_payment(payment_id, amount_paise)
         except RazorpayRejected:
             return await self.fetch_payment(payment_id)
+
+    async def refund_payment(
+        self, payment_id: str, amount_paise: int, *, refund_id: int, receipt: str
+    ) -> dict[str, Any]:
+        """Ask for a refund. `refund_id` (our row) goes into notes so that a refund whose
+        answer was lost is found again by `find_refund` instead of being asked for twice."""
+        body = {
+            "amount": amount_paise,
+            "speed": "normal",
+            "receipt": receipt,
+            "notes": {REFUND_NOTE: str(refund_id)},
+        }
+        return await self._call(self._client.payment.refund, payment_id, body)
+
+    async def fetch_payment_refunds(self, payment_id: str) -> list[dict[str, Any]]:
+        answer = await self._call(
+            self._client.payment.fetch_multiple_refund, payment_id, {"count": 100}
+        )
+        return list(answer.get("items", []))
+
+    async def find_refund(self, payment_id: str, refund_id: int) -> dict[str, Any] | None:
+        """The refund Razorpay made for our refund row `refund_id`, if it made one."""
+        for refund in await self.fetch_payment_refunds(payment_id):
+            if str((refund.get("notes") or {}).get(REFUND_NOTE)) == str(refund_id):
+                return refund
+        return None
+
+    async def fetch_refund(self, razorpay_refund_id: str) -> dict[str, Any]:
+        return await self._call(self._client.refund.fetch, razorpay_refund_id)
 
     async def _call(self, method, *args) -> dict[str, Any]:
         call = functools.partial(method, *args, timeout=self.timeout)

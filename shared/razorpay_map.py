@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shared.payment_state import PaymentOutcome, PaymentStatus, rank
+from shared.refund_state import RefundOutcome, RefundStatus
 
 # Razorpay payment entity `status`
 _PAYMENT_STATUS = {
@@ -31,6 +32,40 @@ def event_target(event: str | None) -> PaymentStatus | None:
     return _EVENT_TARGET.get(event or "")
 
 
+# Razorpay refund entity `status`, and the webhook events about refunds.
+_REFUND_STATUS = {
+    "pending": RefundStatus.PENDING,
+    "processed": RefundStatus.PROCESSED,
+    "failed": RefundStatus.FAILED,
+}
+_REFUND_EVENT_TARGET = {
+    "refund.created": RefundStatus.PENDING,
+    "refund.processed": RefundStatus.PROCESSED,
+    "refund.failed": RefundStatus.FAILED,
+}
+
+
+def refund_status(razorpay_status: str | None) -> RefundStatus | None:
+    return _REFUND_STATUS.get(razorpay_status or "")
+
+
+def refund_event_target(event: str | None) -> RefundStatus | None:
+    return _REFUND_EVENT_TARGET.get(event or "")
+
+
+def refund_outcome(
+    entity: dict, refund_id: int, status: RefundStatus | None = None
+) -> RefundOutcome | None:
+    """A Razorpay refund entity as our RefundOutcome for our row `refund_id`; None if it
+    can't be one (`status` overrides the entity's, as a webhook's event name does)."""
+    status = status or refund_status(entity.get("status"))
+    razorpay_id, amount = entity.get("id"), entity.get("amount")
+    if status is None or not isinstance(razorpay_id, str) or not razorpay_id.startswith("rfnd_"):
+        return None
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        return None
+    error = entity.get("error_description") if status is RefundStatus.FAILED else None
+    return RefundOutcome(refund_id, razorpay_id, status, amount, error)
 
 
 def outcome_from_payment(entity: dict) -> PaymentOutcome | None:

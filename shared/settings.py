@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     rate_limit_payment_status: int = 1000
     rate_limit_window_seconds: float = 60.0
     auth_jwt_secret: str = ""  # set to require a customer bearer token (HS256, sub = customer id)
+    admin_api_token: str = ""  # the admin API (cancel, refund) is disabled while unset
 
     # Checkout callback (seed 000): where the browser is sent after paying
     checkout_success_url: str = "http://127.0.0.1:8080/payment/success"
@@ -74,6 +75,7 @@ class Settings(BaseSettings):
     reconcile_max_gap_seconds: float = 3600.0
     reconcile_poll_seconds: float = 30.0
     reconcile_give_up_after_seconds: float = 3 * 24 * 3600.0
+    refund_poll_seconds: float = 2.0  # refunds waiting to be sent to Razorpay, or pending there
     notifier_delivery_limit: int = 5
     notifier_prefetch: int = 32
 
@@ -103,6 +105,7 @@ class Settings(BaseSettings):
     sandbox_webhook_max_attempts: int = 10
     sandbox_webhook_timeout_seconds: float = 5.0
     sandbox_unique_receipt_supported: bool = True
+    sandbox_refund_delay_seconds: float = 5.0  # pending → processed, like a real refund
 
     log_level: str = Field(default="INFO")
 
@@ -143,7 +146,7 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         """Every configured secret, so logging can scrub them."""
         values = [self.razorpay_key_secret, self.pass_signing_secret, self.auth_jwt_secret,
-                  self.smtp_password]
+                  self.smtp_password, self.admin_api_token]
         return [v for v in values + self.webhook_secrets if v]
 
 

@@ -133,8 +133,9 @@ async def _settled(row, payment_id: str, settings: Settings, details=None) -> di
         raise HttpError(ALREADY_PAID, 409, code="already_paid")
     details = details or row
     if details["booking_status"] == "cancelled":
-        # The capture is recorded (the money is real); no passes for a cancelled booking.
-        log.warning("verify: payment captured for a cancelled booking; refund needed")
+        # The capture is recorded (the money is real) with its automatic full refund
+        # (shared/payments.py); no passes for a cancelled booking.
+        log.warning("verify: payment captured for a cancelled booking; refunded automatically")
         raise HttpError(CANCELLED, 409, code="booking_cancelled")
     # Rendering PNGs is CPU work: keep it off the event loop.
     passes = await asyncio.to_thread(passes_for, row["booking_id"], settings.pass_signing_secret)

@@ -11,7 +11,13 @@ import asyncpg
 from shared.payment_state import PaymentOutcome, PaymentStatus
 from shared.payments import capture_authorized, record_outcome
 from shared.razorpay_client import RazorpayClient
-from shared.razorpay_map import event_target, outcome_from_payment
+from shared.razorpay_map import (
+    event_target,
+    outcome_from_payment,
+    refund_event_target,
+    refund_outcome,
+)
+from shared.refunds import find_refund_for, record_refund_outcome
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +36,9 @@ def event_key(header_id: str | None, payload: dict, raw: bytes) -> str:
     entity = _payment_entity(payload) or {}
     parts = [str(payload.get("event")), str(entity.get("id")), str(entity.get("order_id")),
              str(payload.get("created_at"))]
+    refund = _refund_entity(payload)
+    if refund is not None:
+        parts.append(str(refund.get("id")))
     if payload.get("created_at") is None:
         parts.append(hashlib.sha256(raw).hexdigest())
     return "derived:" + hashlib.sha256("|".join(parts).encode()).hexdigest()
@@ -38,6 +47,14 @@ def event_key(header_id: str | None, payload: dict, raw: bytes) -> str:
 def _payment_entity(payload: dict) -> dict | None:
     try:
         entity = payload["payload"]["payment"]["entity"]
+    except (KeyError, TypeError):
+        return None
+    return entity if isinstance(entity, dict) else None
+
+
+def _refund_entity(payload: dict) -> dict | None:
+    try:
+        entity = payload["payload"]["refund"]["entity"]
     except (KeyError, TypeError):
         return None
     return entity if isinstance(entity, dict) else None
@@ -80,6 +97,8 @@ async def apply_webhook(
 
 
 async def _apply(conn, payload: dict, outcome: PaymentOutcome | None, correlation_id) -> str:
+    if refund_event_target(payload.get("event")) is not None:
+        return await _apply_refund(conn, payload, correlation_id)
     if event_target(payload.get("event")) is None:
         return "ignored_event"
     if outcome is None:
@@ -103,6 +122,21 @@ async def _apply(conn, payload: dict, outcome: PaymentOutcome | None, correlatio
     ):
         return "conflict"  # a second payment captured for a paid booking: needs a refund
     return "stale"
+
+
+async def _apply_refund(conn, payload: dict, correlation_id) -> str:
+    """refund.created / refund.processed / refund.failed through the refund state machine."""
+    entity = _refund_entity(payload)
+    if entity is None:
+        return "unusable_payload"
+    ours = await find_refund_for(conn, entity)
+    if ours is None:
+        return "unknown_refund"  # e.g. made in Razorpay's dashboard: recorded, not applied
+    outcome = refund_outcome(entity, ours["id"], refund_event_target(payload.get("event")))
+    if outcome is None:
+        return "unusable_payload"
+    recorded = await record_refund_outcome(conn, outcome, "webhook", correlation_id)
+    return "applied" if recorded.applied else "stale"
 
 
 async def capture_and_record(

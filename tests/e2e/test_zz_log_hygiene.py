@@ -3,7 +3,7 @@ secrets, signatures and payment identifiers."""
 
 import pytest
 
-from ops.api_client import pay, verify
+from ops.api_client import ADMIN_TOKEN, pay, verify
 from ops.stack import OLD_WEBHOOK_SECRET
 from shared.settings import SANDBOX_KEY_SECRET, SANDBOX_WEBHOOK_SECRET, load_settings
 from shared.signatures import checkout_signature
@@ -26,7 +26,7 @@ async def test_logs_hold_no_secrets_signatures_or_payment_ids(stack, http, pool)
     signatures = {checkout_signature(o, p, SANDBOX_KEY_SECRET)
                   for o in order_ids for p in payment_ids}
     secrets = {SANDBOX_KEY_SECRET, SANDBOX_WEBHOOK_SECRET, OLD_WEBHOOK_SECRET,
-               load_settings().pass_signing_secret}
+               load_settings().pass_signing_secret, ADMIN_TOKEN}
     logs = stack.logs()
     assert len(logs.splitlines()) > 50, "the services should have logged something"
     assert order_id in {o for o in order_ids} and checkout["razorpay_payment_id"] in payment_ids

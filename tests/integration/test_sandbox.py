@@ -671,11 +671,11 @@ async def test_stats_and_reset(client, sandbox, receiver):
     await receiver.wait_for(1)
 
     _, stats = await sandbox.control("GET", "/sandbox/stats")
-    assert stats == {"orders_created": 1, "payments": 1, "api_requests": 1}
+    assert stats == {"orders_created": 1, "payments": 1, "refunds": 0, "api_requests": 1}
 
     await sandbox.control("POST", "/sandbox/reset")
     _, stats = await sandbox.control("GET", "/sandbox/stats")
-    assert stats == {"orders_created": 0, "payments": 0, "api_requests": 0}
+    assert stats == {"orders_created": 0, "payments": 0, "refunds": 0, "api_requests": 0}
     assert await sandbox.webhooks() == []
     with pytest.raises(BadRequestError):
         await sdk(client.order.fetch, order["id"])

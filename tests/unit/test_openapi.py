@@ -13,6 +13,7 @@ from gateway import auth, errors
 from gateway.app import create_app
 from gateway.openapi import openapi_spec
 from gateway.routes import ROUTES
+from order_service import admin, cancellations, idempotency
 from order_service import handlers as order_handlers
 from order_service.schemas import CREATE_ORDER_FIELDS, MISSING_CREATE_ORDER, CreateOrderBody
 from shared.settings import load_settings
@@ -104,9 +105,10 @@ def test_route_table_properties_are_documented(route):
     op = operation(route.method, route.path)
     responses = op["responses"]
     assert ("429" in responses) == (route.limit_group is not None)
-    assert ("401" in responses) == route.customer_auth
-    assert ("403" in responses) == route.body_names_customer
+    assert ("401" in responses) == (route.customer_auth or route.admin)
+    assert ("403" in responses) == (route.body_names_customer or route.admin)
     assert (op.get("security") == [{}, {"bearerAuth": []}]) == route.customer_auth
+    assert (op.get("security") == [{"adminBearer": []}]) == route.admin
     if route.method == "POST":
         assert {"408", "413"} <= set(responses)
     assert {"503", "504"} <= set(responses)  # the gateway's own, whatever the service
@@ -176,6 +178,15 @@ EXPECTED_MESSAGES = {
     ("POST", "/api/razorpay/verify-payment", "409"): [verify_handlers.ALREADY_PAID],
     ("GET", "/api/razorpay/payment-status/{booking_id}", "404"): [
         order_handlers.PAYMENT_NOT_FOUND],
+    ("POST", "/api/razorpay/refunds", "401"): [admin.ADMIN_REQUIRED],
+    ("POST", "/api/razorpay/refunds", "403"): [admin.ADMIN_DISABLED],
+    ("POST", "/api/razorpay/refunds", "400"): [idempotency.MISSING_KEY],
+    ("POST", "/api/razorpay/refunds", "409"): [
+        cancellations.NOT_PAID, cancellations.NOTHING_LEFT],
+    ("POST", "/api/razorpay/refunds", "422"): [idempotency.KEY_REUSED],
+    ("POST", "/api/razorpay/bookings/{booking_id}/cancel", "404"): [
+        cancellations.BOOKING_NOT_FOUND],
+    ("POST", "/api/razorpay/bookings/{booking_id}/cancel", "409"): [idempotency.IN_PROGRESS],
 }
 GATEWAY_MESSAGES = {
     "401": [auth.AUTH_REQUIRED, auth.INVALID_TOKEN],
@@ -198,6 +209,8 @@ def test_service_messages_are_the_handlers_constants(key, messages):
 def test_gateway_messages_are_its_constants():
     for method, path, op in operations():
         for status, messages in GATEWAY_MESSAGES.items():
+            if status in ("401", "403") and "adminBearer" in str(op.get("security")):
+                continue  # the admin API's own 401/403 (order_service checks its token)
             if status in op["responses"]:
                 assert set(messages) <= set(example_messages(op["responses"][status])), (
                     method, path, status)

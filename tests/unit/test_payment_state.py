@@ -50,3 +50,9 @@ def test_allowed_sources_is_what_the_sql_matches():
 )
 def test_public_status_uses_the_seed_vocabulary(status, public):
     assert public_status(status) == public
+
+
+def test_a_full_refund_is_refunded_and_a_partial_one_stays_paid():
+    assert public_status(S.CAPTURED, fully_refunded=True) == "refunded"
+    assert public_status(S.CAPTURED, fully_refunded=False) == "paid"
+    assert public_status(S.CREATED, fully_refunded=True) == "pending"

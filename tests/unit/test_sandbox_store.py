@@ -20,6 +20,7 @@ ALLOWED = {
     (PaymentStatus.CREATED, PaymentStatus.FAILED),
     (PaymentStatus.FAILED, PaymentStatus.AUTHORIZED),
     (PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURED),
+    (PaymentStatus.CAPTURED, PaymentStatus.REFUNDED),
 }
 
 

@@ -1,0 +1,157 @@
+"""Cancelling bookings and refunding payments (the admin API and `a6pay`). No aiohttp here.
+
+Each operation writes its rows (booking, refund, outbox event) in one transaction that holds
+the booking's row lock, commits, and only then asks Razorpay (`submit_refund`): no lock or
+transaction is held across the call. Lock order is always booking, then payment.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+
+from shared.events import BookingCancelled
+from shared.http import HttpError
+from shared.logging import log_ctx
+from shared.money import paise_to_rupees
+from shared.outbox import add_event
+from shared.razorpay_client import RazorpayClient
+from shared.refunds import (
+    MIN_REFUND_PAISE,
+    RefundCapExceeded,
+    create_refund,
+    refund_view,
+    submit_refund,
+)
+
+log = logging.getLogger(__name__)
+
+PRODUCER = "order_service"
+BOOKING_NOT_FOUND = "Booking not found"
+NOT_PAID = "Booking has no captured payment to refund"
+NOTHING_LEFT = "Nothing left to refund for this booking"
+FEE_TOO_HIGH = "cancellation_fee is more than the amount paid"
+
+
+async def cancel_booking(
+    pool: asyncpg.Pool,
+    razorpay: RazorpayClient,
+    booking_id: int,
+    *,
+    reason: str | None = None,
+    fee_paise: int = 0,
+    correlation_id: str | None = None,
+) -> dict:
+    """Cancel; if paid, refund all not yet refunded minus the fee. Again: the same answer."""
+    refund_id = None
+    async with pool.acquire() as conn, conn.transaction():
+        booking = await _lock_booking(conn, booking_id)
+        if booking["status"] != "cancelled":
+            payment = await _captured_payment(conn, booking_id)
+            if payment is not None and fee_paise > payment["amount_paise"]:
+                raise HttpError(FEE_TOO_HIGH, 400)
+            await conn.execute(
+                "UPDATE bookings SET status = 'cancelled', cancelled_at = now(),"
+                " cancellation_reason = $2, cancellation_fee_paise = $3 WHERE id = $1",
+                booking_id, (reason or "")[:500] or None, fee_paise)
+            refund_paise = 0
+            if payment is not None:
+                remaining = payment["amount_paise"] - payment["refunded_paise"]
+                refund_paise = max(remaining - fee_paise, 0)
+                if refund_paise < MIN_REFUND_PAISE:
+                    refund_paise = 0  # below Razorpay's minimum: the fee keeps it
+            if refund_paise:
+                refund = await create_refund(
+                    conn, payment, refund_paise, cause="cancellation", reason=reason,
+                    producer=PRODUCER, correlation_id=correlation_id)
+                refund_id = refund["id"]
+            await add_event(conn, BookingCancelled(
+                booking_id=booking_id, customer_id=booking["customer_id"],
+                paid=payment is not None, refund_paise=refund_paise,
+                cancellation_fee_paise=fee_paise, reason=reason,
+            ), PRODUCER, correlation_id)
+            log.info("booking cancelled", extra=log_ctx(booking_id=booking_id))
+    if refund_id is not None:
+        await submit_refund(pool, razorpay, refund_id)
+    return await cancellation_view(pool, booking_id)
+
+
+async def cancellation_view(pool: asyncpg.Pool, booking_id: int) -> dict:
+    async with pool.acquire() as conn:
+        booking = await conn.fetchrow("SELECT * FROM bookings WHERE id = $1", booking_id)
+        paid = await _captured_payment(conn, booking_id, lock=False) is not None
+        refund = await conn.fetchrow(
+            "SELECT * FROM refunds WHERE booking_id = $1 AND cause = 'cancellation'"
+            " ORDER BY id LIMIT 1", booking_id)
+    return {
+        "message": "Booking cancelled",
+        "booking_id": booking_id,
+        "status": booking["status"],
+        "paid": paid,
+        "cancellation_fee": paise_to_rupees(booking["cancellation_fee_paise"] or 0),
+        "reason": booking["cancellation_reason"],
+        "cancelled_at": booking["cancelled_at"].isoformat(),
+        "refund": refund_view(refund) if refund is not None else None,
+    }
+
+
+async def refund_booking(
+    pool: asyncpg.Pool,
+    razorpay: RazorpayClient,
+    booking_id: int,
+    *,
+    amount_paise: int | None = None,
+    reason: str | None = None,
+    idempotency_key: str | None = None,
+    correlation_id: str | None = None,
+) -> dict:
+    """Refund part or (by default) all of what remains of the booking's captured payment."""
+    async with pool.acquire() as conn, conn.transaction():
+        existing = idempotency_key and await conn.fetchrow(
+            "SELECT * FROM refunds WHERE idempotency_key = $1", idempotency_key)
+        if not existing:
+            await _lock_booking(conn, booking_id)
+            payment = await _captured_payment(conn, booking_id)
+            if payment is None:
+                raise HttpError(NOT_PAID, 409)
+            remaining = payment["amount_paise"] - payment["refunded_paise"]
+            if remaining <= 0:
+                raise HttpError(NOTHING_LEFT, 409)
+            amount = remaining if amount_paise is None else amount_paise
+            if amount > remaining:
+                raise HttpError(
+                    f"Refund amount is more than remains to refund ({paise_to_rupees(remaining)})",
+                    400)
+            if amount < MIN_REFUND_PAISE:
+                raise HttpError("Refund amount must be at least 1", 400)
+            try:
+                existing = await create_refund(
+                    conn, payment, amount, cause="admin", reason=reason,
+                    idempotency_key=idempotency_key, producer=PRODUCER,
+                    correlation_id=correlation_id)
+            except RefundCapExceeded:  # cannot happen under the lock; the database agrees
+                raise HttpError(NOTHING_LEFT, 409) from None
+    row = await submit_refund(pool, razorpay, existing["id"]) or existing
+    return {"message": "Refund initiated", "refund": refund_view(row),
+            "remaining": paise_to_rupees(await _remaining(pool, booking_id))}
+
+
+async def _lock_booking(conn: asyncpg.Connection, booking_id: int) -> asyncpg.Record:
+    booking = await conn.fetchrow("SELECT * FROM bookings WHERE id = $1 FOR UPDATE", booking_id)
+    if booking is None:
+        raise HttpError(BOOKING_NOT_FOUND, 404)
+    return booking
+
+
+async def _captured_payment(conn, booking_id: int, *, lock: bool = True):
+    return await conn.fetchrow(
+        "SELECT * FROM payments WHERE booking_id = $1 AND status = 'captured'"
+        + (" FOR UPDATE" if lock else ""), booking_id)
+
+
+async def _remaining(pool: asyncpg.Pool, booking_id: int) -> int:
+    async with pool.acquire() as conn:
+        return await conn.fetchval(
+            "SELECT COALESCE(max(amount_paise - refunded_paise), 0) FROM payments"
+            " WHERE booking_id = $1 AND status = 'captured'", booking_id)

@@ -1,0 +1,276 @@
+"""Refunds against the real database and the sandbox, through the official SDK: the row
+before the call, a lost answer found again, the database's cap, idempotency keys, races."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import aiohttp
+import asyncpg
+import pytest
+
+from ops.factories import make_booking
+from ops.inprocess import running_sandbox
+from order_service import cancellations, idempotency
+from order_service import handlers as orders
+from order_service.refund_worker import refund_pass
+from shared.http import HttpError
+from shared.payments import record_outcome
+from shared.razorpay_client import RazorpayClient
+from shared.razorpay_map import best_outcome
+from shared.refunds import submit_refund
+
+
+@pytest.fixture(scope="module")
+async def settings(base_settings):
+    async with running_sandbox(base_settings, sandbox_refund_delay_seconds=3600) as settings:
+        yield settings
+
+
+@pytest.fixture
+async def razorpay(settings):
+    client = RazorpayClient(settings)
+    yield client
+    client.close()
+
+
+async def control(settings, path: str, body: dict) -> dict:
+    async with aiohttp.ClientSession() as http, http.post(
+        f"{settings.razorpay_base_url}{path}", json=body
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+        return await resp.json()
+
+
+async def open_order(pool, razorpay, amount_paise=150_000):
+    booking = await make_booking(pool, amount_paise)
+    order = await orders.create_order(
+        pool, razorpay, booking_id=booking["booking_id"], customer_id=booking["customer_id"],
+        amount_paise=amount_paise, reconcile_after=timedelta(hours=1))
+    return booking["booking_id"], order.order_id
+
+
+async def pay_and_record(pool, razorpay, settings, order_id) -> None:
+    await control(settings, f"/sandbox/orders/{order_id}/pay",
+                  {"outcome": "captured", "webhooks": {"enabled": False}})
+    outcome = best_outcome(await razorpay.fetch_order_payments(order_id))
+    async with pool.acquire() as conn, conn.transaction():
+        assert (await record_outcome(conn, outcome, "verify", None)).applied
+
+
+async def paid_booking(pool, razorpay, settings, amount_paise=150_000) -> int:
+    booking_id, order_id = await open_order(pool, razorpay, amount_paise)
+    await pay_and_record(pool, razorpay, settings, order_id)
+    return booking_id
+
+
+async def razorpay_refunds(pool, razorpay, booking_id) -> list[dict]:
+    payment_id = await pool.fetchval(
+        "SELECT razorpay_payment_id FROM payments WHERE booking_id = $1 AND status = 'captured'",
+        booking_id)
+    return await razorpay.fetch_payment_refunds(payment_id)
+
+
+async def test_partial_then_full_refund_and_payment_status(pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)
+
+    first = await cancellations.refund_booking(pool, razorpay, booking_id, amount_paise=50_000)
+    assert (first["refund"]["amount"], first["refund"]["status"]) == (500.0, "pending")
+    assert first["remaining"] == 1000.0
+    assert (await orders.payment_status(pool, booking_id))["status"] == "paid"
+
+    rest = await cancellations.refund_booking(pool, razorpay, booking_id)
+    assert (rest["refund"]["amount"], rest["remaining"]) == (1000.0, 0)
+    status = await orders.payment_status(pool, booking_id)
+    assert (status["status"], status["paid"]) == ("refunded", False)
+    assert sorted(r["amount"] for r in await razorpay_refunds(pool, razorpay, booking_id)) == [
+        50_000, 100_000]
+
+    with pytest.raises(HttpError) as nothing:
+        await cancellations.refund_booking(pool, razorpay, booking_id)
+    assert nothing.value.status == 409
+
+
+async def test_refusals(pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    with pytest.raises(HttpError) as over:
+        await cancellations.refund_booking(pool, razorpay, booking_id, amount_paise=150_001)
+    assert over.value.status == 400
+    unpaid, _ = await open_order(pool, razorpay)
+    with pytest.raises(HttpError) as not_paid:
+        await cancellations.refund_booking(pool, razorpay, unpaid)
+    assert not_paid.value.status == 409
+    with pytest.raises(HttpError) as unknown:
+        await cancellations.refund_booking(pool, razorpay, 2**62)
+    assert unknown.value.status == 404
+
+
+async def test_row_before_the_call_and_a_lost_answer_found_again(pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    # Razorpay makes the refund but answers after our timeout: the answer is lost.
+    await control(settings, "/sandbox/faults", {
+        "mode": "slow", "delay_seconds": settings.razorpay_timeout_seconds + 1.5,
+        "path_prefix": "/v1/payments/", "count": 1})
+
+    answer = await cancellations.refund_booking(pool, razorpay, booking_id, amount_paise=30_000)
+
+    assert answer["refund"]["status"] == "requested"  # written before the call, kept
+    row = await pool.fetchrow("SELECT * FROM refunds WHERE id = $1", answer["refund"]["id"])
+    assert (row["attempts"], row["razorpay_refund_id"]) == (1, None)
+    await asyncio.sleep(2)  # Razorpay finishes the refund we stopped waiting for
+    assert len(await razorpay_refunds(pool, razorpay, booking_id)) == 1
+
+    await pool.execute("UPDATE refunds SET next_check_at = now() WHERE id = $1", row["id"])
+    after = await submit_refund(pool, razorpay, row["id"])
+
+    assert after["status"] == "pending" and after["razorpay_refund_id"].startswith("rfnd_")
+    at_razorpay = await razorpay_refunds(pool, razorpay, booking_id)
+    assert [r["id"] for r in at_razorpay] == [after["razorpay_refund_id"]]  # not twice
+
+
+async def test_unreachable_razorpay_leaves_it_requested_for_the_worker(pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    await control(settings, "/sandbox/faults", {
+        "mode": "error_500", "path_prefix": "/v1/payments/", "count": 1})
+    answer = await cancellations.refund_booking(pool, razorpay, booking_id)
+    assert answer["refund"]["status"] == "requested"
+
+    await pool.execute("UPDATE refunds SET next_check_at = now() WHERE id = $1",
+                       answer["refund"]["id"])
+    await refund_pass(pool, razorpay)
+    status = await pool.fetchval("SELECT status FROM refunds WHERE id = $1",
+                                 answer["refund"]["id"])
+    assert status == "pending"
+    assert len(await razorpay_refunds(pool, razorpay, booking_id)) == 1
+
+
+async def test_the_database_caps_refunds_at_the_captured_amount(pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings, 10_000)
+    payment = await pool.fetchrow(
+        "SELECT * FROM payments WHERE booking_id = $1 AND status = 'captured'", booking_id)
+    insert = ("INSERT INTO refunds (payment_id, booking_id, amount_paise, cause)"
+              " VALUES ($1, $2, $3, 'admin') RETURNING id")
+
+    first = await pool.fetchval(insert, payment["id"], booking_id, 6_000)
+    with pytest.raises(asyncpg.CheckViolationError):
+        await pool.fetchval(insert, payment["id"], booking_id, 4_001)
+    await pool.fetchval(insert, payment["id"], booking_id, 4_000)
+    # a failed refund frees its amount again; nothing moves backwards
+    await pool.execute("UPDATE refunds SET status = 'failed' WHERE id = $1", first)
+    with pytest.raises(asyncpg.CheckViolationError):
+        await pool.execute("UPDATE refunds SET status = 'pending' WHERE id = $1", first)
+    assert await pool.fetchval("SELECT refunded_paise FROM payments WHERE id = $1",
+                               payment["id"]) == 4_000
+    unpaid, _ = await open_order(pool, razorpay)
+    open_payment = await pool.fetchval("SELECT id FROM payments WHERE booking_id = $1", unpaid)
+    with pytest.raises(asyncpg.CheckViolationError):
+        await pool.fetchval(insert, open_payment, unpaid, 100)
+
+
+async def test_racing_refund_requests_never_exceed_the_captured_amount(pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings, 100_000)
+
+    results = await asyncio.gather(*(
+        cancellations.refund_booking(pool, razorpay, booking_id, amount_paise=30_000)
+        for _ in range(8)), return_exceptions=True)
+
+    done = [r for r in results if isinstance(r, dict)]
+    refused = [r for r in results if isinstance(r, HttpError)]
+    assert len(done) == 3 and len(refused) == 5, results
+    assert {r.status for r in refused} == {400}
+    assert sum(r["amount"] for r in await razorpay_refunds(pool, razorpay, booking_id)) == 90_000
+    assert await pool.fetchval(
+        "SELECT refunded_paise FROM payments WHERE booking_id = $1 AND status = 'captured'",
+        booking_id) == 90_000
+
+
+async def test_racing_raw_inserts_are_capped_by_the_database_alone(pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings, 10_000)
+    payment_id = await pool.fetchval(
+        "SELECT id FROM payments WHERE booking_id = $1 AND status = 'captured'", booking_id)
+
+    async def insert():
+        async with pool.acquire() as conn:
+            return await conn.fetchval(
+                "INSERT INTO refunds (payment_id, booking_id, amount_paise, cause)"
+                " VALUES ($1, $2, 3000, 'admin') RETURNING id", payment_id, booking_id)
+
+    results = await asyncio.gather(*(insert() for _ in range(6)), return_exceptions=True)
+    assert sum(isinstance(r, int) for r in results) == 3
+    assert all(isinstance(r, asyncpg.CheckViolationError) for r in results
+               if not isinstance(r, int))
+
+
+async def test_idempotency_key_gives_the_first_answer_and_refuses_another_body(
+    pool, razorpay, settings
+):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    key = f"key-{booking_id}"
+    calls = 0
+
+    async def work():
+        nonlocal calls
+        calls += 1
+        return 200, await cancellations.refund_booking(
+            pool, razorpay, booking_id, amount_paise=10_000, idempotency_key=key)
+
+    digest = idempotency.request_hash("refund", {"booking_id": booking_id, "amount": 10_000})
+    answers = await asyncio.gather(*(
+        idempotency.run_once(pool, "refund", key, digest, work) for _ in range(5)),
+        return_exceptions=True)
+    ok = [a for a in answers if isinstance(a, tuple)]
+    assert ok and all(a == ok[0] for a in ok)
+    assert all(a.status == 409 for a in answers if isinstance(a, HttpError))
+    again = await idempotency.run_once(pool, "refund", key, digest, work)
+    assert again == ok[0] and calls == 1
+    assert len(await razorpay_refunds(pool, razorpay, booking_id)) == 1
+
+    other = idempotency.request_hash("refund", {"booking_id": booking_id, "amount": 20_000})
+    with pytest.raises(HttpError) as reused:
+        await idempotency.run_once(pool, "refund", key, other, work)
+    assert reused.value.status == 422
+
+
+async def test_cancel_paid_refunds_all_but_the_fee_once(pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    await cancellations.refund_booking(pool, razorpay, booking_id, amount_paise=20_000)
+
+    first = await cancellations.cancel_booking(pool, razorpay, booking_id, fee_paise=10_000,
+                                               reason="plans changed")
+    again = await cancellations.cancel_booking(pool, razorpay, booking_id, fee_paise=99_000)
+
+    assert first == again
+    assert (first["status"], first["paid"], first["cancellation_fee"]) == ("cancelled", True, 100)
+    assert first["refund"]["amount"] == 1200.0  # 1500 - 200 refunded before - 100 fee
+    assert sorted(r["amount"] for r in await razorpay_refunds(pool, razorpay, booking_id)) == [
+        20_000, 120_000]
+    event = await pool.fetchval(
+        "SELECT body->'data' FROM outbox WHERE routing_key = 'booking.cancelled'"
+        " AND (body->'data'->>'booking_id')::bigint = $1", booking_id)
+    assert event["paid"] is True and event["refund_paise"] == 120_000
+
+
+async def test_payment_captured_after_cancellation_is_refunded_once(pool, razorpay, settings):
+    booking_id, order_id = await open_order(pool, razorpay)
+    answer = await cancellations.cancel_booking(pool, razorpay, booking_id)
+    assert (answer["paid"], answer["refund"]) == (False, None)
+    with pytest.raises(HttpError) as blocked:  # no new order for a cancelled booking
+        await orders.create_order(pool, razorpay, booking_id=booking_id,
+                                  customer_id=await pool.fetchval(
+                                      "SELECT customer_id FROM bookings WHERE id = $1",
+                                      booking_id),
+                                  amount_paise=150_000, reconcile_after=timedelta(hours=1))
+    assert blocked.value.status == 404
+
+    await pay_and_record(pool, razorpay, settings, order_id)  # paid anyway
+    outcome = best_outcome(await razorpay.fetch_order_payments(order_id))
+    async with pool.acquire() as conn, conn.transaction():  # reported again: no-op
+        assert not (await record_outcome(conn, outcome, "webhook", None)).applied
+    await refund_pass(pool, razorpay)
+    await refund_pass(pool, razorpay)
+
+    rows = await pool.fetch("SELECT * FROM refunds WHERE booking_id = $1", booking_id)
+    assert [(r["cause"], r["amount_paise"], r["status"]) for r in rows] == [
+        ("captured_after_cancellation", 150_000, "pending")]
+    assert [r["amount"] for r in await razorpay_refunds(pool, razorpay, booking_id)] == [150_000]
