@@ -9,6 +9,7 @@ import uuid
 
 import asyncpg
 
+from notifier.mail_outbox import enqueue
 from shared.events import BookingCancelled, RefundCreated, RefundFailed, RefundProcessed
 from shared.logging import log_ctx
 
@@ -27,6 +28,10 @@ async def booking_cancelled(
     conn: asyncpg.Connection, event: BookingCancelled, event_id: uuid.UUID, *, pass_secret: str
 ) -> None:
     revoked = await revoke_passes(conn, event.booking_id)
+    await enqueue(conn, booking_id=event.booking_id, customer_id=event.customer_id,
+                  kind="booking_cancelled", dedupe_key=f"booking_cancelled:{event.booking_id}",
+                  details={"reason": event.reason, "refund_amount_paise": event.refund_paise,
+                           "cancellation_fee_paise": event.cancellation_fee_paise})
     log.info("booking cancelled: passes revoked", extra=log_ctx(
         booking_id=event.booking_id, event_id=str(event_id), revoked=revoked))
 
@@ -34,6 +39,7 @@ async def booking_cancelled(
 async def refund_created(
     conn: asyncpg.Connection, event: RefundCreated, event_id: uuid.UUID, *, pass_secret: str
 ) -> None:
+    await _mail(conn, event, "refund_initiated")
     log.info("refund initiated", extra=log_ctx(
         booking_id=event.booking_id, refund_id=event.refund_id, event_id=str(event_id)))
 
@@ -46,6 +52,7 @@ async def refund_processed(
         " JOIN payments p ON p.id = r.payment_id WHERE r.id = $1", event.refund_id)
     if fully:  # nothing paid is kept: the passes are no longer good
         await revoke_passes(conn, event.booking_id)
+    await _mail(conn, event, "refund_processed")
     log.info("refund processed", extra=log_ctx(
         booking_id=event.booking_id, refund_id=event.refund_id, event_id=str(event_id)))
 
@@ -53,8 +60,16 @@ async def refund_processed(
 async def refund_failed(
     conn: asyncpg.Connection, event: RefundFailed, event_id: uuid.UUID, *, pass_secret: str
 ) -> None:
+    await _mail(conn, event, "refund_failed")
     log.error("refund failed: listed by a6pay refunds-needed", extra=log_ctx(
         booking_id=event.booking_id, refund_id=event.refund_id, event_id=str(event_id)))
+
+
+async def _mail(conn, event, kind: str) -> None:
+    # Razorpay's own error text stays with ops (refunds-needed); the customer gets ours.
+    await enqueue(conn, booking_id=event.booking_id, customer_id=event.customer_id, kind=kind,
+                  dedupe_key=f"{kind}:{event.refund_id}",
+                  details={"amount_paise": event.amount_paise})
 
 
 HANDLERS = {

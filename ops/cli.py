@@ -157,8 +157,7 @@ async def cancel(settings: Settings, booking_id: int, fee_rupees: float | None) 
 
     fee = rupees_to_paise(fee_rupees) if fee_rupees else 0
     return await _with_pool_and_razorpay(
-        settings, lambda pool, rzp: cancel_booking(pool, rzp, booking_id, fee_paise=fee,
-                                                   reason="a6pay cancel"))
+        settings, lambda pool, rzp: cancel_booking(pool, rzp, booking_id, fee_paise=fee))
 
 
 async def refund(settings: Settings, booking_id: int, amount_rupees: float | None) -> dict:
@@ -166,8 +165,7 @@ async def refund(settings: Settings, booking_id: int, amount_rupees: float | Non
 
     amount = rupees_to_paise(amount_rupees) if amount_rupees is not None else None
     return await _with_pool_and_razorpay(
-        settings, lambda pool, rzp: refund_booking(pool, rzp, booking_id, amount_paise=amount,
-                                                   reason="a6pay refund"))
+        settings, lambda pool, rzp: refund_booking(pool, rzp, booking_id, amount_paise=amount))
 
 
 async def _with_pool_and_razorpay(settings: Settings, work) -> dict:

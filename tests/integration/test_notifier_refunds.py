@@ -1,0 +1,97 @@
+"""The notifier's cancellation and refund handlers on a real database: passes revoked once,
+one mail per fact however often (and under however many event ids) it is delivered."""
+
+from __future__ import annotations
+
+from notifier.handlers import apply_event
+from ops.factories import make_booking
+from shared.events import (
+    BookingCancelled,
+    Envelope,
+    PaymentCaptured,
+    RefundCreated,
+    RefundFailed,
+    RefundProcessed,
+)
+
+
+async def apply(pool, event) -> bool:
+    envelope = Envelope.wrap(event, "test")
+    async with pool.acquire() as conn:
+        return await apply_event(conn, envelope.event(), envelope.id, pass_secret="itg-secret")
+
+
+async def confirmed_booking(pool) -> dict:
+    booking = await make_booking(pool)
+    await apply(pool, PaymentCaptured(
+        booking_id=booking["booking_id"], customer_id=booking["customer_id"],
+        order_id="order_ItgRf0000001", payment_id="pay_ItgRf00000001",
+        amount_paise=booking["amount_paise"], source="verify"))
+    return booking
+
+
+async def mails(pool, booking_id) -> list[tuple[str, dict]]:
+    rows = await pool.fetch(
+        "SELECT kind, details FROM notifications WHERE booking_id = $1 ORDER BY id", booking_id)
+    return [(r["kind"], r["details"]) for r in rows]
+
+
+async def revoked(pool, booking_id) -> list[bool]:
+    rows = await pool.fetch(
+        "SELECT revoked_at IS NOT NULL AS revoked FROM passes WHERE booking_id = $1 ORDER BY id",
+        booking_id)
+    return [r["revoked"] for r in rows]
+
+
+async def test_cancellation_revokes_both_passes_and_mails_once(pool):
+    booking = await confirmed_booking(pool)
+    booking_id = booking["booking_id"]
+    assert await revoked(pool, booking_id) == [False, False]
+    event = BookingCancelled(booking_id=booking_id, customer_id=booking["customer_id"],
+                             paid=True, refund_paise=100_000, cancellation_fee_paise=50_000,
+                             reason="plans changed")
+    for _ in range(3):  # the same fact under three event ids
+        assert await apply(pool, event)
+
+    assert await revoked(pool, booking_id) == [True, True]
+    cancelled = [d for k, d in await mails(pool, booking_id) if k == "booking_cancelled"]
+    assert cancelled == [{"reason": "plans changed", "refund_amount_paise": 100_000,
+                          "cancellation_fee_paise": 50_000}]
+
+
+async def test_refund_mails_once_each_and_a_full_refund_revokes_the_passes(pool):
+    booking = await confirmed_booking(pool)
+    booking_id, amount = booking["booking_id"], booking["amount_paise"]
+    payment_id = await pool.fetchval(
+        "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
+        " amount_paise, status, razorpay_payment_id, captured_at) VALUES"
+        " ($1, $2, $3, 'r', $4, 'captured', $5, now()) RETURNING id",
+        booking_id, booking["customer_id"], f"order_ItgRf{booking_id}", amount,
+        f"pay_ItgRf{booking_id}")
+    common = {"booking_id": booking_id, "customer_id": booking["customer_id"]}
+
+    part = await pool.fetchval(
+        "INSERT INTO refunds (payment_id, booking_id, amount_paise, cause, status)"
+        " VALUES ($1, $2, $3, 'admin', 'requested') RETURNING id", payment_id, booking_id,
+        amount // 3)
+    await apply(pool, RefundCreated(refund_id=part, amount_paise=amount // 3, cause="admin",
+                                    **common))
+    await apply(pool, RefundProcessed(refund_id=part, amount_paise=amount // 3,
+                                      source="webhook", **common))
+    await apply(pool, RefundProcessed(refund_id=part, amount_paise=amount // 3,
+                                      source="reconcile", **common))
+    assert await revoked(pool, booking_id) == [False, False]  # partial: passes stay good
+
+    rest = await pool.fetchval(
+        "INSERT INTO refunds (payment_id, booking_id, amount_paise, cause)"
+        " VALUES ($1, $2, $3, 'admin') RETURNING id", payment_id, booking_id,
+        amount - amount // 3)
+    await apply(pool, RefundProcessed(refund_id=rest, amount_paise=amount - amount // 3,
+                                      source="webhook", **common))
+    assert await revoked(pool, booking_id) == [True, True]
+
+    await apply(pool, RefundFailed(refund_id=rest + 1000, amount_paise=100, error="x",
+                                   source="webhook", **common))
+    kinds = [k for k, _ in await mails(pool, booking_id)]
+    assert kinds == ["payment_confirmed", "refund_initiated", "refund_processed",
+                     "refund_processed", "refund_failed"]
