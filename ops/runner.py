@@ -142,6 +142,9 @@ async def main() -> None:
               f" sent, with its passes; SMTP on 127.0.0.1:{settings.smtp_port})", flush=True)
     else:
         print(f"Mail: SMTP {settings.smtp_host}:{settings.smtp_port}", flush=True)
+    print("Admin API (cancel, refund): " + (
+        "on, with your ADMIN_API_TOKEN" if settings.admin_api_token
+        else "off; start with ADMIN_API_TOKEN=<a long random string> to use it"), flush=True)
     print("Ctrl-C stops everything.", flush=True)
     await asyncio.gather(*tasks)
 

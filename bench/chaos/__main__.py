@@ -31,6 +31,8 @@ from bench.chaos.ledger import (
     db_counts,
     queue_depths,
     razorpay_captured,
+    razorpay_refunds,
+    refund_rows,
     render,
     settle,
     webhook_states,
@@ -41,7 +43,8 @@ from bench.chaos.traffic import Traffic, run_booking
 
 log = logging.getLogger("bench.chaos")
 
-API_TARGETS = {"create_order", "verify", "payment_status", "forged_verify", "forged_webhook"}
+API_TARGETS = {"create_order", "verify", "payment_status", "forged_verify", "forged_webhook",
+               "admin_refund", "admin_cancel"}
 SETTLE_SECONDS = 150  # reserved at the end of --max-seconds for the system to catch up
 
 
@@ -103,13 +106,18 @@ async def ledger_rows(env: ChaosEnv, http, plans, traffic: Traffic, recorder) ->
         order_ids = [r[0] for r in await conn.fetch("SELECT razorpay_order_id FROM payments")]
         paid_ids = {r[0] for r in await conn.fetch(
             "SELECT DISTINCT booking_id FROM payments WHERE status = 'captured'")}
+        captured = {r[0]: r[1] for r in await conn.fetch(
+            "SELECT razorpay_payment_id, amount_paise FROM payments WHERE status = 'captured'")}
     at_razorpay = await razorpay_captured(http, env.stack.sandbox, order_ids)
     dead = (await queue_depths(env.broker.url))[DLQ] or 0
     states = await webhook_states(http, env.stack.sandbox)
     driven = [p for p in plans if p.ordered]
     planned_paid = sum(p.ends_paid for p in driven)
     as_planned = sum((p.booking_id in paid_ids) == p.ends_paid for p in driven)
-    paid = counts["paid"]
+    paid, confirmable = counts["paid"], counts["confirmable"]
+    cancelled = sum(p.cancelled for p in driven)
+    refunds = refund_rows(counts, await razorpay_refunds(http, env.stack.sandbox), captured,
+                          sum(p.refunds_made for p in driven))
     forged = sum(traffic.forged.values())
     accepted = max(len(traffic.forged_accepted), counts["forged_rows"])
     outside = recorder.server_errors(in_outage=False)
@@ -118,12 +126,16 @@ async def ledger_rows(env: ChaosEnv, http, plans, traffic: Traffic, recorder) ->
         check("bookings driven (order created)", len(driven), len(plans)),
         check("bookings paid (captured, our DB)", paid, planned_paid),
         check("captured payments at Razorpay", at_razorpay, paid),
-        check("confirmed bookings", counts["confirmed"], paid),
-        Row("passes / 2", f"{counts['passes'] / 2:g}", paid, counts["passes"] == 2 * paid),
-        check("notifications payment_confirmed", counts["confirmations"], paid),
+        check("paid bookings cancelled (admin API)", counts["cancelled_paid"], cancelled),
+        check("confirmed bookings (paid, not cancelled)", counts["confirmed"],
+              paid - counts["cancelled_paid"]),
+        Row("passes / 2 (paid before any cancellation)", f"{counts['passes'] / 2:g}",
+            confirmable, counts["passes"] == 2 * confirmable),
+        check("notifications payment_confirmed", counts["confirmations"], confirmable),
         check("payment.captured events emitted", counts["captured_events"], paid),
         check("events applied by the notifier (inbox)", counts["consumed"], counts["events"]),
         check("bookings ending as planned", as_planned, len(driven)),
+        *refunds,
         Row("forged deliveries accepted", f"{accepted} of {forged}", 0, accepted == 0),
         check("events in outbox unsent", counts["unsent"], 0),
         check("messages dead-lettered", dead, 0),

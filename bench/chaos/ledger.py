@@ -29,7 +29,19 @@ SELECT
   (SELECT count(*) FROM outbox WHERE routing_key = 'payment.captured') AS captured_events,
   (SELECT count(*) FROM outbox) AS events,
   (SELECT count(*) FROM inbox WHERE consumer = 'notifier') AS consumed,
-  (SELECT count(*) FROM webhook_events WHERE event_key LIKE 'id:evt_forged_%') AS forged_rows
+  (SELECT count(*) FROM webhook_events WHERE event_key LIKE 'id:evt_forged_%') AS forged_rows,
+  -- paid, then cancelled (admin API): no longer confirmed
+  (SELECT count(*) FROM bookings b WHERE b.status = 'cancelled' AND EXISTS (SELECT 1
+     FROM payments p WHERE p.booking_id = b.id AND p.status = 'captured')) AS cancelled_paid,
+  -- paid before any cancellation: confirmed once, so 2 passes and a confirmation mail
+  (SELECT count(*) FROM payments p JOIN bookings b ON b.id = p.booking_id
+     WHERE p.status = 'captured' AND (b.cancelled_at IS NULL OR p.captured_at < b.cancelled_at))
+     AS confirmable,
+  (SELECT count(*) FROM refunds WHERE status IN ('requested', 'pending')) AS refunds_open,
+  (SELECT count(*) FROM refunds WHERE status = 'processed') AS refunds_processed,
+  (SELECT COALESCE(sum(amount_paise), 0) FROM refunds WHERE status = 'processed')
+     AS refunded_paise,
+  (SELECT count(*) FROM refunds WHERE status = 'failed') AS refunds_failed
 """
 
 _PAID_BOOKINGS = "SELECT DISTINCT booking_id FROM payments WHERE status = 'captured'"
@@ -92,16 +104,53 @@ async def settle(pool, http, sandbox: str, amqp_url: str, expected_paid: int,
             depth = (await queue_depths(amqp_url))[QUEUE] or 0
         except Exception:  # broker still coming back
             depth = -1
-        paid = counts["paid"]
+        paid, confirmable = counts["paid"], counts["confirmable"]
         quiet = (
             states["pending"] == 0 and counts["unsent"] == 0 and depth == 0
-            and paid == expected_paid and counts["confirmed"] == paid
-            and counts["passes"] == 2 * paid and counts["confirmations"] == paid
+            and paid == expected_paid and counts["confirmed"] == paid - counts["cancelled_paid"]
+            and counts["passes"] == 2 * confirmable and counts["confirmations"] == confirmable
+            and counts["refunds_open"] == 0
         )
         waited = time.monotonic() - started
         if quiet or waited > timeout:
             return quiet, waited
         await asyncio.sleep(1)
+
+
+async def razorpay_refunds(http: aiohttp.ClientSession, sandbox: str) -> list[dict]:
+    """Every refund Razorpay made, through its own list API (newest first, pages of 100)."""
+    auth = aiohttp.BasicAuth(SANDBOX_KEY_ID, SANDBOX_KEY_SECRET)
+    refunds, skip = [], 0
+    while True:
+        async with http.get(f"{sandbox}/v1/refunds", params={"count": 100, "skip": skip},
+                            auth=auth) as resp:
+            items = (await resp.json())["items"]
+        refunds += items
+        if len(items) < 100:
+            return refunds
+        skip += 100
+
+
+def refund_rows(counts: dict, at_razorpay: list[dict], captured: dict[str, int],
+                planned: int) -> list[Row]:
+    """Refunds here against refunds at Razorpay: the same money, no payment refunded twice
+    and none past what was captured. `captured`: Razorpay payment id -> captured paise."""
+    processed = [r for r in at_razorpay if r["status"] == "processed"]
+    live = [r for r in at_razorpay if r["status"] != "failed"]
+    notes = Counter(str((r.get("notes") or {}).get("a6_refund_id")) for r in at_razorpay)
+    per_payment = Counter()
+    for refund in live:
+        per_payment[refund["payment_id"]] += refund["amount"]
+    over = [p for p, total in per_payment.items() if total > captured.get(p, 0)]
+    return [
+        check("refunds processed here", counts["refunds_processed"], planned),
+        check("refunded at Razorpay (paise)", sum(r["amount"] for r in processed),
+              counts["refunded_paise"]),
+        check("refund rows asked of Razorpay twice", sum(n > 1 for n in notes.values()), 0),
+        check("payments refunded past their capture", len(over), 0),
+        check("refunds still requested/pending", counts["refunds_open"], 0),
+        Row("refunds failed (listed by refunds-needed)", counts["refunds_failed"], None),
+    ]
 
 
 def check(label: str, value: int, expected: int) -> Row:

@@ -24,7 +24,12 @@ SCENARIOS = {
     "failed_then_captured": (10, True),
     # authorized but never captured (auto-capture off for that attempt): stays unpaid
     "authorized": (6, False),
+    # cancelled (admin API) with its order open, then paid anyway: refunded in full, once
+    "cancelled_then_paid": (5, True),
 }
+
+# After a paid booking is confirmed, what the admin API does to it (None: nothing).
+REFUND_ACTIONS = ("partial", "partial_twice", "full", "cancel")
 
 FORGERIES = (
     "webhook_wrong_secret",  # payment.captured for this order, signed with a guessed secret
@@ -58,8 +63,11 @@ class Plan:
     verify_twice: bool
     poll_status: bool
     forgeries: list[str] = field(default_factory=list)
+    refund_action: str | None = None  # one of REFUND_ACTIONS, on a confirmed booking
     booking_id: int | None = None  # set once the booking exists
     ordered: bool = False  # create-order answered 200
+    refunds_made: int = 0  # refunds the admin API answered with (each expected processed)
+    cancelled: bool = False  # the admin API cancelled it
 
     @property
     def ends_paid(self) -> bool:
@@ -96,6 +104,10 @@ def make_plans(count: int, seed: int) -> list[Plan]:
         forgeries = []
         if rng.random() < forge_chance:
             forgeries = rng.sample(FORGERIES, rng.randint(1, 3))
+        refund_action = None
+        if SCENARIOS[scenario][1] and scenario not in ("captured_silent", "cancelled_then_paid"):
+            if rng.random() < 0.3:
+                refund_action = rng.choice(REFUND_ACTIONS)
         plans.append(Plan(
             index=index,
             scenario=scenario,
@@ -106,5 +118,6 @@ def make_plans(count: int, seed: int) -> list[Plan]:
             verify_twice=verify and rng.random() < 0.2,
             poll_status=rng.random() < 0.3,
             forgeries=forgeries,
+            refund_action=refund_action,
         ))
     return plans

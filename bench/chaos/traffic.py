@@ -10,6 +10,7 @@ import hmac
 import json
 import random
 import secrets
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ import asyncpg
 
 from bench.chaos.plan import Plan
 from bench.chaos.record import Recorder
+from ops.api_client import ADMIN_TOKEN
 from ops.factories import make_booking
 from shared.settings import SANDBOX_WEBHOOK_SECRET
 
@@ -64,6 +66,11 @@ async def run_booking(t: Traffic, plan: Plan) -> None:
     if order_id is None:
         return
     plan.ordered = True
+    if plan.scenario == "cancelled_then_paid":
+        answer = await _admin(t, plan, "admin_cancel",
+                              f"/api/razorpay/bookings/{booking['booking_id']}/cancel", {})
+        plan.cancelled = answer is not None
+        plan.refunds_made += answer is not None  # the capture below is refunded automatically
     first = {"failed": "failed", "failed_then_captured": "failed",
              "late_authorized": "late_authorized", "authorized": "authorized"}
     checkout = await _pay(t, plan, order_id, first.get(plan.scenario, "captured"),
@@ -88,6 +95,60 @@ async def run_booking(t: Traffic, plan: Plan) -> None:
             t.unexpected(plan, "payment-status", status, body)
     if plan.ends_paid and "razorpay_signature" in checkout:
         t.paid_checkouts.append({**checkout, "booking": booking})
+    if plan.refund_action is not None:
+        await _refund_action(t, plan, booking)
+
+
+async def _refund_action(t: Traffic, plan: Plan, booking: dict) -> None:
+    """What the site's backend does to a confirmed booking: refund part of it (once or
+    twice), all of it, or cancel it with a fee. Only once it is confirmed, so the expected
+    passes and mails do not depend on a race with the notifier."""
+    booking_id, amount = booking["booking_id"], booking["amount_paise"]
+    if not await _confirmed_within(t, booking_id, 90):
+        t.unexpected(plan, "booking not confirmed in time for its refund", None, "")
+        plan.refund_action = None
+        return
+    refund = "/api/razorpay/refunds"
+    if plan.refund_action in ("partial", "partial_twice"):
+        for _ in range(2 if plan.refund_action == "partial_twice" else 1):
+            body = {"booking_id": booking_id, "amount": amount // 3 / 100}
+            plan.refunds_made += await _admin(t, plan, "admin_refund", refund, body) is not None
+    elif plan.refund_action == "full":
+        body = {"booking_id": booking_id}
+        plan.refunds_made += await _admin(t, plan, "admin_refund", refund, body) is not None
+    elif plan.refund_action == "cancel":
+        body = {"reason": "chaos", "cancellation_fee": amount // 10 / 100}
+        answer = await _admin(t, plan, "admin_cancel",
+                              f"/api/razorpay/bookings/{booking_id}/cancel", body)
+        plan.cancelled = answer is not None
+        plan.refunds_made += bool(answer and answer.get("refund"))
+
+
+async def _confirmed_within(t: Traffic, booking_id: int, seconds: float) -> bool:
+    for _ in range(int(seconds * 2)):
+        status = await t.pool.fetchval("SELECT status FROM bookings WHERE id = $1", booking_id)
+        if status == "confirmed":
+            return True
+        await asyncio.sleep(0.5)
+    return False
+
+
+async def _admin(t: Traffic, plan: Plan, target: str, path: str, body: dict) -> dict | None:
+    """An admin call with one Idempotency-Key, retried on 5xx; then sent once more with the
+    same key, whose answer must be the first one again."""
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Idempotency-Key": str(uuid.uuid4())}
+    for attempt in range(5):
+        status, answer = await t.api(target, "POST", path, json=body, headers=headers)
+        if status is not None and status < 500 and status != 409:
+            break
+        await asyncio.sleep(0.5 * 2**attempt)
+    if status != 200:
+        t.unexpected(plan, target, status, answer)
+        return None
+    again = await t.api(target, "POST", path, json=body, headers=headers)
+    if again != (200, answer):
+        t.unexpected(plan, f"{target} retried with the same key", again[0], again[1])
+    return answer
 
 
 async def _create_order(t: Traffic, plan: Plan, booking: dict) -> str | None:
