@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import uuid
 
 import pytest
 
@@ -151,13 +152,16 @@ async def test_unknown_orders_and_events_are_acknowledged_and_recorded(stack, ht
     assert (await send_webhook(http, stack, unknown))[:2] == (200, {"status": "ok"})
     assert await webhook_outcomes(pool, "order_Unknown0000001") == [
         ("payment.captured", "unknown_order")]
-    refund = json.dumps({"entity": "event", "event": "refund.created", "payload": {},
-                         "created_at": 1}).encode()
-    assert (await send_webhook(http, stack, refund))[0] == 200
-    async with pool.acquire() as conn:
-        assert await conn.fetchval(
-            "SELECT outcome FROM webhook_events WHERE event_type = 'refund.created'") == (
-            "ignored_event")
+    for event, outcome in (("payout.processed", "ignored_event"),
+                           ("refund.created", "unusable_payload")):  # no refund entity
+        event_id = f"evt_{event.replace('.', '_')}_{uuid.uuid4().hex[:8]}"
+        other = json.dumps({"entity": "event", "event": event, "payload": {},
+                            "created_at": 1}).encode()
+        assert (await send_webhook(http, stack, other, event_id=event_id))[0] == 200
+        async with pool.acquire() as conn:
+            assert await conn.fetchval(
+                "SELECT outcome FROM webhook_events WHERE event_key = $1", "id:" + event_id
+            ) == outcome
 
 
 @pytest.mark.parametrize("raw", [b"{not json", b"[]", b'{"payload": {}}', b"\xff"])
