@@ -13,6 +13,7 @@ from gateway.client_ip import parse_trusted_proxies
 from gateway.middlewares import access_middleware, error_middleware
 from gateway.ratelimit import Rate, RateLimiter
 from gateway.routes import CREATE_ORDER, PAYMENT_STATUS, VERIFY_PAYMENT, setup_routes
+from shared import metrics, readiness
 from shared.settings import Settings
 
 logger = logging.getLogger("gateway")
@@ -58,4 +59,24 @@ def create_app(settings: Settings) -> web.Application:
         logger.warning("AUTH_JWT_SECRET is shorter than 32 bytes; tokens can be brute-forced")
     app.cleanup_ctx.append(http_session_ctx)
     setup_routes(app)
+    readiness.install(app)
+    for setting in UPSTREAMS:
+        readiness.add_check(app, setting.removesuffix("_url"), upstream_ready(setting))
+    metrics.install(app, "gateway", settings.metrics_enabled)
     return app
+
+
+UPSTREAMS = ("order_service_url", "verification_service_url", "webhook_service_url")
+
+
+def upstream_ready(setting: str) -> readiness.Check:
+    """The gateway is ready when every service behind it says it is."""
+
+    async def check(app: web.Application) -> None:
+        url = getattr(app[keys.SETTINGS], setting).rstrip("/") + "/readyz"
+        timeout = aiohttp.ClientTimeout(total=readiness.CHECK_TIMEOUT_SECONDS)
+        async with app[keys.HTTP_SESSION].get(url, timeout=timeout) as answer:
+            if answer.status != 200:
+                raise readiness.NotReady(f"answered {answer.status}")
+
+    return check

@@ -352,7 +352,31 @@ def _plain_get(operation_id: str, summary: str, schema: dict, example: dict) -> 
             "responses": {"200": _ok(summary, schema, example)}}
 
 
+def _readiness() -> dict:
+    example = {"status": "ready", "checks": {"order_service": "ok"}}
+    return {"operationId": "ready", "summary": "Whether every service behind the gateway"
+            " is ready (its database and broker answer).", "security": [],
+            "responses": {
+                "200": _ok("Ready.", _ref("Readiness"), example),
+                "503": _error("Not ready; the body's `checks` say which dependency failed.",
+                              "Not ready: order_service"),
+            }}
+
+
+def _metrics() -> dict:
+    return {"operationId": "metrics", "summary": "Prometheus metrics (text format).",
+            "security": [], "responses": {"200": {
+                "description": "Prometheus text exposition format.",
+                "headers": {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}},
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }}}
+
+
 _SCHEMAS: dict[str, dict] = {
+    "Readiness": {"type": "object", "required": ["status", "checks"], "properties": {
+        "status": {"type": "string", "enum": ["ready", "not ready"]},
+        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+    }},
     "Error": {"type": "object", "required": ["message"],
               "properties": {"message": {"type": "string"}}},
     "Status": {"type": "object", "required": ["status"],
@@ -522,6 +546,8 @@ def _spec() -> dict:
                 "failed_page", "Default landing page after a failed checkout.", "reason")},
             "/openapi.json": {"get": _plain_get("openapi", "This document.",
                                                 {"type": "object"}, {"openapi": "3.1.0"})},
+            "/readyz": {"get": _readiness()},
+            "/metrics": {"get": _metrics()},
         },
         "components": {
             "schemas": _SCHEMAS,

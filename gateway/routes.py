@@ -12,6 +12,7 @@ from gateway.body import read_body, reject_declared_oversize
 from gateway.errors import FORBIDDEN, GatewayError, json_error, too_many_requests
 from gateway.openapi import openapi_view
 from gateway.proxy import ADMIN_HEADERS, forward, upstream_headers, upstream_url
+from shared import metrics
 from shared.settings import Settings
 
 # Rate-limit groups; verify-payment and the checkout callback verify the same way, so
@@ -67,6 +68,7 @@ def make_proxy_handler(route: Route):
         if route.limit_group is not None:
             decision = request.app[keys.LIMITER].hit(route.limit_group, request[keys.CLIENT])
             if not decision.allowed:
+                metrics.RATE_LIMITED.labels(route.path).inc()
                 return too_many_requests(decision.retry_after_seconds)
         customer_id = _authenticated_customer(request, route, settings)
         body = await read_body(

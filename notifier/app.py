@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from notifier.consumer import MessageHandler, NotifierConsumer, pool_apply
+from notifier.dlq import dead_letter_depth
 from notifier.mail_sender import MailSender
+from shared import metrics, readiness
 from shared.service import POOL, SETTINGS, background, new_app
 from shared.settings import Settings
 
@@ -17,7 +19,8 @@ CONSUMER = web.AppKey("notifier_consumer", NotifierConsumer)
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = new_app(settings)  # its cleanup_ctx opens the pool first, so it closes it last
+    # new_app's cleanup_ctx opens the pool first, so it closes it last
+    app = new_app(settings, "notifier")
     app.cleanup_ctx.append(_consumer_ctx)
     app.cleanup_ctx.append(background("mail-sender", _run_mail_sender))
     return app
@@ -35,9 +38,26 @@ async def _consumer_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     consumer = NotifierConsumer(settings, MessageHandler(pool_apply(app[POOL], settings)))
     app[CONSUMER] = consumer
-    # A task, not an await: /healthz answers while the broker is still coming up.
-    task = asyncio.create_task(consumer.run(), name="notifier-consumer")
+    readiness.add_check(app, "broker", lambda _: consumer.broker_ready())
+    # Tasks, not awaits: /healthz answers while the broker is still coming up.
+    tasks = [asyncio.create_task(consumer.run(), name="notifier-consumer"),
+             asyncio.create_task(_poll_dead_letters(consumer), name="dead-letters")]
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _poll_dead_letters(consumer: NotifierConsumer) -> None:
+    """The DLQ's depth as a gauge, so an alert fires on the first dead letter."""
+    while True:
+        connection = consumer.connection
+        if consumer.broker_ready() and connection is not None:
+            try:
+                metrics.DEAD_LETTERS.set(await dead_letter_depth(connection, consumer.settings))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the broker is away: the consumer's own warning says so
+                pass
+        await asyncio.sleep(consumer.settings.metrics_poll_seconds)

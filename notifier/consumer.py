@@ -29,6 +29,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from pydantic import ValidationError
 
 from notifier.handlers import apply_event
+from shared import metrics
 from shared.events import Envelope, Event
 from shared.http import DB_ERRORS
 from shared.logging import log_ctx
@@ -93,7 +94,7 @@ class MessageHandler:
         if parsed is None:
             log.error("unreadable message dead-lettered", extra=_message_ctx(message))
             await _settle(message.reject(requeue=False), "reject")
-            self._settled("dead-lettered", None)
+            self._settled("dead-lettered", None, "unreadable")
             return
         envelope, event = parsed
         ctx = {"event_id": str(envelope.id), "event_type": envelope.type}
@@ -101,7 +102,7 @@ class MessageHandler:
             applied = await self._apply_until_database_answers(message, event, envelope.id)
         except ChannelGone:
             log.warning("channel closed while the database was away", extra=log_ctx(**ctx))
-            self._settled("abandoned", ctx["event_id"])
+            self._settled("abandoned", ctx["event_id"], envelope.type)
             return
         except asyncio.CancelledError:
             raise
@@ -114,14 +115,15 @@ class MessageHandler:
             )
             await asyncio.sleep(self.requeue_delay)
             await _settle(message.nack(requeue=True), "nack")
-            self._settled("requeued", ctx["event_id"])
+            self._settled("requeued", ctx["event_id"], envelope.type)
             return
         if not applied:
             log.info("duplicate event acknowledged", extra=log_ctx(**ctx))
         await _settle(message.ack(), "ack")
-        self._settled("applied" if applied else "duplicate", ctx["event_id"])
+        self._settled("applied" if applied else "duplicate", ctx["event_id"], envelope.type)
 
-    def _settled(self, outcome: str, event_id: str | None) -> None:
+    def _settled(self, outcome: str, event_id: str | None, event_type: str) -> None:
+        metrics.EVENTS_CONSUMED.labels(NAME, event_type, outcome).inc()
         for listener in self.listeners:
             listener(outcome, event_id)
 
@@ -187,6 +189,13 @@ class NotifierConsumer:
             except Exception as exc:  # e.g. the queue exists with other arguments
                 log.error("consumer stopped (%s); restarting", type(exc).__name__)
                 await asyncio.sleep(5)
+
+    def broker_ready(self) -> bool:
+        """For /readyz: connected to the broker (a robust connection clears this while it
+        reconnects) and consuming."""
+        connection = self.connection
+        return (self.ready.is_set() and connection is not None
+                and connection.connected.is_set() and not connection.is_closed)
 
     async def _consume(self) -> None:
         try:

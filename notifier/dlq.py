@@ -83,6 +83,18 @@ async def replay_dead_letters(settings: Settings, limit: int | None = None) -> i
     return moved
 
 
+async def dead_letter_depth(connection: aio_pika.abc.AbstractConnection, settings: Settings) -> int:
+    """How many messages wait in the DLQ (0 if it does not exist yet). A channel of its own:
+    a passive declare of a missing queue closes the channel it runs on."""
+    async with connection.channel() as channel:
+        try:
+            dlq = await channel.declare_queue(
+                dead_letter_queue_name(settings, CONSUMER), passive=True)
+        except aio_pika.exceptions.ChannelNotFoundEntity:
+            return 0
+        return dlq.declaration_result.message_count or 0
+
+
 def describe(message: AbstractIncomingMessage) -> dict[str, Any]:
     """What an operator needs to decide: id, type, why and how often it died, a preview."""
     death = _last_death(message)

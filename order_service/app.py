@@ -22,7 +22,7 @@ from shared.settings import Settings
 
 
 def create_app(settings: Settings, *, relay: bool = True, reconciler: bool = True):
-    app = new_app(settings)
+    app = new_app(settings, "order_service")
     app.cleanup_ctx.append(razorpay_ctx)
     app.cleanup_ctx.append(_create_pool_ctx)
     if relay:

@@ -11,6 +11,7 @@ from datetime import timedelta
 import asyncpg
 from aiohttp import web
 
+from shared import metrics
 from shared.payment_state import PaymentStatus
 from shared.payments import capture_authorized, record_outcome
 from shared.razorpay_client import RazorpayClient, RazorpayError
@@ -68,20 +69,23 @@ async def reconcile(
         async with pool.acquire() as conn:
             claimed = await conn.fetch(CLAIM_ALL if everything else CLAIM_DUE, batch, LEASE)
         for row in claimed:
-            await _reconcile_one(pool, razorpay, settings, row, summary)
+            result = await _reconcile_one(pool, razorpay, settings, row)
+            summary["checked"] += 1
+            summary[result] += 1
+            metrics.RECONCILE.labels(result).inc()
         # Handled rows are pushed into the future, so the due-only loop always ends.
         if everything or len(claimed) < batch:
             return summary
 
 
-async def _reconcile_one(pool, razorpay, settings, row, summary) -> None:
-    summary["checked"] += 1
+async def _reconcile_one(pool, razorpay, settings, row) -> str:
+    """What became of one order: captured, failed, authorized, unchanged or errors."""
     try:
         payments = await razorpay.fetch_order_payments(row["razorpay_order_id"])
     except RazorpayError as exc:
-        summary["errors"] += 1  # the lease expires and the order is tried again
+        # the lease expires and the order is tried again
         log.warning("reconcile: razorpay unavailable (%s)", type(exc).__name__)
-        return
+        return "errors"
     outcome = best_outcome(p for p in payments if p.get("order_id") == row["razorpay_order_id"])
     if outcome is not None and outcome.status is PaymentStatus.AUTHORIZED and (
         settings.capture_on_verify
@@ -91,10 +95,8 @@ async def _reconcile_one(pool, razorpay, settings, row, summary) -> None:
         recorded = None
         if outcome is not None:
             recorded = await record_outcome(conn, outcome, "reconcile", None)
-        if recorded is not None and recorded.applied:
-            summary[outcome.status.value] += 1
-        else:
-            summary["unchanged"] += 1
+        result = outcome.status.value if recorded is not None and recorded.applied else (
+            "unchanged")
         attempts = row["reconcile_attempts"] + 1
         give_up = row["created_at"] + timedelta(seconds=settings.reconcile_give_up_after_seconds)
         await conn.execute(
@@ -105,6 +107,7 @@ async def _reconcile_one(pool, razorpay, settings, row, summary) -> None:
             PaymentStatus.CAPTURED.value,
             give_up,
         )
+    return result
 
 
 async def run_reconciler(app: web.Application) -> None:

@@ -13,6 +13,7 @@ import logging
 import aio_pika
 import asyncpg
 
+from shared import metrics
 from shared.events import Envelope, Event
 from shared.messaging import declare_topology
 from shared.settings import Settings
@@ -62,6 +63,7 @@ class OutboxRelay:
 
     async def run(self) -> None:
         listener = asyncio.create_task(self._listen())
+        gauges = asyncio.create_task(self._poll_lag())
         backoff = 0.0
         try:
             while True:
@@ -69,12 +71,16 @@ class OutboxRelay:
                 try:
                     while await self.publish_batch() == self.settings.outbox_batch_size:
                         pass
+                    if backoff:
+                        log.warning("outbox relay resumed")
                     backoff = 0.0
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # broker or database away: keep rows, retry later
+                    # One line when it stops, one when it resumes: not one per retry.
+                    if not backoff:
+                        log.warning("outbox relay paused: %s", type(exc).__name__)
                     backoff = min(max(backoff * 2, 0.5), 10.0)
-                    log.warning("outbox relay paused %.1fs: %s", backoff, type(exc).__name__)
                     await self._reset_broker()
                     # While the broker is away, new rows must not wake us into a reconnect
                     # storm: wait out the back-off first.
@@ -83,10 +89,15 @@ class OutboxRelay:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.settings.outbox_sweep_seconds)
         finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            for task in (listener, gauges):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await self._reset_broker()
+
+    def broker_ready(self) -> bool:
+        """For /readyz: the relay holds an open connection to the broker."""
+        return self._connection is not None and not self._connection.is_closed
 
     async def publish_batch(self) -> int:
         """Publish one batch; returns how many rows it published.
@@ -114,14 +125,21 @@ class OutboxRelay:
                 except aio_pika.exceptions.DeliveryError:
                     unroutable.append(row["id"])
                     continue
-                published.append(row["id"])
-            await conn.execute(MARK_PUBLISHED, published)
+                published.append((row["id"], row["routing_key"]))
+            await conn.execute(MARK_PUBLISHED, [event_id for event_id, _ in published])
             if unroutable:
                 log.error("outbox: %d event(s) no queue is bound for; kept", len(unroutable))
                 await conn.execute(COUNT_ATTEMPT, unroutable)
-            return len(published)
+        # Counted once committed: a batch rolled back is published (and counted) again.
+        for _, routing_key in published:
+            metrics.EVENTS_PUBLISHED.labels(routing_key).inc()
+        return len(published)
 
     async def _ensure_exchange(self) -> aio_pika.abc.AbstractExchange:
+        if self._connection is not None and self._connection.is_closed:
+            # The broker went away while we were idle: reconnect now rather than fail on
+            # the next publish, so /readyz turns ready again without traffic.
+            raise ConnectionError("broker connection closed")
         if self._exchange is None:
             self._connection = await aio_pika.connect(self.settings.amqp_url, timeout=5)
             # on_return_raises: an unroutable message fails publish() instead of being
@@ -137,6 +155,20 @@ class OutboxRelay:
         if connection is not None:
             with contextlib.suppress(Exception):
                 await connection.close()
+
+    async def _poll_lag(self) -> None:
+        """Outbox gauges for /metrics: how many rows wait and how old the oldest is."""
+        while True:
+            try:
+                async with self.pool.acquire() as conn:
+                    unsent, oldest = await outbox_lag(conn)
+                metrics.OUTBOX_UNSENT.set(unsent)
+                metrics.OUTBOX_OLDEST_UNSENT.set(oldest)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # database away: the relay's own warning says so
+                pass
+            await asyncio.sleep(self.settings.metrics_poll_seconds)
 
     async def _listen(self) -> None:
         """LISTEN on a dedicated connection; reconnects if the database goes away."""
@@ -157,3 +189,14 @@ class OutboxRelay:
                 if conn is not None and not conn.is_closed():
                     with contextlib.suppress(Exception):
                         await conn.close()
+
+
+async def outbox_lag(conn: asyncpg.Connection) -> tuple[int, float]:
+    """(unsent rows, age of the oldest in seconds); both read the partial index
+    `outbox_unsent`, so the cost follows the backlog, not the table's history."""
+    row = await conn.fetchrow(
+        "SELECT count(*) AS unsent,"
+        " coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest"
+        " FROM outbox WHERE published_at IS NULL"
+    )
+    return row["unsent"], max(row["oldest"], 0.0)

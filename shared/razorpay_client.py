@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ import requests
 import requests.adapters
 from razorpay.errors import BadRequestError, GatewayError, ServerError
 
+from shared import metrics
 from shared.settings import Settings
 
 REFUND_NOTE = "a6_refund_id"  # the notes key naming our refund row on a Razorpay refund
@@ -79,27 +81,26 @@ class RazorpayClient:
         }
         if request.unique_receipt:
             body["unique_receipt"] = True
-        return await self._call(self._client.order.create, body)
+        return await self._call("create_order", self._client.order.create, body)
 
     async def find_order_by_receipt(self, receipt: str) -> dict[str, Any] | None:
-        answer = await self._call(self._client.order.all, {"receipt": receipt})
+        answer = await self._call("find_order", self._client.order.all, {"receipt": receipt})
         items = [o for o in answer.get("items", []) if o.get("receipt") == receipt]
         return items[0] if items else None
 
     async def fetch_order(self, order_id: str) -> dict[str, Any]:
-        return await self._call(self._client.order.fetch, order_id)
+        return await self._call("fetch_order", self._client.order.fetch, order_id)
 
     async def fetch_order_payments(self, order_id: str) -> list[dict[str, Any]]:
-        answer = await self._call(self._client.order.payments, order_id)
+        answer = await self._call("fetch_order_payments", self._client.order.payments, order_id)
         return list(answer.get("items", []))
 
     async def fetch_payment(self, payment_id: str) -> dict[str, Any]:
-        return await self._call(self._client.payment.fetch, payment_id)
+        return await self._call("fetch_payment", self._client.payment.fetch, payment_id)
 
     async def capture_payment(self, payment_id: str, amount_paise: int) -> dict[str, Any]:
-        return await self._call(
-            self._client.payment.capture, payment_id, amount_paise, {"currency": "INR"}
-        )
+        return await self._call("capture_payment", self._client.payment.capture,
+                                payment_id, amount_paise, {"currency": "INR"})
 
     async def capture_or_fetch(self, payment_id: str, amount_paise: int) -> dict[str, Any]:
         """Capture; if Razorpay refuses (captured meanwhile by someone else), the payment
@@ -120,12 +121,12 @@ class RazorpayClient:
             "receipt": receipt,
             "notes": {REFUND_NOTE: str(refund_id)},
         }
-        return await self._call(self._client.payment.refund, payment_id, body)
+        return await self._call("refund_payment", self._client.payment.refund, payment_id, body)
 
     async def fetch_payment_refunds(self, payment_id: str) -> list[dict[str, Any]]:
-        answer = await self._call(
-            self._client.payment.fetch_multiple_refund, payment_id, {"count": 100}
-        )
+        answer = await self._call("fetch_payment_refunds",
+                                  self._client.payment.fetch_multiple_refund, payment_id,
+                                  {"count": 100})
         return list(answer.get("items", []))
 
     async def find_refund(self, payment_id: str, refund_id: int) -> dict[str, Any] | None:
@@ -136,9 +137,31 @@ class RazorpayClient:
         return None
 
     async def fetch_refund(self, razorpay_refund_id: str) -> dict[str, Any]:
-        return await self._call(self._client.refund.fetch, razorpay_refund_id)
+        return await self._call("fetch_refund", self._client.refund.fetch, razorpay_refund_id)
 
-    async def _call(self, method, *args) -> dict[str, Any]:
+    async def _call(self, operation: str, method, *args) -> dict[str, Any]:
+        """Every call is counted by operation and result (ok, rejected, unavailable,
+        timeout) and timed: the dashboard's Razorpay latency and error rate."""
+        started = time.perf_counter()
+        result = "unavailable"
+        try:
+            answer = await self._call_sdk(method, *args)
+            result = "ok"
+            return answer
+        except RazorpayTimeout:
+            result = "timeout"
+            raise
+        except RazorpayRejected:
+            result = "rejected"
+            raise
+        except asyncio.CancelledError:
+            result = "cancelled"
+            raise
+        finally:
+            metrics.RAZORPAY_REQUESTS.labels(operation, result).inc()
+            metrics.RAZORPAY_DURATION.labels(operation).observe(time.perf_counter() - started)
+
+    async def _call_sdk(self, method, *args) -> dict[str, Any]:
         call = functools.partial(method, *args, timeout=self.timeout)
         try:
             # The SDK is blocking (requests); keep it off the event loop. The outer

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import asyncpg
 from aiohttp import web
 
+from shared import metrics, readiness
 from shared.db import create_pool
 from shared.http import error_middleware, health
 from shared.logging import setup_logging
@@ -24,10 +25,14 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 RAZORPAY = web.AppKey("razorpay", RazorpayClient)
 
 
-def new_app(settings: Settings) -> web.Application:
+def new_app(settings: Settings, service: str) -> web.Application:
+    """The base every service builds on: settings, the pool, /healthz (alive), /readyz
+    (database answers, plus whatever the service adds), /metrics."""
     app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
     app[SETTINGS] = settings
     app.router.add_get("/healthz", health)
+    readiness.install(app)
+    metrics.install(app, service, settings.metrics_enabled)
     app.cleanup_ctx.append(_pool_ctx)
     return app
 
@@ -46,6 +51,7 @@ async def connect_pool(settings: Settings) -> asyncpg.Pool:
 
 async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
     app[POOL] = await connect_pool(app[SETTINGS])
+    readiness.add_check(app, "database", database_answers)
     yield
     await app[POOL].close()
 
@@ -69,8 +75,15 @@ def background(name: str, factory: Callable[[web.Application], Awaitable[None]])
     return ctx
 
 
+async def database_answers(app: web.Application) -> None:
+    async with app[POOL].acquire(timeout=readiness.CHECK_TIMEOUT_SECONDS) as conn:
+        await conn.fetchval("SELECT 1")
+
+
 async def run_outbox_relay(app: web.Application) -> None:
-    await OutboxRelay(app[POOL], app[SETTINGS]).run()
+    relay = OutboxRelay(app[POOL], app[SETTINGS])
+    readiness.add_check(app, "broker", lambda _: relay.broker_ready())
+    await relay.run()
 
 
 def serve(service: str, create_app: Callable[[Settings], web.Application], port_of) -> None:

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     sandbox_unique_receipt_supported: bool = True
     sandbox_refund_delay_seconds: float = 5.0  # pending → processed, like a real refund
 
+    # Observability
+    metrics_enabled: bool = True  # /metrics and per-request counting; off to measure its cost
+    metrics_poll_seconds: float = 5.0  # outbox lag, dead letters: polled this often
+
     log_level: str = Field(default="INFO")
 
     @model_validator(mode="after")

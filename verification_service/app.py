@@ -8,7 +8,7 @@ from verification_service import routes
 
 
 def create_app(settings: Settings, *, relay: bool = True):
-    app = new_app(settings)
+    app = new_app(settings, "verification_service")
     app.cleanup_ctx.append(razorpay_ctx)
     if relay:
         app.cleanup_ctx.append(background("outbox-relay", run_outbox_relay))

@@ -14,7 +14,7 @@ from webhook_service.views import BACKGROUND
 
 
 def create_app(settings: Settings, *, relay: bool = True):
-    app = new_app(settings)
+    app = new_app(settings, "webhook_service")
     app.cleanup_ctx.append(razorpay_ctx)
     app.cleanup_ctx.append(_background_tasks)
     if relay:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 
 from aiohttp import web
 
+from shared import metrics
 from shared.http import HttpError
 from shared.payment_state import PaymentStatus
 from shared.service import POOL, RAZORPAY, SETTINGS
@@ -17,28 +19,49 @@ from webhook_service import handlers
 log = logging.getLogger(__name__)
 BACKGROUND = web.AppKey("background", set)
 
+# Razorpay's event names (`payment.captured`, `refund.processed`, …): a signed delivery's
+# name is Razorpay's, a finite list; the pattern still keeps odd values from minting series.
+_EVENT_NAME = re.compile(r"[a-z_]{1,30}(\.[a-z_]{1,30}){1,2}")
+UNVERIFIED = "unverified"  # the event label before the signature is checked
+# What we record in webhook_events → what the metric says.
+_OUTCOME_LABEL = {"ignored_event": "unknown_event"}
+
+
+def _count(event: object, outcome: str) -> None:
+    label = event if isinstance(event, str) and _EVENT_NAME.fullmatch(event) else metrics.OTHER
+    metrics.WEBHOOK_DELIVERIES.labels(label, _OUTCOME_LABEL.get(outcome, outcome)).inc()
+
 
 async def webhook(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     raw = await request.read()  # the exact bytes Razorpay signed: never re-serialise
     signature = request.headers.get("X-Razorpay-Signature", "")
     if not signature:
+        _count(UNVERIFIED, "bad_signature")
         raise HttpError("Missing webhook signature", 400)
     if not webhook_signature_valid(raw, signature, settings.webhook_secrets):
+        _count(UNVERIFIED, "bad_signature")
         log.warning("webhook rejected: bad signature")
         raise HttpError("Invalid webhook signature", 400)
     try:
         payload = json.loads(raw)
     except (ValueError, RecursionError):
+        _count(metrics.OTHER, "malformed")
         raise HttpError("Malformed webhook payload", 400) from None
     if not isinstance(payload, dict) or not isinstance(payload.get("event"), str):
+        _count(metrics.OTHER, "malformed")
         raise HttpError("Malformed webhook payload", 400)
 
     header_id = request.headers.get("X-Razorpay-Event-Id", "")[:128] or None
     key = handlers.event_key(header_id, payload, raw)
-    result = await handlers.apply_webhook(
-        request.app[POOL], key, payload, request.headers.get("X-Request-Id")
-    )
+    try:
+        result = await handlers.apply_webhook(
+            request.app[POOL], key, payload, request.headers.get("X-Request-Id")
+        )
+    except Exception:
+        _count(payload["event"], "error")  # database away: 503, Razorpay retries
+        raise
+    _count(payload["event"], result)
     log.info("webhook handled", extra={"ctx": {"event": payload["event"], "result": result}})
     outcome = handlers.outcome_of(payload)
     if (
