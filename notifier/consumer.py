@@ -33,7 +33,7 @@ from shared import metrics
 from shared.events import Envelope, Event
 from shared.http import DB_ERRORS
 from shared.logging import log_ctx
-from shared.messaging import CONSUMERS, declare_consumer_queue
+from shared.messaging import CONSUMERS, BrokerWatch, declare_consumer_queue
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -179,6 +179,7 @@ class NotifierConsumer:
         self.handler = handler
         self.ready = asyncio.Event()  # set once consuming; tests wait on it
         self.connection: AbstractRobustConnection | None = None
+        self.broker = BrokerWatch("notifier consumer")
 
     async def run(self) -> None:
         while True:
@@ -219,7 +220,7 @@ class NotifierConsumer:
         delay = 0.5
         while True:
             try:
-                return await aio_pika.connect_robust(
+                connection = await aio_pika.connect_robust(
                     self.settings.amqp_url,
                     timeout=10,
                     client_properties={
@@ -227,9 +228,13 @@ class NotifierConsumer:
                     },
                 )
             except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as exc:
-                log.warning("broker not reachable yet (%s); retrying", type(exc).__name__)
+                self.broker.lost(exc)  # once; not once per attempt
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5)
+                continue
+            self.broker.back()
+            self.broker.follow(connection)  # later outages: the robust connection reconnects
+            return connection
 
 
 async def _settle(action: Awaitable[Any], what: str) -> None:

@@ -74,6 +74,21 @@ class ScrubbingStream(io.TextIOBase):
         self.inner.flush()
 
 
+_AMQP_LIBRARIES = ("aiormq", "aio_pika")
+
+
+class AmqpLibraryNoise(logging.Filter):
+    """aio-pika and aiormq report a broker restart as errors with tracebacks, then once per
+    reconnect attempt. Our code says it once each way (shared.messaging.BrokerWatch), so
+    their lines below CRITICAL become DEBUG: shown only when LOG_LEVEL is DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.split(".", 1)[0] in _AMQP_LIBRARIES and record.levelno < logging.CRITICAL:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
+
 def register_secrets(secrets: list[str]) -> None:
     _secrets[:] = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
 
@@ -82,11 +97,12 @@ def setup_logging(service: str, level: str = "INFO", secrets: list[str] | None =
     register_secrets(secrets or [])
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
+    handler.addFilter(AmqpLibraryNoise())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("aiormq").setLevel("WARNING")
-    logging.getLogger("aio_pika").setLevel("WARNING")
+    for library in _AMQP_LIBRARIES:  # their INFO chatter stays out even at DEBUG
+        logging.getLogger(library).setLevel("WARNING")
     if not isinstance(sys.stdout, ScrubbingStream):
         sys.stdout = ScrubbingStream(sys.stdout)
 

@@ -3,10 +3,15 @@ delivery limit and a dead-letter queue, so a poison message can't loop forever."
 
 from __future__ import annotations
 
+import logging
+
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 
+from shared.logging import log_ctx
 from shared.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # Who consumes what. Producers declare these queues too, so an event published before a
 # consumer ever started is queued, not dropped.
@@ -75,3 +80,34 @@ async def declare_topology(channel: AbstractChannel, settings: Settings) -> Abst
     for consumer, keys in CONSUMERS.items():
         await declare_consumer_queue(channel, settings, consumer, keys)
     return await declare_exchange(channel, settings)
+
+
+class BrokerWatch:
+    """Says once that the broker went away and once that it is back: an outage is two
+    warning lines per process, not one per reconnect attempt. (aio-pika's and aiormq's own
+    lines about it are kept at DEBUG: see shared.logging.)"""
+
+    def __init__(self, component: str):
+        self.component = component
+        self.down = False
+
+    def lost(self, error: BaseException | None = None) -> None:
+        if not self.down:
+            self.down = True
+            log.warning("broker unavailable", extra=log_ctx(
+                component=self.component, error=type(error).__name__ if error else None))
+
+    def back(self) -> None:
+        if self.down:
+            self.down = False
+            log.warning("broker back", extra=log_ctx(component=self.component))
+
+    def follow(self, connection: aio_pika.abc.AbstractRobustConnection) -> None:
+        """Hook a robust connection's close and reconnect callbacks (not our own close)."""
+
+        def closed(sender, error=None) -> None:
+            if not getattr(sender, "close_called", False):
+                self.lost(error)
+
+        connection.close_callbacks.add(closed)
+        connection.reconnect_callbacks.add(lambda _sender: self.back())

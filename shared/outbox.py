@@ -15,7 +15,7 @@ import asyncpg
 
 from shared import metrics
 from shared.events import Envelope, Event
-from shared.messaging import declare_topology
+from shared.messaging import BrokerWatch, declare_topology
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,10 @@ MARK_PUBLISHED = (
     " WHERE id = ANY($1::uuid[])"
 )
 COUNT_ATTEMPT = "UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1::uuid[])"
+
+
+class BrokerUnavailable(Exception):
+    """Connecting or publishing failed because the broker is away (rows stay unsent)."""
 
 
 async def add_event(
@@ -60,25 +64,29 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
+        self._broker = BrokerWatch("outbox relay")
 
     async def run(self) -> None:
         listener = asyncio.create_task(self._listen())
         gauges = asyncio.create_task(self._poll_lag())
-        backoff = 0.0
+        backoff, paused = 0.0, False
         try:
             while True:
                 self._wake.clear()  # before publishing: a row committed meanwhile re-wakes us
                 try:
                     while await self.publish_batch() == self.settings.outbox_batch_size:
                         pass
-                    if backoff:
+                    if paused:
                         log.warning("outbox relay resumed")
-                    backoff = 0.0
+                    backoff, paused = 0.0, False
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # broker or database away: keep rows, retry later
                     # One line when it stops, one when it resumes: not one per retry.
-                    if not backoff:
+                    if isinstance(exc, BrokerUnavailable):
+                        self._broker.lost(exc.__cause__)
+                    elif not paused:
+                        paused = True
                         log.warning("outbox relay paused: %s", type(exc).__name__)
                     backoff = min(max(backoff * 2, 0.5), 10.0)
                     await self._reset_broker()
@@ -97,7 +105,7 @@ class OutboxRelay:
 
     def broker_ready(self) -> bool:
         """For /readyz: the relay holds an open connection to the broker."""
-        return self._connection is not None and not self._connection.is_closed
+        return self._connection is not None and self._connection.connected.is_set()
 
     async def publish_batch(self) -> int:
         """Publish one batch; returns how many rows it published.
@@ -125,6 +133,8 @@ class OutboxRelay:
                 except aio_pika.exceptions.DeliveryError:
                     unroutable.append(row["id"])
                     continue
+                except Exception as exc:  # connection or channel gone, or no confirm in time
+                    raise BrokerUnavailable from exc
                 published.append((row["id"], row["routing_key"]))
             await conn.execute(MARK_PUBLISHED, [event_id for event_id, _ in published])
             if unroutable:
@@ -136,18 +146,22 @@ class OutboxRelay:
         return len(published)
 
     async def _ensure_exchange(self) -> aio_pika.abc.AbstractExchange:
-        if self._connection is not None and self._connection.is_closed:
+        if self._connection is not None and not self._connection.connected.is_set():
             # The broker went away while we were idle: reconnect now rather than fail on
             # the next publish, so /readyz turns ready again without traffic.
-            raise ConnectionError("broker connection closed")
+            raise BrokerUnavailable from ConnectionError("broker connection lost")
         if self._exchange is None:
-            self._connection = await aio_pika.connect(self.settings.amqp_url, timeout=5)
-            # on_return_raises: an unroutable message fails publish() instead of being
-            # confirmed and silently dropped, so its row stays unsent.
-            channel = await self._connection.channel(
-                publisher_confirms=True, on_return_raises=True
-            )
-            self._exchange = await declare_topology(channel, self.settings)
+            try:
+                self._connection = await aio_pika.connect(self.settings.amqp_url, timeout=5)
+                # on_return_raises: an unroutable message fails publish() instead of being
+                # confirmed and silently dropped, so its row stays unsent.
+                channel = await self._connection.channel(
+                    publisher_confirms=True, on_return_raises=True
+                )
+                self._exchange = await declare_topology(channel, self.settings)
+            except Exception as exc:
+                raise BrokerUnavailable from exc
+            self._broker.back()
         return self._exchange
 
     async def _reset_broker(self) -> None:

@@ -3,19 +3,20 @@ check failed. `/healthz` stays liveness only (the process runs); readiness is wh
 balancer or Kubernetes uses to send traffic, so a service whose database is away is taken
 out of rotation instead of answering 503s.
 
-Anyone can add a check: `add_check(app, "redis", check)` where `check(app)` is a coroutine
-that returns normally (ready) or raises / returns False (not ready). Checks run
-concurrently, each with a timeout, on every request to /readyz.
+Anyone can add a check: `add_check(app, "redis", check)` where `check(app)` returns (or is
+a coroutine that returns) normally when ready, and raises or returns False when not. Checks
+run concurrently, each with a timeout, on every request to /readyz.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-Check = Callable[[web.Application], Awaitable[object]]
+Check = Callable[[web.Application], Awaitable[object] | object]
 
 CHECKS = web.AppKey("readiness_checks", dict)
 CHECK_TIMEOUT_SECONDS = 2.0
@@ -46,7 +47,9 @@ async def run_checks(app: web.Application) -> dict[str, str]:
 
 async def _run_one(app: web.Application, check: Check) -> str:
     try:
-        answer = await asyncio.wait_for(check(app), CHECK_TIMEOUT_SECONDS)
+        answer = check(app)
+        if inspect.isawaitable(answer):
+            answer = await asyncio.wait_for(answer, CHECK_TIMEOUT_SECONDS)
     except TimeoutError:
         return "timeout"
     except NotReady as exc:

@@ -26,14 +26,15 @@ DOCKERFILE = "\n".join(  # instructions only, comments dropped
     if not line.lstrip().startswith("#")
 )
 INFRA = {"postgres": "postgres:15", "rabbitmq": "rabbitmq:3.10-management",
-         "mailpit": "axllent/mailpit:v1.21"}
+         "mailpit": "axllent/mailpit:v1.21", "prometheus": "prom/prometheus:v2.53.0",
+         "grafana": "grafana/grafana:11.1.0"}
 MAILPIT_SMTP_PORT = 1025  # the image's defaults
 MAILPIT_UI_PORT = 8025
 APP = sorted(name for name, svc in SERVICES.items() if "build" in svc)
 SETTINGS_ENV = {name.upper() for name in Settings.model_fields}
 _INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
 _PORT_FIELD = re.compile(r"\b(?:s|settings)\.([a-z_]+_port)\b")
-_HEALTH_URL = re.compile(r"http://(?:127\.0\.0\.1|localhost):(\d+)/healthz")
+_HEALTH_URL = re.compile(r"http://(?:127\.0\.0\.1|localhost):(\d+)/(healthz|readyz)")
 
 
 def resolved(value) -> str:
@@ -74,7 +75,11 @@ def listen_port(service: str) -> int:
 def health_port(service: str) -> int:
     test = " ".join(SERVICES[service]["healthcheck"]["test"])
     match = _HEALTH_URL.search(test)
-    assert match, f"{service}: healthcheck does not probe /healthz: {test}"
+    assert match, f"{service}: healthcheck does not probe /readyz or /healthz: {test}"
+    # Ours are healthy when their dependencies answer; the sandbox stands in for Razorpay
+    # and has no dependencies (nor a /readyz).
+    expected = "healthz" if service == "razorpay_sandbox" else "readyz"
+    assert match.group(2) == expected, f"{service}: the healthcheck should probe /{expected}"
     return int(match.group(1))
 
 
