@@ -1,23 +1,40 @@
 # A6 Pay: `make run` starts the whole stack here, `make test` runs the suite.
+# Dependencies come from uv.lock (every package pinned, with hashes): `make lock` after
+# changing pyproject.toml's dependencies; `make test` fails while the two disagree.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+UV := $(BIN)/uv
+UV_STAMP := $(VENV)/.uv-$(UV_VERSION)
 STAMP := $(VENV)/.installed
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test install lint chaos bench clean
+.PHONY: run test install lock lock-check lint chaos bench clean
 
-$(STAMP): pyproject.toml
+# uv itself comes from PyPI, pinned, into the project's venv: nothing else to install.
+$(UV_STAMP):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
+	@touch $(UV_STAMP)
+
+# Exactly what uv.lock says (--frozen: never re-resolve here); --inexact keeps uv and pip.
+$(STAMP): pyproject.toml uv.lock $(UV_STAMP)
+	$(UV) sync --frozen --inexact --extra dev
 	@touch $(STAMP)
 
 install: $(STAMP)
 
+lock: $(UV_STAMP)
+	$(UV) lock
+
+lock-check: $(UV_STAMP)
+	@$(UV) lock --check || { echo "uv.lock does not match pyproject.toml: run 'make lock'" >&2; exit 1; }
+
 run: $(STAMP)
 	exec $(BIN)/python -m ops.runner
 
-test: $(STAMP)
+test: lock-check $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -155,7 +155,7 @@ async def test_counters_move_by_exactly_the_traffic_sent(metered, http):
                              ("payment.captured", "unknown_order"),
                              ("refund.created", "unknown_event"),
                              ("unverified", "bad_signature"))}
-    assert set(outcomes.values()) == {1.0} and outcomes[("payment.captured", "applied")] == 1
+    assert set(outcomes.values()) == {1.0}, outcomes
     assert moved("webhook_service", "a6pay_webhook_deliveries_total") == 6
 
     assert moved("order_service", "a6pay_razorpay_requests_total", operation="create_order",

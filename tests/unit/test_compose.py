@@ -234,16 +234,23 @@ def test_only_the_gateway_is_published():
     assert published_gateway_port() == 8080
 
 
-def test_dockerfile_installs_the_project_without_dev_extras():
+def test_dockerfile_installs_the_locked_dependencies_without_dev_extras():
     assert re.search(r"^FROM python:3\.11-slim\b", DOCKERFILE, re.M)
-    assert re.search(r"^RUN pip install \.(\s|$)", DOCKERFILE, re.M)
-    assert "[dev]" not in DOCKERFILE
-    assert re.search(r"^COPY pyproject\.toml ", DOCKERFILE, re.M)
+    assert re.search(r"^COPY pyproject\.toml uv\.lock ", DOCKERFILE, re.M)
+    # runtime dependencies exactly as locked, hashes checked; the project without its deps
+    assert re.search(r"uv export --frozen --no-dev --no-emit-project\b", DOCKERFILE)
+    assert "--extra" not in DOCKERFILE and "[dev]" not in DOCKERFILE
+    assert re.search(r"pip install --require-hashes -r ", DOCKERFILE)
+    assert re.search(r"^RUN pip install --no-deps \.(\s|$)", DOCKERFILE, re.M)
+    makefile = (ROOT / "Makefile").read_text()
+    (docker_uv,) = re.findall(r"^ARG UV_VERSION=(\S+)", DOCKERFILE, re.M)
+    assert re.search(rf"^UV_VERSION := {re.escape(docker_uv)}$", makefile, re.M)
     users = re.findall(r"^USER (\S+)", DOCKERFILE, re.M)
     assert users and users[-1] not in ("root", "0"), "the image must not run as root"
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
     for module in [module_of(s) for s in SERVERS] + ["shared"]:
         assert module not in ignored and "pyproject.toml" not in ignored
+    assert "uv.lock" not in ignored
 
 
 def test_mail_goes_to_mailpit_whose_page_only_this_machine_sees():
@@ -263,3 +270,21 @@ def test_the_sandbox_checkout_returns_to_our_callback_through_the_gateway():
     url = urlsplit(env("razorpay_sandbox")["SANDBOX_CALLBACK_URL"])
     assert url.port == published_gateway_port()
     assert any(r.path == url.path for r in ROUTES), f"{url.path} is not a gateway route"
+
+
+def test_dockerfile_copies_every_packaged_package():
+    """`a6pay migrate` (compose's migrate step) runs ops.cli: the image needs ops/ too."""
+    packages = PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
+    for package in (p.rstrip("*") for p in packages):
+        assert re.search(rf"^COPY {package} ", DOCKERFILE, re.M), f"Dockerfile lacks {package}"
+
+
+def test_make_installs_from_the_lock_and_test_checks_it():
+    makefile = (ROOT / "Makefile").read_text()
+    assert (ROOT / "uv.lock").is_file()
+    assert re.search(r"^\t\$\(UV\) sync --frozen\b", makefile, re.M)
+    assert re.search(r"^\t\$\(UV\) lock$", makefile, re.M)  # make lock
+    assert re.search(r"\$\(UV\) lock --check", makefile)
+    assert re.search(r"^test: lock-check ", makefile, re.M)
+    assert re.search(r"^run: \$\(STAMP\)", makefile, re.M)
+    assert "pip install --quiet -e" not in makefile
