@@ -28,7 +28,9 @@ _OUTCOME_LABEL = {"ignored_event": "unknown_event"}
 
 
 def _count(event: object, outcome: str) -> None:
-    label = event if isinstance(event, str) and _EVENT_NAME.fullmatch(event) else metrics.OTHER
+    known = event in (UNVERIFIED, metrics.OTHER)
+    label = event if known or (isinstance(event, str) and _EVENT_NAME.fullmatch(event)) else (
+        metrics.OTHER)
     metrics.WEBHOOK_DELIVERIES.labels(label, _OUTCOME_LABEL.get(outcome, outcome)).inc()
 
 

@@ -6,6 +6,7 @@ notifier would otherwise share this traffic's events, and its webhook retries it
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -164,20 +165,19 @@ async def test_counters_move_by_exactly_the_traffic_sent(metered, http):
                  operation="create_order") == 3
     assert moved("verification_service", "a6pay_razorpay_requests_total",
                  operation="fetch_payment", result="ok") == 1
-    published = {(service, kind): moved(service, "a6pay_events_published_total", type=kind)
-                 for service in ("order_service", "verification_service", "webhook_service")
-                 for kind in ("order.created", "payment.captured")}
-    assert published == {("order_service", "order.created"): 3,
-                         ("order_service", "payment.captured"): 0,
-                         ("verification_service", "order.created"): 0,
-                         ("verification_service", "payment.captured"): 1,
-                         ("webhook_service", "order.created"): 0,
-                         ("webhook_service", "payment.captured"): 1}
+    # Every service's relay claims from the one outbox, so which relay published an event
+    # is chance: the sum is what was sent.
+    relays = ("order_service", "verification_service", "webhook_service")
+    published = {kind: sum(moved(service, "a6pay_events_published_total", type=kind)
+                           for service in relays)
+                 for kind in ("order.created", "payment.captured", "payment.failed")}
+    assert published == {"order.created": 3, "payment.captured": 2, "payment.failed": 0}
     assert moved("notifier", "a6pay_events_consumed_total", consumer="notifier",
                  type="payment.captured", outcome="applied") == 2
     assert moved("notifier", "a6pay_events_consumed_total", type="order.created") == 3
     assert after.get("notifier", "a6pay_dead_letters") == 0
+    ids = re.compile(r"(pay|order|evt)_[A-Za-z0-9]{10,}|\d{4,}")  # Razorpay's, ours
     for service in METERED:  # no id ever becomes a label value
         for (_, labels) in after.values[service]:
-            for _, value in labels:
-                assert not value.startswith(("pay_", "order_", "evt_")), (service, value)
+            for name, value in labels:
+                assert name in ("le", "quantile") or not ids.search(value), (service, value)

@@ -38,7 +38,7 @@ async def test_retry_after_a_lost_answer_adopts_the_same_order(pool, base_settin
         assert order.order_id == made["id"]
         found = await razorpay.find_order_by_receipt(made["receipt"])
         assert found["id"] == made["id"]
-        listed = await razorpay._call(razorpay._client.order.all, {"count": 100})
+        listed = await razorpay._call("list_orders", razorpay._client.order.all, {"count": 100})
         assert sum(o["receipt"] == made["receipt"] for o in listed["items"]) == 1
 
 
