@@ -30,6 +30,13 @@ MARK_PUBLISHED = (
     " WHERE id = ANY($1::uuid[])"
 )
 COUNT_ATTEMPT = "UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1::uuid[])"
+# For /metrics, every few seconds: reads the partial index `outbox_unsent` only, so its cost
+# follows the backlog, not the table's history.
+OUTBOX_LAG = (
+    "SELECT count(*) AS unsent,"
+    " coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest"
+    " FROM outbox WHERE published_at IS NULL"
+)
 
 
 class BrokerUnavailable(Exception):
@@ -206,11 +213,6 @@ class OutboxRelay:
 
 
 async def outbox_lag(conn: asyncpg.Connection) -> tuple[int, float]:
-    """(unsent rows, age of the oldest in seconds); both read the partial index
-    `outbox_unsent`, so the cost follows the backlog, not the table's history."""
-    row = await conn.fetchrow(
-        "SELECT count(*) AS unsent,"
-        " coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest"
-        " FROM outbox WHERE published_at IS NULL"
-    )
+    """(unsent rows, age of the oldest in seconds)."""
+    row = await conn.fetchrow(OUTBOX_LAG)
     return row["unsent"], max(row["oldest"], 0.0)

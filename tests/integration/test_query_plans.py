@@ -66,6 +66,7 @@ def hot_queries(booking: dict) -> dict[str, tuple[str, tuple]]:
         "outbox.claim_unsent": (outbox_sql.CLAIM_UNSENT, (100,)),
         "outbox.mark_published": (outbox_sql.MARK_PUBLISHED, ([event],)),
         "outbox.count_attempt": (outbox_sql.COUNT_ATTEMPT, ([event],)),
+        "outbox.lag": (outbox_sql.OUTBOX_LAG, ()),
         # notifier
         "notifier.inbox": (notifier_sql.INSERT_INBOX, ("notifier", event)),
         "notifier.booking_details": (notifier_sql.BOOKING_DETAILS, (bid,)),
