@@ -29,14 +29,11 @@ import asyncpg
 from notifier.mail_message import BadAddress, compose, envelope_address, message_id, png_of
 from shared.http import DB_ERRORS
 from shared.logging import log_ctx
+from shared.metrics import MAILS, MAILS_PENDING
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-try:  # obs's shared/metrics.py defines every a6pay_* family
-    from shared.metrics import MAILS, MAILS_PENDING
-except ImportError:  # not on main yet: count nothing rather than define them twice
-    MAILS = MAILS_PENDING = None
 
 CLAIM_DUE = """
 WITH due AS (
@@ -218,8 +215,7 @@ class MailSender:
             delay = self.backoff(row["attempts"])
             await self._mark(MARK_RETRY, row["id"], timedelta(seconds=delay), outcome.error)
             log.warning("mail delayed %.1fs: %s", delay, outcome.error, extra=ctx)
-        if MAILS is not None:
-            MAILS.labels(kind=row["kind"], outcome=_METRIC[outcome.state]).inc()
+        MAILS.labels(kind=row["kind"], outcome=_METRIC[outcome.state]).inc()
 
     async def _release(self, rows) -> None:
         await self.pool.execute(RELEASE, [r["id"] for r in rows])
@@ -243,8 +239,7 @@ class MailSender:
         return min(base, self.settings.mail_retry_max_seconds) * random.uniform(0.8, 1.0)
 
     async def _count_pending(self) -> None:
-        if MAILS_PENDING is not None:
-            MAILS_PENDING.set(await self.pool.fetchval(COUNT_PENDING))
+        MAILS_PENDING.set(await self.pool.fetchval(COUNT_PENDING))
 
 
 _METRIC = {"sent": "sent", "retry": "retried", "failed": "failed"}
