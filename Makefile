@@ -46,7 +46,7 @@ chaos: $(STAMP)
 # wrk is the load generator (Debian package); matplotlib (the `bench` extra) draws the plot.
 bench: $(STAMP)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-	@$(BIN)/python -c "import matplotlib" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@$(BIN)/python -c "import matplotlib" 2>/dev/null || $(UV) sync --frozen --inexact --extra dev --extra bench
 	$(BIN)/python -m bench.load $(BENCH_ARGS)
 
 clean:
