@@ -109,7 +109,7 @@ async def test_counters_move_by_exactly_the_traffic_sent(metered, http):
         (webhook("payment.authorized", {**captured, "status": "authorized"}), None, None, 200),
         (webhook("payment.captured", payment("order_NoSuchOrder01", "pay_NoSuchPay001",
                                              100)), None, None, 200),  # unknown_order
-        (webhook("refund.created", captured), None, None, 200),        # unknown_event
+        (webhook("invoice.paid", captured), None, None, 200),          # unknown_event
         (webhook("payment.captured", captured), None, "0" * 64, 400),  # bad_signature
     ]
     for raw, evt, signature, expected in deliveries:
@@ -155,7 +155,7 @@ async def test_counters_move_by_exactly_the_traffic_sent(metered, http):
                 for e, o in (("payment.captured", "applied"), ("payment.captured", "duplicate"),
                              ("payment.authorized", "stale"),
                              ("payment.captured", "unknown_order"),
-                             ("refund.created", "unknown_event"),
+                             ("invoice.paid", "unknown_event"),
                              ("unverified", "bad_signature"))}
     assert set(outcomes.values()) == {1.0}, outcomes
     assert moved("webhook_service", "a6pay_webhook_deliveries_total") == 6
