@@ -21,6 +21,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aio_pika
 import aiohttp
@@ -225,7 +226,7 @@ class Bench:
 
     async def checkout(self, bookings: list[dict]) -> tuple[dict, dict]:
         our_pids = {name: self.stack.procs[name].pid for name in OUR_SERVICES}
-        rabbit = procstat.rabbitmq_pid()
+        rabbit = procstat.listening_pid(urlsplit(self.amqp_url).port or 5672)
         before = await self.cpu_snapshot(our_pids, rabbit)
         create, verify, paid = [], [], []
         todo = iter(bookings)

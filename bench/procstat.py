@@ -48,16 +48,25 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def rabbitmq_pid() -> int | None:
-    """The machine's RabbitMQ node (beam.smp running `rabbit boot` from its system home),
-    not the CLI tools' short-lived nodes nor test brokers started elsewhere."""
+def listening_pid(port: int) -> int | None:
+    """The process listening on this TCP port (e.g. the RabbitMQ node our AMQP URL names,
+    not another broker a test started elsewhere)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+            if any(os.readlink(fd) in inodes for fd in (entry / "fd").iterdir()):
+                return int(entry.name)
         except OSError:
             continue
-        if cmd and cmd[0].endswith(b"beam.smp") and b"boot" in cmd and b"/var/lib/rabbitmq" in cmd:
-            return int(entry.name)
     return None

@@ -159,7 +159,14 @@ def plot(empty, full, path: Path) -> bool:
         "CPU target/\nCPU per booking": (_ratio(TARGETS["cpu_ms"], full.cpu_ms["ours"]), 1.0),
     }
     labels = list(ratios)
-    right.bar(range(len(labels)), [v for v, _ in ratios.values()], 0.6, label="measured")
+    measured = [v for v, _ in ratios.values()]
+    top = 2.0  # a ratio far above its target is cut here; its value is written on the bar
+    right.bar(range(len(labels)), [min(v, top) if not math.isnan(v) else 0 for v in measured],
+              0.6, label="measured")
+    for i, v in enumerate(measured):
+        right.text(i, min(v, top) if not math.isnan(v) else 0, _fmt(v, 2), ha="center",
+                   va="bottom", fontsize=8)
+    right.set_ylim(0, top * 1.1)
     right.scatter(range(len(labels)), [t for _, t in ratios.values()], color="black",
                   marker="_", s=900, label="target", zorder=3)
     right.set_xticks(range(len(labels)), labels, fontsize=8)
