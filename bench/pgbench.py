@@ -4,7 +4,9 @@ as literals), against the same database, in the same run.
 
 The order each transaction captures comes from a sequence (nextval in the first statement,
 currval after it), so every transaction does the full work of a first delivery for a fresh
-order, as every wrk request does.
+order, as every wrk request does. currval() is volatile: a bare `col = 'x' || currval()`
+cannot use an index, so each use is wrapped in a scalar subquery, which the planner
+evaluates once and then looks up through the index like a bound parameter.
 """
 
 from __future__ import annotations
@@ -41,10 +43,10 @@ def _bind(sql: str, values: dict[int, str]) -> str:
 def webhook_transaction(order_prefix: str, routing_key: str) -> str:
     """The body of webhook_service.handlers.apply_webhook for a first payment.captured.
     The outbox row gets `routing_key`, so the caller can keep the event from the notifier."""
-    order = f"{_literal(order_prefix)} || currval('{SEQUENCE}')"
+    order = f"(SELECT {_literal(order_prefix)} || currval('{SEQUENCE}'))"
     # ids unique per transaction and per run (the prefix differs between passes)
-    key = f"{_literal('id:evt_' + order_prefix)} || currval('{SEQUENCE}')"
-    payment = f"{_literal('pay_' + order_prefix)} || currval('{SEQUENCE}')"
+    key = f"(SELECT {_literal('id:evt_' + order_prefix)} || currval('{SEQUENCE}'))"
+    payment = f"(SELECT {_literal('pay_' + order_prefix)} || currval('{SEQUENCE}'))"
     payload = _literal(json.dumps(sample_payload()))
     sources = "{" + ",".join(s.value for s in allowed_sources(PaymentStatus.CAPTURED)) + "}"
     event = PaymentCaptured(booking_id=1, customer_id=1, order_id="order_pgbench",
