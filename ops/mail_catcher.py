@@ -180,8 +180,8 @@ async def serve(host: str, smtp_port: int, web_port: int) -> None:
     catcher = MailCatcher()
     await catcher.start_smtp(host, smtp_port)
     await catcher.start_web(host, web_port)
-    print(f"Mail catcher: SMTP on {host}:{smtp_port}, mails at http://{host}:{web_port}/",
-          flush=True)
+    # logged, not printed: `make run`'s banner already names the page
+    log.info("mail catcher up", extra={"ctx": {"smtp_port": smtp_port, "web_port": web_port}})
     try:
         await asyncio.Future()
     finally:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from email.utils import parseaddr
+
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SANDBOX_KEY_ID = "rzp_test_a6sandbox"
@@ -112,6 +114,14 @@ class Settings(BaseSettings):
     metrics_poll_seconds: float = 5.0  # outbox lag, dead letters: polled this often
 
     log_level: str = Field(default="INFO")
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _from_is_an_address(cls, value: str) -> str:
+        address = parseaddr(value)[1]
+        if "@" not in address or any(ord(c) < 32 for c in value):
+            raise ValueError("SMTP_FROM must be a mail address, e.g. 'A6 Cars <a@b.example>'")
+        return value
 
     @model_validator(mode="after")
     def _live_keys_need_their_own_secrets(self) -> Settings:

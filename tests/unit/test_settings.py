@@ -29,3 +29,10 @@ def test_rotation_list_and_test_keys_warn_about_defaults():
     settings = load_settings(razorpay_key_id="rzp_test_XYZ", razorpay_webhook_secret=" a , b ,")
     assert settings.webhook_secrets == ["a", "b"]
     assert settings.public_defaults_in_use() == ["PASS_SIGNING_SECRET"]
+
+
+def test_smtp_from_must_be_an_address():
+    assert load_settings(smtp_from="Shop <shop@x.example>").smtp_from == "Shop <shop@x.example>"
+    for bad in ("A6 Cars", "", "a@b.example\r\nBcc: c@d.example"):
+        with pytest.raises(ValidationError):
+            load_settings(smtp_from=bad)
