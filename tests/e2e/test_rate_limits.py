@@ -13,10 +13,17 @@ pytestmark = pytest.mark.e2e
 async def test_create_order_is_limited_per_client_and_the_webhook_never(stack, http):
     url = f"{stack.gateway}/api/razorpay/create-order"
     me, other = "198.51.100.7", "198.51.100.8"
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     answers = await asyncio.gather(*(call(http, "POST", url, client=me, json={})
                                      for _ in range(100)))
     assert {a[0] for a in answers} == {400}  # within the limit: the service answered
-    status, body, headers = await call(http, "POST", url, client=me, json={})
+    # The bucket refills at 100/min while a loaded machine sends the burst: allow what
+    # refilled meanwhile, then the limit must answer.
+    for _ in range(int((loop.time() - started) * 100 / 60) + 2):
+        status, body, headers = await call(http, "POST", url, client=me, json={})
+        if status == 429:
+            break
     assert status == 429 and body["message"].startswith("Too many requests")
     assert int(headers["Retry-After"]) >= 1
     assert (await call(http, "POST", url, client=other, json={}))[0] == 400
