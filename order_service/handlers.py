@@ -11,7 +11,7 @@ import asyncpg
 from shared.events import OrderCreated
 from shared.http import HttpError
 from shared.logging import log_ctx
-from shared.outbox import add_event
+from shared.outbox import add_event, outbox_transaction
 from shared.payment_state import PaymentStatus, public_status
 from shared.razorpay_client import (
     OrderRequest,
@@ -74,7 +74,7 @@ async def create_order(
     correlation_id: str | None = None,
 ) -> OrderView:
     # A bounded wait for a connection: when every create is stuck on Razorpay, say so (503).
-    async with pool.acquire(timeout=razorpay.timeout * 2 + 5) as conn, conn.transaction():
+    async with outbox_transaction(pool, timeout=razorpay.timeout * 2 + 5) as conn:
         # The booking row lock serialises racing creates for one booking: the first makes
         # the Razorpay order, the rest wait here and then find it.
         booking = await conn.fetchrow(

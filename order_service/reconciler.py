@@ -12,6 +12,7 @@ import asyncpg
 from aiohttp import web
 
 from shared import metrics
+from shared.outbox import outbox_transaction
 from shared.payment_state import PaymentStatus
 from shared.payments import capture_authorized, record_outcome
 from shared.razorpay_client import RazorpayClient, RazorpayError
@@ -91,7 +92,7 @@ async def _reconcile_one(pool, razorpay, settings, row) -> str:
         settings.capture_on_verify
     ):
         outcome = await capture_authorized(razorpay, outcome) or outcome
-    async with pool.acquire() as conn, conn.transaction():
+    async with outbox_transaction(pool) as conn:
         recorded = None
         if outcome is not None:
             recorded = await record_outcome(conn, outcome, "reconcile", None)

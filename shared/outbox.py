@@ -1,14 +1,20 @@
 """Transactional outbox: events are written in the producer's own transaction, and a relay
 publishes them to RabbitMQ afterwards. A crash anywhere loses nothing; at worst the relay
 publishes an event twice (published, then killed before marking it), and every consumer's
-inbox absorbs that."""
+inbox absorbs that.
+
+Waking the relay: a producer that commits through `outbox_transaction` wakes the relays of
+its own process at once; rows written anywhere else (another process, a crashed producer)
+are found by each relay's sweep every `outbox_sweep_seconds`. No NOTIFY: PostgreSQL
+serialises the commits of notifying transactions on one database-wide lock.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+from collections.abc import AsyncIterator
 
 import aio_pika
 import asyncpg
@@ -20,9 +26,10 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-INSERT_EVENT = "INSERT INTO outbox (id, routing_key, body) VALUES ($1, $2, $3)"
+# The body travels as JSON text both ways: pydantic writes it, the broker gets it as is.
+INSERT_EVENT = "INSERT INTO outbox (id, routing_key, body) VALUES ($1, $2, $3::text::jsonb)"
 CLAIM_UNSENT = (
-    "SELECT id, routing_key, body FROM outbox WHERE published_at IS NULL"
+    "SELECT id, routing_key, body::text AS body FROM outbox WHERE published_at IS NULL"
     " ORDER BY attempts, created_at LIMIT $1 FOR UPDATE SKIP LOCKED"
 )
 MARK_PUBLISHED = (
@@ -52,17 +59,39 @@ async def add_event(
         INSERT_EVENT,
         envelope.id,
         envelope.type,
-        envelope.model_dump(mode="json"),
+        envelope.model_dump_json(),  # pydantic's encoder: no dict round trip through json
     )
     return envelope
+
+
+# The relays running in this process: producers here wake them after their commit.
+_local_relays: set[OutboxRelay] = set()
+
+
+def wake_local_relays() -> None:
+    """Tell this process's relays that committed outbox rows are waiting."""
+    for relay in _local_relays:
+        relay.wake()
+
+
+@contextlib.asynccontextmanager
+async def outbox_transaction(
+    pool: asyncpg.Pool, **acquire_kwargs
+) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection in a transaction; once that transaction has committed, this
+    process's relays are woken so the events it wrote leave now, not at the next sweep.
+    A rollback (an exception) wakes nobody."""
+    async with pool.acquire(**acquire_kwargs) as conn, conn.transaction():
+        yield conn
+    wake_local_relays()
 
 
 class OutboxRelay:
     """Publishes unsent outbox rows with publisher confirms, then marks them sent.
 
     Several relays (one per producing service, or replicas) can run at once: each batch is
-    claimed with FOR UPDATE SKIP LOCKED. Wakes on NOTIFY a6pay_outbox and sweeps every
-    `outbox_sweep_seconds` anyway, so a missed notification only delays, never loses.
+    claimed with FOR UPDATE SKIP LOCKED. Woken by producers in this process after their
+    commit (`outbox_transaction`), and sweeps every `outbox_sweep_seconds` for the rest.
     """
 
     def __init__(self, pool: asyncpg.Pool, settings: Settings):
@@ -73,8 +102,11 @@ class OutboxRelay:
         self._exchange: aio_pika.abc.AbstractExchange | None = None
         self._broker = BrokerWatch("outbox relay")
 
+    def wake(self) -> None:
+        self._wake.set()
+
     async def run(self) -> None:
-        listener = asyncio.create_task(self._listen())
+        _local_relays.add(self)
         gauges = asyncio.create_task(self._poll_lag())
         backoff, paused = 0.0, False
         try:
@@ -104,10 +136,10 @@ class OutboxRelay:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.settings.outbox_sweep_seconds)
         finally:
-            for task in (listener, gauges):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            _local_relays.discard(self)
+            gauges.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await gauges
             await self._reset_broker()
 
     def broker_ready(self) -> bool:
@@ -124,25 +156,16 @@ class OutboxRelay:
         exchange = await self._ensure_exchange()
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(CLAIM_UNSENT, self.settings.outbox_batch_size)
-            published, unroutable = [], []
-            for row in rows:
-                message = aio_pika.Message(
-                    body=json.dumps(row["body"]).encode(),
-                    message_id=str(row["id"]),
-                    content_type="application/json",
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    type=row["routing_key"],
-                )
-                # Publisher confirms: publish() returns once the broker has it; mandatory
-                # makes an unroutable message an error (kept in the outbox), not a drop.
-                try:
-                    await exchange.publish(message, routing_key=row["routing_key"], timeout=10)
-                except aio_pika.exceptions.DeliveryError:
-                    unroutable.append(row["id"])
-                    continue
-                except Exception as exc:  # connection or channel gone, or no confirm in time
-                    raise BrokerUnavailable from exc
-                published.append((row["id"], row["routing_key"]))
+            # All at once, each awaiting its own confirm: one round trip per batch, not per row.
+            results = await asyncio.gather(
+                *(self._publish(exchange, row) for row in rows), return_exceptions=True
+            )
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result  # broker away: the transaction rolls back, rows stay unsent
+            published = [(row["id"], row["routing_key"])
+                         for row, ok in zip(rows, results, strict=True) if ok]
+            unroutable = [row["id"] for row, ok in zip(rows, results, strict=True) if not ok]
             await conn.execute(MARK_PUBLISHED, [event_id for event_id, _ in published])
             if unroutable:
                 log.error("outbox: %d event(s) no queue is bound for; kept", len(unroutable))
@@ -151,6 +174,26 @@ class OutboxRelay:
         for _, routing_key in published:
             metrics.EVENTS_PUBLISHED.labels(routing_key).inc()
         return len(published)
+
+    @staticmethod
+    async def _publish(exchange: aio_pika.abc.AbstractExchange, row: asyncpg.Record) -> bool:
+        """True once the broker has confirmed it; False if no queue is bound for it."""
+        message = aio_pika.Message(
+            body=row["body"].encode(),
+            message_id=str(row["id"]),
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            type=row["routing_key"],
+        )
+        # Publisher confirms: publish() returns once the broker has it; on_return_raises
+        # makes an unroutable message an error (kept in the outbox), not a drop.
+        try:
+            await exchange.publish(message, routing_key=row["routing_key"], timeout=10)
+        except aio_pika.exceptions.DeliveryError:
+            return False
+        except Exception as exc:  # connection or channel gone, or no confirm in time
+            raise BrokerUnavailable from exc
+        return True
 
     async def _ensure_exchange(self) -> aio_pika.abc.AbstractExchange:
         if self._connection is not None and not self._connection.connected.is_set():
@@ -190,26 +233,6 @@ class OutboxRelay:
             except Exception:  # database away: the relay's own warning says so
                 pass
             await asyncio.sleep(self.settings.metrics_poll_seconds)
-
-    async def _listen(self) -> None:
-        """LISTEN on a dedicated connection; reconnects if the database goes away."""
-        while True:
-            conn = None
-            try:
-                lost = asyncio.Event()
-                conn = await asyncpg.connect(self.settings.database_url, timeout=5)
-                conn.add_termination_listener(lambda _, lost=lost: lost.set())
-                await conn.add_listener("a6pay_outbox", lambda *_: self._wake.set())
-                self._wake.set()  # catch up on anything written while we were not listening
-                await lost.wait()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                await asyncio.sleep(1)
-            finally:
-                if conn is not None and not conn.is_closed():
-                    with contextlib.suppress(Exception):
-                        await conn.close()
 
 
 async def outbox_lag(conn: asyncpg.Connection) -> tuple[int, float]:

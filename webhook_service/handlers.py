@@ -8,6 +8,7 @@ import logging
 
 import asyncpg
 
+from shared.outbox import outbox_transaction
 from shared.payment_state import PaymentOutcome, PaymentStatus
 from shared.payments import capture_authorized, record_outcome
 from shared.razorpay_client import RazorpayClient
@@ -23,10 +24,9 @@ log = logging.getLogger(__name__)
 
 INSERT_DELIVERY = (
     "INSERT INTO webhook_events (event_key, event_type, razorpay_order_id,"
-    " razorpay_payment_id, outcome, payload) VALUES ($1, $2, $3, $4, 'received', $5)"
+    " razorpay_payment_id, outcome, payload) VALUES ($1, $2, $3, $4, $5, $6)"
     " ON CONFLICT (event_key) DO NOTHING RETURNING true"
 )
-RECORD_DELIVERY_OUTCOME = "UPDATE webhook_events SET outcome = $2 WHERE event_key = $1"
 
 
 def event_key(header_id: str | None, payload: dict, raw: bytes) -> str:
@@ -69,6 +69,10 @@ def outcome_of(payload: dict) -> PaymentOutcome | None:
     return outcome_from_payment({**entity, "status": target.value})
 
 
+class _SeenBefore(Exception):
+    """Rolls a delivery's transaction back: its event key was recorded (and applied) before."""
+
+
 async def apply_webhook(
     pool: asyncpg.Pool, key: str, payload: dict, correlation_id: str | None
 ) -> str:
@@ -78,19 +82,25 @@ async def apply_webhook(
     entity = _payment_entity(payload) or {}
     order_id, payment_id = (v if isinstance(v, str) else None
                             for v in (entity.get("order_id"), entity.get("id")))
-    async with pool.acquire() as conn, conn.transaction():
-        first_time = await conn.fetchval(
-            INSERT_DELIVERY,
-            key,
-            str(payload.get("event"))[:100],
-            order_id and order_id[:64],
-            payment_id and payment_id[:64],
-            payload,
-        )
-        if not first_time:
-            return "duplicate"
-        result = await _apply(conn, payload, outcome, correlation_id)
-        await conn.execute(RECORD_DELIVERY_OUTCOME, key, result)
+    try:
+        async with outbox_transaction(pool) as conn:
+            result = await _apply(conn, payload, outcome, correlation_id)
+            # The delivery is recorded after it is applied, outcome included: one statement
+            # where "received, then the outcome" took two. A key recorded before rolls it
+            # all back (a racing twin waits on the key's unique index, then lands here).
+            first_time = await conn.fetchval(
+                INSERT_DELIVERY,
+                key,
+                str(payload.get("event"))[:100],
+                order_id and order_id[:64],
+                payment_id and payment_id[:64],
+                result,
+                payload,
+            )
+            if not first_time:
+                raise _SeenBefore
+    except _SeenBefore:
+        return "duplicate"
     if result in ("conflict", "amount_mismatch"):
         log.warning("webhook not applied: %s", result)  # a person should look (refund?)
     return result
@@ -147,5 +157,5 @@ async def capture_and_record(
     captured = await capture_authorized(razorpay, outcome)
     if captured is None:
         return
-    async with pool.acquire() as conn, conn.transaction():
+    async with outbox_transaction(pool) as conn:
         await record_outcome(conn, captured, "webhook", None)

@@ -1,13 +1,17 @@
 """The outbox relay against the real broker, on a database of its own (other tests' relays
 must not publish these rows)."""
 
+import asyncio
+import contextlib
+
 import aio_pika
 import pytest
 
 from ops import infra
+from ops.infra import eventually
 from shared.events import OrderCreated
 from shared.messaging import queue_name
-from shared.outbox import OutboxRelay, add_event
+from shared.outbox import OutboxRelay, add_event, outbox_transaction
 
 
 @pytest.fixture
@@ -75,3 +79,59 @@ async def test_an_event_nobody_consumes_does_not_block_the_others(relay_env):
     assert await pool.fetchval(
         "SELECT routing_key FROM outbox WHERE published_at IS NULL") == "nobody.listens"
     await relay._reset_broker()
+
+
+@contextlib.asynccontextmanager
+async def running(relay):
+    task = asyncio.create_task(relay.run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_producer_transactions_send_no_notify(relay_env):
+    _, pool = relay_env
+    # a NOTIFY at commit would serialise every producer on one database-wide lock
+    assert await pool.fetchval(
+        "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'outbox'::regclass"
+        " AND NOT tgisinternal") == 0
+
+
+async def test_an_event_committed_in_this_process_leaves_without_waiting_for_the_sweep(
+    relay_env,
+):
+    settings, pool = relay_env
+    relay = OutboxRelay(pool, settings.model_copy(update={"outbox_sweep_seconds": 3600}))
+    async with running(relay):
+        for booking_id in (1, 2):  # the second finds the relay idle, waiting on its wake
+            async with outbox_transaction(pool) as conn:
+                await add_event(conn, OrderCreated(booking_id=booking_id, customer_id=1,
+                                                   order_id="order_RWake00000001",
+                                                   amount_paise=100), "test")
+            # an hour-long sweep: only the in-process wake-up can publish it in time
+            await eventually(lambda: _all_sent(pool), timeout=20)
+
+
+async def test_an_event_another_process_wrote_is_published_by_the_sweep(relay_env):
+    settings, pool = relay_env
+    relay = OutboxRelay(pool, settings.model_copy(update={"outbox_sweep_seconds": 0.5}))
+    async with running(relay):
+        await eventually(lambda: _connected(relay), timeout=20)
+        psql = await asyncio.create_subprocess_exec(
+            "psql", settings.database_url, "-qc",
+            "INSERT INTO outbox (id, routing_key, body) VALUES (gen_random_uuid(),"
+            " 'order.created', '{\"type\": \"order.created\"}')",
+        )
+        assert await psql.wait() == 0
+        await eventually(lambda: _all_sent(pool), timeout=20)
+
+
+async def _connected(relay) -> bool:
+    return relay._exchange is not None
+
+
+async def _all_sent(pool) -> bool:
+    return await pool.fetchval("SELECT count(*) FROM outbox") > 0 and await unsent(pool) == 0

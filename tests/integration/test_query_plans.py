@@ -58,11 +58,10 @@ def hot_queries(booking: dict) -> dict[str, tuple[str, tuple]]:
         "verify.order_with_booking": (verify_sql.ORDER_WITH_BOOKING, (order,)),
         # webhook ingest
         "webhook.insert_delivery": (webhook_sql.INSERT_DELIVERY, (
-            "id:evt_plan", "payment.captured", order, "pay_plan", payload)),
-        "webhook.record_outcome": (webhook_sql.RECORD_DELIVERY_OUTCOME, ("id:evt_plan",
-                                                                         "applied")),
+            "id:evt_plan", "payment.captured", order, "pay_plan", "applied", payload)),
         # outbox: producers and relay
-        "outbox.insert": (outbox_sql.INSERT_EVENT, (event, "payment.captured", payload)),
+        "outbox.insert": (outbox_sql.INSERT_EVENT, (event, "payment.captured",
+                                                     json.dumps(payload))),
         "outbox.claim_unsent": (outbox_sql.CLAIM_UNSENT, (100,)),
         "outbox.mark_published": (outbox_sql.MARK_PUBLISHED, ([event],)),
         "outbox.count_attempt": (outbox_sql.COUNT_ATTEMPT, ([event],)),
