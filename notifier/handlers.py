@@ -7,7 +7,6 @@ also guarded by a unique constraint, so the same fact under another event id is 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -18,7 +17,7 @@ from notifier import refund_handlers
 from notifier.mail_outbox import enqueue
 from shared.events import Event, OrderCreated, PaymentCaptured, PaymentFailed
 from shared.logging import log_ctx
-from shared.passes import passes_for
+from shared.pass_store import issue_passes
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +30,6 @@ INSERT_INBOX = (
 CONFIRM_BOOKING = (
     "UPDATE bookings SET status = 'confirmed', confirmed_at = now()"
     " WHERE id = $1 AND status = 'pending'"
-)
-INSERT_PASS = (
-    "INSERT INTO passes (booking_id, kind, token, qr_data_url) VALUES ($1, $2, $3, $4)"
-    " ON CONFLICT (booking_id, kind) DO NOTHING"
 )
 BOOKING_DETAILS = (
     "SELECT b.id, b.status, b.amount_paise, b.start_date, b.end_date, b.customer_id,"
@@ -71,11 +66,8 @@ async def payment_captured(
         log.warning("capture for a cancelled booking", extra=_ctx(event, event_id))
         return
     await conn.execute(CONFIRM_BOOKING, event.booking_id)
-    passes = await asyncio.to_thread(passes_for, event.booking_id, pass_secret)  # CPU: off the loop
-    await conn.executemany(
-        INSERT_PASS,
-        [(event.booking_id, kind, token, url) for kind, (token, url) in passes.items()],
-    )
+    # verify-payment may have stored them already: then nothing is rendered here
+    await issue_passes(conn, event.booking_id, pass_secret)
     await enqueue(
         conn,
         booking_id=booking["id"],

@@ -6,7 +6,6 @@ The browser's claim is never enough: the payment is fetched from Razorpay and mu
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -14,7 +13,8 @@ import asyncpg
 
 from shared.http import HttpError
 from shared.money import paise_to_rupees
-from shared.passes import passes_for
+from shared.outbox import outbox_transaction
+from shared.pass_store import issue_passes
 from shared.payment_state import PaymentStatus
 from shared.payments import record_outcome
 from shared.razorpay_client import (
@@ -70,20 +70,20 @@ async def verify_payment(
     if order is None or not _belongs(order, req):
         raise HttpError(BOOKING_NOT_FOUND, 404, code="not_found")
     if order["status"] == PaymentStatus.CAPTURED:
-        return await _settled(order, req.payment_id, settings)
+        return await _settled(pool, order, req.payment_id, settings)
 
     payment = await _captured_payment(razorpay, settings, order, req.payment_id)
     outcome = outcome_from_payment(payment)  # None: a status we never act on (refunded)
     recorded = None
     if outcome is not None:
-        async with pool.acquire() as conn, conn.transaction():
+        async with outbox_transaction(pool) as conn:
             recorded = await record_outcome(conn, outcome, "verify", correlation_id)
     if recorded is None or outcome.status is not PaymentStatus.CAPTURED:
         raise HttpError(
             f"Payment not captured by Razorpay. Status: {payment.get('status')}", 400,
             code="not_captured",
         )
-    return await _settled(recorded.payment, req.payment_id, settings, order)
+    return await _settled(pool, recorded.payment, req.payment_id, settings, order)
 
 
 def _belongs(order: asyncpg.Record, req: VerifyRequest) -> bool:
@@ -125,7 +125,7 @@ def _check_matches(payment: dict, order: asyncpg.Record) -> None:
         raise HttpError(MISMATCH, 400, code="mismatch")
 
 
-async def _settled(row, payment_id: str, settings: Settings, details=None) -> dict:
+async def _settled(pool, row, payment_id: str, settings: Settings, details=None) -> dict:
     """The 200 body, identical however many times the same payment is verified."""
     if row is None or row["status"] != PaymentStatus.CAPTURED:
         raise HttpError(ALREADY_PAID, 409, code="already_paid")
@@ -137,8 +137,9 @@ async def _settled(row, payment_id: str, settings: Settings, details=None) -> di
         # (shared/payments.py); no passes for a cancelled booking.
         log.warning("verify: payment captured for a cancelled booking; refunded automatically")
         raise HttpError(CANCELLED, 409, code="booking_cancelled")
-    # Rendering PNGs is CPU work: keep it off the event loop.
-    passes = await asyncio.to_thread(passes_for, row["booking_id"], settings.pass_signing_secret)
+    # The stored images (the notifier's, when it confirmed first); rendered once if none yet.
+    async with pool.acquire() as conn:
+        passes = await issue_passes(conn, row["booking_id"], settings.pass_signing_secret)
     return {
         "message": VERIFIED,
         "razorpay_payment_id": payment_id,

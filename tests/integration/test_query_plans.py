@@ -24,6 +24,7 @@ from ops.infra import own_database
 from order_service import handlers as order_sql
 from order_service import reconciler as reconcile_sql
 from shared import outbox as outbox_sql
+from shared import pass_store as pass_store_sql
 from shared import payments as payments_sql
 from verification_service import handlers as verify_sql
 from webhook_service import handlers as webhook_sql
@@ -70,7 +71,9 @@ def hot_queries(booking: dict) -> dict[str, tuple[str, tuple]]:
         "notifier.inbox": (notifier_sql.INSERT_INBOX, ("notifier", event)),
         "notifier.booking_details": (notifier_sql.BOOKING_DETAILS, (bid,)),
         "notifier.confirm_booking": (notifier_sql.CONFIRM_BOOKING, (bid,)),
-        "notifier.insert_pass": (notifier_sql.INSERT_PASS, (bid, "collection", "t", "u")),
+        # passes: the notifier or verify-payment, whoever needs them first
+        "passes.stored": (pass_store_sql.STORED_PASSES, (bid,)),
+        "passes.insert": (pass_store_sql.INSERT_PASS, (bid, "collection", "t", "u")),
         # the mail outbox: enqueue (any service) and the notifier's sender (every poll)
         "mail.enqueue": (mail_outbox_sql.INSERT, (
             bid, cid, "refund_processed", f"plan:{bid}", "{}")),
