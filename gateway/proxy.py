@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import aiohttp
@@ -46,6 +47,11 @@ def upstream_headers(
     return headers
 
 
+@functools.lru_cache(maxsize=16)
+def _client_timeout(seconds: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=seconds)  # immutable: one per value, not per request
+
+
 async def forward(
     session: aiohttp.ClientSession,
     *,
@@ -63,7 +69,7 @@ async def forward(
             headers=headers,
             data=body or None,
             allow_redirects=False,  # the callback's 303 is for the browser, not for us
-            timeout=aiohttp.ClientTimeout(total=timeout_seconds),
+            timeout=_client_timeout(timeout_seconds),
             # Without this aiohttp labels a body the client sent untyped as octet-stream.
             skip_auto_headers=("Content-Type",),
         ) as upstream:

@@ -17,13 +17,22 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _release_as_is(conn: asyncpg.Connection) -> None:
+    """Replaces asyncpg's default reset on release (pg_advisory_unlock_all, CLOSE ALL,
+    UNLISTEN *, RESET ALL): one more round trip for every request, undoing session state
+    our pooled connections never hold. asyncpg still rolls back a transaction left open."""
+
+
 async def create_pool(settings: Settings) -> asyncpg.Pool:
+    """Pooled connections carry no session state: SET, LISTEN or session-level advisory
+    locks belong on a connection of their own (transaction-level ones are fine)."""
     return await asyncpg.create_pool(
         settings.database_url,
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
         command_timeout=settings.db_command_timeout,
         init=_init_connection,
+        reset=_release_as_is,
     )
 
 

@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
+import uvloop
 from aiohttp import web
 
 from shared import metrics, readiness
@@ -100,4 +101,6 @@ def serve(service: str, create_app: Callable[[Settings], web.Application], port_
         access_log=None,
         print=None,
         shutdown_timeout=10,
+        # uvloop: the same asyncio API with a faster loop and socket layer (libuv)
+        loop=uvloop.new_event_loop(),
     )

@@ -18,6 +18,7 @@ from webhook_service import handlers
 
 log = logging.getLogger(__name__)
 BACKGROUND = web.AppKey("background", set)
+_ROUTINE = frozenset({"applied", "duplicate", "stale"})
 
 # Razorpay's event names (`payment.captured`, `refund.processed`, …): a signed delivery's
 # name is Razorpay's, a finite list; the pattern still keeps odd values from minting series.
@@ -64,7 +65,9 @@ async def webhook(request: web.Request) -> web.Response:
         _count(payload["event"], "error")  # database away: 503, Razorpay retries
         raise
     _count(payload["event"], result)
-    log.info("webhook handled", extra={"ctx": {"event": payload["event"], "result": result}})
+    # Every delivery is in webhook_events with its outcome; the log line is for the unusual.
+    level = logging.DEBUG if result in _ROUTINE else logging.INFO
+    log.log(level, "webhook handled", extra={"ctx": {"event": payload["event"], "result": result}})
     outcome = handlers.outcome_of(payload)
     if (
         result == "applied"

@@ -471,7 +471,7 @@ async def test_auth_off_a_client_sent_customer_id_is_stripped(http, gw):
 
 
 async def test_one_access_line_per_request_without_query_or_secrets(http, gw, caplog):
-    caplog.set_level(logging.INFO, logger="gateway.access")
+    caplog.set_level(logging.DEBUG, logger="gateway.access")
     resp, _ = await call(
         http,
         "GET",
@@ -500,10 +500,20 @@ async def test_one_access_line_per_request_without_query_or_secrets(http, gw, ca
     ],
 )
 async def test_access_line_names_the_route(http, gw, caplog, method, path, route):
-    caplog.set_level(logging.INFO, logger="gateway.access")
+    caplog.set_level(logging.DEBUG, logger="gateway.access")
     await call(http, method, gw + path)
     (line,) = [r for r in caplog.records if r.name == "gateway.access"]
     assert line.ctx["route"] == route
+
+
+async def test_hot_routes_log_only_their_failures_at_info(http, gw, caplog):
+    caplog.set_level(logging.INFO, logger="gateway.access")
+    resp, _ = await call(http, "GET", gw + "/api/razorpay/payment-status/78")
+    assert resp.status == 200
+    assert not [r for r in caplog.records if r.name == "gateway.access"]
+    resp, _ = await call(http, "GET", gw + "/api/razorpay/create-order")  # not a hot route
+    (line,) = [r for r in caplog.records if r.name == "gateway.access"]
+    assert line.levelno == logging.INFO and line.ctx["status"] == resp.status == 405
 
 
 async def test_checkout_landing_pages_escape_what_they_show(gw, http):
