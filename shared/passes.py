@@ -12,12 +12,12 @@ import base64
 import functools
 import hashlib
 import hmac
-import io
 import re
+import struct
+import zlib
 
 import qrcode
 from qrcode.constants import ERROR_CORRECT_M
-from qrcode.image.pil import PilImage
 
 PASS_KINDS = ("collection", "return")
 
@@ -73,16 +73,43 @@ def qr_data_url(token: str) -> str:
         error_correction=ERROR_CORRECT_M,
         box_size=_QR_BOX_SIZE,
         border=_QR_BORDER,
-        image_factory=PilImage,
         # A fixed mask: choosing the "best" of 8 renders the code 8 times (16 ms → 3.5 ms
         # per image here), and any mask scans.
         mask_pattern=_QR_MASK,
     )
     code.add_data(token)
     code.make(fit=False)  # a token that does not fit is a bug: raise, don't grow the code
-    buffer = io.BytesIO()
-    code.make_image().save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    png = _png(code.get_matrix())  # the modules, border included; True is dark
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _png(modules: list[list[bool]]) -> bytes:
+    """A 1-bit greyscale PNG of the modules, each `_QR_BOX_SIZE` pixels square.
+
+    Written directly rather than drawn with Pillow (one rectangle per module: 4 ms of the
+    5 an image took). At 8 pixels per module and 1 bit per pixel a module is one byte,
+    0x00 dark or 0xFF light. Each scanline uses PNG's "Up" filter (the difference from the
+    line above), so the 7 repeats of a module row are zeros that compress to nothing.
+    """
+    assert _QR_BOX_SIZE == 8  # one module = one byte below
+    raw, above = bytearray(), bytes(len(modules))
+    repeat = (b"\x02" + bytes(len(modules))) * (_QR_BOX_SIZE - 1)
+    for line in modules:
+        pixels = bytes(0x00 if dark else 0xFF for dark in line)
+        raw += b"\x02" + bytes((a - b) & 0xFF for a, b in zip(pixels, above, strict=True))
+        raw += repeat
+        above = pixels
+    side = len(modules) * _QR_BOX_SIZE
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # 1 bit, greyscale
+    return b"\x89PNG\r\n\x1a\n" + b"".join(
+        _chunk(kind, data)
+        for kind, data in ((b"IHDR", header), (b"IDAT", zlib.compress(bytes(raw), 6)),
+                           (b"IEND", b""))
+    )
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 @functools.lru_cache(maxsize=1024)
