@@ -17,7 +17,7 @@ from notifier import refund_handlers
 from notifier.mail_outbox import enqueue
 from shared.events import Event, OrderCreated, PaymentCaptured, PaymentFailed
 from shared.logging import log_ctx
-from shared.pass_store import issue_passes
+from shared.pass_store import ensure_passes
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ async def payment_captured(
         return
     await conn.execute(CONFIRM_BOOKING, event.booking_id)
     # verify-payment may have stored them already: then nothing is rendered here
-    await issue_passes(conn, event.booking_id, pass_secret)
+    await ensure_passes(conn, event.booking_id, pass_secret)
     await enqueue(
         conn,
         booking_id=booking["id"],

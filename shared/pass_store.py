@@ -35,12 +35,24 @@ async def issue_passes(conn: asyncpg.Connection, booking_id: int, secret: str) -
     per pass, and both answer with the stored one.
     """
     stored = await stored_passes(conn, booking_id)
-    if all(kind in stored for kind in PASS_KINDS):
-        return stored
+    if await _store_missing(conn, booking_id, secret, stored):
+        stored = await stored_passes(conn, booking_id)  # whichever racer's rows won
+    return stored
+
+
+async def ensure_passes(conn: asyncpg.Connection, booking_id: int, secret: str) -> None:
+    """`issue_passes` for a caller that needs them stored, not shown (no read-back)."""
+    await _store_missing(conn, booking_id, secret, await stored_passes(conn, booking_id))
+
+
+async def _store_missing(conn, booking_id: int, secret: str, stored: Passes) -> bool:
+    """Renders and inserts the kinds not stored yet; False when nothing was missing."""
+    missing = [kind for kind in PASS_KINDS if kind not in stored]
+    if not missing:
+        return False
     rendered = await asyncio.to_thread(passes_for, booking_id, secret)  # CPU: off the loop
     await conn.executemany(
         INSERT_PASS,
-        [(booking_id, kind, token, url) for kind, (token, url) in rendered.items()
-         if kind not in stored],
+        [(booking_id, kind, *rendered[kind]) for kind in missing],
     )
-    return await stored_passes(conn, booking_id)
+    return True
