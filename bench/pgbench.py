@@ -2,7 +2,7 @@
 with the same statements the webhook service runs (imported from the code, parameters bound
 as literals), against the same database, in the same run.
 
-The order each transaction captures comes from a sequence (nextval in the first statement,
+The order each transaction captures comes from a sequence (nextval in the capture's UPDATE,
 currval after it), so every transaction does the full work of a first delivery for a fresh
 order, as every wrk request does. currval() is volatile: a bare `col = 'x' || currval()`
 cannot use an index, so each use is wrapped in a scalar subquery, which the planner
@@ -24,7 +24,7 @@ from shared.events import Envelope, PaymentCaptured
 from shared.outbox import INSERT_EVENT
 from shared.payment_state import PaymentStatus, allowed_sources
 from shared.payments import RECORD_OUTCOME
-from webhook_service.handlers import INSERT_DELIVERY, RECORD_DELIVERY_OUTCOME
+from webhook_service.handlers import INSERT_DELIVERY
 
 SEQUENCE = "bench_pgbench_order"
 
@@ -54,18 +54,18 @@ def webhook_transaction(order_prefix: str, routing_key: str) -> str:
     envelope = _literal(json.dumps(Envelope.wrap(event, "webhook_service").model_dump(mode="json")))
     statements = [
         "BEGIN",
-        # nextval first: it picks this transaction's order
-        _bind(INSERT_DELIVERY, {
-            1: f"{_literal('id:evt_' + order_prefix)} || nextval('{SEQUENCE}')",
-            2: "'payment.captured'",
-            3: order, 4: payment, 5: payload}),
         "SAVEPOINT record_outcome",  # record_outcome's own savepoint
+        # nextval first (in a scalar subquery too): it picks this transaction's order
         _bind(RECORD_OUTCOME, {
-            1: order, 2: "'captured'", 3: payment, 4: f"'{sources}'", 5: "NULL",
-            6: "NULL", 7: str(AMOUNT_PAISE), 8: "'INR'"}),
+            1: f"(SELECT {_literal(order_prefix)} || nextval('{SEQUENCE}'))", 2: "'captured'",
+            3: payment, 4: f"'{sources}'", 5: "NULL", 6: "NULL", 7: str(AMOUNT_PAISE),
+            8: "'INR'"}),
         "RELEASE SAVEPOINT record_outcome",
         _bind(INSERT_EVENT, {1: "gen_random_uuid()", 2: _literal(routing_key), 3: envelope}),
-        _bind(RECORD_DELIVERY_OUTCOME, {1: key, 2: "'applied'"}),
+        # the delivery is recorded after it is applied, with its outcome
+        _bind(INSERT_DELIVERY, {
+            1: key, 2: "'payment.captured'", 3: order, 4: payment, 5: "'applied'",
+            6: payload}),
         "COMMIT",
     ]
     # pgbench reads one statement per line unless it ends with a backslash continuation.
