@@ -15,7 +15,7 @@ from shared.events import BookingCancelled
 from shared.http import HttpError
 from shared.logging import log_ctx
 from shared.money import paise_to_rupees
-from shared.outbox import add_event
+from shared.outbox import add_event, outbox_transaction
 from shared.razorpay_client import RazorpayClient
 from shared.refunds import (
     MIN_REFUND_PAISE,
@@ -45,7 +45,7 @@ async def cancel_booking(
 ) -> dict:
     """Cancel; if paid, refund all not yet refunded minus the fee. Again: the same answer."""
     refund_id = None
-    async with pool.acquire() as conn, conn.transaction():
+    async with outbox_transaction(pool) as conn:
         booking = await _lock_booking(conn, booking_id)
         if booking["status"] != "cancelled":
             payment = await _captured_payment(conn, booking_id)
@@ -107,7 +107,7 @@ async def refund_booking(
     correlation_id: str | None = None,
 ) -> dict:
     """Refund part or (by default) all of what remains of the booking's captured payment."""
-    async with pool.acquire() as conn, conn.transaction():
+    async with outbox_transaction(pool) as conn:
         existing = idempotency_key and await conn.fetchrow(
             "SELECT * FROM refunds WHERE idempotency_key = $1", idempotency_key)
         if not existing:

@@ -23,7 +23,7 @@ import asyncpg
 from shared.events import RefundCreated, RefundFailed, RefundProcessed
 from shared.logging import log_ctx
 from shared.money import paise_to_rupees
-from shared.outbox import add_event
+from shared.outbox import add_event, outbox_transaction
 from shared.razorpay_client import (
     REFUND_NOTE,
     RazorpayClient,
@@ -171,7 +171,7 @@ async def submit_refund(
     if claimed is None:
         return await _current(pool, refund_id)
     outcome = await _ask_razorpay(razorpay, claimed)
-    async with pool.acquire() as conn, conn.transaction():
+    async with outbox_transaction(pool) as conn:
         if outcome is None:  # unreachable: try again soon (looking for it first)
             await conn.execute(
                 "UPDATE refunds SET next_check_at = now() + $2::interval"
@@ -216,7 +216,7 @@ async def poll_refund(pool: asyncpg.Pool, razorpay: RazorpayClient, row) -> bool
         log.warning("refund poll failed: %s", type(exc).__name__)
         return False
     outcome = refund_outcome(entity, row["id"])
-    async with pool.acquire() as conn, conn.transaction():
+    async with outbox_transaction(pool) as conn:
         recorded = None
         if outcome is not None and outcome.status is not RefundStatus.PENDING:
             recorded = await record_refund_outcome(conn, outcome, "reconcile", None)
