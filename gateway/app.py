@@ -11,6 +11,7 @@ from aiohttp import web
 from gateway import keys
 from gateway.client_ip import parse_trusted_proxies
 from gateway.middlewares import access_middleware, error_middleware
+from gateway.openapi import openapi_view
 from gateway.ratelimit import Rate, RateLimiter
 from gateway.routes import CREATE_ORDER, PAYMENT_STATUS, VERIFY_PAYMENT, setup_routes
 from shared import metrics, readiness
@@ -59,6 +60,7 @@ def create_app(settings: Settings) -> web.Application:
         logger.warning("AUTH_JWT_SECRET is shorter than 32 bytes; tokens can be brute-forced")
     app.cleanup_ctx.append(http_session_ctx)
     setup_routes(app)
+    app.router.add_route("GET", "/openapi.json", openapi_view, name="openapi")
     readiness.install(app)
     for setting in UPSTREAMS:
         readiness.add_check(app, setting.removesuffix("_url"), upstream_ready(setting))

@@ -1,24 +1,41 @@
-"""The public API as OpenAPI 3.1: the one description, served at `GET /openapi.json`.
+"""The public API as OpenAPI 3.1, served at `GET /openapi.json`, generated from the pydantic
+models the services validate with (requests) and answer with (responses).
 
-Built in Python rather than kept as a JSON file so shared pieces (the error body, the
-gateway's own errors) are written once. Service messages are literal here (the gateway
-does not import the services); tests/unit/test_openapi.py checks each one against the
-constant its handler raises, and every route in gateway/routes.py against `paths`.
+Each gateway route (gateway/routes.py: ROUTES) has one `Doc` here: its summary, its models,
+the seed's examples and the messages the service answers with. The answers the gateway
+itself gives (429, 401, 403, 408, 413, 503, 504) follow from the route's properties, so
+documenting a new route is one `Doc(...)` entry in DOCS. tests/unit/test_openapi.py checks
+every route has one, every message against the constant its handler raises, and every
+example against its schema; the e2e fuzz checks the live answers against it all.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel, TypeAdapter
 
 from gateway.errors import BODY_TIMEOUT, BODY_TOO_LARGE, FORBIDDEN, UNAVAILABLE, UPSTREAM_TIMEOUT
+from gateway.routes import ROUTES, Route
+from order_service.schemas import (
+    CancelBody,
+    CancelResponse,
+    CreateOrderBody,
+    CreateOrderResponse,
+    PaymentStatusResponse,
+    RefundBody,
+    RefundResponse,
+)
+from shared.schemas import ErrorBody, PositiveId, Readiness, Status
+from verification_service.schemas import CallbackForm, VerifyBody, VerifyPaymentResponse
+from webhook_service.schemas import WebhookEvent
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
-MAX_ID = 2**63 - 1  # a bigint: the services refuse anything larger
 PAY_ID = "pay_1DP5MMOQ9HrQ9jK8"
 ORDER_ID = "order_1DP5MMOQ9HrQ9jK8"
 SIGNATURE = "9ef4dffbfd84f1318f6739a3ce19f9d85851857ae648f114332d8401e0949a3d"
@@ -26,312 +43,302 @@ TINY_PNG = (
     "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
     "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 )
+_REQUEST_ID = {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}}
 
 
-def _ref(name: str) -> dict:
-    return {"$ref": f"#/components/schemas/{name}"}
+@dataclass(frozen=True)
+class Doc:
+    """What the route table cannot say about a route: what it takes and answers."""
+
+    operation_id: str
+    summary: str
+    ok: tuple[int, type[BaseModel] | None, dict | None]  # status, body model, example
+    errors: dict[int, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    body: type[BaseModel] | None = None  # JSON request body
+    body_example: dict | None = None
+    form: type[BaseModel] | None = None  # form body (the checkout callback)
+    description: str = ""
+    headers: tuple[dict, ...] = ()  # header parameters
+    ok_headers: dict | None = None  # headers of the success answer (a redirect's Location)
+    body_required: bool = True
+    security: tuple[dict, ...] | None = None  # None: from the route (customer auth or none)
 
 
-def _error(description: str, *messages: str, headers: dict | None = None) -> dict:
-    """A response whose body is `{"message": ...}`, one named example per message."""
-    examples = {f"e{i}": {"value": {"message": m}} for i, m in enumerate(messages, 1)}
-    response: dict[str, Any] = {
-        "description": description,
-        "headers": {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}},
-        "content": {JSON: {"schema": _ref("Error"), "examples": examples}},
-    }
-    response["headers"].update(headers or {})
-    return response
+def errors(description: str, *messages: str) -> tuple[str, tuple[str, ...]]:
+    return description, messages
 
 
-def _ok(description: str, schema: dict, example: dict) -> dict:
-    return {
-        "description": description,
-        "headers": {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}},
-        "content": {JSON: {"schema": schema, "example": example}},
-    }
-
-
-# Answers the gateway itself gives, whatever the service.
-_RATE_LIMITED = _error(
-    "Too many requests from this client; retry after `Retry-After` seconds.",
-    "Too many requests. Try again in 12 seconds.",
-    headers={"Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 1}}},
-)
-_UNAUTHORIZED = _error(
-    "Only when the gateway requires customer tokens (AUTH_JWT_SECRET set): the bearer token"
-    " is missing, invalid or expired.",
-    "Authentication required", "Invalid or expired token",
-    headers={"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}},
-)
-_TOO_LARGE = _error("The body is larger than GATEWAY_MAX_BODY_BYTES.", BODY_TOO_LARGE)
-_SLOW_BODY = _error("The body did not arrive in time.", BODY_TIMEOUT)
-_UNAVAILABLE = _error(
-    "A service, its database or Razorpay is unavailable; safe to retry.",
-    UNAVAILABLE, "Service temporarily unavailable. Please retry.",
-    "Payment provider is unavailable. Please retry.",
-)
-_TIMEOUT = _error(
-    "A service or Razorpay did not answer in time; retry (the operation is idempotent).",
-    UPSTREAM_TIMEOUT, "Payment provider timed out. Please retry.",
-)
-_FORBIDDEN = _error("The body's `customer_id` is not the token's customer.", FORBIDDEN)
-_BEARER_OPTIONAL = [{}, {"bearerAuth": []}]
-
-
-def _json_body(schema_name: str, example: dict) -> dict:
-    return {"required": True, "content": {JSON: {"schema": _ref(schema_name), "example": example}}}
-
-
-def _create_order() -> dict:
-    return {
-        "operationId": "createOrder",
-        "summary": "Create (or return the open) Razorpay order for a booking",
-        "security": _BEARER_OPTIONAL,
-        "requestBody": _json_body(
-            "CreateOrderRequest", {"booking_id": 123, "customer_id": 45, "amount": 1500.00}
-        ),
-        "responses": {
-            "200": _ok("The order to open Razorpay Checkout with.", _ref("CreateOrderResponse"), {
-                "message": "Order created successfully", "order_id": ORDER_ID,
-                "amount": 1500.00, "currency": "INR", "booking_id": 123,
-                "customer_email": "john@example.com", "customer_name": "John Doe",
-            }),
-            "400": _error(
-                "Missing or invalid fields, or an amount that is not the booking's.",
-                "Missing required fields: booking_id, customer_id, amount",
-                "Amount does not match the booking amount.",
-                "Request body is not valid JSON",
-            ),
-            "401": _UNAUTHORIZED,
-            "403": _FORBIDDEN,
-            "404": _error("No such booking for this customer.",
-                          "Booking not found or does not belong to this customer."),
-            "408": _SLOW_BODY,
-            "409": _error("The booking is already paid.", "Payment already made for this booking."),
-            "413": _TOO_LARGE,
-            "429": _RATE_LIMITED,
-            "502": _error("Razorpay refused the order or answered with another order.",
-                          "Payment provider rejected the order request.",
-                          "Payment provider returned an unexpected order."),
-            "503": _UNAVAILABLE,
-            "504": _TIMEOUT,
-        },
-    }
-
-
-def _verify_payment() -> dict:
-    return {
-        "operationId": "verifyPayment",
-        "summary": "Verify Checkout's signature and Razorpay's capture; returns the QR passes",
-        "security": _BEARER_OPTIONAL,
-        "requestBody": _json_body("VerifyPaymentRequest", {
-            "razorpay_payment_id": PAY_ID, "razorpay_order_id": ORDER_ID,
-            "razorpay_signature": SIGNATURE,
-            "booking_id": 123, "customer_id": 45,
-        }),
-        "responses": {
-            "200": _ok("Paid; the same body however often the same payment is verified.",
-                       _ref("VerifyPaymentResponse"), {
-                "message": "✅ Payment verified and booking confirmed!",
-                "razorpay_payment_id": PAY_ID, "collection_qr": TINY_PNG, "return_qr": TINY_PNG,
-                "booking_details": {
-                    "booking_id": 123, "customer_name": "John Doe", "car": "Maruti Swift",
-                    "amount": 1500.00, "start_date": "2025-12-28", "end_date": "2025-12-30",
-                },
-            }),
-            "400": _error(
-                "Bad signature, missing/invalid fields, or a payment Razorpay has not captured"
-                " for this order and amount.",
-                "❌ Payment signature verification failed. Payment may be fraudulent.",
-                "Payment not captured by Razorpay. Status: authorized",
-                "Payment does not match this order.",
-                "Missing required fields: razorpay_payment_id, razorpay_order_id,"
-                " razorpay_signature, booking_id, customer_id",
-            ),
-            "401": _UNAUTHORIZED,
-            "403": _FORBIDDEN,
-            "404": _error("The order is not this booking's and customer's.", "Booking not found"),
-            "408": _SLOW_BODY,
-            "409": _error("The booking was paid by another payment.",
-                          "Payment already completed for this booking"),
-            "413": _TOO_LARGE,
-            "429": _RATE_LIMITED,
-            "503": _UNAVAILABLE,
-            "504": _TIMEOUT,
-        },
-    }
-
-
-def _callback() -> dict:
-    return {
-        "operationId": "checkoutCallback",
-        "summary": "Razorpay Checkout's callback_url: verifies, then redirects the browser",
-        "description": "Verified like verify-payment (shares its rate limit). Any outcome is"
-                       " a 303 to CHECKOUT_SUCCESS_URL (`?booking_id=`) or CHECKOUT_FAILURE_URL"
-                       " (`?reason=`); failed payments post `error[...]` fields instead.",
-        # Not required: even an empty post is answered, with the failure redirect.
-        "requestBody": {"required": False, "content": {FORM: {"schema": _ref("CallbackForm")}}},
-        "responses": {
-            "303": {
-                "description": "Redirect to the success or failure page.",
-                "headers": {
-                    "Location": {"required": True, "schema": {"type": "string"}},
-                    "X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"},
-                },
-            },
-            "408": _SLOW_BODY,
-            "413": _TOO_LARGE,
-            "429": _RATE_LIMITED,
-            "503": _UNAVAILABLE,
-            "504": _TIMEOUT,
-        },
-    }
-
-
-def _webhook() -> dict:
-    return {
-        "operationId": "razorpayWebhook",
-        "summary": "Razorpay's signed webhook (payment.* and order.paid events)",
-        "description": "The signature is HMAC-SHA256 of the raw body with the webhook secret,"
-                       " checked before the body is parsed. Duplicates and unknown events are"
-                       " acknowledged. Never rate limited.",
-        "parameters": [
-            {"name": "X-Razorpay-Signature", "in": "header", "required": True,
-             "schema": {"type": "string", "minLength": 1}},
-            {"name": "X-Razorpay-Event-Id", "in": "header", "required": False,
-             "description": "Deduplication key; a stable key is derived when absent.",
-             "schema": {"type": "string"}},
-        ],
-        "requestBody": {"required": True, "content": {JSON: {
-            "schema": _ref("WebhookEvent"),
-            "example": {"event": "payment.captured", "payload": {"payment": {"entity": {
-                "id": PAY_ID, "order_id": ORDER_ID, "amount": 150000, "currency": "INR",
-                "method": "card", "status": "captured"}}}},
-        }}},
-        "responses": {
-            "200": _ok("Recorded (or a duplicate, or an event we do not act on).",
-                       _ref("Status"), {"status": "ok"}),
-            "400": _error("Missing or invalid signature, or a payload that is not an event.",
-                          "Missing webhook signature", "Invalid webhook signature",
-                          "Malformed webhook payload"),
-            "408": _SLOW_BODY,
-            "413": _TOO_LARGE,
-            "503": _error("Not recorded (database down); Razorpay retries.",
-                          "Service temporarily unavailable. Please retry.", UNAVAILABLE),
-            "504": _TIMEOUT,
-        },
-    }
-
-
-def _payment_status() -> dict:
-    return {
-        "operationId": "paymentStatus",
-        "summary": "The payment status of a booking",
-        "security": _BEARER_OPTIONAL,
-        "parameters": [{"name": "booking_id", "in": "path", "required": True,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-                        "example": 123}],
-        "responses": {
-            "200": _ok("The booking's payment; `refunded` (paid: false) once refunded in full.",
-                       _ref("PaymentStatusResponse"),
-                       {"status": "paid", "paid": True, "razorpay_payment_id": PAY_ID}),
-            "400": _error("booking_id is not a positive integer.",
-                          "Invalid booking_id: must be a positive integer"),
-            "401": _UNAUTHORIZED,
-            "404": _error("No order was created for this booking (or not this customer's).",
-                          "Payment not found"),
-            "429": _RATE_LIMITED,
-            "503": _UNAVAILABLE,
-            "504": _TIMEOUT,
-        },
-    }
-
-
-_ADMIN_UNAUTHORIZED = _error(
-    "The admin bearer token is missing or wrong.", "Admin authentication required",
-    headers={"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}},
-)
-_ADMIN_DISABLED = _error("ADMIN_API_TOKEN is not set on the server.",
-                         "Admin API is disabled: set ADMIN_API_TOKEN to enable it")
 _IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key", "in": "header", "required": True,
     "description": "A retry with the same key gets the first answer (and never a second"
                    " refund); the same key with another body gets 422.",
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
 }
-_KEY_REUSED = _error("The Idempotency-Key was used before with another body.",
-                     "Idempotency-Key was already used with a different request")
 _REFUND_EXAMPLE = {"id": 17, "booking_id": 123, "amount": 500.0, "status": "pending",
                    "final": False, "cause": "admin", "reason": "early return",
                    "failure_reason": None, "created_at": "2026-01-05T10:00:00+00:00"}
+# What the admin API (order_service checks ADMIN_API_TOKEN itself) answers on every route.
+_ADMIN_ERRORS = {
+    400: errors("Invalid fields or a missing Idempotency-Key header.",
+                "Idempotency-Key header is required",
+                "Invalid booking_id: must be a positive integer",
+                "Request body is not valid JSON"),
+    401: errors("The admin bearer token is missing or wrong.", "Admin authentication required"),
+    403: errors("ADMIN_API_TOKEN is not set on the server.",
+                "Admin API is disabled: set ADMIN_API_TOKEN to enable it"),
+    404: errors("No such booking.", "Booking not found"),
+    422: errors("The Idempotency-Key was used before with another body.",
+                "Idempotency-Key was already used with a different request"),
+}
+_ADMIN = {"security": ({"adminBearer": []},), "headers": (_IDEMPOTENCY_KEY,)}
+
+DOCS: dict[str, Doc] = {
+    "create_order": Doc(
+        "createOrder", "Create (or return the open) Razorpay order for a booking",
+        body=CreateOrderBody,
+        body_example={"booking_id": 123, "customer_id": 45, "amount": 1500.00},
+        ok=(200, CreateOrderResponse, {
+            "message": "Order created successfully", "order_id": ORDER_ID, "amount": 1500.00,
+            "currency": "INR", "booking_id": 123, "customer_email": "john@example.com",
+            "customer_name": "John Doe"}),
+        errors={
+            400: errors("Missing or invalid fields, or an amount that is not the booking's.",
+                        "Missing required fields: booking_id, customer_id, amount",
+                        "Amount does not match the booking amount.",
+                        "Request body is not valid JSON"),
+            404: errors("No such booking for this customer.",
+                        "Booking not found or does not belong to this customer."),
+            409: errors("The booking is already paid.", "Payment already made for this booking."),
+            502: errors("Razorpay refused the order or answered with another order.",
+                        "Payment provider rejected the order request.",
+                        "Payment provider returned an unexpected order."),
+        }),
+    "payment_status": Doc(
+        "paymentStatus", "The payment status of a booking",
+        ok=(200, PaymentStatusResponse,
+            {"status": "paid", "paid": True, "razorpay_payment_id": PAY_ID}),
+        errors={
+            400: errors("booking_id is not a positive integer.",
+                        "Invalid booking_id: must be a positive integer"),
+            404: errors("No order was created for this booking (or not this customer's).",
+                        "Payment not found"),
+        }),
+    "verify_payment": Doc(
+        "verifyPayment",
+        "Verify Checkout's signature and Razorpay's capture; returns the QR passes",
+        body=VerifyBody,
+        body_example={"razorpay_payment_id": PAY_ID, "razorpay_order_id": ORDER_ID,
+                      "razorpay_signature": SIGNATURE, "booking_id": 123, "customer_id": 45},
+        ok=(200, VerifyPaymentResponse, {
+            "message": "✅ Payment verified and booking confirmed!",
+            "razorpay_payment_id": PAY_ID, "collection_qr": TINY_PNG, "return_qr": TINY_PNG,
+            "booking_details": {
+                "booking_id": 123, "customer_name": "John Doe", "car": "Maruti Swift",
+                "amount": 1500.00, "start_date": "2025-12-28", "end_date": "2025-12-30"}}),
+        errors={
+            400: errors("Bad signature, missing/invalid fields, or a payment Razorpay has not"
+                        " captured for this order and amount.",
+                        "❌ Payment signature verification failed. Payment may be fraudulent.",
+                        "Payment not captured by Razorpay. Status: authorized",
+                        "Payment does not match this order.",
+                        "Missing required fields: razorpay_payment_id, razorpay_order_id,"
+                        " razorpay_signature, booking_id, customer_id"),
+            404: errors("The order is not this booking's and customer's.", "Booking not found"),
+            409: errors("The booking was paid by another payment.",
+                        "Payment already completed for this booking"),
+        }),
+    "callback": Doc(
+        "checkoutCallback",
+        "Razorpay Checkout's callback_url: verifies, then redirects the browser",
+        description="Verified like verify-payment (shares its rate limit). Any outcome is a 303"
+                    " to CHECKOUT_SUCCESS_URL (`?booking_id=`) or CHECKOUT_FAILURE_URL"
+                    " (`?reason=`); failed payments post `error[...]` fields instead.",
+        form=CallbackForm,
+        ok=(303, None, None),
+        ok_headers={"Location": {"required": True, "schema": {"type": "string"}}}),
+    "webhook": Doc(
+        "razorpayWebhook", "Razorpay's signed webhook (payment.* and order.paid events)",
+        description="The signature is HMAC-SHA256 of the raw body with the webhook secret,"
+                    " checked before the body is parsed. Duplicates and unknown events are"
+                    " acknowledged. Never rate limited.",
+        headers=(
+            {"name": "X-Razorpay-Signature", "in": "header", "required": True,
+             "schema": {"type": "string", "minLength": 1}},
+            {"name": "X-Razorpay-Event-Id", "in": "header", "required": False,
+             "description": "Deduplication key; a stable key is derived when absent.",
+             "schema": {"type": "string"}},
+        ),
+        body=WebhookEvent,
+        body_example={"event": "payment.captured", "payload": {"payment": {"entity": {
+            "id": PAY_ID, "order_id": ORDER_ID, "amount": 150000, "currency": "INR",
+            "method": "card", "status": "captured"}}}},
+        ok=(200, Status, {"status": "ok"}),
+        errors={
+            400: errors("Missing or invalid signature, or a payload that is not an event.",
+                        "Missing webhook signature", "Invalid webhook signature",
+                        "Malformed webhook payload"),
+            503: errors("Not recorded (database down); Razorpay retries.",
+                        "Service temporarily unavailable. Please retry.", UNAVAILABLE),
+        }),
+    "cancel_booking": Doc(
+        "cancelBooking", "Admin: cancel a booking; a paid one is refunded (minus the fee)",
+        description="Unpaid: no new order can be made, and a payment captured later anyway is"
+                    " refunded in full automatically. Paid: everything not yet refunded minus"
+                    " `cancellation_fee` is refunded and both passes are revoked. Cancelling"
+                    " again returns the same answer.",
+        body=CancelBody, body_required=False,
+        body_example={"reason": "customer cancelled", "cancellation_fee": 200.0},
+        ok=(200, CancelResponse, {
+            "message": "Booking cancelled", "booking_id": 123, "status": "cancelled",
+            "paid": True, "cancellation_fee": 200.0, "reason": "customer cancelled",
+            "cancelled_at": "2026-01-05T10:00:00+00:00",
+            "refund": {**_REFUND_EXAMPLE, "amount": 1300.0, "cause": "cancellation"}}),
+        errors={**_ADMIN_ERRORS, 409: errors(
+            "A request with this key is still being answered.",
+            "A request with this Idempotency-Key is still in progress; retry shortly")},
+        **_ADMIN),
+    "refund": Doc(
+        "refundBooking", "Admin: refund part or all of what remains of a booking's payment",
+        body=RefundBody,
+        body_example={"booking_id": 123, "amount": 500.0, "reason": "early return"},
+        ok=(200, RefundResponse, {"message": "Refund initiated", "refund": _REFUND_EXAMPLE,
+                                  "remaining": 1000.0}),
+        errors={**_ADMIN_ERRORS, 409: errors(
+            "Unpaid, nothing left to refund, or the same key in progress.",
+            "Booking has no captured payment to refund",
+            "Nothing left to refund for this booking")},
+        **_ADMIN),
+}
+
+# The answers the gateway gives itself, whatever the service.
+_RATE_LIMITED = errors("Too many requests from this client; retry after `Retry-After` seconds.",
+                       "Too many requests. Try again in 12 seconds.")
+_UNAUTHORIZED = errors("Only when the gateway requires customer tokens (AUTH_JWT_SECRET set):"
+                       " the bearer token is missing, invalid or expired.",
+                       "Authentication required", "Invalid or expired token")
+_UNAVAILABLE = errors("A service, its database or Razorpay is unavailable; safe to retry.",
+                      UNAVAILABLE, "Service temporarily unavailable. Please retry.",
+                      "Payment provider is unavailable. Please retry.")
+_TIMEOUT = errors("A service or Razorpay did not answer in time; retry (the operation is"
+                  " idempotent).", UPSTREAM_TIMEOUT, "Payment provider timed out. Please retry.")
+_ERROR_HEADERS = {
+    429: {"Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 1}}},
+    401: {"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}},
+}
 
 
-def _admin_responses(ok: dict, **more: dict) -> dict:
-    responses = {
-        "200": ok,
-        "400": _error("Invalid fields or a missing Idempotency-Key header.",
-                      "Idempotency-Key header is required",
-                      "Invalid booking_id: must be a positive integer",
-                      "Request body is not valid JSON"),
-        "401": _ADMIN_UNAUTHORIZED,
-        "403": _ADMIN_DISABLED,
-        "408": _SLOW_BODY,
-        "413": _TOO_LARGE,
-        "422": _KEY_REUSED,
-        "503": _UNAVAILABLE,
-        "504": _TIMEOUT,
-    }
-    responses.update(more)
-    return dict(sorted(responses.items()))
+def gateway_errors(route: Route) -> dict[int, tuple[str, tuple[str, ...]]]:
+    """What the gateway answers on this route before (or instead of) the service."""
+    answers = {503: _UNAVAILABLE, 504: _TIMEOUT}
+    if route.limit_group is not None:
+        answers[429] = _RATE_LIMITED
+    if route.customer_auth:
+        answers[401] = _UNAUTHORIZED
+    if route.body_names_customer:
+        answers[403] = errors("The body's `customer_id` is not the token's customer.", FORBIDDEN)
+    if route.method == "POST":
+        answers[408] = errors("The body did not arrive in time.", BODY_TIMEOUT)
+        answers[413] = errors("The body is larger than GATEWAY_MAX_BODY_BYTES.", BODY_TOO_LARGE)
+    return answers
 
 
-def _cancel_booking() -> dict:
+class _Components:
+    """components.schemas, filled as models are referenced (titles dropped: noise)."""
+
+    def __init__(self):
+        self.schemas: dict[str, dict] = {
+            "Id": _untitled(TypeAdapter(PositiveId).json_schema())}
+
+    def ref(self, model: type[BaseModel], name: str | None = None) -> dict:
+        name = name or model.__name__
+        if name not in self.schemas:
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for nested, definition in schema.pop("$defs", {}).items():
+                self.schemas.setdefault(nested, _untitled(definition))
+            self.schemas[name] = _untitled(schema)
+        return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _untitled(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _untitled(v) for k, v in node.items()
+                if not (k == "title" and isinstance(v, str))}
+    if isinstance(node, list):
+        return [_untitled(v) for v in node]
+    return node
+
+
+# Request models are named for what they are in the API, not in the service.
+_NAMES = {CreateOrderBody: "CreateOrderRequest", VerifyBody: "VerifyPaymentRequest",
+          CancelBody: "CancelRequest", RefundBody: "RefundRequest", ErrorBody: "Error"}
+
+
+def _error_response(components: _Components, status: int, description: str,
+                    messages: tuple[str, ...]) -> dict:
+    examples = {f"e{i}": {"value": {"message": m}} for i, m in enumerate(messages, 1)}
     return {
-        "operationId": "cancelBooking",
-        "summary": "Admin: cancel a booking; a paid one is refunded (minus the fee)",
-        "description": "Unpaid: no new order can be made, and a payment captured later anyway"
-                       " is refunded in full automatically. Paid: everything not yet refunded"
-                       " minus `cancellation_fee` is refunded and both passes are revoked."
-                       " Cancelling again returns the same answer.",
-        "security": [{"adminBearer": []}],
-        "parameters": [
-            {"name": "booking_id", "in": "path", "required": True, "schema": _ref("Id")},
-            _IDEMPOTENCY_KEY,
-        ],
-        "requestBody": {"required": False, "content": {JSON: {
-            "schema": _ref("CancelRequest"),
-            "example": {"reason": "customer cancelled", "cancellation_fee": 200.0}}}},
-        "responses": _admin_responses(
-            _ok("The booking is cancelled.", _ref("CancelResponse"), {
-                "message": "Booking cancelled", "booking_id": 123, "status": "cancelled",
-                "paid": True, "cancellation_fee": 200.0, "reason": "customer cancelled",
-                "cancelled_at": "2026-01-05T10:00:00+00:00",
-                "refund": {**_REFUND_EXAMPLE, "amount": 1300.0, "cause": "cancellation"}}),
-            **{"404": _error("No such booking.", "Booking not found"),
-               "409": _error("A request with this key is still being answered.",
-                             "A request with this Idempotency-Key is still in progress;"
-                             " retry shortly")}),
+        "description": description,
+        "headers": {**_REQUEST_ID, **_ERROR_HEADERS.get(status, {})},
+        "content": {JSON: {"schema": components.ref(ErrorBody, "Error"), "examples": examples}},
     }
 
 
-def _refund() -> dict:
-    return {
-        "operationId": "refundBooking",
-        "summary": "Admin: refund part or all of what remains of a booking's payment",
-        "security": [{"adminBearer": []}],
-        "parameters": [_IDEMPOTENCY_KEY],
-        "requestBody": _json_body("RefundRequest", {"booking_id": 123, "amount": 500.0,
-                                                    "reason": "early return"}),
-        "responses": _admin_responses(
-            _ok("The refund (status requested, pending, processed or failed).",
-                _ref("RefundResponse"), {"message": "Refund initiated",
-                                         "refund": _REFUND_EXAMPLE, "remaining": 1000.0}),
-            **{"404": _error("No such booking.", "Booking not found"),
-               "409": _error("Unpaid, nothing left to refund, or the same key in progress.",
-                             "Booking has no captured payment to refund",
-                             "Nothing left to refund for this booking")}),
-    }
+def _ok_response(components: _Components, description: str, model: type[BaseModel] | None,
+                 example: dict | None, headers: dict | None = None) -> dict:
+    response: dict[str, Any] = {"description": description,
+                                "headers": {**(headers or {}), **_REQUEST_ID}}
+    if model is not None:
+        ref = components.ref(model, _NAMES.get(model))
+        response["content"] = {JSON: {"schema": ref, "example": example}}
+    return response
+
+
+def _operation(components: _Components, route: Route, doc: Doc) -> dict:
+    op: dict[str, Any] = {"operationId": doc.operation_id, "summary": doc.summary}
+    if doc.description:
+        op["description"] = doc.description
+    if doc.security is not None:
+        op["security"] = list(doc.security)
+    elif route.customer_auth:
+        op["security"] = [{}, {"bearerAuth": []}]  # a token only when the gateway wants one
+    params = [{"name": name, "in": "path", "required": True, "schema": components.schemas["Id"],
+               "example": 123} for name in _path_params(route.path)]
+    params += list(doc.headers)
+    if params:
+        op["parameters"] = params
+    if doc.body is not None:
+        op["requestBody"] = {"required": doc.body_required, "content": {JSON: {
+            "schema": components.ref(doc.body, _NAMES.get(doc.body)),
+            "example": doc.body_example}}}
+    elif doc.form is not None:  # Checkout posts even an empty form: not required
+        op["requestBody"] = {"required": False, "content": {FORM: {
+            "schema": components.ref(doc.form)}}}
+    status, model, example = doc.ok
+    ok_description = (doc.summary if status != 303 else
+                      "Redirect to the success or failure page.")
+    responses = {str(status): _ok_response(components, ok_description, model, example,
+                                           doc.ok_headers)}
+    answers = {**gateway_errors(route), **doc.errors}  # the service's own words win
+    for code in sorted(answers):
+        description, messages = answers[code]
+        responses[str(code)] = _error_response(components, code, description, messages)
+    op["responses"] = responses
+    return op
+
+
+def _path_params(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{")]
+
+
+def _plain_get(components: _Components, operation_id: str, summary: str,
+               model: type[BaseModel] | None, example: dict | None,
+               content_type: str = JSON) -> dict:
+    if content_type == JSON:
+        return {"operationId": operation_id, "summary": summary, "security": [],
+                "responses": {"200": _ok_response(components, summary, model, example)}}
+    return {"operationId": operation_id, "summary": summary, "security": [],
+            "responses": {"200": {"description": summary, "headers": dict(_REQUEST_ID),
+                                  "content": {content_type: {"schema": {"type": "string"}}}}}}
 
 
 def _html_page(operation_id: str, summary: str, param: str) -> dict:
@@ -339,187 +346,45 @@ def _html_page(operation_id: str, summary: str, param: str) -> dict:
         "operationId": operation_id, "summary": summary, "security": [],
         "parameters": [{"name": param, "in": "query", "required": False,
                         "schema": {"type": "string"}}],
-        "responses": {"200": {
-            "description": summary,
-            "headers": {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}},
-            "content": {"text/html": {"schema": {"type": "string"}}},
-        }},
+        "responses": {"200": {"description": summary, "headers": dict(_REQUEST_ID),
+                              "content": {"text/html": {"schema": {"type": "string"}}}}},
     }
 
 
-def _plain_get(operation_id: str, summary: str, schema: dict, example: dict) -> dict:
-    return {"operationId": operation_id, "summary": summary, "security": [],
-            "responses": {"200": _ok(summary, schema, example)}}
-
-
-def _readiness() -> dict:
-    example = {"status": "ready", "checks": {"order_service": "ok"}}
-    return {"operationId": "ready", "summary": "Whether every service behind the gateway"
-            " is ready (its database and broker answer).", "security": [],
-            "responses": {
-                "200": _ok("Ready.", _ref("Readiness"), example),
-                "503": _error("Not ready; the body's `checks` say which dependency failed.",
-                              "Not ready: order_service"),
-            }}
-
-
-def _metrics() -> dict:
-    return {"operationId": "metrics", "summary": "Prometheus metrics (text format).",
-            "security": [], "responses": {"200": {
-                "description": "Prometheus text exposition format.",
-                "headers": {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}},
-                "content": {"text/plain": {"schema": {"type": "string"}}},
-            }}}
-
-
-_SCHEMAS: dict[str, dict] = {
-    "Readiness": {"type": "object", "required": ["status", "checks"], "properties": {
-        "status": {"type": "string", "enum": ["ready", "not ready"]},
-        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
-    }},
-    "Error": {"type": "object", "required": ["message"],
-              "properties": {"message": {"type": "string"}}},
-    "Status": {"type": "object", "required": ["status"],
-               "properties": {"status": {"type": "string", "const": "ok"}}},
-    "CreateOrderRequest": {
-        "type": "object",
-        "required": ["booking_id", "customer_id", "amount"],
-        "properties": {
-            "booking_id": _ref("Id"),
-            "customer_id": _ref("Id"),
-            "amount": {"type": "number", "exclusiveMinimum": 0, "maximum": 100_000_000,
-                       "multipleOf": 0.01, "description": "Rupees, at most 2 decimals;"
-                       " must equal the booking's amount."},
-        },
-    },
-    "CreateOrderResponse": {
-        "type": "object",
-        "required": ["message", "order_id", "amount", "currency", "booking_id",
-                     "customer_email", "customer_name"],
-        "properties": {
-            "message": {"type": "string"}, "order_id": {"type": "string"},
-            "amount": {"type": "number"}, "currency": {"type": "string", "const": "INR"},
-            "booking_id": _ref("Id"), "customer_email": {"type": "string"},
-            "customer_name": {"type": "string"},
-        },
-    },
-    "VerifyPaymentRequest": {
-        "type": "object",
-        "required": ["razorpay_payment_id", "razorpay_order_id", "razorpay_signature",
-                     "booking_id", "customer_id"],
-        "properties": {
-            "razorpay_payment_id": _ref("RazorpayId"),
-            "razorpay_order_id": _ref("RazorpayId"),
-            "razorpay_signature": {"type": "string", "minLength": 1, "maxLength": 256},
-            "booking_id": _ref("Id"),
-            "customer_id": _ref("Id"),
-        },
-    },
-    "VerifyPaymentResponse": {
-        "type": "object",
-        "required": ["message", "razorpay_payment_id", "collection_qr", "return_qr",
-                     "booking_details"],
-        "properties": {
-            "message": {"type": "string"}, "razorpay_payment_id": {"type": "string"},
-            "collection_qr": _ref("PngDataUrl"), "return_qr": _ref("PngDataUrl"),
-            "booking_details": {
-                "type": "object",
-                "required": ["booking_id", "customer_name", "car", "amount", "start_date",
-                             "end_date"],
-                "properties": {
-                    "booking_id": _ref("Id"), "customer_name": {"type": "string"},
-                    "car": {"type": "string"}, "amount": {"type": "number"},
-                    "start_date": {"type": "string", "format": "date"},
-                    "end_date": {"type": "string", "format": "date"},
-                },
-            },
-        },
-    },
-    "CallbackForm": {
-        "type": "object",
-        "description": "What Checkout posts: the three fields on success, `error[...]` fields"
-                       " on failure. Anything else redirects to the failure page.",
-        "properties": {
-            "razorpay_payment_id": {"type": "string"},
-            "razorpay_order_id": {"type": "string"},
-            "razorpay_signature": {"type": "string"},
-        },
-    },
-    "WebhookEvent": {
-        "type": "object",
-        "required": ["event"],
-        "properties": {"event": {"type": "string", "example": "payment.captured"},
-                       "payload": {"type": "object"}},
-    },
-    "PaymentStatusResponse": {
-        "type": "object",
-        "required": ["status", "paid", "razorpay_payment_id"],
-        "properties": {
-            "status": {"type": "string", "enum": ["pending", "paid", "failed", "refunded"]},
-            "paid": {"type": "boolean"},
-            "razorpay_payment_id": {"type": ["string", "null"]},
-        },
-    },
-    "CancelRequest": {
-        "type": "object",
-        "properties": {
-            "reason": {"type": "string", "maxLength": 500},
-            "cancellation_fee": {"type": "number", "minimum": 0, "maximum": 100_000_000,
-                                 "multipleOf": 0.01,
-                                 "description": "Rupees kept from the refund."},
-        },
-    },
-    "RefundRequest": {
-        "type": "object",
-        "required": ["booking_id"],
-        "properties": {
-            "booking_id": _ref("Id"),
-            "amount": {"type": "number", "exclusiveMinimum": 0, "maximum": 100_000_000,
-                       "multipleOf": 0.01,
-                       "description": "Rupees; default all that remains to refund."},
-            "reason": {"type": "string", "maxLength": 500},
-        },
-    },
-    "Refund": {
-        "type": "object",
-        "required": ["id", "booking_id", "amount", "status", "final", "cause", "created_at"],
-        "properties": {
-            "id": _ref("Id"), "booking_id": _ref("Id"), "amount": {"type": "number"},
-            "status": {"type": "string",
-                       "enum": ["requested", "pending", "processed", "failed"]},
-            "final": {"type": "boolean"},
-            "cause": {"type": "string",
-                      "enum": ["admin", "cancellation", "captured_after_cancellation"]},
-            "reason": {"type": ["string", "null"]},
-            "failure_reason": {"type": ["string", "null"]},
-            "created_at": {"type": "string", "format": "date-time"},
-        },
-    },
-    "RefundResponse": {
-        "type": "object", "required": ["message", "refund", "remaining"],
-        "properties": {"message": {"type": "string"}, "refund": _ref("Refund"),
-                       "remaining": {"type": "number"}},
-    },
-    "CancelResponse": {
-        "type": "object",
-        "required": ["message", "booking_id", "status", "paid", "cancellation_fee", "refund"],
-        "properties": {
-            "message": {"type": "string"}, "booking_id": _ref("Id"),
-            "status": {"type": "string", "const": "cancelled"}, "paid": {"type": "boolean"},
-            "cancellation_fee": {"type": "number"}, "reason": {"type": ["string", "null"]},
-            "cancelled_at": {"type": "string", "format": "date-time"},
-            "refund": {"anyOf": [_ref("Refund"), {"type": "null"}]},
-        },
-    },
-    "Id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-    "RazorpayId": {"type": "string", "minLength": 1, "maxLength": 64,
-                   "pattern": "^[A-Za-z0-9_]+$"},
-    "PngDataUrl": {"type": "string", "pattern": "^data:image/png;base64,"},
-}
+def _gateway_own_paths(components: _Components) -> dict[str, dict]:
+    ready = _plain_get(components, "ready", "Whether every service behind the gateway is"
+                       " ready (its database and broker answer).", Readiness,
+                       {"status": "ready", "checks": {"order_service": "ok"}})
+    ready["responses"]["503"] = _error_response(
+        components, 503, "Not ready; the body's `checks` say which dependency failed.",
+        ("Not ready: order_service",))
+    return {
+        "/healthz": {"get": _plain_get(components, "health", "The gateway is up.", Status,
+                                       {"status": "ok"})},
+        "/readyz": {"get": ready},
+        "/metrics": {"get": _plain_get(components, "metrics", "Prometheus metrics (text"
+                                       " format).", None, None, content_type="text/plain")},
+        "/payment/success": {"get": _html_page(
+            "paid_page", "Default landing page after a verified checkout.", "booking_id")},
+        "/payment/failure": {"get": _html_page(
+            "failed_page", "Default landing page after a failed checkout.", "reason")},
+        "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document.",
+                                  "security": [], "responses": {"200": {
+                                      "description": "This document.",
+                                      "headers": dict(_REQUEST_ID),
+                                      "content": {JSON: {"schema": {"type": "object"},
+                                                         "example": {"openapi": "3.1.0"}}}}}}},
+    }
 
 
 @cache
 def _spec() -> dict:
+    components = _Components()
+    paths: dict[str, dict] = {}
+    for route in ROUTES:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(
+            components, route, DOCS[route.name])
+    paths.update(_gateway_own_paths(components))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -530,27 +395,9 @@ def _spec() -> dict:
                            " `{\"message\": string}`.",
         },
         "servers": [{"url": "/"}],
-        "paths": {
-            "/api/razorpay/create-order": {"post": _create_order()},
-            "/api/razorpay/verify-payment": {"post": _verify_payment()},
-            "/api/razorpay/callback": {"post": _callback()},
-            "/api/razorpay/webhook": {"post": _webhook()},
-            "/api/razorpay/payment-status/{booking_id}": {"get": _payment_status()},
-            "/api/razorpay/bookings/{booking_id}/cancel": {"post": _cancel_booking()},
-            "/api/razorpay/refunds": {"post": _refund()},
-            "/healthz": {"get": _plain_get("health", "The gateway is up.", _ref("Status"),
-                                           {"status": "ok"})},
-            "/payment/success": {"get": _html_page(
-                "paid_page", "Default landing page after a verified checkout.", "booking_id")},
-            "/payment/failure": {"get": _html_page(
-                "failed_page", "Default landing page after a failed checkout.", "reason")},
-            "/openapi.json": {"get": _plain_get("openapi", "This document.",
-                                                {"type": "object"}, {"openapi": "3.1.0"})},
-            "/readyz": {"get": _readiness()},
-            "/metrics": {"get": _metrics()},
-        },
+        "paths": paths,
         "components": {
-            "schemas": _SCHEMAS,
+            "schemas": components.schemas,
             "headers": {"X-Request-Id": {
                 "description": "The request's id (the client's X-Request-Id if safe, else new).",
                 "required": True, "schema": {"type": "string"},

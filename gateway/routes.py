@@ -10,7 +10,6 @@ from gateway import keys, pages
 from gateway.auth import AuthError, authenticate, body_customer_matches
 from gateway.body import read_body, reject_declared_oversize
 from gateway.errors import FORBIDDEN, GatewayError, json_error, too_many_requests
-from gateway.openapi import openapi_view
 from gateway.proxy import ADMIN_HEADERS, forward, upstream_headers, upstream_url
 from shared import metrics
 from shared.settings import Settings
@@ -100,6 +99,5 @@ def setup_routes(app: web.Application) -> None:
     for route in ROUTES:
         app.router.add_route(route.method, route.path, make_proxy_handler(route), name=route.name)
     app.router.add_route("GET", "/healthz", healthz, name="healthz")
-    app.router.add_route("GET", "/openapi.json", openapi_view, name="openapi")
     app.router.add_route("GET", "/payment/success", pages.payment_success, name="paid_page")
     app.router.add_route("GET", "/payment/failure", pages.payment_failure, name="failed_page")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
@@ -26,3 +26,17 @@ def parse(model: type[Input], body: dict[str, Any], required: tuple[str, ...], m
         return model.model_validate(body)
     except ValidationError as exc:
         raise HttpError(first_validation_message(exc)) from None
+
+
+# Answers every service shares (the OpenAPI document is generated from these models).
+class ErrorBody(BaseModel):  # every error answer
+    message: str
+
+
+class Status(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str]
