@@ -23,6 +23,7 @@ from ops.factories import make_booking
 from ops.infra import eventually, free_port, own_database
 from ops.mail_catcher import MailCatcher
 from shared.events import Envelope, PaymentCaptured
+from shared.metrics import REGISTRY
 
 SECRET = "mail-test-pass-secret"
 
@@ -96,6 +97,11 @@ async def _true(value):
     return value
 
 
+def mails_counted(outcome: str) -> float:
+    return REGISTRY.get_sample_value(
+        "a6pay_mails_total", {"kind": "payment_confirmed", "outcome": outcome}) or 0.0
+
+
 async def test_confirmation_arrives_once_with_both_passes_scannable(db, catcher):
     settings, pool = db
     booking = await make_booking(pool, 250_000)
@@ -145,6 +151,7 @@ async def test_smtp_outage_delays_mails_then_each_arrives_once(db, catcher):
     ids = [b["booking_id"] for b in bookings]
     async with running_sender(pool, settings) as sender:
         await eventually(lambda: _sent(pool, before["booking_id"]), timeout=30)
+        retried_before = mails_counted("retried")
         await catcher.stop_smtp()  # the mail server goes away mid-run
         for booking in bookings:
             await confirm(pool, booking)
@@ -157,6 +164,7 @@ async def test_smtp_outage_delays_mails_then_each_arrives_once(db, catcher):
                        for r in rows)
 
         await eventually(retried, timeout=30)
+        assert mails_counted("retried") >= retried_before + 3
         assert not any(caught_for(catcher, i) for i in ids)
         await catcher.start_smtp("127.0.0.1", catcher.port)  # the server is back
         for booking_id in ids:
@@ -174,6 +182,7 @@ async def test_permanent_refusal_is_failed_not_retried_and_shown(db, catcher):
         "SELECT email FROM customers WHERE id = $1", refused["customer_id"]))
     await confirm(pool, refused)
     await confirm(pool, fine)
+    failed_before = mails_counted("failed")
     async with running_sender(pool, settings) as sender:
         await eventually(lambda: _sent(pool, fine["booking_id"]), timeout=30)
 
@@ -184,6 +193,8 @@ async def test_permanent_refusal_is_failed_not_retried_and_shown(db, catcher):
         row = await eventually(failed, timeout=30)
         await settled(sender, rounds=5)
     assert row["attempts"] == 1 and "550" in row["last_error"]
+    assert mails_counted("failed") == failed_before + 1  # a6pay_mails_total{outcome=failed}
+    assert REGISTRY.get_sample_value("a6pay_mails_pending") == 0
     [again] = await mails_of(pool, refused["booking_id"])
     assert again["attempts"] == 1 and again["state"] == "failed"  # not retried
     assert caught_for(catcher, refused["booking_id"]) == []
