@@ -20,6 +20,7 @@ from datetime import timedelta
 
 import asyncpg
 
+from shared import metrics
 from shared.events import RefundCreated, RefundFailed, RefundProcessed
 from shared.logging import log_ctx
 from shared.money import paise_to_rupees
@@ -78,6 +79,7 @@ async def create_refund(
         refund_id=row["id"], booking_id=row["booking_id"], customer_id=payment["customer_id"],
         amount_paise=amount_paise, cause=cause,
     ), producer, correlation_id)
+    metrics.REFUNDS.labels("requested").inc()
     log.info("refund requested", extra=log_ctx(booking_id=row["booking_id"], refund_id=row["id"]))
     return row
 
@@ -127,8 +129,10 @@ async def _emit(conn, row, outcome: RefundOutcome, source: str, correlation_id) 
     common = {"refund_id": row["id"], "booking_id": row["booking_id"],
               "customer_id": customer_id, "amount_paise": row["amount_paise"]}
     if outcome.status is RefundStatus.PROCESSED:
+        metrics.REFUNDS.labels("processed").inc()
         await add_event(conn, RefundProcessed(**common, source=source), source, correlation_id)
     elif outcome.status is RefundStatus.FAILED:
+        metrics.REFUNDS.labels("failed").inc()
         # Money the customer is owed did not move: an operator must act (refunds-needed).
         log.error("ALARM refund failed", extra=log_ctx(
             booking_id=row["booking_id"], refund_id=row["id"], alarm="refund_failed"))

@@ -274,3 +274,25 @@ async def test_payment_captured_after_cancellation_is_refunded_once(pool, razorp
     assert [(r["cause"], r["amount_paise"], r["status"]) for r in rows] == [
         ("captured_after_cancellation", 150_000, "pending")]
     assert [r["amount"] for r in await razorpay_refunds(pool, razorpay, booking_id)] == [150_000]
+
+
+async def test_refunds_are_counted_by_outcome(pool, razorpay, settings):
+    from shared.metrics import REFUNDS
+
+    def count(outcome):
+        return REFUNDS.labels(outcome)._value.get()
+
+    before = {o: count(o) for o in ("requested", "processed", "failed")}
+    booking_id = await paid_booking(pool, razorpay, settings)
+    answer = await cancellations.refund_booking(pool, razorpay, booking_id, amount_paise=10_000)
+    refund = await pool.fetchrow("SELECT * FROM refunds WHERE id = $1", answer["refund"]["id"])
+    from shared.refund_state import RefundOutcome, RefundStatus
+    from shared.refunds import record_refund_outcome
+
+    async with pool.acquire() as conn, conn.transaction():
+        await record_refund_outcome(conn, RefundOutcome(
+            refund["id"], refund["razorpay_refund_id"], RefundStatus.PROCESSED, 10_000),
+            "webhook", None)
+    assert count("requested") == before["requested"] + 1
+    assert count("processed") == before["processed"] + 1
+    assert count("failed") == before["failed"]
