@@ -46,10 +46,12 @@ def child_environment() -> tuple[dict[str, str], bool]:
     return env, use_sandbox
 
 
-def services(use_sandbox: bool, use_catcher: bool = False) -> list[str]:
+def services(use_sandbox: bool, use_catcher: bool = False, workers: int = 1) -> list[str]:
+    """One entry per process: `workers` of each service (they share its port, and the
+    notifiers share its queue); one sandbox and one mail catcher, whose state is in memory."""
     names = ["order_service", "verification_service", "webhook_service", "notifier", "gateway"]
     return ((["razorpay_sandbox"] if use_sandbox else [])
-            + ([MAIL_CATCHER] if use_catcher else []) + names)
+            + ([MAIL_CATCHER] if use_catcher else []) + names * workers)
 
 
 def health_port(name: str, settings) -> int:
@@ -115,7 +117,7 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    names = services(use_sandbox, use_catcher)
+    names = services(use_sandbox, use_catcher, settings.workers)
     tasks = [asyncio.create_task(supervise(n, env, stopping)) for n in names]
 
     # The banner is printed once every service answers, so each URL in it works as printed.
@@ -129,8 +131,8 @@ async def main() -> None:
     gateway = f"http://127.0.0.1:{settings.gateway_port}"
     # Every URL printed answers as printed (tests/e2e/test_runner.py follows each one).
     state = "up" if all(healthy) else "NOT all up yet"
-    print(f"A6 Pay gateway:  {gateway}/openapi.json  ({state})  the API: /api/razorpay/...",
-          flush=True)
+    print(f"A6 Pay gateway:  {gateway}/openapi.json  ({state})  the API: /api/razorpay/..."
+          f"  (WORKERS={settings.workers}: processes of each service)", flush=True)
     if use_sandbox:
         sandbox = f"http://127.0.0.1:{settings.sandbox_port}"
         print(f"Razorpay sandbox: pay an order at {sandbox}/checkout?order_id=<order_id"

@@ -30,10 +30,21 @@ SERVICES = {
 }
 
 
+def replica_names(name: str, workers: int) -> list[str]:
+    """`gateway`, `gateway-2`, …: the keys of a service's processes (one sandbox only, as
+    its state lives in its memory)."""
+    count = 1 if name == "razorpay_sandbox" else workers
+    return [name] + [f"{name}-{i}" for i in range(2, count + 1)]
+
+
 class Stack:
+    """`WORKERS` in `extra_env` runs that many processes of every service (the sandbox
+    aside) on one port each, as `make run` does."""
+
     def __init__(self, database_url: str, amqp_url: str, log_dir: Path, extra_env: dict):
         self.ports = {name: free_port() for name in SERVICES}
         self.smtp_port = free_port()
+        self.workers = int(extra_env.get("WORKERS", 1))
         self.log_dir = log_dir
         self.procs: dict[str, subprocess.Popen] = {}
         url = lambda name: f"http://127.0.0.1:{self.ports[name]}"  # noqa: E731
@@ -74,24 +85,31 @@ class Stack:
         self.env.pop("RAZORPAY_KEY_ID", None)
 
     def start(self, name: str) -> None:
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
-        self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", name], env=self.env, stdout=log, stderr=subprocess.STDOUT
-        )
-        log.close()
+        """Every process of the service; each logs to `<key>.log`."""
+        for key in replica_names(name, self.workers):
+            log = open(self.log_dir / f"{key}.log", "ab")  # noqa: SIM115 - lives with the process
+            self.procs[key] = subprocess.Popen(
+                [sys.executable, "-m", name], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+            log.close()
         self.wait_healthy(name)
 
     def stop(self, name: str, kill: bool = False) -> None:
-        proc = self.procs.pop(name)
-        proc.kill() if kill else proc.terminate()
-        proc.wait(timeout=20)
+        """`name` is a service (all its processes) or one process's key (`gateway-2`)."""
+        keys = [k for k in replica_names(name, self.workers) if k in self.procs] or [name]
+        procs = [self.procs.pop(key) for key in keys]
+        for proc in procs:
+            proc.kill() if kill else proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=20)
 
     def wait_healthy(self, name: str, timeout: float = 30) -> None:
         url = f"http://127.0.0.1:{self.ports[name]}/healthz"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.procs[name].poll() is not None:
-                raise RuntimeError(f"{name} exited: see {self.log_dir / (name + '.log')}")
+            for key in replica_names(name, self.workers):
+                if self.procs[key].poll() is not None:
+                    raise RuntimeError(f"{key} exited: see {self.log_dir / (key + '.log')}")
             try:
                 with urllib.request.urlopen(url, timeout=1) as answer:
                     if answer.status == 200:
@@ -105,8 +123,9 @@ class Stack:
             self.start(name)
 
     def stop_all(self) -> None:
-        for name in list(self.procs):
-            self.stop(name)
+        for name in SERVICES:
+            if any(key in self.procs for key in replica_names(name, self.workers)):
+                self.stop(name)
 
     def logs(self) -> str:
         return "".join(p.read_text(errors="replace") for p in self.log_dir.glob("*.log"))

@@ -103,4 +103,7 @@ def serve(service: str, create_app: Callable[[Settings], web.Application], port_
         shutdown_timeout=10,
         # uvloop: the same asyncio API with a faster loop and socket layer (libuv)
         loop=uvloop.new_event_loop(),
+        # `WORKERS` copies of this process listen on one port and the kernel spreads the
+        # connections; off for one worker, so a forgotten old process still fails the bind.
+        reuse_port=settings.workers > 1,
     )

@@ -38,8 +38,9 @@ class Settings(BaseSettings):
     capture_on_verify: bool = False  # capture `authorized` payments (verify, webhook, reconcile)
     create_order_concurrency: int = 5  # creates waiting on Razorpay at once, per process
 
-    # Where each service listens
+    # Where each service listens; `WORKERS` processes of each share its port (SO_REUSEPORT)
     bind_host: str = "127.0.0.1"
+    workers: int = Field(default=1, ge=1, le=64)
     gateway_port: int = 8080
     order_service_port: int = 8081
     verification_service_port: int = 8082
