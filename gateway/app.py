@@ -12,8 +12,9 @@ from gateway import keys
 from gateway.client_ip import parse_trusted_proxies
 from gateway.middlewares import access_middleware, error_middleware
 from gateway.openapi import openapi_view
-from gateway.ratelimit import Rate, RateLimiter
+from gateway.ratelimit import Limiter, Rate, RateLimiter
 from gateway.routes import CREATE_ORDER, PAYMENT_STATUS, VERIFY_PAYMENT, setup_routes
+from gateway.shared_limits import SharedRateLimiter
 from shared import metrics, readiness
 from shared.settings import Settings
 
@@ -22,16 +23,30 @@ logger = logging.getLogger("gateway")
 _MIN_JWT_SECRET_BYTES = 32  # RFC 7518: an HS256 key at least as long as the hash
 
 
-def build_rate_limiter(settings: Settings) -> RateLimiter:
+def build_rate_limiter(settings: Settings) -> Limiter:
+    """Shared through Redis by every gateway when REDIS_URL is set, else in this process."""
     window = settings.rate_limit_window_seconds
-    return RateLimiter(
-        {
-            CREATE_ORDER: Rate(settings.rate_limit_create_order, window),
-            VERIFY_PAYMENT: Rate(settings.rate_limit_verify_payment, window),
-            PAYMENT_STATUS: Rate(settings.rate_limit_payment_status, window),
-        },
-        max_keys=settings.rate_limit_max_clients,
-    )
+    rates = {
+        CREATE_ORDER: Rate(settings.rate_limit_create_order, window),
+        VERIFY_PAYMENT: Rate(settings.rate_limit_verify_payment, window),
+        PAYMENT_STATUS: Rate(settings.rate_limit_payment_status, window),
+    }
+    if settings.redis_url:
+        return SharedRateLimiter(settings.redis_url, rates,
+                                 key_prefix=settings.rate_limit_redis_prefix)
+    return RateLimiter(rates, max_keys=settings.rate_limit_max_clients)
+
+
+def rate_limiter_state(app: web.Application) -> None:
+    """Redis away: the limiter fails open, so the gateway stays ready and says so."""
+    state = app[keys.LIMITER].status()
+    if not state["ok"]:
+        raise readiness.Degraded(state["detail"])
+
+
+async def rate_limiter_ctx(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[keys.LIMITER].close()
 
 
 async def http_session_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -59,9 +74,11 @@ def create_app(settings: Settings) -> web.Application:
     if settings.auth_jwt_secret and len(settings.auth_jwt_secret.encode()) < _MIN_JWT_SECRET_BYTES:
         logger.warning("AUTH_JWT_SECRET is shorter than 32 bytes; tokens can be brute-forced")
     app.cleanup_ctx.append(http_session_ctx)
+    app.cleanup_ctx.append(rate_limiter_ctx)
     setup_routes(app)
     app.router.add_route("GET", "/openapi.json", openapi_view, name="openapi")
     readiness.install(app)
+    readiness.add_check(app, "rate_limiter", rate_limiter_state)
     for setting in UPSTREAMS:
         readiness.add_check(app, setting.removesuffix("_url"), upstream_ready(setting))
     metrics.install(app, "gateway", settings.metrics_enabled)

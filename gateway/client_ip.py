@@ -68,3 +68,12 @@ def client_address(
         if not is_trusted(address, trusted):
             break
     return str(client)
+
+
+def rate_limit_key(client: str) -> str:
+    """Whom a rate limit counts: an IPv4 address, or an IPv6 client's whole /64 (one
+    subscriber gets a /64 and could walk it for fresh limits). Anything else as it is."""
+    address = parse_ip(client)
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return client

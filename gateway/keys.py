@@ -6,12 +6,12 @@ import aiohttp
 from aiohttp import web
 
 from gateway.client_ip import IPNetwork
-from gateway.ratelimit import RateLimiter
+from gateway.ratelimit import Limiter
 from shared.settings import Settings
 
 SETTINGS = web.AppKey("gateway_settings", Settings)
 HTTP_SESSION = web.AppKey("gateway_http_session", aiohttp.ClientSession)
-LIMITER = web.AppKey("gateway_rate_limiter", RateLimiter)
+LIMITER = web.AppKey("gateway_rate_limiter", Limiter)
 TRUSTED_PROXIES = web.AppKey("gateway_trusted_proxies", tuple[IPNetwork, ...])
 
 REQUEST_ID = web.RequestKey("gateway_request_id", str)

@@ -15,6 +15,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 # Float sums of W/N drift by a few ulps; without slack the N-th request of a burst could be
 # refused because N * (W / N) came out a hair above W.
@@ -45,6 +46,17 @@ class Decision:
 
 
 ALLOWED = Decision(allowed=True)
+
+
+class Limiter(Protocol):
+    """What the gateway asks: this in-process one, or the Redis-backed one shared by every
+    gateway (gateway/shared_limits.py)."""
+
+    async def check(self, group: str, client: str) -> Decision: ...
+
+    def status(self) -> dict: ...
+
+    async def close(self) -> None: ...
 
 
 class RateLimiter:
@@ -91,6 +103,15 @@ class RateLimiter:
         while len(self._tat) > self._max_keys:
             del self._tat[next(iter(self._tat))]
         return ALLOWED
+
+    async def check(self, group: str, client: str) -> Decision:
+        return self.hit(group, client)
+
+    def status(self) -> dict:
+        return {"ok": True, "detail": "per-process limits (REDIS_URL unset)"}
+
+    async def close(self) -> None:
+        return None
 
     def _maybe_sweep(self, now: float) -> None:
         if now < self._next_sweep:

@@ -9,6 +9,7 @@ from aiohttp import web
 from gateway import keys, pages
 from gateway.auth import AuthError, authenticate, body_customer_matches
 from gateway.body import read_body, reject_declared_oversize
+from gateway.client_ip import rate_limit_key
 from gateway.errors import FORBIDDEN, GatewayError, json_error, too_many_requests
 from gateway.proxy import ADMIN_HEADERS, forward, upstream_headers, upstream_url
 from shared import metrics
@@ -65,7 +66,8 @@ def make_proxy_handler(route: Route):
         settings = request.app[keys.SETTINGS]
         reject_declared_oversize(request, settings.gateway_max_body_bytes)
         if route.limit_group is not None:
-            decision = request.app[keys.LIMITER].hit(route.limit_group, request[keys.CLIENT])
+            client = rate_limit_key(request[keys.CLIENT])
+            decision = await request.app[keys.LIMITER].check(route.limit_group, client)
             if not decision.allowed:
                 metrics.RATE_LIMITED.labels(route.path).inc()
                 return too_many_requests(decision.retry_after_seconds)

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     rate_limit_verify_payment: int = 100
     rate_limit_payment_status: int = 1000
     rate_limit_window_seconds: float = 60.0
+    # Set: the limits hold across every gateway process and machine (e.g. redis://host:6379/0)
+    redis_url: str = ""
+    rate_limit_redis_prefix: str = "a6pay:ratelimit"  # every key the limiter writes
     auth_jwt_secret: str = ""  # set to require a customer bearer token (HS256, sub = customer id)
     admin_api_token: str = ""  # the admin API (cancel, refund) is disabled while unset
 

@@ -27,7 +27,7 @@ async def replicated(base_settings):
     await asyncio.to_thread(infra.create_vhost, vhost)
     try:
         async with infra.own_database(base_settings) as (settings, pool):
-            env = {"WORKERS": "2", "CAPTURE_ON_VERIFY": "true"}
+            env = {"WORKERS": "2", "CAPTURE_ON_VERIFY": "true", "DB_POOL_MAX": "3"}
             with running_stack(settings.database_url, infra.amqp_url(vhost), env) as stack:
                 yield stack, pool
     finally:

@@ -4,7 +4,7 @@ import ipaddress
 
 import pytest
 
-from gateway.client_ip import client_address, parse_ip, parse_trusted_proxies
+from gateway.client_ip import client_address, parse_ip, parse_trusted_proxies, rate_limit_key
 
 TRUSTED = parse_trusted_proxies(["10.0.0.1", "10.1.0.0/16", "fd00::/8"])
 
@@ -85,3 +85,12 @@ def test_a_bad_trusted_proxy_entry_fails_loudly():
 def test_trusted_entries_accept_cidr_ranges():
     (net,) = parse_trusted_proxies(["192.168.1.7/24"])
     assert net == ipaddress.ip_network("192.168.1.0/24")
+
+
+def test_an_ipv6_client_is_limited_by_its_whole_64():
+    one = rate_limit_key("2001:db8:1:2:aaaa::1")
+    assert one == "2001:db8:1:2::/64"
+    assert rate_limit_key("2001:db8:1:2:ffff:ffff:ffff:ffff") == one  # same subscriber
+    assert rate_limit_key("2001:db8:1:3::1") != one  # the next /64 is someone else
+    assert rate_limit_key("198.51.100.7") == "198.51.100.7"
+    assert rate_limit_key("unknown") == "unknown"
