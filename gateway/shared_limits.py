@@ -43,7 +43,7 @@ class SharedRateLimiter:
         rates: Mapping[str, Rate],
         *,
         key_prefix: str,
-        timeout_seconds: float = 0.5,
+        timeout_seconds: float = 1.0,
         retry_seconds: float = 5.0,
     ):
         # coredis logs each of its retries; during an outage our one warning says it all

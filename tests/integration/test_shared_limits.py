@@ -20,8 +20,9 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 async def limiters():
     """Two limiters (two gateways) sharing one key prefix of this test's own."""
     prefix = infra.unique_name("a6pay_limits")
-    made = [SharedRateLimiter(REDIS_URL, {"g": Rate(100, 60)}, key_prefix=prefix)
-            for _ in range(2)]
+    # a generous timeout: on a loaded machine a slow answer would fail open and pass all
+    made = [SharedRateLimiter(REDIS_URL, {"g": Rate(100, 60)}, key_prefix=prefix,
+                              timeout_seconds=10) for _ in range(2)]
     yield made
     for limiter in made:
         await limiter.close()
@@ -31,6 +32,7 @@ async def test_racing_hits_through_two_limiters_let_exactly_the_limit_through(li
     # 150 at once, alternating between the two: a read-then-write limiter lets more pass
     decisions = await asyncio.gather(*(limiters[i % 2].check("g", "198.51.100.1")
                                        for i in range(150)))
+    assert limiters[0].reachable and limiters[1].reachable
     assert sum(d.allowed for d in decisions) == 100
     refused = [d for d in decisions if not d.allowed]
     assert all(1 <= d.retry_after_seconds <= 60 for d in refused)
