@@ -1,0 +1,108 @@
+"""deploy/: the Kubernetes manifests, validated offline against Kubernetes' own schemas
+(`kubernetes-validate` ships them), and checked for what running A6 Pay there needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from ops.stack import SERVICES
+from shared.settings import Settings
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+KUBERNETES_VERSION = "1.33"
+AUTOSCALED = {"gateway", "webhook-service", "notifier"}
+SERVICE_NAMES = {module.replace("_", "-"): module for module in SERVICES
+                 if module != "razorpay_sandbox"}  # production talks to Razorpay itself
+
+
+def manifests() -> list[tuple[str, dict]]:
+    return [(path.name, doc) for path in sorted(DEPLOY.glob("*.yaml"))
+            if path.name != "kustomization.yaml"
+            for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def of_kind(kind: str) -> dict[str, dict]:
+    return {doc["metadata"]["name"]: doc for _, doc in manifests() if doc["kind"] == kind}
+
+
+def container(deployment: dict) -> dict:
+    [only] = deployment["spec"]["template"]["spec"]["containers"]
+    return only
+
+
+@pytest.mark.parametrize(("name", "doc"), manifests(),
+                         ids=[f"{n}:{d['kind']}/{d['metadata']['name']}" for n, d in manifests()])
+def test_each_manifest_is_valid_kubernetes(name, doc):
+    # strict: an unknown or misspelt field is an error, not silently dropped by the server
+    kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+def test_every_service_has_a_deployment_and_a_service_on_its_port():
+    config = of_kind("ConfigMap")["a6pay-config"]["data"]
+    deployments, services = of_kind("Deployment"), of_kind("Service")
+    assert set(deployments) == set(services) == set(SERVICE_NAMES)
+    for name, module in SERVICE_NAMES.items():
+        port = int(config[SERVICES[module]])
+        spec = container(deployments[name])
+        assert spec["command"] == ["python", "-m", module]
+        assert spec["ports"] == [{"name": "http", "containerPort": port}]
+        assert services[name]["spec"]["ports"][0]["port"] == port
+        labels = deployments[name]["spec"]["template"]["metadata"]["labels"]
+        assert services[name]["spec"]["selector"].items() <= labels.items()
+    for setting in ("ORDER_SERVICE_URL", "VERIFICATION_SERVICE_URL", "WEBHOOK_SERVICE_URL"):
+        name = setting.removesuffix("_URL").lower().replace("_", "-")
+        assert config[setting] == f"http://{name}:{config[setting.replace('URL', 'PORT')]}"
+
+
+def test_probes_resources_and_secrets_on_every_pod():
+    pods = [container(d) for d in of_kind("Deployment").values()]
+    pods.append(of_kind("Job")["a6pay-migrate"]["spec"]["template"]["spec"]["containers"][0])
+    for spec in pods:
+        assert {"cpu", "memory"} <= spec["resources"]["requests"].keys(), spec["name"]
+        assert {"secretRef": {"name": "a6pay-secrets"}} in spec["envFrom"]
+        assert {"configMapRef": {"name": "a6pay-config"}} in spec["envFrom"]
+    for spec in pods[:-1]:
+        assert spec["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+        assert spec["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+
+
+def test_every_secret_setting_comes_from_the_secret_not_the_config_map():
+    secret = of_kind("Secret")["a6pay-secrets"]["stringData"]
+    config = of_kind("ConfigMap")["a6pay-config"]["data"]
+    secret_settings = {"DATABASE_URL", "AMQP_URL", "REDIS_URL", "RAZORPAY_KEY_ID",
+                       "RAZORPAY_KEY_SECRET", "RAZORPAY_WEBHOOK_SECRET", "PASS_SIGNING_SECRET",
+                       "AUTH_JWT_SECRET"}
+    assert secret_settings <= secret.keys()
+    assert not secret_settings & config.keys()
+    known = {name.upper() for name in Settings.model_fields}
+    assert (config.keys() | secret.keys()) - {"DATABASE_DIRECT_URL"} <= known
+
+
+def test_autoscalers_for_the_gateway_webhooks_and_notifier():
+    hpas, deployments = of_kind("HorizontalPodAutoscaler"), of_kind("Deployment")
+    assert set(hpas) == AUTOSCALED
+    for name, hpa in hpas.items():
+        assert hpa["spec"]["scaleTargetRef"] == {
+            "apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+        assert 2 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
+        assert "replicas" not in deployments[name]["spec"]  # the autoscaler owns the count
+
+
+def test_migrations_run_as_a_job_straight_to_postgresql():
+    job = of_kind("Job")["a6pay-migrate"]["spec"]["template"]["spec"]
+    [spec] = job["containers"]
+    assert spec["command"] == ["a6pay", "migrate"] and job["restartPolicy"] == "OnFailure"
+    # a session advisory lock cannot live behind PgBouncer's transaction pooling
+    [database] = [e for e in spec["env"] if e["name"] == "DATABASE_URL"]
+    assert database["valueFrom"]["secretKeyRef"]["key"] == "DATABASE_DIRECT_URL"
+
+
+def test_the_kustomization_applies_everything_but_the_secret_and_the_job():
+    listed = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())["resources"]
+    files = {p.name for p in DEPLOY.glob("*.yaml")}
+    assert set(listed) == files - {"kustomization.yaml", "secret.example.yaml",
+                                   "migrate-job.yaml"}
