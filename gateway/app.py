@@ -13,7 +13,14 @@ from gateway.client_ip import parse_trusted_proxies
 from gateway.middlewares import access_middleware, error_middleware
 from gateway.openapi import openapi_view
 from gateway.ratelimit import Limiter, Rate, RateLimiter
-from gateway.routes import CREATE_ORDER, PAYMENT_STATUS, VERIFY_PAYMENT, setup_routes
+from gateway.routes import (
+    CREATE_ORDER,
+    LANES,
+    PAYMENT_STATUS,
+    VERIFY_PAYMENT,
+    WEBHOOK_LANE,
+    setup_routes,
+)
 from gateway.shared_limits import SharedRateLimiter
 from shared import metrics, readiness
 from shared.settings import Settings
@@ -49,16 +56,27 @@ async def rate_limiter_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[keys.LIMITER].close()
 
 
-async def http_session_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[keys.SETTINGS]
-    session = aiohttp.ClientSession(
+def upstream_session(settings: Settings, connections: int) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=connections, limit_per_host=0),
         # A shared jar would hand one customer's upstream cookies to the next caller.
         cookie_jar=aiohttp.DummyCookieJar(),
         timeout=aiohttp.ClientTimeout(total=settings.gateway_upstream_timeout_seconds),
     )
-    app[keys.HTTP_SESSION] = session
+
+
+async def http_session_ctx(app: web.Application) -> AsyncIterator[None]:
+    """A pool per lane (gateway/routes.py): 120 calls stuck on a slow Razorpay behind
+    create-order and verify fill only their own lanes, while webhooks (their own reserve)
+    and payment-status still get connections at once. One more for everything else."""
+    settings = app[keys.SETTINGS]
+    sizes = {lane: settings.gateway_lane_connections for lane in LANES}
+    sizes[WEBHOOK_LANE] = settings.gateway_webhook_connections
+    app[keys.LANE_SESSIONS] = {lane: upstream_session(settings, n) for lane, n in sizes.items()}
+    app[keys.HTTP_SESSION] = upstream_session(settings, 10)
     yield
-    await session.close()
+    for session in (*app[keys.LANE_SESSIONS].values(), app[keys.HTTP_SESSION]):
+        await session.close()
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -11,6 +11,9 @@ from shared.settings import Settings
 
 SETTINGS = web.AppKey("gateway_settings", Settings)
 HTTP_SESSION = web.AppKey("gateway_http_session", aiohttp.ClientSession)
+# One client session (so one connection pool) per lane of routes: a slow upstream behind
+# one lane cannot take the connections another lane needs.
+LANE_SESSIONS = web.AppKey("gateway_lane_sessions", dict[str, aiohttp.ClientSession])
 LIMITER = web.AppKey("gateway_rate_limiter", Limiter)
 TRUSTED_PROXIES = web.AppKey("gateway_trusted_proxies", tuple[IPNetwork, ...])
 

@@ -13,6 +13,7 @@ from gateway.client_ip import rate_limit_key
 from gateway.errors import FORBIDDEN, GatewayError, json_error, too_many_requests
 from gateway.proxy import ADMIN_HEADERS, forward, upstream_headers, upstream_url
 from shared import metrics
+from shared.deadline import DEADLINE_HEADER, deadline_header
 from shared.settings import Settings
 
 # Rate-limit groups; verify-payment and the checkout callback verify the same way, so
@@ -20,6 +21,9 @@ from shared.settings import Settings
 CREATE_ORDER = "create_order"
 VERIFY_PAYMENT = "verify_payment"
 PAYMENT_STATUS = "payment_status"
+
+
+WEBHOOK_LANE = "webhook"
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,12 @@ class Route:
     customer_auth: bool  # needs the bearer token when auth is switched on
     body_names_customer: bool  # the JSON body carries a customer_id to check
     admin: bool = False  # the admin API: its service checks the admin token itself
+
+    @property
+    def lane(self) -> str:
+        """Its upstream connection pool: one per rate-limit group (verify and the callback
+        verify alike), and the webhook's own."""
+        return self.limit_group or WEBHOOK_LANE
 
 
 ROUTES = (
@@ -50,6 +60,9 @@ ROUTES = (
     Route("refund", "POST", "/api/razorpay/refunds",
           "order_service_url", None, False, False, admin=True),
 )  # fmt: skip
+
+
+LANES = tuple(dict.fromkeys(route.lane for route in ROUTES))
 
 
 def _authenticated_customer(request: web.Request, route: Route, settings: Settings) -> str | None:
@@ -80,14 +93,18 @@ def make_proxy_handler(route: Route):
         if customer_id is not None and route.body_names_customer:
             if not body_customer_matches(body, customer_id):
                 return json_error(403, FORBIDDEN)
+        headers = upstream_headers(request.headers, request[keys.REQUEST_ID], customer_id,
+                                   ADMIN_HEADERS if route.admin else ())
+        timeout = settings.gateway_upstream_timeout_seconds
+        # The service stops working on the request when we stop waiting for it.
+        headers[DEADLINE_HEADER] = deadline_header(timeout)
         return await forward(
-            request.app[keys.HTTP_SESSION],
+            request.app[keys.LANE_SESSIONS][route.lane],
             method=request.method,
             url=upstream_url(getattr(settings, route.upstream_setting), request.rel_url),
-            headers=upstream_headers(request.headers, request[keys.REQUEST_ID], customer_id,
-                                     ADMIN_HEADERS if route.admin else ()),
+            headers=headers,
             body=body,
-            timeout_seconds=settings.gateway_upstream_timeout_seconds,
+            timeout_seconds=timeout,
         )
 
     return handler

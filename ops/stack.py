@@ -4,15 +4,17 @@ Every service logs to a file the caller can read."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
+from ops import infra
 from ops.api_client import ADMIN_TOKEN
 from ops.infra import free_port
 from shared.settings import SANDBOX_WEBHOOK_SECRET
@@ -141,3 +143,17 @@ def running_stack(database_url: str, amqp_url: str, extra_env: dict | None = Non
             yield stack
         finally:
             stack.stop_all()
+
+
+@asynccontextmanager
+async def own_stack(base_settings, extra_env: dict | None = None):
+    """A stack on a database and vhost of its own, for tests no other stack's relay or
+    notifier may help (or whose faults must not reach other tests): (stack, pool)."""
+    vhost = infra.unique_name("a6pay_own_vhost")
+    await asyncio.to_thread(infra.create_vhost, vhost)
+    try:
+        async with infra.own_database(base_settings) as (settings, pool):
+            with running_stack(settings.database_url, infra.amqp_url(vhost), extra_env) as stack:
+                yield stack, pool
+    finally:
+        await asyncio.to_thread(infra.delete_vhost, vhost)

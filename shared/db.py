@@ -31,6 +31,7 @@ async def create_pool(settings: Settings) -> asyncpg.Pool:
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
         command_timeout=settings.db_command_timeout,
+        statement_cache_size=settings.db_statement_cache_size,
         init=_init_connection,
         reset=_release_as_is,
     )

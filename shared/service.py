@@ -13,6 +13,7 @@ from aiohttp import web
 
 from shared import metrics, readiness
 from shared.db import create_pool
+from shared.deadline import deadline_middleware
 from shared.http import error_middleware, health
 from shared.logging import setup_logging
 from shared.outbox import OutboxRelay
@@ -29,7 +30,8 @@ RAZORPAY = web.AppKey("razorpay", RazorpayClient)
 def new_app(settings: Settings, service: str) -> web.Application:
     """The base every service builds on: settings, the pool, /healthz (alive), /readyz
     (database answers, plus whatever the service adds), /metrics."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+    app = web.Application(
+        middlewares=[deadline_middleware, error_middleware], client_max_size=1024 * 1024)
     app[SETTINGS] = settings
     app.router.add_get("/healthz", health)
     readiness.install(app)
@@ -87,8 +89,18 @@ async def run_outbox_relay(app: web.Application) -> None:
     await relay.run()
 
 
-def serve(service: str, create_app: Callable[[Settings], web.Application], port_of) -> None:
-    """`python -m <service>`: settings once, logging, then run until SIGINT/SIGTERM."""
+def serve(
+    service: str,
+    create_app: Callable[[Settings], web.Application],
+    port_of,
+    *,
+    cancel_abandoned: bool = True,
+) -> None:
+    """`python -m <service>`: settings once, logging, then run until SIGINT/SIGTERM.
+
+    `cancel_abandoned`: a request whose caller hung up (the gateway gave up on it) is
+    cancelled, not finished for nobody; with the deadline header (shared/deadline.py) a
+    brownout leaves no backlog. The Razorpay sandbox keeps working like Razorpay does."""
     settings = load_settings()
     setup_logging(service, settings.log_level, settings.secrets)
     log.info("starting", extra={"ctx": {"port": port_of(settings)}})
@@ -106,4 +118,5 @@ def serve(service: str, create_app: Callable[[Settings], web.Application], port_
         # `WORKERS` copies of this process listen on one port and the kernel spreads the
         # connections; off for one worker, so a forgotten old process still fails the bind.
         reuse_port=settings.workers > 1,
+        handler_cancellation=cancel_abandoned,
     )

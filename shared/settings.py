@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     db_pool_min: int = 1
     db_pool_max: int = 10
     db_command_timeout: float = 5.0
+    db_statement_cache_size: int = 100  # 0 behind a PgBouncer older than 1.21 (transaction mode)
 
     # Razorpay (the bundled sandbox unless RAZORPAY_KEY_ID is set)
     razorpay_key_id: str = SANDBOX_KEY_ID
@@ -55,6 +56,9 @@ class Settings(BaseSettings):
     gateway_trusted_proxies: str = ""  # comma-separated IPs whose X-Forwarded-For is believed
     gateway_max_body_bytes: int = 64 * 1024
     gateway_upstream_timeout_seconds: float = 15.0
+    # Connections per lane (create-order, verify, payment-status) and for webhooks
+    gateway_lane_connections: int = Field(default=100, ge=1)
+    gateway_webhook_connections: int = Field(default=100, ge=1)
     gateway_body_read_timeout_seconds: float = 30.0
     rate_limit_max_clients: int = 100_000
     rate_limit_create_order: int = 100

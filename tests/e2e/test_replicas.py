@@ -8,10 +8,9 @@ import asyncio
 import aiohttp
 import pytest
 
-from ops import infra
 from ops.api_client import create_order, pay, verify
 from ops.factories import make_booking
-from ops.stack import running_stack
+from ops.stack import own_stack
 from tests.faults.helpers import booking_states, wait_all_confirmed_once
 
 pytestmark = pytest.mark.e2e
@@ -23,15 +22,9 @@ BOOKINGS = 8
 async def replicated(base_settings):
     """Two of everything, on a database and vhost of its own: no other stack's relay or
     notifier may do this test's work."""
-    vhost = infra.unique_name("a6pay_replicas")
-    await asyncio.to_thread(infra.create_vhost, vhost)
-    try:
-        async with infra.own_database(base_settings) as (settings, pool):
-            env = {"WORKERS": "2", "CAPTURE_ON_VERIFY": "true", "DB_POOL_MAX": "3"}
-            with running_stack(settings.database_url, infra.amqp_url(vhost), env) as stack:
-                yield stack, pool
-    finally:
-        await asyncio.to_thread(infra.delete_vhost, vhost)
+    env = {"WORKERS": "2", "CAPTURE_ON_VERIFY": "true", "DB_POOL_MAX": "3"}
+    async with own_stack(base_settings, env) as (stack, pool):
+        yield stack, pool
 
 
 async def test_two_workers_of_everything_apply_each_payment_once(replicated):

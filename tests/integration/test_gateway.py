@@ -329,6 +329,32 @@ async def test_slow_upstream_is_504(http, start_gateway):
     assert time.monotonic() - started < 0.9
 
 
+async def test_the_service_is_told_how_long_the_gateway_waits(http, start_gateway):
+    gw = await start_gateway(gateway_upstream_timeout_seconds=7.5)
+    data = await echoed(http, "GET", gw + "/api/razorpay/payment-status/1",
+                        headers={"X-A6-Deadline-Ms": "999999"})  # a client's is replaced
+    assert data["headers"]["x-a6-deadline-ms"] == "7500"
+
+
+async def test_a_lane_full_of_slow_calls_leaves_the_others_answering(http, start_gateway):
+    # 3 connections per lane: 12 creates stuck on a slow upstream fill theirs many times
+    # over; webhooks, payment-status and verify have pools of their own.
+    gw = await start_gateway(gateway_lane_connections=3, gateway_webhook_connections=3)
+    stuck = [asyncio.create_task(call(http, "POST", gw + "/api/razorpay/create-order?delay=3",
+                                      json={})) for _ in range(12)]
+    await asyncio.sleep(0.5)
+    for method, path in (("POST", "/api/razorpay/webhook"),
+                         ("GET", "/api/razorpay/payment-status/1"),
+                         ("POST", "/api/razorpay/verify-payment")):
+        started = time.monotonic()
+        assert await status_of(http, method, gw + path, data=b"{}") == 200
+        assert time.monotonic() - started < 1.0, path
+    assert not any(task.done() for task in stuck)  # they are still waiting, as meant
+    for task in stuck:
+        task.cancel()
+    await asyncio.gather(*stuck, return_exceptions=True)
+
+
 # --- rate limits --------------------------------------------------------------------------
 
 
