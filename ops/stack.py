@@ -105,7 +105,7 @@ class Stack:
         for proc in procs:
             proc.wait(timeout=20)
 
-    def wait_healthy(self, name: str, timeout: float = 30) -> None:
+    def wait_healthy(self, name: str, timeout: float = 60) -> None:
         url = f"http://127.0.0.1:{self.ports[name]}/healthz"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

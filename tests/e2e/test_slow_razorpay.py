@@ -9,6 +9,7 @@ import asyncio
 import json
 import time
 
+import aiohttp
 import pytest
 
 from ops.api_client import (
@@ -44,8 +45,14 @@ async def timed(coroutine) -> tuple[float, tuple]:
     return time.monotonic() - started, answer
 
 
-async def test_a_slow_razorpay_starves_nothing_and_leaves_no_backlog(private, http):
+async def test_a_slow_razorpay_starves_nothing_and_leaves_no_backlog(private):
     stack, pool = private
+    # room for the whole crowd at once (aiohttp's default is 100 connections)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as http:
+        await brownout(stack, pool, http)
+
+
+async def brownout(stack, pool, http):
     paid = []
     for _ in range(VERIFIES):  # bookings whose payment verify will fetch from Razorpay
         booking = await make_booking(pool)
@@ -61,11 +68,14 @@ async def test_a_slow_razorpay_starves_nothing_and_leaves_no_backlog(private, ht
     await asyncio.sleep(1.5)  # every one of them is now waiting on Razorpay
 
     unknown = json.dumps({"event": "refund.processed", "payload": {}, "created_at": 3}).encode()
-    for _ in range(5):
-        took, (status, body, _) = await timed(send_webhook(http, stack, unknown))
-        assert status == 200 and took < 1.0, (status, body, took)
-        took, (status, body, _) = await timed(payment_status(http, stack, status_of))
-        assert status == 200 and took < 1.0, (status, body, took)
+    async with aiohttp.ClientSession() as razorpay_and_browser:  # not the crowd's connections
+        for _ in range(5):
+            took, (status, body, _) = await timed(
+                send_webhook(razorpay_and_browser, stack, unknown))
+            assert status == 200 and took < 1.0, (status, body, took)
+            took, (status, body, _) = await timed(
+                payment_status(razorpay_and_browser, stack, status_of))
+            assert status == 200 and took < 1.0, (status, body, took)
     assert sum(task.done() for task in crowd) == 0
 
     answers = await asyncio.gather(*crowd)
