@@ -32,10 +32,13 @@ SERVICES = {
 }
 
 
+# One process whatever WORKERS says: their state lives in their memory.
+SINGLETONS = frozenset({"razorpay_sandbox", "ops.mail_catcher"})
+
+
 def replica_names(name: str, workers: int) -> list[str]:
-    """`gateway`, `gateway-2`, …: the keys of a service's processes (one sandbox only, as
-    its state lives in its memory)."""
-    count = 1 if name == "razorpay_sandbox" else workers
+    """`gateway`, `gateway-2`, …: the keys of a service's processes."""
+    count = 1 if name in SINGLETONS else workers
     return [name] + [f"{name}-{i}" for i in range(2, count + 1)]
 
 
