@@ -91,7 +91,7 @@ async def _stop(proc: asyncio.subprocess.Process, waiter: asyncio.Task) -> None:
             continue
 
 
-def wait_healthy(url: str, seconds: float = 30) -> bool:
+def wait_healthy(url: str, seconds: float = 90) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:

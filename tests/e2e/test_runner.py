@@ -23,7 +23,7 @@ from ops.stack import SERVICES, SINGLETONS
 pytestmark = pytest.mark.e2e
 
 
-def read_until(proc, marker: str, timeout: float = 60) -> list[str]:
+def read_until(proc, marker: str, timeout: float = 150) -> list[str]:
     lines, deadline = [], time.monotonic() + timeout
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
