@@ -81,7 +81,8 @@ async def test_every_service_is_ready(metered, http):
             http, "GET", f"http://127.0.0.1:{stack.ports[service]}/readyz")
         assert status == 200, (service, body)
         assert body["status"] == "ready" and set(body["checks"].values()) == {"ok"}
-    expected = {"gateway": {"order_service", "verification_service", "webhook_service"},
+    expected = {"gateway": {"order_service", "verification_service", "webhook_service",
+                            "rate_limiter"},
                 "order_service": {"database", "broker"}, "notifier": {"database", "broker"}}
     for service, checks in expected.items():
         body = (await call(http, "GET", f"http://127.0.0.1:{stack.ports[service]}/readyz"))[1]
