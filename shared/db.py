@@ -17,6 +17,24 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+def session_settings(settings: Settings) -> dict[str, str]:
+    """Server-side limits for every session we open. A client that froze or vanished with a
+    transaction open would otherwise hold its locks (a booking, a claimed outbox batch) until
+    the kernel gives up on the socket, about two hours: the server ends an idle transaction,
+    a runaway statement, and probes a silent peer within a minute or so."""
+    return {
+        "idle_in_transaction_session_timeout": _ms(settings.db_idle_in_transaction_timeout),
+        "statement_timeout": _ms(settings.db_statement_timeout),
+        "tcp_keepalives_idle": str(settings.db_keepalives_idle),
+        "tcp_keepalives_interval": str(settings.db_keepalives_interval),
+        "tcp_keepalives_count": str(settings.db_keepalives_count),
+    }
+
+
+def _ms(seconds: float) -> str:
+    return f"{int(seconds * 1000)}ms"
+
+
 async def _release_as_is(conn: asyncpg.Connection) -> None:
     """Replaces asyncpg's default reset on release (pg_advisory_unlock_all, CLOSE ALL,
     UNLISTEN *, RESET ALL): one more round trip for every request, undoing session state
@@ -32,6 +50,7 @@ async def create_pool(settings: Settings) -> asyncpg.Pool:
         max_size=settings.db_pool_max,
         command_timeout=settings.db_command_timeout,
         statement_cache_size=settings.db_statement_cache_size,
+        server_settings=session_settings(settings),
         init=_init_connection,
         reset=_release_as_is,
     )
