@@ -3,6 +3,8 @@
 Failure policy, per message:
 - cannot be parsed (not JSON, not an Envelope, unknown type, invalid data): poison, so
   `reject(requeue=False)` sends it straight to the dead-letter queue;
+- a `payment.captured` that no captured payment in `payments` stands behind (forged, or
+  corrupt): refused at once with an ALARM log line, `reject(requeue=False)` to the DLQ;
 - the database is unreachable: a transient failure that must not burn the delivery limit,
   so the message stays unacked and handling is retried in-process with backoff
   (0.5 s doubling to 5 s) until the database answers;
@@ -28,7 +30,7 @@ import asyncpg
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from pydantic import ValidationError
 
-from notifier.handlers import apply_event
+from notifier.handlers import UnbackedCapture, apply_event
 from shared import metrics
 from shared.events import Envelope, Event
 from shared.http import DB_ERRORS
@@ -77,7 +79,7 @@ class MessageHandler:
         self.requeue_delay = requeue_delay  # a short pause so a failing message can't spin
         self.inflight: set[asyncio.Task] = set()
         # Called with (outcome, event id or None) once a message is settled: a seam for tests
-        # and metrics. Outcomes: applied, duplicate, requeued, dead-lettered, abandoned.
+        # and metrics. Outcomes: applied, duplicate, requeued, dead-lettered, refused, abandoned.
         self.listeners: list[Callable[[str, str | None], None]] = []
 
     async def __call__(self, message: AbstractIncomingMessage) -> None:
@@ -106,6 +108,14 @@ class MessageHandler:
             return
         except asyncio.CancelledError:
             raise
+        except UnbackedCapture:
+            # Someone who can publish to our exchange tried to confirm a booking nobody paid
+            # for (or an event was corrupted): never retried, kept in the DLQ for inspection.
+            log.error("ALARM: payment.captured without a captured payment on record;"
+                      " refused and dead-lettered", extra=log_ctx(**ctx, alarm="unbacked_capture"))
+            await _settle(message.reject(requeue=False), "reject")
+            self._settled("refused", ctx["event_id"], envelope.type)
+            return
         except Exception as exc:
             log.error(
                 "handler failed; requeued",

@@ -43,6 +43,11 @@ class BookingNotFound(LookupError):
     """The event names a booking we do not have: retried, then dead-lettered."""
 
 
+class UnbackedCapture(Exception):
+    """A payment.captured that no captured payment in our database stands behind (forged,
+    or corrupt): refused, never retried, dead-lettered at once and raised as an alarm."""
+
+
 async def apply_event(
     conn: asyncpg.Connection, event: Event, event_id: uuid.UUID, *, pass_secret: str
 ) -> bool:
@@ -59,7 +64,11 @@ async def apply_event(
 async def payment_captured(
     conn: asyncpg.Connection, event: PaymentCaptured, event_id: uuid.UUID, *, pass_secret: str
 ) -> None:
-    booking = await _booking(conn, event.booking_id)
+    # The booking row stays locked to the end of this transaction: a cancellation that
+    # commits after this read waits for us, one that committed before is seen here.
+    booking = await _booking(conn, event.booking_id, lock=True)
+    if not await _capture_on_record(conn, event):
+        raise UnbackedCapture(event.booking_id)
     if booking["status"] == "cancelled":
         # Paid after cancellation: no passes, no confirmation; it is refunded automatically
         # (shared/payments.py wrote that refund with the capture).
@@ -82,7 +91,7 @@ async def payment_captured(
 async def payment_failed(
     conn: asyncpg.Connection, event: PaymentFailed, event_id: uuid.UUID, *, pass_secret: str
 ) -> None:
-    booking = await _booking(conn, event.booking_id)
+    booking = await _booking(conn, event.booking_id, lock=True)
     if booking["status"] != "pending":
         # Events are not ordered: an old attempt's failure after the booking was paid
         # (or cancelled) must not tell the customer their payment failed.
@@ -116,11 +125,25 @@ HANDLERS: dict[type[Event], Handler] = {
 }
 
 
-async def _booking(conn: asyncpg.Connection, booking_id: int) -> asyncpg.Record:
-    row = await conn.fetchrow(BOOKING_DETAILS, booking_id)
+async def _booking(
+    conn: asyncpg.Connection, booking_id: int, *, lock: bool = False
+) -> asyncpg.Record:
+    row = await conn.fetchrow(BOOKING_DETAILS + (" FOR UPDATE OF b" if lock else ""), booking_id)
     if row is None:
         raise BookingNotFound(booking_id)
     return row
+
+
+async def _capture_on_record(conn: asyncpg.Connection, event: PaymentCaptured) -> bool:
+    """The broker is not a source of truth: only a capture our own services recorded (the
+    event is written in the same transaction) may confirm a booking."""
+    return bool(await conn.fetchval(
+        "SELECT true FROM payments WHERE booking_id = $1 AND customer_id = $2"
+        " AND razorpay_order_id = $3 AND razorpay_payment_id = $4 AND amount_paise = $5"
+        " AND status = 'captured'",
+        event.booking_id, event.customer_id, event.order_id, event.payment_id,
+        event.amount_paise,
+    ))
 
 
 def _ctx(event: Event, event_id: uuid.UUID) -> dict:

@@ -106,6 +106,9 @@ def serve(
     log.info("starting", extra={"ctx": {"port": port_of(settings)}})
     for name in settings.public_defaults_in_use():
         log.warning("%s is the published default: set your own before taking payments", name)
+    if settings.broker_default_account_exposed():
+        log.warning("AMQP_URL reaches a broker on another host with the default guest"
+                    " account: anyone who reaches it can publish events; set your own user")
     web.run_app(
         create_app(settings),
         host=settings.bind_host,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from email.utils import parseaddr
+from ipaddress import ip_address
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +30,13 @@ class Settings(BaseSettings):
     db_pool_max: int = 10
     db_command_timeout: float = 5.0
     db_statement_cache_size: int = 100  # 0 behind a PgBouncer older than 1.21 (transaction mode)
+    # Server-side session limits (shared/db.py): longer than any transaction we hold on
+    # purpose (the relay waits up to 10 s for a broker confirm inside its batch).
+    db_idle_in_transaction_timeout: float = 60.0
+    db_statement_timeout: float = 30.0
+    db_keepalives_idle: int = 30  # seconds of silence before the server probes the peer
+    db_keepalives_interval: int = 10
+    db_keepalives_count: int = 3
 
     # Razorpay (the bundled sandbox unless RAZORPAY_KEY_ID is set)
     razorpay_key_id: str = SANDBOX_KEY_ID
@@ -156,6 +165,14 @@ class Settings(BaseSettings):
             ("PASS_SIGNING_SECRET", self.pass_signing_secret == LOCAL_PASS_SECRET),
         ) if bad]
 
+    def broker_default_account_exposed(self) -> bool:
+        """True when we reach a broker on another host with RabbitMQ's published account
+        (guest/guest, also what an AMQP URL without credentials means): whoever reaches
+        that broker can publish events to us."""
+        url = urlsplit(self.amqp_url)
+        user, password = unquote(url.username or "guest"), unquote(url.password or "guest")
+        return (user, password) == ("guest", "guest") and not _is_local(url.hostname)
+
     @property
     def webhook_secrets(self) -> list[str]:
         return split_csv(self.razorpay_webhook_secret)
@@ -170,6 +187,15 @@ class Settings(BaseSettings):
         values = [self.razorpay_key_secret, self.pass_signing_secret, self.auth_jwt_secret,
                   self.smtp_password, self.admin_api_token]
         return [v for v in values + self.webhook_secrets if v]
+
+
+def _is_local(host: str | None) -> bool:
+    if not host or host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def load_settings(**overrides) -> Settings:

@@ -81,6 +81,12 @@ async def test_poison_is_dead_lettered_listed_and_replayed(stack, settings, http
             " end_date, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             *(row[k] for k in ("id", "customer_id", "car_id", "amount_paise", "start_date",
                                "end_date", "status", "created_at")))
+        # and the captured payment the event reports (the notifier believes no event alone)
+        await conn.execute(
+            "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
+            " amount_paise, status, razorpay_payment_id) VALUES ($1,$2,$3,'r',$4,'captured',$5)",
+            ghost["booking_id"], ghost["customer_id"], "order_Ghost0000000001",
+            ghost["amount_paise"], "pay_Ghost00000000001")
     replayed = await asyncio.to_thread(a6pay, stack, "dlq", "replay")
     assert replayed["replayed"] >= 2
 

@@ -68,12 +68,18 @@ async def running_sender(pool, settings):
 
 
 async def confirm(pool, booking) -> None:
-    """What the notifier does on payment.captured: confirm, passes, enqueue the mail."""
+    """What the notifier does on payment.captured: confirm, passes, enqueue the mail (for a
+    captured payment on record: the notifier believes no event alone)."""
+    n = booking["booking_id"]
     event = PaymentCaptured(
-        booking_id=booking["booking_id"], customer_id=booking["customer_id"],
-        order_id="order_MailTest00001", payment_id="pay_MailTest000001",
+        booking_id=n, customer_id=booking["customer_id"],
+        order_id=f"order_Mail{n:010d}", payment_id=f"pay_Mail{n:012d}",
         amount_paise=booking["amount_paise"], source="verify")
     async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
+            " amount_paise, status, razorpay_payment_id) VALUES ($1,$2,$3,'r',$4,'captured',$5)",
+            n, event.customer_id, event.order_id, event.amount_paise, event.payment_id)
         assert await apply_event(conn, event, Envelope.wrap(event, "t").id, pass_secret=SECRET)
 
 

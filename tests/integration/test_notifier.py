@@ -17,7 +17,7 @@ from aiohttp import web
 
 from notifier.app import CONSUMER, create_app
 from notifier.dlq import list_dead_letters, replay_dead_letters
-from notifier.handlers import BookingNotFound, apply_event
+from notifier.handlers import BookingNotFound, UnbackedCapture, apply_event
 from notifier.report import booking_report
 from ops.factories import make_booking
 from ops.infra import eventually, free_port
@@ -116,18 +116,30 @@ async def bus(settings, notifier):
         yield bus
 
 
-def captured(booking: dict, payment_id: str = "pay_ItgCapture0001") -> Envelope:
+def captured(booking: dict, payment_id: str | None = None) -> Envelope:
     return Envelope.wrap(
         PaymentCaptured(
             booking_id=booking["booking_id"],
             customer_id=booking["customer_id"],
             order_id=f"order_Itg{booking['booking_id']:010d}",
-            payment_id=payment_id,
+            payment_id=payment_id or f"pay_Itg{booking['booking_id']:011d}",
             amount_paise=booking["amount_paise"],
             source="webhook",
         ),
         "test",
     )
+
+
+async def recorded_capture(pool, booking: dict) -> Envelope:
+    """The captured payment our services would have recorded, and its event."""
+    envelope = captured(booking)
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
+            " amount_paise, status, razorpay_payment_id) VALUES ($1,$2,$3,'r',$4,'captured',$5)",
+            booking["booking_id"], booking["customer_id"], envelope.data["order_id"],
+            booking["amount_paise"], envelope.data["payment_id"])
+    return envelope
 
 
 def failed(booking: dict, payment_id: str | None = "pay_ItgFailed0001") -> Envelope:
@@ -182,7 +194,7 @@ async def apply(pool, envelope: Envelope, secret: str = "itg-secret") -> bool:
 
 async def test_handler_capture_confirms_and_issues_exactly_what_passes_for_renders(pool):
     booking = await make_booking(pool)
-    envelope = captured(booking)
+    envelope = await recorded_capture(pool, booking)
     assert await apply(pool, envelope) is True
     assert await apply(pool, envelope) is False  # inbox: same event id is a no-op
     assert await apply(pool, rewrap(envelope)) is True  # new id, same fact: constraints hold
@@ -199,7 +211,7 @@ async def test_handler_capture_confirms_and_issues_exactly_what_passes_for_rende
 
 async def test_racing_duplicates_apply_once(pool):
     booking = await make_booking(pool)
-    first = captured(booking)
+    first = await recorded_capture(pool, booking)
     results = await asyncio.gather(
         *(apply(pool, e) for e in [first] * 4 + [rewrap(first) for _ in range(4)])
     )
@@ -216,7 +228,7 @@ async def test_handler_failure_notifies_once_per_payment_and_not_after_confirmat
     now = await state(pool, booking["booking_id"])
     assert now["status"] == "pending" and now["passes"] == []
     assert [n["kind"] for n in now["notifications"]] == ["payment_failed"] * 2
-    await apply(pool, captured(booking))
+    await apply(pool, await recorded_capture(pool, booking))
     await apply(pool, failed(booking, "pay_ItgLateFail001"))  # an old attempt, reported late
     kinds = [n["kind"] for n in (await state(pool, booking["booking_id"]))["notifications"]]
     assert kinds == ["payment_failed", "payment_failed", "payment_confirmed"]
@@ -245,7 +257,7 @@ async def test_handler_cancelled_booking_gets_no_passes(pool):
         await conn.execute(
             "UPDATE bookings SET status='cancelled' WHERE id=$1", booking["booking_id"]
         )
-    await apply(pool, captured(booking))
+    await apply(pool, await recorded_capture(pool, booking))
     now = await state(pool, booking["booking_id"])
     assert now["status"] == "cancelled" and not now["passes"] and not now["notifications"]
 
@@ -258,20 +270,50 @@ async def test_handler_unknown_booking_raises_and_leaves_no_inbox_row(pool):
         assert not await conn.fetchval("SELECT 1 FROM inbox WHERE event_id=$1", envelope.id)
 
 
+async def test_handler_refuses_a_capture_no_payment_stands_behind(pool):
+    booking = await make_booking(pool)
+    forged = captured(booking)  # nothing recorded in payments
+    with pytest.raises(UnbackedCapture):
+        await apply(pool, forged)
+    real = await recorded_capture(pool, booking)
+    wrong_amount = Envelope.wrap(real.event().model_copy(update={"amount_paise": 1}), "t")
+    other_order = Envelope.wrap(
+        real.event().model_copy(update={"order_id": "order_ItgOther00001"}), "t")
+    for lie in (wrong_amount, other_order):
+        with pytest.raises(UnbackedCapture):
+            await apply(pool, lie)
+    now = await state(pool, booking["booking_id"])
+    assert now["status"] == "pending" and not now["passes"] and not now["notifications"]
+    async with pool.acquire() as conn:  # refused events leave no inbox row behind
+        ids = [forged.id, wrong_amount.id, other_order.id]
+        assert not await conn.fetchval("SELECT count(*) FROM inbox WHERE event_id = ANY($1)", ids)
+    assert await apply(pool, real) is True
+    assert (await state(pool, booking["booking_id"]))["status"] == "confirmed"
+
+
+async def test_a_cancellation_committing_mid_confirmation_wins(pool):
+    """The notifier locks the booking before deciding: a cancellation in flight is waited
+    for and then seen, so no passes and no confirmation go out for a cancelled booking."""
+    booking = await make_booking(pool)
+    envelope = await recorded_capture(pool, booking)
+    async with pool.acquire() as cancelling:
+        transaction = cancelling.transaction()
+        await transaction.start()
+        await cancelling.execute(
+            "UPDATE bookings SET status = 'cancelled' WHERE id = $1", booking["booking_id"])
+        confirming = asyncio.create_task(apply(pool, envelope))
+        await asyncio.sleep(1)
+        assert not confirming.done()  # waits for the cancellation's row lock
+        await transaction.commit()
+    assert await asyncio.wait_for(confirming, 15) is True
+    now = await state(pool, booking["booking_id"])
+    assert now["status"] == "cancelled" and not now["passes"] and not now["notifications"]
+
+
 async def test_booking_report(pool):
     assert await booking_report(pool, 10**15) is None
     booking = await make_booking(pool)
-    async with pool.acquire() as conn:
-        await conn.execute(
-            "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
-            " amount_paise, status, razorpay_payment_id) VALUES ($1,$2,$3,'r',$4,'captured',$5)",
-            booking["booking_id"],
-            booking["customer_id"],
-            f"order_ItgRep{booking['booking_id']:08d}",
-            booking["amount_paise"],
-            "pay_ItgReport00001",
-        )
-    await apply(pool, captured(booking))
+    await apply(pool, await recorded_capture(pool, booking))
     report = await booking_report(pool, booking["booking_id"])
     assert report["status"] == "confirmed" and report["payment_status"] == "captured"
     assert report["amount"] == 1500.0
@@ -294,7 +336,7 @@ async def test_healthz(notifier):
 
 async def test_capture_delivered_many_times_applies_once(pool, bus, notifier, settings):
     booking = await make_booking(pool)
-    envelope = captured(booking)
+    envelope = await recorded_capture(pool, booking)
     for _ in range(3):
         await bus.publish(envelope)
     second = rewrap(envelope)
@@ -339,7 +381,7 @@ async def test_poison_is_dead_lettered_and_the_queue_keeps_flowing(pool, bus, no
     invalid = Envelope(type="payment.captured", producer="t", data={"booking_id": "x"})
     await bus.publish(invalid, message_id=poison_ids["invalid"])
     booking = await make_booking(pool)
-    good = captured(booking)
+    good = await recorded_capture(pool, booking)
     await bus.publish(good)
     await notifier.settled(good.id, "applied")
     for name, message_id in poison_ids.items():
@@ -348,6 +390,24 @@ async def test_poison_is_dead_lettered_and_the_queue_keeps_flowing(pool, bus, no
     garbage = await dead_letter(settings, poison_ids["garbage"])
     assert garbage["routing_key"] == "payment.captured"
     assert "pay_ItgPoison00001" not in garbage["body"]  # scrubbed in the listing
+
+
+async def test_a_forged_capture_published_to_the_exchange_is_refused_and_dead_lettered(
+    pool, bus, notifier, settings, caplog
+):
+    """Anyone who reaches the broker can publish; nobody can confirm an unpaid booking."""
+    booking = await make_booking(pool)
+    forged = captured(booking)
+    await bus.publish(forged)
+    await notifier.settled(forged.id, "refused")
+    entry = await eventually(lambda: dead_letter(settings, str(forged.id)))
+    assert entry["reason"] == "rejected" and entry["routing_key"] == "payment.captured"
+    assert notifier.count(forged.id, "requeued") == 0  # refused at once, never retried
+    now = await state(pool, booking["booking_id"])
+    assert now["status"] == "pending" and not now["passes"] and not now["notifications"]
+    alarms = [r for r in caplog.records if getattr(r, "ctx", {}).get("alarm")
+              == "unbacked_capture" and r.ctx.get("event_id") == str(forged.id)]
+    assert alarms and alarms[0].levelname == "ERROR"
 
 
 async def test_failing_handler_is_dead_lettered_then_replayed_after_the_fix(
@@ -361,7 +421,7 @@ async def test_failing_handler_is_dead_lettered_then_replayed_after_the_fix(
     assert notifier.count(envelope.id, "requeued") == DELIVERY_LIMIT + 1
     assert entry["type"] == "payment.captured" and entry["routing_key"] == "payment.captured"
     assert entry["reason"] == "delivery_limit"  # RabbitMQ 3.10 quorum queue
-    assert len(entry["body"]) <= 200 and "pay_ItgCapture0001" not in entry["body"]
+    assert len(entry["body"]) <= 200 and envelope.data["payment_id"] not in entry["body"]
 
     garbage_id = f"poison-replayed-{uuid.uuid4().hex[:8]}"
     await bus.publish(body=b"still garbage", routing_key="payment.failed", message_id=garbage_id)
@@ -375,6 +435,7 @@ async def test_failing_handler_is_dead_lettered_then_replayed_after_the_fix(
             missing_id,
             template["booking_id"],
         )
+    await recorded_capture(pool, {**template, "booking_id": missing_id})
     assert await replay_dead_letters(settings) >= 2
     await notifier.settled(envelope.id, "applied")
     assert (await state(pool, missing_id))["status"] == "confirmed"
@@ -394,7 +455,7 @@ async def test_consumer_survives_the_broker_dropping_its_connection(pool, bus, n
     closed = await asyncio.to_thread(_close_notifier_connections, notifier.settings)
     assert closed >= 1
     booking = await make_booking(pool)
-    envelope = captured(booking)
+    envelope = await recorded_capture(pool, booking)
     await bus.publish(envelope)  # queued while the notifier reconnects
     await notifier.settled(envelope.id, "applied", timeout=30)
     assert (await state(pool, booking["booking_id"]))["status"] == "confirmed"
@@ -493,7 +554,7 @@ async def test_database_outage_dead_letters_nothing(pool, base_settings):
     running = await Notifier(settings).start()
     try:
         booking = await make_booking(pool)
-        envelope = captured(booking)
+        envelope = await recorded_capture(pool, booking)
         await proxy.stop()  # the database is gone for this notifier
         async with Bus(settings) as bus:
             await bus.publish(envelope)

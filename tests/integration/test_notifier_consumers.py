@@ -10,7 +10,7 @@ from collections import Counter
 from ops import infra
 from ops.factories import make_booking
 from ops.infra import eventually
-from tests.integration.test_notifier import Bus, Notifier, captured, rewrap
+from tests.integration.test_notifier import Bus, Notifier, recorded_capture, rewrap
 
 BOOKINGS = 30
 
@@ -23,7 +23,7 @@ async def test_two_consumers_apply_every_effect_once(base_settings, pool):
     bookings = [await make_booking(pool) for _ in range(BOOKINGS)]
     envelopes = []
     for booking in bookings:
-        envelope = captured(booking, payment_id=f"pay_Two{booking['booking_id']:011d}")
+        envelope = await recorded_capture(pool, booking)  # the capture on record
         envelopes += [envelope, envelope, rewrap(envelope)]  # a redelivery, a second report
     random.Random(7).shuffle(envelopes)
     consumers = [await Notifier(settings).start(), await Notifier(settings).start()]

@@ -23,10 +23,16 @@ async def apply(pool, event) -> bool:
 
 async def confirmed_booking(pool) -> dict:
     booking = await make_booking(pool)
-    await apply(pool, PaymentCaptured(
-        booking_id=booking["booking_id"], customer_id=booking["customer_id"],
-        order_id="order_ItgRf0000001", payment_id="pay_ItgRf00000001",
-        amount_paise=booking["amount_paise"], source="verify"))
+    n = booking["booking_id"]
+    captured = PaymentCaptured(
+        booking_id=n, customer_id=booking["customer_id"], order_id=f"order_ItgRf{n:09d}",
+        payment_id=f"pay_ItgRf{n:011d}", amount_paise=booking["amount_paise"], source="verify")
+    # the captured payment on record: the notifier believes no event alone
+    await pool.execute(
+        "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
+        " amount_paise, status, razorpay_payment_id) VALUES ($1,$2,$3,'r',$4,'captured',$5)",
+        n, captured.customer_id, captured.order_id, captured.amount_paise, captured.payment_id)
+    await apply(pool, captured)
     return booking
 
 
@@ -62,12 +68,8 @@ async def test_cancellation_revokes_both_passes_and_mails_once(pool):
 async def test_refund_mails_once_each_and_a_full_refund_revokes_the_passes(pool):
     booking = await confirmed_booking(pool)
     booking_id, amount = booking["booking_id"], booking["amount_paise"]
-    payment_id = await pool.fetchval(
-        "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
-        " amount_paise, status, razorpay_payment_id, captured_at) VALUES"
-        " ($1, $2, $3, 'r', $4, 'captured', $5, now()) RETURNING id",
-        booking_id, booking["customer_id"], f"order_ItgRf{booking_id}", amount,
-        f"pay_ItgRf{booking_id}")
+    payment_id = await pool.fetchval(  # the captured payment confirmed_booking recorded
+        "SELECT id FROM payments WHERE booking_id = $1 AND status = 'captured'", booking_id)
     common = {"booking_id": booking_id, "customer_id": booking["customer_id"]}
 
     part = await pool.fetchval(

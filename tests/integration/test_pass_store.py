@@ -53,6 +53,12 @@ async def test_the_notifier_reuses_passes_verify_stored(pool):
         amount_paise=booking["amount_paise"], source="verify"), "test")
     before = renders()
     async with pool.acquire() as conn:
+        # the captured payment on record: the notifier believes no event alone
+        await conn.execute(
+            "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
+            " amount_paise, status, razorpay_payment_id) VALUES ($1,$2,$3,'r',$4,'captured',$5)",
+            booking["booking_id"], booking["customer_id"], "order_PassStore0001",
+            booking["amount_paise"], "pay_PassStore00001")
         assert await apply_event(conn, envelope.event(), envelope.id, pass_secret=SECRET)
         assert await stored_passes(conn, booking["booking_id"]) == marked
     assert renders() == before

@@ -32,14 +32,26 @@ MAILPIT_SMTP_PORT = 1025  # the image's defaults
 MAILPIT_UI_PORT = 8025
 APP = sorted(name for name, svc in SERVICES.items() if "build" in svc)
 SETTINGS_ENV = {name.upper() for name in Settings.model_fields}
-_INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+_INTERPOLATION = re.compile(r"\$\{(\w+)(?::?([-?])([^}]*))?\}")
+# What a user puts in .env (compose refuses to start without the required ones).
+USER_ENV = {"POSTGRES_PASSWORD": "pg-pass-from-env", "RABBITMQ_PASSWORD": "mq-pass-from-env"}
+ENV_EXAMPLE = ROOT / ".env.example"
 _PORT_FIELD = re.compile(r"\b(?:s|settings)\.([a-z_]+_port)\b")
 _HEALTH_URL = re.compile(r"http://(?:127\.0\.0\.1|localhost):(\d+)/(healthz|readyz)")
 
 
 def resolved(value) -> str:
-    """A compose value with `${VAR:-default}` replaced by its default (no .env here)."""
-    return _INTERPOLATION.sub(lambda m: m.group(2) or "", str(value))
+    """A compose value with `${VAR:-default}` replaced by its default and a required
+    `${VAR:?message}` by what the user set in USER_ENV (no .env here)."""
+
+    def one(match: re.Match) -> str:
+        name, kind, rest = match.groups()
+        if kind == "?":
+            assert name in USER_ENV, f"{name} is required but the test sets no value for it"
+            return USER_ENV[name]
+        return rest or ""
+
+    return _INTERPOLATION.sub(one, str(value))
 
 
 def env(service: str) -> dict[str, str]:
@@ -163,11 +175,16 @@ def test_infrastructure_urls_match_the_images():
     db = urlsplit(env("gateway")["DATABASE_URL"])
     pg = SERVICES["postgres"]["environment"]
     assert (db.hostname, db.port) == ("postgres", 5432)
-    assert (db.username, db.password) == (pg["POSTGRES_USER"], pg["POSTGRES_PASSWORD"])
+    assert (db.username, db.password) == (
+        resolved(pg["POSTGRES_USER"]), resolved(pg["POSTGRES_PASSWORD"]))
+    assert db.password == USER_ENV["POSTGRES_PASSWORD"]
     assert db.path == "/" + pg["POSTGRES_DB"] == "/a6pay"
     amqp = urlsplit(env("gateway")["AMQP_URL"])
+    mq = SERVICES["rabbitmq"]["environment"]
     assert (amqp.hostname, amqp.port, amqp.username, amqp.password) == (
-        "rabbitmq", 5672, "guest", "guest")
+        "rabbitmq", 5672, resolved(mq["RABBITMQ_DEFAULT_USER"]),
+        resolved(mq["RABBITMQ_DEFAULT_PASS"]))
+    assert amqp.password == USER_ENV["RABBITMQ_PASSWORD"]
     sandbox_port = listen_port("razorpay_sandbox")
     assert env("gateway")["RAZORPAY_BASE_URL"] == f"http://razorpay_sandbox:{sandbox_port}"
     assert "${RAZORPAY_BASE_URL:-" in str(SERVICES["gateway"]["environment"]["RAZORPAY_BASE_URL"])
@@ -190,7 +207,7 @@ def test_infrastructure_healthchecks():
     assert "pg_isready" in " ".join(SERVICES["postgres"]["healthcheck"]["test"])
     ping = ["rabbitmq-diagnostics", "-q", "ping"]
     assert SERVICES["rabbitmq"]["healthcheck"]["test"][-3:] == ping
-    assert "15672:15672" in SERVICES["rabbitmq"]["ports"]
+    assert "127.0.0.1:15672:15672" in SERVICES["rabbitmq"]["ports"]
 
 
 def test_depends_on_targets_exist_with_conditions():
@@ -288,3 +305,32 @@ def test_make_installs_from_the_lock_and_test_checks_it():
     assert re.search(r"^test: lock-check ", makefile, re.M)
     assert re.search(r"^run: \$\(STAMP\)", makefile, re.M)
     assert "pip install --quiet -e" not in makefile
+
+
+def test_no_published_default_credentials():
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "guest" not in text.lower()
+    for service, key in [("postgres", "POSTGRES_PASSWORD"), ("rabbitmq", "RABBITMQ_DEFAULT_PASS")]:
+        raw = str(SERVICES[service]["environment"][key])
+        assert re.fullmatch(r"\$\{\w+:\?[^}]+\}", raw), f"{service} {key}: not required: {raw}"
+    for name in ("DATABASE_URL", "AMQP_URL"):
+        raw = str(SERVICES["gateway"]["environment"][name])
+        assert ":?" in raw, f"{name}: no required password"
+
+
+def test_the_env_example_names_every_required_variable():
+    required = set(re.findall(r"\$\{(\w+):\?", (ROOT / "docker-compose.yml").read_text()))
+    assert required == set(USER_ENV)
+    example = dict(line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines()
+                   if line and not line.startswith("#"))
+    assert required <= set(example)
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
+    assert ".env" in (ROOT / ".dockerignore").read_text().split()
+
+
+def test_only_the_gateway_listens_beyond_the_host():
+    for name, svc in SERVICES.items():
+        for mapping in svc.get("ports") or []:
+            if name == "gateway":
+                continue
+            assert str(mapping).startswith("127.0.0.1:"), f"{name} publishes {mapping} widely"

@@ -36,3 +36,30 @@ def test_smtp_from_must_be_an_address():
     for bad in ("A6 Cars", "", "a@b.example\r\nBcc: c@d.example"):
         with pytest.raises(ValidationError):
             load_settings(smtp_from=bad)
+
+
+@pytest.mark.parametrize("url, exposed", [
+    ("amqp://guest:guest@127.0.0.1:5672/", False),
+    ("amqp://guest:guest@localhost/", False),
+    ("amqp://guest:guest@[::1]:5672/", False),
+    ("amqp://guest:guest@rabbitmq:5672/", True),
+    ("amqp://rabbit.example.com/", True),  # no credentials: the client sends guest/guest
+    ("amqp://guest:guest@10.0.0.5/vhost", True),
+    ("amqp://a6pay:s3cret@rabbitmq:5672/", False),
+    ("amqp://guest:other@rabbitmq:5672/", False),
+])
+def test_the_default_broker_account_on_another_host_is_flagged(url, exposed):
+    assert load_settings(amqp_url=url).broker_default_account_exposed() is exposed
+
+
+def test_services_warn_at_start_about_an_exposed_default_broker_account(monkeypatch, caplog):
+    from aiohttp import web
+
+    from shared import service
+
+    monkeypatch.setenv("AMQP_URL", "amqp://guest:guest@broker.internal:5672/")
+    monkeypatch.setattr(service, "setup_logging", lambda *a, **k: None)
+    monkeypatch.setattr(web, "run_app", lambda *a, **k: None)
+    service.serve("notifier", lambda s: web.Application(), lambda s: 1)
+    warned = [r for r in caplog.records if "guest" in r.getMessage()]
+    assert warned and warned[0].levelname == "WARNING"
