@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import uuid
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
@@ -27,18 +30,36 @@ BOOKING_NOT_FOUND = "Booking not found or does not belong to this customer."
 ALREADY_PAID = "Payment already made for this booking."
 AMOUNT_MISMATCH = "Amount does not match the booking amount."
 PAYMENT_NOT_FOUND = "Payment not found"
+ORDER_IN_PROGRESS = "The order for this booking is being created. Please retry."
+ACQUIRE_TIMEOUT = 10  # seconds for a pooled connection: only short transactions wait here
 
 # SQL as constants: tests/integration/test_query_plans.py EXPLAINs each one.
-BOOKING_FOR_UPDATE = (
+BOOKING = (
     "SELECT b.*, c.name AS customer_name, c.email AS customer_email"
     " FROM bookings b JOIN customers c ON c.id = b.customer_id"
-    " WHERE b.id = $1 AND b.customer_id = $2 FOR UPDATE OF b"
+    " WHERE b.id = $1 AND b.customer_id = $2"
 )
+CLAIM_BOOKING = """
+INSERT INTO order_claims (booking_id, claim_id, lease_until)
+VALUES ($1, $2, now() + $3::interval)
+ON CONFLICT (booking_id) DO UPDATE
+    SET claim_id = EXCLUDED.claim_id, lease_until = EXCLUDED.lease_until, claimed_at = now()
+    WHERE order_claims.lease_until < now()  -- take over only a claim whose holder died
+RETURNING claim_id
+"""
+RELEASE_CLAIM = "DELETE FROM order_claims WHERE booking_id = $1 AND claim_id = $2"
+DROP_CLAIM = "DELETE FROM order_claims WHERE booking_id = $1"
+LOCK_BOOKING_STATUS = "SELECT status FROM bookings WHERE id = $1 FOR UPDATE"
 BOOKING_PAYMENTS = "SELECT * FROM payments WHERE booking_id = $1 ORDER BY created_at"
 INSERT_PAYMENT = (
     "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
     " amount_paise, currency, next_reconcile_at)"
-    " VALUES ($1, $2, $3, $4, $5, $6, now() + $7::interval) RETURNING *"
+    " VALUES ($1, $2, $3, $4, $5, $6, now() + $7::interval)"
+    " ON CONFLICT DO NOTHING RETURNING *"  # recorded already (a taken-over claim)
+)
+RECORDED_PAYMENT = (
+    "SELECT * FROM payments WHERE booking_id = $1"
+    " ORDER BY (razorpay_order_id = $2) DESC, created_at DESC LIMIT 1"
 )
 PAYMENT_STATUS = (
     "SELECT status, razorpay_payment_id, refunded_paise >= amount_paise AS refunded"
@@ -72,42 +93,122 @@ async def create_order(
     amount_paise: int,
     reconcile_after: timedelta,
     correlation_id: str | None = None,
+    wait_seconds: float | None = None,
 ) -> OrderView:
-    # A bounded wait for a connection: when every create is stuck on Razorpay, say so (503).
-    async with outbox_transaction(pool, timeout=razorpay.timeout * 2 + 5) as conn:
-        # The booking row lock serialises racing creates for one booking: the first makes
-        # the Razorpay order, the rest wait here and then find it.
-        booking = await conn.fetchrow(
-            BOOKING_FOR_UPDATE,
-            booking_id,
-            customer_id,
-            timeout=razorpay.timeout + 10,
-        )
+    """Three short steps; no transaction or row lock is open while Razorpay answers:
+    1. claim the booking in `order_claims` (or find its order, or refuse: 404/409/400);
+    2. ask Razorpay for the order (a stable receipt with `unique_receipt`, so a repeated or
+       taken-over call returns the same order);
+    3. record the order and its event, and drop the claim.
+    A racing request for the same booking finds the claim and polls for the order; if it
+    is not there within `wait_seconds`, it answers 503 and the client retries."""
+    claim = await _claim_or_wait(
+        pool, booking_id, customer_id, amount_paise, claim_lease(razorpay.timeout),
+        razorpay.timeout + 2 if wait_seconds is None else wait_seconds,
+    )
+    if isinstance(claim, OrderView):
+        return claim
+    try:
+        order = await _create_razorpay_order(razorpay, claim.booking)
+    except BaseException:
+        # Let the next request try at once (the receipt finds any order this call made).
+        with contextlib.suppress(Exception):
+            await asyncio.shield(_release(pool, claim))
+        raise
+    view = await _record(pool, claim, order, reconcile_after, correlation_id)
+    if view is None:  # cancelled while Razorpay answered: the unpaid order just expires
+        raise HttpError(BOOKING_NOT_FOUND, 404)
+    return view
+
+
+def claim_lease(razorpay_timeout: float) -> timedelta:
+    """Longer than the claimer can spend on Razorpay (up to three calls, each with its
+    backstop): only a claimer that died leaves a claim this old."""
+    return timedelta(seconds=3 * (razorpay_timeout + 2) + 5)
+
+
+@dataclass(frozen=True)
+class _Claim:
+    claim_id: uuid.UUID
+    booking: asyncpg.Record
+
+
+class _OrderExists(Exception):
+    def __init__(self, view: OrderView):
+        self.view = view
+
+
+async def _claim_or_wait(pool, booking_id, customer_id, amount_paise, lease, wait_seconds):
+    loop = asyncio.get_running_loop()
+    deadline, delay = loop.time() + wait_seconds, 0.05
+    while True:
+        try:
+            claim = await _try_claim(pool, booking_id, customer_id, amount_paise, lease)
+        except _OrderExists as found:
+            return found.view
+        if claim is not None:
+            return claim
+        if loop.time() >= deadline:
+            log.info("order still being created by another request",
+                     extra=log_ctx(booking_id=booking_id))
+            raise HttpError(ORDER_IN_PROGRESS, 503, headers={"Retry-After": "2"})
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+async def _try_claim(pool, booking_id, customer_id, amount_paise, lease) -> _Claim | None:
+    """One short transaction: the claim, or None while another request holds it. Raises
+    _OrderExists / HttpError instead, which rolls back any claim it took."""
+    async with pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn, conn.transaction():
+        booking = await conn.fetchrow(BOOKING, booking_id, customer_id)
         if booking is None or booking["status"] == "cancelled":
             raise HttpError(BOOKING_NOT_FOUND, 404)
+        # Claim before reading payments: the claimer that recorded an order dropped its
+        # claim in the same commit, so whoever gets the claim next also sees that order.
+        claim_id = await conn.fetchval(CLAIM_BOOKING, booking_id, uuid.uuid4(), lease)
         existing = await conn.fetch(BOOKING_PAYMENTS, booking_id)
         if any(p["status"] == PaymentStatus.CAPTURED for p in existing):
             raise HttpError(ALREADY_PAID, 409)
         if amount_paise != booking["amount_paise"]:
             raise HttpError(AMOUNT_MISMATCH, 400)
         if existing:
-            return _view(existing[-1], booking)
-        order = await _create_razorpay_order(razorpay, booking)
+            raise _OrderExists(_view(existing[-1], booking))
+        return None if claim_id is None else _Claim(claim_id, booking)
+
+
+async def _release(pool: asyncpg.Pool, claim: _Claim) -> None:
+    async with pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+        await conn.execute(RELEASE_CLAIM, claim.booking["id"], claim.claim_id)
+
+
+async def _record(pool, claim: _Claim, order: dict, reconcile_after, correlation_id):
+    """The second short transaction: the order and its event, and the claim dropped. The
+    same order recorded already (a taken-over claim) is found, not duplicated."""
+    booking = claim.booking
+    async with outbox_transaction(pool, timeout=ACQUIRE_TIMEOUT) as conn:
+        # A brief lock: a cancellation that committed meanwhile is seen, one in flight waits.
+        status = await conn.fetchval(LOCK_BOOKING_STATUS, booking["id"])
+        await conn.execute(DROP_CLAIM, booking["id"])
+        if status == "cancelled":
+            return None
         row = await conn.fetchrow(
             INSERT_PAYMENT,
-            booking_id,
-            customer_id,
+            booking["id"],
+            booking["customer_id"],
             order["id"],
             order["receipt"],
             order["amount"],
             order["currency"],
             reconcile_after,
         )
+        if row is None:
+            row = await conn.fetchrow(RECORDED_PAYMENT, booking["id"], order["id"])
+            return _view(row, booking)
         await add_event(
             conn,
             OrderCreated(
-                booking_id=booking_id,
-                customer_id=customer_id,
+                booking_id=booking["id"],
+                customer_id=booking["customer_id"],
                 order_id=order["id"],
                 amount_paise=order["amount"],
                 currency=order["currency"],
@@ -115,8 +216,8 @@ async def create_order(
             producer="order_service",
             correlation_id=correlation_id,
         )
-        log.info("order created", extra=log_ctx(booking_id=booking_id))
-        return _view(row, booking)
+    log.info("order created", extra=log_ctx(booking_id=booking["id"]))
+    return _view(row, booking)
 
 
 async def _create_razorpay_order(razorpay: RazorpayClient, booking: asyncpg.Record) -> dict:

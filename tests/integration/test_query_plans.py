@@ -41,10 +41,15 @@ def hot_queries(booking: dict) -> dict[str, tuple[str, tuple]]:
     payload = {"event": "payment.captured"}
     return {
         # create-order and payment-status
-        "order.booking_for_update": (order_sql.BOOKING_FOR_UPDATE, (bid, cid)),
+        "order.booking": (order_sql.BOOKING, (bid, cid)),
+        "order.claim_booking": (order_sql.CLAIM_BOOKING, (bid, event, timedelta(seconds=26))),
+        "order.release_claim": (order_sql.RELEASE_CLAIM, (bid, event)),
+        "order.drop_claim": (order_sql.DROP_CLAIM, (bid,)),
+        "order.lock_booking_status": (order_sql.LOCK_BOOKING_STATUS, (bid,)),
         "order.booking_payments": (order_sql.BOOKING_PAYMENTS, (bid,)),
         "order.insert_payment": (order_sql.INSERT_PAYMENT, (
             bid, cid, "order_plan", "rcpt_plan", 100000, "INR", timedelta(minutes=15))),
+        "order.recorded_payment": (order_sql.RECORDED_PAYMENT, (bid, order)),
         "order.payment_status": (order_sql.PAYMENT_STATUS, (bid, None)),
         "order.payment_status_owner": (order_sql.PAYMENT_STATUS, (bid, cid)),
         # reconciler (every poll)
