@@ -183,6 +183,21 @@ async def _with_pool_and_razorpay(settings: Settings, work) -> dict:
         await pool.close()
 
 
+async def stuck(settings: Settings) -> dict:
+    """Captured payments whose booking is still not confirmed after STUCK_AFTER_SECONDS
+    (the reconciler's sweep re-emits their events and raises an alarm)."""
+    from order_service.repair import list_stuck
+
+    pool = await create_pool(settings)
+    try:
+        rows = await list_stuck(pool, settings)
+    finally:
+        await pool.close()
+    for row in rows:
+        row["amount"] = paise_to_rupees(row.pop("amount_paise"))
+    return {"stuck_after_seconds": settings.stuck_after_seconds, "stuck": rows}
+
+
 async def migrate_db(settings: Settings) -> dict:
     created = await create_database_if_missing(settings.database_url)
     return {"database_created": created, "applied": await migrate(settings.database_url)}
@@ -214,6 +229,7 @@ def _parser() -> argparse.ArgumentParser:
     refund_cmd = sub.add_parser("refund", help="refund a booking's payment (default: all left)")
     refund_cmd.add_argument("booking_id", type=int)
     refund_cmd.add_argument("--amount", type=float, default=None, help="rupees")
+    sub.add_parser("stuck", help="captured payments whose booking is still not confirmed")
     check = sub.add_parser("check-pass", help="check a scanned QR pass token")
     check.add_argument("token")
     dead = sub.add_parser("dlq", help="dead-lettered events: list or replay")
@@ -243,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
                 result = asyncio.run(cancel(settings, args.booking_id, args.fee))
             case "refund":
                 result = asyncio.run(refund(settings, args.booking_id, args.amount))
+            case "stuck":
+                result = asyncio.run(stuck(settings))
             case "check-pass":
                 result = asyncio.run(check_pass(settings, args.token))
             case "dlq":

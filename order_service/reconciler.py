@@ -11,6 +11,7 @@ from datetime import timedelta
 import asyncpg
 from aiohttp import web
 
+from order_service.repair import repair_stuck
 from shared import metrics
 from shared.outbox import outbox_transaction
 from shared.payment_state import PaymentStatus
@@ -112,6 +113,8 @@ async def _reconcile_one(pool, razorpay, settings, row) -> str:
 
 
 async def run_reconciler(app: web.Application) -> None:
+    """Each tick: ask Razorpay about due orders, then repair captured payments whose
+    booking is still not confirmed (order_service/repair.py)."""
     settings = app[SETTINGS]
     while True:
         try:
@@ -122,4 +125,10 @@ async def run_reconciler(app: web.Application) -> None:
             raise
         except Exception as exc:  # database away: try again on the next tick
             log.warning("reconcile pass failed: %s", type(exc).__name__)
+        try:
+            await repair_stuck(app[POOL], settings)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("stuck-payment sweep failed: %s", type(exc).__name__)
         await asyncio.sleep(settings.reconcile_poll_seconds)

@@ -29,7 +29,7 @@ class PaymentCaptured(Event):
     order_id: str
     payment_id: str
     amount_paise: int
-    source: str  # verify | webhook | reconcile
+    source: str  # verify | webhook | reconcile | repair
 
 
 class PaymentFailed(Event):

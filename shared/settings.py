@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     reconcile_poll_seconds: float = 30.0
     reconcile_give_up_after_seconds: float = 3 * 24 * 3600.0
     refund_poll_seconds: float = 2.0  # refunds waiting to be sent to Razorpay, or pending there
+    # A captured payment whose booking is still pending this long is stuck: its event is
+    # re-emitted (then after doubling gaps, capped) and it is reported.
+    stuck_after_seconds: float = 300.0
+    stuck_repair_max_gap_seconds: float = 3600.0
     notifier_delivery_limit: int = 5
     notifier_prefetch: int = 32
 

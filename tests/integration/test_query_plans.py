@@ -23,6 +23,7 @@ from ops.history import GROWING_TABLES, add_paid_history
 from ops.infra import own_database
 from order_service import handlers as order_sql
 from order_service import reconciler as reconcile_sql
+from order_service import repair as repair_sql
 from shared import outbox as outbox_sql
 from shared import pass_store as pass_store_sql
 from shared import payments as payments_sql
@@ -54,6 +55,11 @@ def hot_queries(booking: dict) -> dict[str, tuple[str, tuple]]:
         "order.payment_status_owner": (order_sql.PAYMENT_STATUS, (bid, cid)),
         # reconciler (every poll)
         "reconcile.claim_due": (reconcile_sql.CLAIM_DUE, (50, timedelta(minutes=2))),
+        # stuck-payment sweep (every reconciler tick) and `a6pay stuck`
+        "repair.claim_stuck": (repair_sql.CLAIM_STUCK, (
+            timedelta(minutes=5), 300.0, 3600.0, 100)),
+        "repair.count_stuck": (repair_sql.COUNT_STUCK, (timedelta(minutes=5),)),
+        "repair.list_stuck": (repair_sql.LIST_STUCK, (timedelta(minutes=5),)),
         "reconcile.record_attempt": (reconcile_sql.RECORD_ATTEMPT, (
             order, 1, timedelta(minutes=15), "captured", datetime.now(UTC))),
         # the state machine: verify, webhook and reconciliation
