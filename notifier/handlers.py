@@ -128,7 +128,9 @@ HANDLERS: dict[type[Event], Handler] = {
 async def _booking(
     conn: asyncpg.Connection, booking_id: int, *, lock: bool = False
 ) -> asyncpg.Record:
-    row = await conn.fetchrow(BOOKING_DETAILS + (" FOR UPDATE OF b" if lock else ""), booking_id)
+    # NO KEY UPDATE: what an UPDATE takes; waits for a cancellation, not for FK checks
+    lock_clause = " FOR NO KEY UPDATE OF b" if lock else ""
+    row = await conn.fetchrow(BOOKING_DETAILS + lock_clause, booking_id)
     if row is None:
         raise BookingNotFound(booking_id)
     return row

@@ -49,7 +49,7 @@ RETURNING claim_id
 """
 RELEASE_CLAIM = "DELETE FROM order_claims WHERE booking_id = $1 AND claim_id = $2"
 DROP_CLAIM = "DELETE FROM order_claims WHERE booking_id = $1"
-LOCK_BOOKING_STATUS = "SELECT status FROM bookings WHERE id = $1 FOR UPDATE"
+LOCK_BOOKING_STATUS = "SELECT status FROM bookings WHERE id = $1 FOR NO KEY UPDATE"
 BOOKING_PAYMENTS = "SELECT * FROM payments WHERE booking_id = $1 ORDER BY created_at"
 INSERT_PAYMENT = (
     "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
