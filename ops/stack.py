@@ -109,18 +109,25 @@ class Stack:
             proc.wait(timeout=20)
 
     def wait_healthy(self, name: str, timeout: float = 60) -> None:
-        url = f"http://127.0.0.1:{self.ports[name]}/healthz"
+        """Until the port answers /healthz AND every replica listens on it itself: with
+        SO_REUSEPORT the first replica up answers for all, and a replica still starting
+        would miss the connections a test sends next."""
+        port = self.ports[name]
+        keys = replica_names(name, self.workers)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for key in replica_names(name, self.workers):
+            for key in keys:
                 if self.procs[key].poll() is not None:
                     raise RuntimeError(f"{key} exited: see {self.log_dir / (key + '.log')}")
             try:
-                with urllib.request.urlopen(url, timeout=1) as answer:
-                    if answer.status == 200:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz",
+                                            timeout=1) as answer:
+                    if answer.status == 200 and all(
+                            listens(self.procs[key].pid, port) for key in keys):
                         return
             except OSError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         raise RuntimeError(f"{name} not healthy within {timeout}s")
 
     def start_all(self) -> None:
@@ -134,6 +141,31 @@ class Stack:
 
     def logs(self) -> str:
         return "".join(p.read_text(errors="replace") for p in self.log_dir.glob("*.log"))
+
+
+def listens(pid: int, port: int) -> bool:
+    """Whether process `pid` holds a TCP socket listening on `port` (read from /proc)."""
+    inodes = set()
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            for line in list(lines)[1:]:
+                cols = line.split()
+                # local address "ADDR:PORT" in hex, state 0A = LISTEN, inode in column 9
+                if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port \
+                        and cols[9] in inodes:
+                    return True
+    return False
 
 
 @contextmanager
