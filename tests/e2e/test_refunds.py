@@ -172,3 +172,26 @@ async def test_a_failed_refund_is_surfaced(stack, http, pool):
     assert [r for r in needed if r["booking_id"] == booking_id and r["why"] == "refund_failed"]
     status, retry, _ = await refund(http, stack, {"booking_id": booking_id}, key())
     assert (status, retry["refund"]["amount"]) == (200, 1500.0)  # the amount is free again
+
+
+async def test_ops_cli_refunds_in_part_then_cancels_with_a_fee(stack, http, pool):
+    """`a6pay refund BOOKING --amount` and `a6pay cancel BOOKING --fee`, as an operator
+    would run them: the same paths as the admin API, and `a6pay booking` shows the refunds."""
+    booking = await paid_booking(http, stack, pool)  # ₹1500.00
+    booking_id = str(booking["booking_id"])
+
+    first = a6pay(stack, "refund", booking_id, "--amount", "200")
+    assert (first["refund"]["amount"], first["remaining"]) == (200.0, 1300.0), first
+    cancelled = a6pay(stack, "cancel", booking_id, "--fee", "300")
+    assert (cancelled["status"], cancelled["refund"]["amount"]) == ("cancelled", 1000.0)
+
+    rows = await settled(pool, booking["booking_id"], 2)
+    assert sorted(r["amount_paise"] for r in rows) == [20_000, 100_000]  # 1500 - 200 - 300
+    assert {r["status"] for r in rows} == {"processed"}
+    shown = a6pay(stack, "booking", booking_id)
+    assert sorted((r["amount"], r["status"]) for r in shown["refunds"]) == [
+        (200.0, "processed"), (1000.0, "processed")], shown
+    assert all(p["revoked_at"] for p in shown["passes"]), shown
+    waived = a6pay(stack, "refund", booking_id)  # the fee too: all that remains by default
+    assert (waived["refund"]["amount"], waived["remaining"]) == (300.0, 0.0), waived
+    assert a6pay(stack, "refund", booking_id, exit_code=1)["status"] == 409  # nothing left
