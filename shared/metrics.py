@@ -114,6 +114,20 @@ def metrics_middleware(service: str):
     """Counts and times every request by route template. Outermost, so the status counted
     is the one the client got (after the error middleware's mapping)."""
 
+    # (route, method, status) -> its two labelled children: `.labels()` takes a lock and
+    # builds and hashes a tuple of strings on every call, on every request. Bounded, because
+    # a client can send any method name.
+    children: dict[tuple[str, str, int], tuple] = {}
+
+    def children_of(route: str, method: str, status: int) -> tuple:
+        pair = children.get((route, method, status))
+        if pair is None:
+            pair = (HTTP_REQUESTS.labels(service, route, method, str(status)),
+                    HTTP_DURATION.labels(service, route, method))
+            if len(children) < 1000:
+                children[(route, method, status)] = pair
+        return pair
+
     @web.middleware
     async def middleware(request: web.Request, handler) -> web.StreamResponse:
         started = time.perf_counter()
@@ -129,10 +143,9 @@ def metrics_middleware(service: str):
             status = 500
             raise
         finally:
-            route = route_of(request)
-            HTTP_REQUESTS.labels(service, route, request.method, str(status)).inc()
-            HTTP_DURATION.labels(service, route, request.method).observe(
-                time.perf_counter() - started)
+            requests, duration = children_of(route_of(request), request.method, status)
+            requests.inc()
+            duration.observe(time.perf_counter() - started)
 
     return middleware
 
