@@ -28,6 +28,14 @@ from webhook_service.handlers import INSERT_DELIVERY
 
 SEQUENCE = "bench_pgbench_order"
 
+# The service's event ids are version-7 UUIDs (shared.events.time_ordered_uuid): the same
+# kind of id made in SQL, so the outbox's primary key grows the same way here.
+TIME_ORDERED_UUID = (
+    "encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) placing"
+    " substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3)"
+    " FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid"
+)
+
 
 def _literal(value: str) -> str:
     # pgbench reads ":name" as a variable even inside quotes: write every colon as \x3a.
@@ -61,7 +69,7 @@ def webhook_transaction(order_prefix: str, routing_key: str) -> str:
             3: payment, 4: f"'{sources}'", 5: "NULL", 6: "NULL", 7: str(AMOUNT_PAISE),
             8: "'INR'"}),
         "RELEASE SAVEPOINT record_outcome",
-        _bind(INSERT_EVENT, {1: "gen_random_uuid()", 2: _literal(routing_key), 3: envelope}),
+        _bind(INSERT_EVENT, {1: TIME_ORDERED_UUID, 2: _literal(routing_key), 3: envelope}),
         # the delivery is recorded after it is applied, with its outcome
         _bind(INSERT_DELIVERY, {
             1: key, 2: "'payment.captured'", 3: order, 4: payment, 5: "'applied'",

@@ -37,8 +37,8 @@ MARK_PUBLISHED = (
     " WHERE id = ANY($1::uuid[])"
 )
 COUNT_ATTEMPT = "UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1::uuid[])"
-# For /metrics, every few seconds: reads the partial index `outbox_unsent` only, so its cost
-# follows the backlog, not the table's history.
+# For /metrics, every few seconds: reads the partial index `outbox_claim_order` only, so its
+# cost follows the backlog, not the table's history.
 OUTBOX_LAG = (
     "SELECT count(*) AS unsent,"
     " coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest"

@@ -172,3 +172,28 @@ async def test_the_check_sees_a_sequential_scan(history_db):
         plan = await explain(conn, "SELECT * FROM payments WHERE receipt = $1",
                              ("a6-none",), generic=False)
     assert seq_scans(plan) == ["payments"]
+
+
+
+def node_types(plan: dict) -> list[str]:
+    return [plan["Node Type"], *(t for child in plan.get("Plans", ()) for t in node_types(child))]
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+async def test_the_relay_claims_a_backlog_in_index_order(history_db, generic):
+    """Under a backlog (a burst, a broker outage) each claim reads its batch off an index in
+    claim order and stops: no sort of every unsent row for every batch."""
+    pool, _ = history_db
+    async with pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            await conn.execute(
+                "INSERT INTO outbox (id, routing_key, body, attempts) SELECT gen_random_uuid(),"
+                " 'payment.captured', '{}', (g % 50 = 0)::int FROM generate_series(1, 5000) g")
+            await conn.execute("ANALYZE outbox")
+            plan = await explain(conn, outbox_sql.CLAIM_UNSENT, (100,), generic=generic)
+        finally:
+            await transaction.rollback()  # the rows and their statistics
+    assert "Sort" not in node_types(plan), plan
+    assert "Seq Scan" not in node_types(plan), plan

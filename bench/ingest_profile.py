@@ -1,0 +1,194 @@
+"""What one webhook delivery costs: `python -m bench.ingest_profile` runs the real stack,
+drives `wrk -c64` with signed `payment.captured` deliveries (each for a new order seeded with
+SQL, as `make bench` does) and reports applied/s and CPU milliseconds per applied delivery
+for the gateway, webhook_service and the PostgreSQL backends each of them holds, read from
+/proc (utime + stime), on an empty database and again after a paid-booking history.
+
+The notifier is stopped during the burst unless `--notifier`: its events wait in its queue,
+so the figures are the ingest path's own (gateway → webhook_service → PostgreSQL → relay →
+RabbitMQ). A PostgreSQL backend is counted for the process that holds its client socket.
+Run it under the bench lock: `flock /work/bench.lock python -m bench.ingest_profile`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+
+from bench import procstat, seed, wrk
+from ops import infra
+from ops.history import add_paid_history
+from ops.stack import own_stack
+from shared.settings import load_settings
+
+PATH_SERVICES = ("gateway", "webhook_service")
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    found = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = fd.readlink().name
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            found.add(target[8:-1])
+    return found
+
+
+def _local_port_inodes() -> dict[int, str]:
+    """local TCP port -> socket inode, for every socket on the machine."""
+    ports = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            cols = line.split()
+            ports[int(cols[1].rsplit(":", 1)[1], 16)] = cols[9]
+    return ports
+
+
+async def backends_by_owner(pool: asyncpg.Pool, pids: dict[str, int]) -> dict[str, list[int]]:
+    """The PostgreSQL backends of this database, keyed by the service holding their client
+    end (matched through the client's TCP port); the rest under "other"."""
+    rows = await pool.fetch("SELECT pid, client_port FROM pg_stat_activity"
+                            " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    inodes = {name: _socket_inodes(pid) for name, pid in pids.items()}
+    ports = _local_port_inodes()
+    owned: dict[str, list[int]] = {name: [] for name in [*pids, "other"]}
+    for row in rows:
+        inode = ports.get(row["client_port"])
+        owner = next((n for n, found in inodes.items() if inode in found), "other")
+        owned[owner].append(row["pid"])
+    return owned
+
+
+def backend_cpu(backends: dict[str, list[int]]) -> dict[str, dict[int, float]]:
+    return {owner: {p: procstat.cpu_seconds(p, with_children=False) for p in found}
+            for owner, found in backends.items()}
+
+
+async def cpu_snapshot(pool: asyncpg.Pool, pids: dict[str, int]) -> dict:
+    return {"procs": {name: procstat.cpu_seconds(pid) for name, pid in pids.items()},
+            "pg": backend_cpu(await backends_by_owner(pool, pids))}
+
+
+def cpu_spent(before: dict, after: dict) -> dict[str, float]:
+    """Seconds per process and per backend owner; a backend opened meanwhile (a pool that
+    grew under load) counts from zero."""
+    spent = {name: after["procs"][name] - before["procs"][name] for name in before["procs"]}
+    for owner, found in after["pg"].items():
+        earlier = before["pg"].get(owner, {})
+        spent[f"pg:{owner}"] = sum(cpu - earlier.get(pid, 0.0) for pid, cpu in found.items())
+    return spent
+
+
+async def wait_outbox_empty(pool: asyncpg.Pool, limit: float = 60) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if not await pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL)"):
+            return
+        await asyncio.sleep(0.2)
+    print("the outbox did not drain", file=sys.stderr)
+
+
+def _py_spy(pid: int, output: Path, seconds: float) -> subprocess.Popen:
+    """Sampled stacks of one process during the burst, collapsed (one line per stack)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        ["py-spy", "record", "--pid", str(pid), "--duration", str(max(1, int(seconds) - 1)),
+         "--format", "raw", "--nonblocking", "-o", str(output)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def wait_confirmed(pool: asyncpg.Pool, booking_ids: list[int], expected: int,
+                         limit: float = 60) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if await pool.fetchval("SELECT count(*) FROM bookings WHERE id = ANY($1)"
+                               " AND status = 'confirmed'", booking_ids) >= expected:
+            return
+        await asyncio.sleep(0.2)
+    print("the notifier did not catch up", file=sys.stderr)
+
+
+async def burst(stack, pool: asyncpg.Pool, workdir: Path, tag: str, args) -> dict:
+    async with pool.acquire() as conn:
+        orders = await seed.open_orders(conn, args.orders, f"{tag}i", f"order_I{tag}_")
+        await conn.execute("ANALYZE")
+    bodies = workdir / f"ingest-{tag}.tsv"
+    seed.write_deliveries(bodies, orders, f"{tag}i")
+    pids = {name: stack.procs[name].pid for name in [*PATH_SERVICES, "notifier"]
+            if name in stack.procs}
+    await wait_outbox_empty(pool)
+    before = await cpu_snapshot(pool, pids)
+    spies = [_py_spy(pid, args.py_spy / f"{tag}-{name}.txt", args.seconds)
+             for name, pid in pids.items() if args.py_spy and name in PATH_SERVICES]
+    figures = await asyncio.to_thread(
+        wrk.run, stack.gateway, "webhook.lua", seconds=args.seconds,
+        connections=args.connections, env={"BENCH_BODIES": str(bodies)})
+    for spy in spies:
+        spy.wait(timeout=30)
+    await wait_outbox_empty(pool)  # the relay's share of each delivery is part of its cost
+    applied = await pool.fetchval(
+        "SELECT count(*) FROM webhook_events WHERE event_key = ANY($1) AND outcome = 'applied'",
+        [f"id:evt_{tag}i{o['booking_id']}" for o in orders])
+    if "notifier" in pids:
+        await wait_confirmed(pool, [o["booking_id"] for o in orders], applied)
+    after = await cpu_snapshot(pool, pids)
+    per = {key: cpu * 1000 / max(applied, 1) for key, cpu in cpu_spent(before, after).items()}
+    ours = [*PATH_SERVICES, *(f"pg:{name}" for name in PATH_SERVICES)]
+    return {"applied": applied, "rate": applied / figures.seconds, "p99_ms": figures.p99_ms,
+            "non_2xx": figures.status_errors + figures.socket_errors,
+            "cpu_ms": per, "path_cpu_ms": sum(per[key] for key in ours)}
+
+
+def show(label: str, out: dict) -> None:
+    cpu = "  ".join(f"{k} {v:.2f}" for k, v in out["cpu_ms"].items())
+    print(f"{label}: {out['rate']:.0f} applied/s ({out['applied']}, {out['non_2xx']} failed,"
+          f" p99 {out['p99_ms']:.0f} ms); CPU ms per applied: path {out['path_cpu_ms']:.2f}"
+          f"  [{cpu}]", flush=True)
+
+
+async def run(args) -> None:
+    wrk.require_wrk()
+    limits = {f"RATE_LIMIT_{k}": "100000000" for k in
+              ("CREATE_ORDER", "VERIFY_PAYMENT", "PAYMENT_STATUS")}
+    settings = load_settings()  # own_stack gives it a database and a vhost of its own
+    with tempfile.TemporaryDirectory(prefix="a6pay-ingest-") as tmp:
+        async with own_stack(settings, {**limits, "LOG_LEVEL": "WARNING"}) as (stack, pool):
+            if not args.notifier:
+                stack.stop("notifier")
+            for n in range(args.rounds):
+                show(f"empty #{n + 1}", await burst(stack, pool, Path(tmp), f"e{n}", args))
+            if args.history:
+                filled = await add_paid_history(stack.env["DATABASE_URL"], args.history)
+                print(f"history of {args.history} written in {filled.seconds:.0f}s", flush=True)
+                for n in range(args.rounds):
+                    show(f"history #{n + 1}", await burst(stack, pool, Path(tmp), f"h{n}", args))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--history", type=int, default=1_000_000,
+                        help="paid bookings added before the second pass (0: none)")
+    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--orders", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=1, help="bursts per pass")
+    parser.add_argument("--py-spy", type=Path, metavar="DIR",
+                        help="also record py-spy stacks of the gateway and webhook_service")
+    parser.add_argument("--notifier", action="store_true",
+                        help="keep the notifier consuming during the bursts")
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
