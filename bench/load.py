@@ -41,6 +41,7 @@ INGEST_SECONDS = 8
 STEADY_RATE, STEADY_SECONDS = 100, 10
 PGBENCH_SECONDS = 4
 CHECKOUT_SECONDS = 10
+METRICS_ROUNDS, METRICS_SECONDS = 6, 4  # metrics on/off, alternated: see metrics_cost
 DRAIN_LIMIT = 30  # longest wait for the notifier to catch up after a phase
 CONNECTIONS = 64
 CHECKOUT_CONCURRENCY = 16
@@ -107,6 +108,42 @@ class Bench:
             self.say(f"{label}: {name} {figures.rate:.0f} req/s, p99 {figures.p99_ms:.1f} ms,"
                      f" {figures.status_errors} non-2xx")
         return result
+
+    # --- what the metrics cost ------------------------------------------------------------
+
+    async def metrics_cost(self, status_range: tuple[int, int]) -> dict:
+        """payment-status through the gateway with metrics on and off (METRICS_ENABLED=false:
+        no /metrics, no request middleware), restarting gateway and order_service between
+        runs and alternating, so drift on a shared machine falls on both. Status is the worst
+        case: the smallest handler, so the two request middlewares are the largest share of
+        its cost. CPU per request is the gateway's and order_service's own, from /proc."""
+        env = {"BENCH_LO": str(status_range[0]), "BENCH_HI": str(status_range[1])}
+        runs: dict[str, list[tuple[float, float]]] = {"on": [], "off": []}
+        for i in range(METRICS_ROUNDS):
+            for label in ("on", "off") if i % 2 == 0 else ("off", "on"):
+                self.restart_with({"METRICS_ENABLED": "true" if label == "on" else "false"})
+                wrk.run(self.stack.gateway, "status.lua", seconds=1, connections=CONNECTIONS,
+                        env=env)  # warm: pools filled, statements prepared
+                pids = [self.stack.procs[name].pid for name in ("gateway", "order_service")]
+                before = sum(procstat.cpu_seconds(pid) for pid in pids)
+                figures = wrk.run(self.stack.gateway, "status.lua", seconds=METRICS_SECONDS,
+                                  connections=CONNECTIONS, env=env)
+                cpu = sum(procstat.cpu_seconds(pid) for pid in pids) - before
+                runs[label].append((figures.rate, cpu * 1e6 / max(1, figures.requests)))
+        self.restart_with({"METRICS_ENABLED": "true"})
+        out = {label: {"rate": statistics.median(r for r, _ in results),
+                       "cpu_us": statistics.median(c for _, c in results),
+                       "runs": results} for label, results in runs.items()}
+        self.say(f"metrics on: {out['on']['rate']:.0f} req/s, {out['on']['cpu_us']:.0f} us CPU"
+                 f" per request; off: {out['off']['rate']:.0f} req/s,"
+                 f" {out['off']['cpu_us']:.0f} us")
+        return out
+
+    def restart_with(self, env: dict) -> None:
+        self.stack.env.update(env)
+        for name in ("order_service", "gateway"):
+            self.stack.stop(name)
+            self.stack.start(name)
 
     # --- webhook ingest -----------------------------------------------------------------
 
@@ -339,13 +376,14 @@ async def run(history: int, output: Path) -> None:
                 full = await bench.run_set("history", (filled.first_booking,
                                                        filled.last_booking))
                 rss = {name: procstat.rss_mb(stack.procs[name].pid) for name in OUR_SERVICES}
+                metrics = await bench.metrics_cost((filled.first_booking, filled.last_booking))
         finally:
             await pool.close()
             ceiling.terminate()
             ceiling.wait(timeout=10)
             await drop_database(db_url)
             infra.delete_vhost(vhost)
-    print_and_write(empty, full, rss, history=history, history_seconds=filled.seconds,
+    print_and_write(empty, full, rss, metrics, history=history, history_seconds=filled.seconds,
                     total_seconds=time.perf_counter() - started, output=output)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 TARGETS = {  # issue 7's targets, as ratios or limits that hold on any machine
     "history": 0.90, "status_ceiling": 0.35, "status_p99_ms": 30.0, "webhook_pgbench": 0.60,
     "notifier_ingest": 0.90, "steady_p99_ms": 100.0, "cpu_ms": 19.5, "rss_mb": 80.0,
+    "metrics_cost": 0.05,  # issue 10: metrics on within 5% of metrics off
 }
 
 
@@ -110,8 +111,19 @@ def rows(empty, full, rss: dict) -> list[tuple[str, str, str, str, str]]:
     return out
 
 
-def table(lines) -> str:
-    head = ("what", "empty db", "after history", "history/empty", "target")
+def metrics_rows(metrics: dict) -> list[tuple[str, str, str, str, str]]:
+    """(what, metrics on, metrics off, on/off, target and verdict)"""
+    on, off, limit = metrics["on"], metrics["off"], TARGETS["metrics_cost"]
+    rate, cpu = _ratio(on["rate"], off["rate"]), _ratio(on["cpu_us"], off["cpu_us"])
+    return [
+        (f"payment-status via gateway, req/s (median of {len(on['runs'])})", _fmt(on["rate"]),
+         _fmt(off["rate"]), _fmt(rate, 3), f"≥ {1 - limit:.2f}: {_check(rate, 1 - limit)}"),
+        ("CPU per request, gateway + order_service, µs", _fmt(on["cpu_us"]),
+         _fmt(off["cpu_us"]), _fmt(cpu, 3), f"≤ {1 + limit:.2f}: {_check(cpu, 1 + limit, False)}"),
+    ]
+
+
+def table(lines, head=("what", "empty db", "after history", "history/empty", "target")) -> str:
     widths = [max(len(str(r[i])) for r in [head, *lines]) for i in range(5)]
 
     def fmt(r) -> str:
@@ -190,10 +202,13 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}"
 
 
-def print_and_write(empty, full, rss: dict, *, history: int, history_seconds: float,
+def print_and_write(empty, full, rss: dict, metrics: dict, *, history: int, history_seconds: float,
                     total_seconds: float, output: Path) -> None:
     text = table(rows(empty, full, rss))
+    cost = table(metrics_rows(metrics), head=("what metrics cost", "metrics on", "metrics off",
+                                              "on/off", "target"))
     print(text)
+    print(cost)
     print(f"history: {history:,} paid bookings written in {history_seconds:.1f}s;"
           f" whole run {total_seconds:.0f}s")
     output.mkdir(parents=True, exist_ok=True)
@@ -209,6 +224,12 @@ def print_and_write(empty, full, rss: dict, *, history: int, history_seconds: fl
         "![throughput and ratios](benchmarks.png)\n" if has_plot else
         "(no plot: install the `bench` extra for matplotlib)\n",
         text + "\n",
+        "## What the metrics cost\n",
+        "After the history, payment-status through the gateway with metrics on and with"
+        " `METRICS_ENABLED=false` (no `/metrics`, no request middleware): gateway and"
+        " order_service restarted before each run, on and off alternated,"
+        f" {len(metrics['on']['runs'])} `wrk -c64` runs of 4 s each; medians.\n",
+        cost + "\n",
         "## How each figure is made\n",
         "- **payment-status**: `wrk -t2 -c64` for 8 s, each request a random booking with a"
         " payment (on the empty database the ones the run paid; after the history, any of the"

@@ -8,6 +8,7 @@ written by the client and could be forged. Pure: no aiohttp objects.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 
@@ -26,6 +27,9 @@ def parse_trusted_proxies(entries: Iterable[str]) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
+# Pure and called on every request with the few addresses a connection pool reuses: cached
+# (ipaddress parses in Python, several microseconds an address).
+@functools.lru_cache(maxsize=4096)
 def parse_ip(text: str | None) -> IPAddress | None:
     """An address as a proxy may write it ("1.2.3.4", "1.2.3.4:80", "[::1]:80"), or None."""
     if not text:
@@ -70,6 +74,7 @@ def client_address(
     return str(client)
 
 
+@functools.lru_cache(maxsize=4096)
 def rate_limit_key(client: str) -> str:
     """Whom a rate limit counts: an IPv4 address, or an IPv6 client's whole /64 (one
     subscriber gets a /64 and could walk it for fresh limits). Anything else as it is."""

@@ -47,6 +47,12 @@ def upstream_headers(
     return headers
 
 
+# aiohttp adds these unless told not to: Content-Type would label a body the client sent
+# untyped as octet-stream; the others (Accept-Encoding, User-Agent, a default Accept) mean
+# nothing to our services and cost work on every call. The client's own Accept still goes.
+_NO_AUTO_HEADERS = ("Content-Type", "Accept", "Accept-Encoding", "User-Agent")
+
+
 @functools.lru_cache(maxsize=16)
 def _client_timeout(seconds: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=seconds)  # immutable: one per value, not per request
@@ -70,8 +76,7 @@ async def forward(
             data=body or None,
             allow_redirects=False,  # the callback's 303 is for the browser, not for us
             timeout=_client_timeout(timeout_seconds),
-            # Without this aiohttp labels a body the client sent untyped as octet-stream.
-            skip_auto_headers=("Content-Type",),
+            skip_auto_headers=_NO_AUTO_HEADERS,
         ) as upstream:
             payload = await upstream.read()
             status, reason = upstream.status, upstream.reason
