@@ -23,7 +23,6 @@ from pathlib import Path
 import asyncpg
 
 from bench import procstat, seed, wrk
-from ops import infra
 from ops.history import add_paid_history
 from ops.stack import own_stack
 from shared.settings import load_settings
@@ -107,6 +106,15 @@ def _py_spy(pid: int, output: Path, seconds: float) -> subprocess.Popen:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+async def _commits(pool: asyncpg.Pool) -> int:
+    """Transactions committed in this database so far (the webhook's own, the relay's
+    batches, the gauges' polls...): per applied delivery, how well the relay batches."""
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT pg_stat_clear_snapshot()")
+        return await conn.fetchval(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+
+
 async def wait_confirmed(pool: asyncpg.Pool, booking_ids: list[int], expected: int,
                          limit: float = 60) -> None:
     deadline = time.monotonic() + limit
@@ -127,6 +135,7 @@ async def burst(stack, pool: asyncpg.Pool, workdir: Path, tag: str, args) -> dic
     pids = {name: stack.procs[name].pid for name in [*PATH_SERVICES, "notifier"]
             if name in stack.procs}
     await wait_outbox_empty(pool)
+    commits_before = await _commits(pool)
     before = await cpu_snapshot(pool, pids)
     spies = [_py_spy(pid, args.py_spy / f"{tag}-{name}.txt", args.seconds)
              for name, pid in pids.items() if args.py_spy and name in PATH_SERVICES]
@@ -142,17 +151,21 @@ async def burst(stack, pool: asyncpg.Pool, workdir: Path, tag: str, args) -> dic
     if "notifier" in pids:
         await wait_confirmed(pool, [o["booking_id"] for o in orders], applied)
     after = await cpu_snapshot(pool, pids)
+    await asyncio.sleep(1.5)  # backends report their counts at most once a second
+    commits = await _commits(pool) - commits_before
     per = {key: cpu * 1000 / max(applied, 1) for key, cpu in cpu_spent(before, after).items()}
     ours = [*PATH_SERVICES, *(f"pg:{name}" for name in PATH_SERVICES)]
     return {"applied": applied, "rate": applied / figures.seconds, "p99_ms": figures.p99_ms,
             "non_2xx": figures.status_errors + figures.socket_errors,
-            "cpu_ms": per, "path_cpu_ms": sum(per[key] for key in ours)}
+            "cpu_ms": per, "path_cpu_ms": sum(per[key] for key in ours),
+            "commits": commits / max(applied, 1)}
 
 
 def show(label: str, out: dict) -> None:
     cpu = "  ".join(f"{k} {v:.2f}" for k, v in out["cpu_ms"].items())
     print(f"{label}: {out['rate']:.0f} applied/s ({out['applied']}, {out['non_2xx']} failed,"
-          f" p99 {out['p99_ms']:.0f} ms); CPU ms per applied: path {out['path_cpu_ms']:.2f}"
+          f" p99 {out['p99_ms']:.0f} ms, {out['commits']:.2f} commits each);"
+          f" CPU ms per applied: path {out['path_cpu_ms']:.2f}"
           f"  [{cpu}]", flush=True)
 
 

@@ -62,13 +62,13 @@ def webhook_transaction(order_prefix: str, routing_key: str) -> str:
     envelope = _literal(json.dumps(Envelope.wrap(event, "webhook_service").model_dump(mode="json")))
     statements = [
         "BEGIN",
-        "SAVEPOINT record_outcome",  # record_outcome's own savepoint
+        # no savepoint: the webhook runs its capture without one (a unique violation
+        # reruns the whole transaction with it)
         # nextval first (in a scalar subquery too): it picks this transaction's order
         _bind(RECORD_OUTCOME, {
             1: f"(SELECT {_literal(order_prefix)} || nextval('{SEQUENCE}'))", 2: "'captured'",
             3: payment, 4: f"'{sources}'", 5: "NULL", 6: "NULL", 7: str(AMOUNT_PAISE),
             8: "'INR'"}),
-        "RELEASE SAVEPOINT record_outcome",
         _bind(INSERT_EVENT, {1: TIME_ORDERED_UUID, 2: _literal(routing_key), 3: envelope}),
         # the delivery is recorded after it is applied, with its outcome
         _bind(INSERT_DELIVERY, {

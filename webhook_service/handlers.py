@@ -79,12 +79,25 @@ async def apply_webhook(
     """Returns what happened: applied / duplicate / ignored_event / unknown_order / stale /
     amount_mismatch / conflict / unusable_payload."""
     outcome = outcome_of(payload)
+    try:
+        result = await _apply_once(pool, key, payload, outcome, correlation_id, guarded=False)
+    except asyncpg.UniqueViolationError:
+        # A capture another payment of the booking already holds (or a payment that settled
+        # another order): all rolled back; again, behind the savepoint that records it.
+        result = await _apply_once(pool, key, payload, outcome, correlation_id, guarded=True)
+    if result in ("conflict", "amount_mismatch"):
+        log.warning("webhook not applied: %s", result)  # a person should look (refund?)
+    return result
+
+
+async def _apply_once(pool, key: str, payload: dict, outcome: PaymentOutcome | None,
+                      correlation_id, *, guarded: bool) -> str:
     entity = _payment_entity(payload) or {}
     order_id, payment_id = (v if isinstance(v, str) else None
                             for v in (entity.get("order_id"), entity.get("id")))
     try:
         async with outbox_transaction(pool) as conn:
-            result = await _apply(conn, payload, outcome, correlation_id)
+            result = await _apply(conn, payload, outcome, correlation_id, guarded)
             # The delivery is recorded after it is applied, outcome included: one statement
             # where "received, then the outcome" took two. A key recorded before rolls it
             # all back (a racing twin waits on the key's unique index, then lands here).
@@ -101,19 +114,18 @@ async def apply_webhook(
                 raise _SeenBefore
     except _SeenBefore:
         return "duplicate"
-    if result in ("conflict", "amount_mismatch"):
-        log.warning("webhook not applied: %s", result)  # a person should look (refund?)
     return result
 
 
-async def _apply(conn, payload: dict, outcome: PaymentOutcome | None, correlation_id) -> str:
+async def _apply(conn, payload: dict, outcome: PaymentOutcome | None, correlation_id,
+                 guarded: bool) -> str:
     if refund_event_target(payload.get("event")) is not None:
         return await _apply_refund(conn, payload, correlation_id)
     if event_target(payload.get("event")) is None:
         return "ignored_event"
     if outcome is None:
         return "unusable_payload"
-    recorded = await record_outcome(conn, outcome, "webhook", correlation_id)
+    recorded = await record_outcome(conn, outcome, "webhook", correlation_id, savepoint=guarded)
     if recorded.applied:
         return "applied"
     if recorded.payment is None:

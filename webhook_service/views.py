@@ -68,15 +68,11 @@ async def webhook(request: web.Request) -> web.Response:
     # Every delivery is in webhook_events with its outcome; the log line is for the unusual.
     level = logging.DEBUG if result in _ROUTINE else logging.INFO
     log.log(level, "webhook handled", extra={"ctx": {"event": payload["event"], "result": result}})
-    outcome = handlers.outcome_of(payload)
-    if (
-        result == "applied"
-        and settings.capture_on_verify
-        and outcome is not None
-        and outcome.status is PaymentStatus.AUTHORIZED
-    ):
-        _in_background(request.app, handlers.capture_and_record(
-            request.app[POOL], request.app[RAZORPAY], outcome))
+    if result == "applied" and settings.capture_on_verify:
+        outcome = handlers.outcome_of(payload)
+        if outcome is not None and outcome.status is PaymentStatus.AUTHORIZED:
+            _in_background(request.app, handlers.capture_and_record(
+                request.app[POOL], request.app[RAZORPAY], outcome))
     return web.json_response({"status": "ok"})
 
 

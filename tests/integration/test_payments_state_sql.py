@@ -5,6 +5,7 @@ import asyncio
 import pytest
 
 from ops.factories import make_booking
+from ops.infra import eventually
 from shared.payment_state import PaymentOutcome, PaymentStatus
 from shared.payments import record_outcome
 
@@ -102,3 +103,52 @@ async def test_database_refuses_second_open_order_and_second_capture(pool):
         await apply(pool, order_id, S.CAPTURED)
         with pytest.raises(asyncpg.UniqueViolationError):
             await conn.execute(insert, *ids, order_id + "C", "captured")
+
+
+async def test_a_refused_second_capture_leaves_the_callers_transaction_usable(pool):
+    """Another order of the same booking is captured already: the unique index refuses this
+    one, and the caller's transaction still writes and commits what it does next."""
+    booking, first = await open_order(pool)
+    assert (await apply(pool, first, S.CAPTURED)).applied
+    second = first + "B"
+    async with pool.acquire() as conn:
+        await conn.execute(  # an order opened before the first was paid, still open
+            "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
+            " amount_paise, status) VALUES ($1, $2, $3, 'r', 150000, 'failed')",
+            booking["booking_id"], booking["customer_id"], second)
+        async with conn.transaction():
+            clash = await record_outcome(
+                conn, PaymentOutcome(second, "pay_OTHER", S.CAPTURED, 150_000), "test", None)
+            assert clash.conflict and not clash.applied and clash.payment["status"] == "failed"
+            await conn.execute("UPDATE payments SET failure_code = 'after' WHERE"
+                               " razorpay_order_id = $1", second)
+    assert await pool.fetchval("SELECT failure_code FROM payments WHERE razorpay_order_id = $1",
+                               second) == "after"
+    assert await events_for(pool, second) == []
+
+
+async def test_a_capture_waits_for_a_cancellation_in_flight_and_refunds_it(pool):
+    """The capture reads its booking FOR SHARE in the same statement: a cancellation that
+    has not committed yet is waited for, then seen, and the payment refunded in full."""
+    booking, order_id = await open_order(pool)
+    async with pool.acquire() as canceller:
+        cancelling = canceller.transaction()
+        await cancelling.start()
+        await canceller.execute("UPDATE bookings SET status = 'cancelled', cancelled_at = now()"
+                                " WHERE id = $1", booking["booking_id"])
+        capture = asyncio.create_task(apply(pool, order_id, S.CAPTURED))
+
+        async def capture_waits_on_a_lock():
+            return await pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND query LIKE '%FOR SHARE%'")
+
+        await eventually(capture_waits_on_a_lock)
+        assert not capture.done()
+        await cancelling.commit()
+    recorded = await capture
+    assert recorded.applied and recorded.payment["booking_status"] == "cancelled"
+    refunds = await pool.fetch("SELECT cause, amount_paise FROM refunds WHERE booking_id = $1",
+                               booking["booking_id"])
+    assert [tuple(r) for r in refunds] == [("captured_after_cancellation", 150_000)]
+    assert await events_for(pool, order_id) == ["payment.captured"]
