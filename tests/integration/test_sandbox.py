@@ -7,6 +7,7 @@ webhooks it sends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -146,10 +147,19 @@ async def sandbox(receiver):
             "sandbox_webhook_timeout_seconds": 2.0,
         }
     )
+    async with running_sandbox(settings) as sandbox:
+        yield sandbox
+
+
+@contextlib.asynccontextmanager
+async def running_sandbox(settings):
+    """The sandbox app on a free port, with a client session for its control API."""
     runner, url = await start(create_app(settings))
-    async with aiohttp.ClientSession() as http:
-        yield Sandbox(url, http, settings)
-    await runner.cleanup()
+    try:
+        async with aiohttp.ClientSession() as http:
+            yield Sandbox(url, http, settings)
+    finally:
+        await runner.cleanup()
 
 
 @pytest_asyncio.fixture(autouse=True)

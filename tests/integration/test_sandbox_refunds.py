@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import aiohttp
 import pytest
 import pytest_asyncio
-import razorpay
 from razorpay.errors import BadRequestError
 
-from razorpay_sandbox.app import create_app
 from shared.settings import load_settings
 from tests.integration import test_sandbox as base
 from tests.integration.test_sandbox import (
     KEY_ID,
     KEY_SECRET,
     WEBHOOK_SECRET,
-    Sandbox,
     new_order,
     sdk,
-    start,
     webhook_signature,
 )
 
-receiver = base.receiver  # the same webhook-recording fixture
+# the same webhook-recording receiver, reset between tests, and SDK client
+receiver, clean_state, client = base.receiver, base.clean_state, base.client
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -35,21 +31,8 @@ async def sandbox(receiver):
         sandbox_webhook_retry_base_seconds=0.05,
         sandbox_refund_delay_seconds=0.2,
     )
-    runner, url = await start(create_app(settings))
-    async with aiohttp.ClientSession() as http:
-        yield Sandbox(url, http, settings)
-    await runner.cleanup()
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def clean_state(sandbox, receiver):
-    await sandbox.control("POST", "/sandbox/reset")
-    receiver.received.clear()
-
-
-@pytest.fixture
-def client(sandbox) -> razorpay.Client:
-    return razorpay.Client(auth=(KEY_ID, KEY_SECRET), base_url=sandbox.url)
+    async with base.running_sandbox(settings) as sandbox:
+        yield sandbox
 
 
 async def captured_payment(client, sandbox, amount: int = 50_000) -> str:
