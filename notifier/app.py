@@ -27,10 +27,13 @@ def create_app(settings: Settings) -> web.Application:
 
 
 async def _run_mail_sender(app: web.Application) -> None:
-    sender = MailSender(app[POOL], app[SETTINGS])
+    settings, handler = app[SETTINGS], app[CONSUMER].handler
+    # Mail is off the confirmation's path: each mail waits (briefly) for the consumer to
+    # have no event in hand, so the two never compete for this process's CPU in a burst.
+    sender = MailSender(app[POOL], settings,
+                        give_way=lambda: handler.until_idle(settings.mail_give_way_seconds))
     # An applied event may have enqueued a mail: send it now rather than at the next poll.
-    app[CONSUMER].handler.listeners.append(
-        lambda outcome, _: sender.wake() if outcome == "applied" else None)
+    handler.listeners.append(lambda outcome, _: sender.wake() if outcome == "applied" else None)
     await sender.run()
 
 

@@ -78,6 +78,8 @@ class MessageHandler:
         self.retry_max = retry_max
         self.requeue_delay = requeue_delay  # a short pause so a failing message can't spin
         self.inflight: set[asyncio.Task] = set()
+        self.idle = asyncio.Event()  # set while no message is in hand
+        self.idle.set()
         # Called with (outcome, event id or None) once a message is settled: a seam for tests
         # and metrics. Outcomes: applied, duplicate, requeued, dead-lettered, refused, abandoned.
         self.listeners: list[Callable[[str, str | None], None]] = []
@@ -86,10 +88,18 @@ class MessageHandler:
         task = asyncio.current_task()
         if task is not None:
             self.inflight.add(task)
+            self.idle.clear()
         try:
             await self.process(message)
         finally:
             self.inflight.discard(task)
+            if not self.inflight:
+                self.idle.set()
+
+    async def until_idle(self, at_most: float) -> None:
+        """Returns once no message is in hand, or after `at_most` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.idle.wait(), at_most)
 
     async def process(self, message: AbstractIncomingMessage) -> None:
         parsed = parse(message.body)

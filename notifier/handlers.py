@@ -1,12 +1,18 @@
 """What the notifier does with each event: plain functions over an asyncpg connection.
 
-No aio-pika or aiohttp here. `apply_event` records the event in the inbox and applies its
-effect in ONE transaction, so a redelivery (same event id) is a no-op, and every effect is
-also guarded by a unique constraint, so the same fact under another event id is one too.
+No aio-pika or aiohttp here. Each event's inbox row (consumer, event id) is written in the
+same transaction as its effect, so a redelivery (same event id) is a no-op, and every
+effect is also guarded by a unique constraint or a conditional UPDATE, so the same fact
+under another event id is one too.
+
+`payment.captured`, the event every paid booking brings, is one statement (CONFIRM_BOOKING):
+one round trip and no explicit transaction, and nothing rendered (pass images are drawn
+when someone first needs them).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -17,7 +23,7 @@ from notifier import refund_handlers
 from notifier.mail_outbox import enqueue
 from shared.events import Event, OrderCreated, PaymentCaptured, PaymentFailed
 from shared.logging import log_ctx
-from shared.pass_store import ensure_passes
+from shared.pass_store import pass_tokens
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +33,54 @@ INSERT_INBOX = (
     "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2)"
     " ON CONFLICT DO NOTHING RETURNING true"
 )
-CONFIRM_BOOKING = (
-    "UPDATE bookings SET status = 'confirmed', confirmed_at = now()"
-    " WHERE id = $1 AND status = 'pending'"
-)
 BOOKING_DETAILS = (
     "SELECT b.id, b.status, b.amount_paise, b.start_date, b.end_date, b.customer_id,"
     " c.name AS customer_name, c.email, car.name AS car_name"
     " FROM bookings b JOIN customers c ON c.id = b.customer_id"
     " JOIN cars car ON car.id = b.car_id WHERE b.id = $1"
 )
+
+# payment.captured in one statement (atomic: all of it commits or none of it):
+# - `facts`: the booking, and whether a capture our own services recorded stands behind the
+#   event (the broker is not a source of truth: the event is written in the same
+#   transaction as the capture, so a real one always finds it);
+# - `fresh`: the inbox row, only for a backed event of a booking we have (a refused event
+#   leaves nothing behind);
+# - `confirmed`: the confirmation, forward-only (pending → confirmed): a cancellation that
+#   committed first wins, one in flight is waited for, then seen;
+# - only if this statement confirmed the booking: its passes (tokens; the images are
+#   rendered when someone first needs them, shared/pass_store.py) and its confirmation
+#   mail (the mail outbox row notifier/mail_outbox.py's `enqueue` would write).
+CONFIRM_BOOKING = """
+WITH facts AS (
+    SELECT b.id, b.status,
+           EXISTS (SELECT FROM payments p WHERE p.razorpay_order_id = $5
+                   AND p.booking_id = b.id AND p.customer_id = $4
+                   AND p.razorpay_payment_id = $6 AND p.amount_paise = $7
+                   AND p.status = 'captured') AS backed
+    FROM bookings b WHERE b.id = $3
+), fresh AS (
+    INSERT INTO inbox (consumer, event_id) SELECT $1, $2 FROM facts WHERE facts.backed
+    ON CONFLICT DO NOTHING RETURNING true
+), confirmed AS (
+    UPDATE bookings SET status = 'confirmed', confirmed_at = now()
+    WHERE id = $3 AND status = 'pending' AND EXISTS (SELECT FROM fresh)
+    RETURNING id, customer_id
+), passes AS (
+    INSERT INTO passes (booking_id, kind, token)
+    SELECT c.id, p.kind, p.token FROM confirmed c, unnest($8::text[], $9::text[]) AS p(kind, token)
+    ON CONFLICT (booking_id, kind) DO NOTHING
+), mail AS (
+    INSERT INTO notifications (booking_id, customer_id, kind, dedupe_key, recipient, details)
+    SELECT c.id, cu.id, 'payment_confirmed', 'payment_confirmed:' || c.id, cu.email,
+           $10::text::jsonb
+    FROM confirmed c JOIN customers cu ON cu.id = c.customer_id
+    ON CONFLICT (dedupe_key) DO NOTHING
+)
+SELECT f.status, f.backed, EXISTS (SELECT FROM fresh) AS fresh,
+       EXISTS (SELECT FROM confirmed) AS confirmed
+FROM (SELECT) AS one LEFT JOIN facts f ON true
+"""
 
 
 class BookingNotFound(LookupError):
@@ -48,44 +92,51 @@ class UnbackedCapture(Exception):
     or corrupt): refused, never retried, dead-lettered at once and raised as an alarm."""
 
 
+Apply = Callable[..., Awaitable[bool]]  # (conn, event, event_id, *, pass_secret) -> fresh
+
+
 async def apply_event(
     conn: asyncpg.Connection, event: Event, event_id: uuid.UUID, *, pass_secret: str
 ) -> bool:
-    """Inbox + effect in one transaction. False when this event id was already applied."""
-    handler = HANDLERS[type(event)]
-    async with conn.transaction():
-        fresh = await conn.fetchval(INSERT_INBOX, CONSUMER, event_id)
-        if not fresh:
-            return False
-        await handler(conn, event, event_id, pass_secret=pass_secret)
-    return True
+    """Inbox + effect, atomically. False when this event id was already applied."""
+    return await HANDLERS[type(event)](conn, event, event_id, pass_secret=pass_secret)
+
+
+def in_inbox_transaction(effect: Callable[..., Awaitable[None]]) -> Apply:
+    """An effect of several statements: the inbox row first, then the effect, in one
+    transaction."""
+
+    async def apply(conn, event, event_id, *, pass_secret: str) -> bool:
+        async with conn.transaction():
+            if not await conn.fetchval(INSERT_INBOX, CONSUMER, event_id):
+                return False
+            await effect(conn, event, event_id, pass_secret=pass_secret)
+        return True
+
+    return apply
 
 
 async def payment_captured(
     conn: asyncpg.Connection, event: PaymentCaptured, event_id: uuid.UUID, *, pass_secret: str
-) -> None:
-    # The booking row stays locked to the end of this transaction: a cancellation that
-    # commits after this read waits for us, one that committed before is seen here.
-    booking = await _booking(conn, event.booking_id, lock=True)
-    if not await _capture_on_record(conn, event):
+) -> bool:
+    kinds, tokens = pass_tokens(event.booking_id, pass_secret)
+    result = await conn.fetchrow(
+        CONFIRM_BOOKING, CONSUMER, event_id, event.booking_id, event.customer_id,
+        event.order_id, event.payment_id, event.amount_paise, kinds, tokens,
+        json.dumps({"amount_paise": event.amount_paise}))
+    if result["status"] is None:
+        raise BookingNotFound(event.booking_id)
+    if not result["backed"]:
         raise UnbackedCapture(event.booking_id)
-    if booking["status"] == "cancelled":
+    if not result["fresh"]:
+        return False  # this event id was applied before
+    if result["confirmed"]:
+        log.info("booking confirmed", extra=_ctx(event, event_id))
+    elif result["status"] != "confirmed":
         # Paid after cancellation: no passes, no confirmation; it is refunded automatically
         # (shared/payments.py wrote that refund with the capture).
         log.warning("capture for a cancelled booking", extra=_ctx(event, event_id))
-        return
-    await conn.execute(CONFIRM_BOOKING, event.booking_id)
-    # verify-payment may have stored them already: then nothing is rendered here
-    await ensure_passes(conn, event.booking_id, pass_secret)
-    await enqueue(
-        conn,
-        booking_id=booking["id"],
-        customer_id=booking["customer_id"],
-        kind="payment_confirmed",
-        dedupe_key=f"payment_confirmed:{booking['id']}",
-        details={"amount_paise": event.amount_paise},
-    )
-    log.info("booking confirmed", extra=_ctx(event, event_id))
+    return True
 
 
 async def payment_failed(
@@ -112,16 +163,16 @@ async def payment_failed(
 
 async def order_created(
     conn: asyncpg.Connection, event: OrderCreated, event_id: uuid.UUID, *, pass_secret: str
-) -> None:
-    log.debug("order created: nothing to do", extra=_ctx(event, event_id))
+) -> bool:
+    """Nothing to do but remember it was seen: one statement, no transaction."""
+    return bool(await conn.fetchval(INSERT_INBOX, CONSUMER, event_id))
 
 
-Handler = Callable[..., Awaitable[None]]
-HANDLERS: dict[type[Event], Handler] = {
+HANDLERS: dict[type[Event], Apply] = {
     PaymentCaptured: payment_captured,
-    PaymentFailed: payment_failed,
+    PaymentFailed: in_inbox_transaction(payment_failed),
     OrderCreated: order_created,
-    **refund_handlers.HANDLERS,
+    **{kind: in_inbox_transaction(effect) for kind, effect in refund_handlers.HANDLERS.items()},
 }
 
 
@@ -134,18 +185,6 @@ async def _booking(
     if row is None:
         raise BookingNotFound(booking_id)
     return row
-
-
-async def _capture_on_record(conn: asyncpg.Connection, event: PaymentCaptured) -> bool:
-    """The broker is not a source of truth: only a capture our own services recorded (the
-    event is written in the same transaction) may confirm a booking."""
-    return bool(await conn.fetchval(
-        "SELECT true FROM payments WHERE booking_id = $1 AND customer_id = $2"
-        " AND razorpay_order_id = $3 AND razorpay_payment_id = $4 AND amount_paise = $5"
-        " AND status = 'captured'",
-        event.booking_id, event.customer_id, event.order_id, event.payment_id,
-        event.amount_paise,
-    ))
 
 
 def _ctx(event: Event, event_id: uuid.UUID) -> dict:

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -30,6 +31,8 @@ from notifier.mail_message import BadAddress, compose, envelope_address, message
 from shared.http import DB_ERRORS
 from shared.logging import log_ctx
 from shared.metrics import MAILS, MAILS_PENDING
+from shared.pass_store import issue_passes
+from shared.passes import PASS_KINDS
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,15 +50,21 @@ RETURNING n.id, n.booking_id, n.kind, n.dedupe_key, n.recipient, n.details, n.at
           n.created_at
 """
 
+# The booking as the mail shows it, and its pass images if the mail carries them: read
+# right before each mail is sent, so passes go out only while they admit someone (not for
+# a booking cancelled meanwhile).
 BOOKING_FOR_MAIL = """
 SELECT b.id, b.status, b.amount_paise, b.start_date, b.end_date,
-       c.name AS customer_name, car.name AS car_name
+       c.name AS customer_name, car.name AS car_name, p.kinds AS pass_kinds,
+       p.images AS pass_images
 FROM bookings b JOIN customers c ON c.id = b.customer_id JOIN cars car ON car.id = b.car_id
+LEFT JOIN LATERAL (
+    SELECT array_agg(kind ORDER BY kind) AS kinds,
+           array_agg(qr_data_url ORDER BY kind) AS images
+    FROM passes WHERE booking_id = b.id AND $2 AND b.status = 'confirmed') p ON true
 WHERE b.id = $1
 """
 
-
-PASS_IMAGES = "SELECT kind, qr_data_url FROM passes WHERE booking_id = $1"
 MARK_SENT = (
     "UPDATE notifications SET state = 'sent', sent_at = now(), message_id = $2,"
     " last_error = NULL WHERE id = $1 AND state = 'pending'"
@@ -83,10 +92,13 @@ class Outcome:
 
 
 class MailSender:
-    def __init__(self, pool: asyncpg.Pool, settings: Settings):
+    def __init__(self, pool: asyncpg.Pool, settings: Settings,
+                 give_way: Callable[[], Awaitable[None]] | None = None):
         self.pool = pool
+        self.give_way = give_way  # awaited before each mail: lets more urgent work go first
         self.settings = settings
         self.sender = settings.smtp_from
+        self.pass_secret = settings.pass_signing_secret
         envelope_address(self.sender)  # a From that is not an address: fail at start-up
         self._wake = asyncio.Event()
         self.rounds = 0  # completed rounds: a seam for tests
@@ -130,6 +142,8 @@ class MailSender:
         self.server_away = False
         try:
             for index, row in enumerate(rows):
+                if self.give_way is not None:
+                    await self.give_way()
                 if asyncio.get_running_loop().time() > deadline:
                     await self._release(rows[index:])
                     break
@@ -155,11 +169,8 @@ class MailSender:
             if smtp is None:
                 smtp = self._client()
                 await smtp.connect()
-            await smtp.send_message(
-                message,
-                sender=envelope_address(self.sender),
-                recipients=[envelope_address(row["recipient"])],
-            )
+            await smtp.sendmail(
+                envelope_address(self.sender), [envelope_address(row["recipient"])], message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refusal = exc.recipients[0]
             said = f"{refusal.code} {refusal.message}".replace("\n", " ")[:300]
@@ -188,16 +199,19 @@ class MailSender:
             timeout=s.smtp_timeout_seconds,
         )
 
-    async def _compose(self, row):
+    async def _compose(self, row) -> bytes:
         async with self.pool.acquire() as conn:
-            booking = await conn.fetchrow(BOOKING_FOR_MAIL, row["booking_id"])
-            passes = {}
-            # Passes only while they admit someone: not for a booking cancelled meanwhile.
-            if row["kind"] == "payment_confirmed" and booking["status"] == "confirmed":
-                passes = {
-                    p["kind"]: png_of(p["qr_data_url"])
-                    for p in await conn.fetch(PASS_IMAGES, row["booking_id"])
-                }
+            booking = await conn.fetchrow(
+                BOOKING_FOR_MAIL, row["booking_id"], row["kind"] == "payment_confirmed")
+            images = dict(zip(booking["pass_kinds"] or (), booking["pass_images"] or (),
+                              strict=True))
+            if booking["pass_kinds"] is not None and (
+                    set(images) != set(PASS_KINDS) or None in images.values()):
+                # Not drawn yet (the booking was confirmed by a webhook and nobody has
+                # looked at the passes since): rendered and stored now, off the event loop.
+                stored = await issue_passes(conn, row["booking_id"], self.pass_secret)
+                images = {kind: url for kind, (_, url) in stored.items()}
+        passes = {kind: png_of(url) for kind, url in images.items()}
         return compose(row, booking, passes, self.sender)
 
     async def _record(self, row, outcome: Outcome) -> None:

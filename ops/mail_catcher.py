@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import html
 import itertools
 import logging
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -34,7 +35,12 @@ class CaughtMail:
     mail_from: str
     rcpt_tos: list[str]
     raw: bytes
-    message: EmailMessage = field(repr=False)
+
+    @functools.cached_property
+    def message(self) -> EmailMessage:
+        # Parsed when first looked at, not on arrival: parsing is most of what a caught mail
+        # costs, and a burst of mails is mostly never opened.
+        return message_from_bytes(self.raw, policy=policy.default)
 
     @property
     def images(self) -> list[tuple[str, bytes]]:
@@ -90,7 +96,6 @@ class MailCatcher:
             mail_from=envelope.mail_from,
             rcpt_tos=list(envelope.rcpt_tos),
             raw=raw,
-            message=message_from_bytes(raw, policy=policy.default),
         )
         async with self.arrived:
             self.mails.append(mail)

@@ -1,9 +1,10 @@
-"""The passes table: each booking's two QR passes, rendered at most once and then read.
+"""The passes table: each booking's two QR passes, each image rendered at most once.
 
-Rendering a PNG is the costliest CPU work on the payment path, so whoever needs the passes
-first (the notifier confirming the booking, or verify-payment answering the browser)
-renders and stores them, and everyone after reads the stored images: verify returns
-exactly the images the notifier keeps, whichever of the two got there first.
+A pass is its signed token (cheap: an HMAC), written with the booking's confirmation.
+Rendering its PNG is the costliest CPU work on the payment path, so it happens only when
+someone needs the picture: verify-payment answering the browser, or the notifier's mail
+sender attaching the passes. The first of them renders and stores the image; everyone
+after reads it: verify returns exactly the images the notifier mails, whoever was first.
 """
 
 from __future__ import annotations
@@ -12,47 +13,53 @@ import asyncio
 
 import asyncpg
 
-from shared.passes import PASS_KINDS, passes_for
+from shared.passes import PASS_KINDS, pass_token, qr_data_url
 
 Passes = dict[str, tuple[str, str]]  # kind -> (token, data URL)
 
 STORED_PASSES = "SELECT kind, token, qr_data_url FROM passes WHERE booking_id = $1"
-INSERT_PASS = (
-    "INSERT INTO passes (booking_id, kind, token, qr_data_url) VALUES ($1, $2, $3, $4)"
-    " ON CONFLICT (booking_id, kind) DO NOTHING"
-)
+# A racer's row or image wins: rendering is deterministic, so it is the same picture.
+STORE_IMAGES = """
+INSERT INTO passes (booking_id, kind, token, qr_data_url)
+SELECT $1, kind, token, url FROM unnest($2::text[], $3::text[], $4::text[]) AS p(kind, token, url)
+ON CONFLICT (booking_id, kind) DO UPDATE SET qr_data_url = EXCLUDED.qr_data_url
+WHERE passes.qr_data_url IS NULL
+RETURNING kind, token, qr_data_url
+"""
 
 
-async def stored_passes(conn: asyncpg.Connection, booking_id: int) -> Passes:
+def pass_tokens(booking_id: int, secret: str) -> tuple[list[str], list[str]]:
+    """Kinds and tokens of a booking's passes, for a caller that writes the rows itself
+    (images NULL: rendered on demand by `issue_passes`)."""
+    return list(PASS_KINDS), [pass_token(booking_id, kind, secret) for kind in PASS_KINDS]
+
+
+async def stored_passes(conn: asyncpg.Connection, booking_id: int) -> dict:
+    """kind -> (token, data URL or None if not rendered yet)."""
     rows = await conn.fetch(STORED_PASSES, booking_id)
     return {row["kind"]: (row["token"], row["qr_data_url"]) for row in rows}
 
 
 async def issue_passes(conn: asyncpg.Connection, booking_id: int, secret: str) -> Passes:
-    """Both passes of a booking as stored; renders and stores them first if missing.
+    """Both passes of a booking as stored, images included; renders (off the event loop)
+    and stores whatever is missing first: a row, or a row's image.
 
-    Two issuers racing both render, but the unique (booking_id, kind) keeps one image
-    per pass, and both answer with the stored one.
+    Two issuers racing both render, but a stored image is never replaced, and both answer
+    with the stored one.
     """
     stored = await stored_passes(conn, booking_id)
-    if await _store_missing(conn, booking_id, secret, stored):
-        stored = await stored_passes(conn, booking_id)  # whichever racer's rows won
-    return stored
-
-
-async def ensure_passes(conn: asyncpg.Connection, booking_id: int, secret: str) -> None:
-    """`issue_passes` for a caller that needs them stored, not shown (no read-back)."""
-    await _store_missing(conn, booking_id, secret, await stored_passes(conn, booking_id))
-
-
-async def _store_missing(conn, booking_id: int, secret: str, stored: Passes) -> bool:
-    """Renders and inserts the kinds not stored yet; False when nothing was missing."""
-    missing = [kind for kind in PASS_KINDS if kind not in stored]
+    missing = [k for k in PASS_KINDS if stored.get(k, (None, None))[1] is None]
     if not missing:
-        return False
-    rendered = await asyncio.to_thread(passes_for, booking_id, secret)  # CPU: off the loop
-    await conn.executemany(
-        INSERT_PASS,
-        [(booking_id, kind, *rendered[kind]) for kind in missing],
-    )
-    return True
+        return stored
+    # A stored row's image shows its own token (whatever secret signed it back then)
+    tokens = [stored[k][0] if k in stored else pass_token(booking_id, k, secret)
+              for k in missing]
+    images = await asyncio.to_thread(_render, tokens)  # CPU: off the event loop
+    written = await conn.fetch(STORE_IMAGES, booking_id, missing, tokens, images)
+    if len(written) < len(missing):
+        return await stored_passes(conn, booking_id)  # a racer's images won: theirs
+    return {**stored, **{row["kind"]: (row["token"], row["qr_data_url"]) for row in written}}
+
+
+def _render(tokens: list[str]) -> list[str]:
+    return [qr_data_url(token) for token in tokens]

@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     mail_retry_base_seconds: float = 2.0  # back-off after a transient failure, doubling
     # to at most a minute: once the server is back, no mail waits longer than that
     mail_retry_max_seconds: float = 60.0
+    # Confirmations first: while the notifier's consumer has events in hand, the sender
+    # waits up to this long before each mail (a burst is confirmed at full speed, its mails
+    # follow); never longer, so mail keeps moving under any load.
+    mail_give_way_seconds: float = 0.1
 
     # Sandbox
     sandbox_webhook_url: str = "http://127.0.0.1:8080/api/razorpay/webhook"

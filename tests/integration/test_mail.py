@@ -16,6 +16,7 @@ import zxingcpp
 from PIL import Image
 
 from notifier.handlers import apply_event
+from notifier.mail_message import png_of
 from notifier.mail_sender import CLAIM_DUE, MailSender
 from ops.cli import booking as booking_command
 from ops.cli import check_pass
@@ -24,6 +25,7 @@ from ops.infra import eventually, free_port, own_database
 from ops.mail_catcher import MailCatcher
 from shared.events import Envelope, PaymentCaptured
 from shared.metrics import REGISTRY
+from shared.pass_store import issue_passes
 
 SECRET = "mail-test-pass-secret"
 
@@ -142,6 +144,12 @@ async def test_confirmation_arrives_once_with_both_passes_scannable(db, catcher)
         checked = await check_pass(settings, code.text)  # what staff's scanner runs
         assert checked["valid"] is True
         assert (checked["booking_id"], checked["kind"]) == (booking["booking_id"], kind)
+    # The confirmation rendered nothing; the mail drew the passes and stored them, and
+    # verify-payment answers with exactly those images from now on.
+    async with pool.acquire() as conn:
+        issued = await issue_passes(conn, booking["booking_id"], "another-secret")
+    assert {kind: png_of(url) for kind, (_, url) in issued.items()} == {
+        kind: attached[f"{kind}-pass.png"] for kind in ("collection", "return")}
 
 
 async def _sent(pool, booking_id):

@@ -1,5 +1,8 @@
-"""Passes are rendered at most once per booking: whoever needs them first (verify or the
-notifier) renders and stores them; everyone after reads the stored images."""
+"""Pass images are rendered at most once per booking, when someone first needs them:
+the notifier's confirmation stores the tokens only; whoever needs the picture first (verify,
+or the confirmation mail) renders and stores it; everyone after reads the stored image."""
+
+import asyncio
 
 from notifier.handlers import apply_event
 from ops.factories import make_booking
@@ -11,8 +14,8 @@ SECRET = "pass-store-secret"
 
 
 def renders() -> int:
-    """How often passes_for has been asked for a booking's images (cached or not)."""
-    info = passes._passes.cache_info()
+    """How often an image has been asked for (cached or not)."""
+    info = passes.qr_data_url.cache_info()
     return info.hits + info.misses
 
 
@@ -64,3 +67,61 @@ async def test_the_notifier_reuses_passes_verify_stored(pool):
     assert renders() == before
     assert await pool.fetchval("SELECT status FROM bookings WHERE id = $1",
                                booking["booking_id"]) == "confirmed"
+
+
+async def confirm(pool, booking) -> None:
+    n = booking["booking_id"]
+    envelope = Envelope.wrap(PaymentCaptured(
+        booking_id=n, customer_id=booking["customer_id"], order_id=f"order_PassLazy{n:07d}",
+        payment_id=f"pay_PassLazy{n:08d}", amount_paise=booking["amount_paise"],
+        source="webhook"), "test")
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
+            " amount_paise, status, razorpay_payment_id) VALUES ($1,$2,$3,'r',$4,'captured',$5)",
+            n, booking["customer_id"], envelope.data["order_id"], booking["amount_paise"],
+            envelope.data["payment_id"])
+        assert await apply_event(conn, envelope.event(), envelope.id, pass_secret=SECRET)
+
+
+async def test_a_confirmation_stores_the_tokens_and_renders_nothing(pool):
+    booking = await make_booking(pool)
+    before = renders()
+    await confirm(pool, booking)
+    assert renders() == before
+    async with pool.acquire() as conn:
+        stored = await stored_passes(conn, booking["booking_id"])
+    expected = passes.passes_for(booking["booking_id"], SECRET)
+    assert stored == {kind: (token, None) for kind, (token, _) in expected.items()}
+    # the first who needs the pictures draws them, from the stored tokens, and keeps them
+    async with pool.acquire() as conn:
+        assert await issue_passes(conn, booking["booking_id"], SECRET) == expected
+        assert await stored_passes(conn, booking["booking_id"]) == expected
+
+
+async def test_an_image_is_drawn_from_the_stored_token_and_never_replaced(pool):
+    booking = await make_booking(pool)
+    await confirm(pool, booking)  # tokens signed with SECRET
+    async with pool.acquire() as conn:
+        # the signing secret rotated since: the stored pass still shows its own token
+        issued = await issue_passes(conn, booking["booking_id"], "rotated-secret")
+        assert issued == passes.passes_for(booking["booking_id"], SECRET)
+        await conn.execute("UPDATE passes SET qr_data_url = 'data:image/png;base64,kept'"
+                           " WHERE booking_id = $1 AND kind = 'return'", booking["booking_id"])
+        again = await issue_passes(conn, booking["booking_id"], SECRET)
+    assert again["return"][1] == "data:image/png;base64,kept"
+
+
+async def test_racing_issuers_all_answer_with_what_is_stored(pool):
+    booking = await make_booking(pool)
+    await confirm(pool, booking)
+
+    async def issue():
+        async with pool.acquire() as conn:
+            return await issue_passes(conn, booking["booking_id"], SECRET)
+
+    answers = await asyncio.gather(*(issue() for _ in range(4)))
+    async with pool.acquire() as conn:
+        stored = await stored_passes(conn, booking["booking_id"])
+    assert all(answer == stored for answer in answers)
+    assert stored == passes.passes_for(booking["booking_id"], SECRET)

@@ -81,16 +81,18 @@ def hot_queries(booking: dict) -> dict[str, tuple[str, tuple]]:
         # notifier
         "notifier.inbox": (notifier_sql.INSERT_INBOX, ("notifier", event)),
         "notifier.booking_details": (notifier_sql.BOOKING_DETAILS, (bid,)),
-        "notifier.confirm_booking": (notifier_sql.CONFIRM_BOOKING, (bid,)),
+        "notifier.confirm_booking": (notifier_sql.CONFIRM_BOOKING, (
+            "notifier", event, bid, cid, order, "pay_plan", 100000, ["collection"], ["t"],
+            "{}")),
         # passes: the notifier or verify-payment, whoever needs them first
         "passes.stored": (pass_store_sql.STORED_PASSES, (bid,)),
-        "passes.insert": (pass_store_sql.INSERT_PASS, (bid, "collection", "t", "u")),
+        "passes.store_images": (pass_store_sql.STORE_IMAGES, (
+            bid, ["collection"], ["t"], ["u"])),
         # the mail outbox: enqueue (any service) and the notifier's sender (every poll)
         "mail.enqueue": (mail_outbox_sql.INSERT, (
             bid, cid, "refund_processed", f"plan:{bid}", "{}")),
         "mail.claim_due": (mail_sql.CLAIM_DUE, (20, timedelta(minutes=2))),
-        "mail.booking": (mail_sql.BOOKING_FOR_MAIL, (bid,)),
-        "mail.pass_images": (mail_sql.PASS_IMAGES, (bid,)),
+        "mail.booking": (mail_sql.BOOKING_FOR_MAIL, (bid, True)),
         "mail.mark_sent": (mail_sql.MARK_SENT, (1, "<m@x>")),
         "mail.mark_failed": (mail_sql.MARK_FAILED, (1, "550")),
         "mail.mark_retry": (mail_sql.MARK_RETRY, (1, timedelta(seconds=5), "421")),

@@ -1,11 +1,14 @@
 """Composing a mail from an outbox row, and how SMTP answers are classified (no server)."""
 
 from datetime import UTC, date, datetime
+from email import message_from_bytes
+from email.policy import default
 
 import pytest
 
 from notifier.mail_message import BadAddress, compose, envelope_address, message_id, png_of
 from notifier.mail_sender import _by_code
+from notifier.mail_templates import render
 from shared.passes import passes_for
 
 BOOKING = {"id": 7, "customer_name": "Asha Rao", "car_name": "Maruti Swift",
@@ -21,8 +24,17 @@ def passes():
     return {kind: png_of(url) for kind, (_, url) in passes_for(7, "secret").items()}
 
 
+def composed(row=ROW, booking=BOOKING, images=None):
+    """What the sender hands to SMTP, read back by the standard library's parser."""
+    raw = compose(row, booking, {} if images is None else images, SENDER)
+    assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")  # CRLF only
+    message = message_from_bytes(raw, policy=default)
+    assert not message.defects and all(not p.defects for p in message.walk())
+    return message
+
+
 def test_confirmation_is_text_and_html_with_passes_inline_and_attached():
-    message = compose(ROW, BOOKING, passes(), SENDER)
+    message = composed(images=passes())
     assert message.get_content_type() == "multipart/mixed"
     assert str(message["To"]) == "Asha Rao <asha@example.com>"
     assert str(message["Subject"]) == "Booking #7 confirmed: Maruti Swift"
@@ -35,20 +47,21 @@ def test_confirmation_is_text_and_html_with_passes_inline_and_attached():
     assert cids == ["<collection-pass@a6pay>", "<return-pass@a6pay>"]
     attached = sorted(p.get_filename() for p in message.iter_attachments())
     assert attached == ["collection-pass.png", "return-pass.png"]
-    assert all(p.get_payload(decode=True).startswith(b"\x89PNG")
-               for p in message.iter_attachments())
+    images = [p.get_payload(decode=True) for p in message.walk()
+              if p.get_content_type() == "image/png"]
+    assert images == [passes()["collection"], passes()["return"]] * 2  # inline, attached
 
 
 def test_other_kinds_carry_no_images():
     row = {**ROW, "kind": "payment_failed", "dedupe_key": "payment_failed:7:x", "details": {}}
-    message = compose(row, BOOKING, {}, SENDER)
+    message = composed(row)
     assert message.get_content_type() == "multipart/alternative"
     assert not [p for p in message.walk() if p.get_content_maintype() == "image"]
 
 
 def test_message_id_is_stable_per_row_and_differs_between_rows():
-    first = compose(ROW, BOOKING, {}, SENDER)["Message-ID"]
-    assert first == compose(ROW, BOOKING, {}, SENDER)["Message-ID"]  # a resend: the same
+    first = composed()["Message-ID"]
+    assert compose(ROW, BOOKING, passes(), SENDER) == compose(ROW, BOOKING, passes(), SENDER)
     assert first == message_id(31, "payment_confirmed:7", SENDER)
     assert first.endswith("@a6cars.example>")
     assert message_id(32, "payment_confirmed:8", SENDER) != first
@@ -71,3 +84,28 @@ def test_envelope_address_takes_the_bare_address():
                                              (451, "retry"), (421, "retry")])
 def test_5xx_is_permanent_4xx_is_transient(code, state):
     assert _by_code(code, "x").state == state
+
+
+def test_text_and_html_read_back_as_rendered():
+    message = composed(images=passes())
+    rendered = render("payment_confirmed", BOOKING, ROW["details"], ("collection", "return"))
+    plain = message.get_body(("plain",)).get_content()
+    assert plain.replace("\r\n", "\n") == rendered.text
+    assert message.get_body(("html",)).get_content().replace("\r\n", "\n") == rendered.html
+
+
+def test_non_ascii_names_and_subjects_are_encoded_and_read_back():
+    booking = {**BOOKING, "customer_name": "अनन्या Rāo", "car_name": "Tata Nexon ₹ " * 10}
+    message = composed(booking=booking, images=passes())
+    assert message["To"].addresses[0].display_name == "अनन्या Rāo"
+    assert message["To"].addresses[0].addr_spec == "asha@example.com"
+    assert message["Subject"] == "Booking #7 confirmed: " + ("Tata Nexon ₹ " * 10).strip()
+    assert "अनन्या Rāo" in message.get_body(("plain",)).get_content()
+
+
+@pytest.mark.parametrize("name", ["Asha\r\nBcc: evil@example.com", "Asha\nBcc: evil@example.com",
+                                  "Asha\rBcc: evil@example.com"])
+def test_a_line_break_in_a_name_cannot_add_a_header(name):
+    message = composed(booking={**BOOKING, "customer_name": name})
+    assert message["Bcc"] is None
+    assert [a.addr_spec for a in message["To"].addresses] == ["asha@example.com"]
