@@ -13,6 +13,7 @@ from typing import Any
 import razorpay
 import requests
 import requests.adapters
+import requests.utils
 from razorpay.errors import BadRequestError, GatewayError, ServerError
 
 from shared import metrics
@@ -47,6 +48,19 @@ class OrderRequest:
     unique_receipt: bool = True
 
 
+class _Sdk(razorpay.Client):
+    """The official client, asking for its own version once: it looks it up in the
+    installed packages' metadata for the User-Agent of every request (0.3 ms of CPU each
+    here), and it cannot change while we run."""
+
+    @functools.cached_property
+    def _version(self) -> str:
+        return super()._get_version()
+
+    def _get_version(self) -> str:
+        return self._version
+
+
 class RazorpayClient:
     def __init__(self, settings: Settings):
         workers = settings.razorpay_max_concurrency
@@ -56,11 +70,16 @@ class RazorpayClient:
         adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=workers)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
+        base_url = settings.razorpay_base_url.rstrip("/")
+        # requests reads proxy settings (HTTPS_PROXY, NO_PROXY…) from the environment on
+        # every request, 0.2 ms of CPU each: read them once, for the one host we call.
+        session.proxies = requests.utils.get_environ_proxies(base_url)
+        session.trust_env = False
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="razorpay")
-        self._client = razorpay.Client(
+        self._client = _Sdk(
             session=session,
             auth=(settings.razorpay_key_id, settings.razorpay_key_secret),
-            base_url=settings.razorpay_base_url.rstrip("/"),
+            base_url=base_url,
         )
         self._client.set_app_details({"title": "A6Pay", "version": "0.1.0"})
         self.timeout = settings.razorpay_timeout_seconds
