@@ -16,9 +16,6 @@ import re
 import struct
 import zlib
 
-import qrcode
-from qrcode.constants import ERROR_CORRECT_M
-
 PASS_KINDS = ("collection", "return")
 
 _VERSION = "A6P1"
@@ -65,9 +62,14 @@ def verify_pass_token(token: str, secret: str) -> tuple[int, str] | None:
 _QR_MASK = 2
 
 
-@functools.lru_cache(maxsize=2048)
+@functools.lru_cache(maxsize=64)  # stored once drawn: a repeat is a racer's, moments apart
 def qr_data_url(token: str) -> str:
     """`data:image/png;base64,…` of the token's QR code; same token, same bytes."""
+    # Loaded on the first render: qrcode imports Pillow, ~6 MB that a process which only
+    # reads stored images (a notifier whose mails find them drawn by verify) never needs.
+    import qrcode
+    from qrcode.constants import ERROR_CORRECT_M
+
     code = qrcode.QRCode(
         version=_QR_VERSION,
         error_correction=ERROR_CORRECT_M,
@@ -112,7 +114,7 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=64)
 def _passes(booking_id: int, secret: str) -> tuple[tuple[str, str, str], ...]:
     return tuple(
         (kind, token, qr_data_url(token))

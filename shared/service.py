@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import asyncpg
 import uvloop
@@ -17,14 +18,16 @@ from shared.deadline import deadline_middleware
 from shared.http import error_middleware, health
 from shared.logging import setup_logging
 from shared.outbox import OutboxRelay
-from shared.razorpay_client import RazorpayClient
 from shared.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from shared.razorpay_client import RazorpayClient
 
 log = logging.getLogger(__name__)
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
-RAZORPAY = web.AppKey("razorpay", RazorpayClient)
+RAZORPAY: web.AppKey[RazorpayClient] = web.AppKey("razorpay")
 
 
 def new_app(settings: Settings, service: str) -> web.Application:
@@ -60,6 +63,10 @@ async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def razorpay_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Imported here, by the services that call Razorpay: the SDK and requests are memory
+    # (~4 MB) a process that never does (the gateway, the notifier) should not hold.
+    from shared.razorpay_client import RazorpayClient
+
     app[RAZORPAY] = RazorpayClient(app[SETTINGS])
     yield
     app[RAZORPAY].close()
