@@ -85,6 +85,9 @@ def qr_data_url(token: str) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
+_DARK_TO_PIXEL = bytes.maketrans(b"\x00\x01", b"\xff\x00")  # bool → one byte: light FF
+
+
 def _png(modules: list[list[bool]]) -> bytes:
     """A 1-bit greyscale PNG of the modules, each `_QR_BOX_SIZE` pixels square.
 
@@ -92,20 +95,26 @@ def _png(modules: list[list[bool]]) -> bytes:
     5 an image took). At 8 pixels per module and 1 bit per pixel a module is one byte,
     0x00 dark or 0xFF light. Each scanline uses PNG's "Up" filter (the difference from the
     line above), so the 7 repeats of a module row are zeros that compress to nothing.
+    A module row is one big integer (a byte per module), so that difference is three bit
+    operations, not a Python loop over bytes: with bytes only 00 or FF, `a - b` is 00 where
+    they agree, FF where a is FF, and 01 where a is 00.
     """
     assert _QR_BOX_SIZE == 8  # one module = one byte below
-    raw, above = bytearray(), bytes(len(modules))
-    repeat = (b"\x02" + bytes(len(modules))) * (_QR_BOX_SIZE - 1)
+    width = len(modules)
+    ones = int.from_bytes(b"\x01" * width, "big")
+    repeat = (b"\x02" + bytes(width)) * (_QR_BOX_SIZE - 1)
+    rows, above = [], 0
     for line in modules:
-        pixels = bytes(0x00 if dark else 0xFF for dark in line)
-        raw += b"\x02" + bytes((a - b) & 0xFF for a, b in zip(pixels, above, strict=True))
-        raw += repeat
+        pixels = int.from_bytes(bytes(line).translate(_DARK_TO_PIXEL), "big")
+        changed = pixels ^ above
+        up = (changed & pixels) | (changed & ~pixels & ones)
+        rows.append(b"\x02" + up.to_bytes(width, "big") + repeat)
         above = pixels
-    side = len(modules) * _QR_BOX_SIZE
+    side = width * _QR_BOX_SIZE
     header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # 1 bit, greyscale
     return b"\x89PNG\r\n\x1a\n" + b"".join(
         _chunk(kind, data)
-        for kind, data in ((b"IHDR", header), (b"IDAT", zlib.compress(bytes(raw), 6)),
+        for kind, data in ((b"IHDR", header), (b"IDAT", zlib.compress(b"".join(rows), 6)),
                            (b"IEND", b""))
     )
 
