@@ -231,3 +231,25 @@ async def test_a_sender_dying_between_claim_and_send_loses_nothing(db, catcher):
         await eventually(lambda: _sent(pool, booking["booking_id"]), timeout=30)
         await settled(sender)
     assert len(caught_for(catcher, booking["booking_id"])) == 1
+
+
+async def test_a_mail_waits_for_the_consumer_to_give_way_then_goes(db, catcher):
+    """Confirmations first: the sender asks before each mail (the notifier wires this to
+    "no event in hand"), and sends only once it may."""
+    settings, pool = db
+    booking = await make_booking(pool)
+    await confirm(pool, booking)
+    asked, may_go = asyncio.Event(), asyncio.Event()
+
+    async def give_way():
+        asked.set()
+        await may_go.wait()
+
+    sending = asyncio.create_task(MailSender(pool, settings, give_way=give_way).send_due())
+    await asyncio.wait_for(asked.wait(), 30)
+    assert caught_for(catcher, booking["booking_id"]) == []
+    assert [r["state"] for r in await mails_of(pool, booking["booking_id"])] == ["pending"]
+    may_go.set()
+    assert await asyncio.wait_for(sending, 30) == 1
+    assert len(caught_for(catcher, booking["booking_id"])) == 1
+    assert [r["state"] for r in await mails_of(pool, booking["booking_id"])] == ["sent"]

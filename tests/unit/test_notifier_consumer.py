@@ -239,3 +239,32 @@ async def test_drain_cancels_what_does_not_finish():
     assert handler.inflight == {task}
     await handler.drain(grace_seconds=0.05)
     assert task.cancelled() and message.settled == []
+
+
+class BlockedApply:
+    """Holds every event until `release` is set: a consumer with an event in hand."""
+
+    def __init__(self):
+        self.release = asyncio.Event()
+        self.started = asyncio.Event()
+
+    async def __call__(self, event, event_id):
+        self.started.set()
+        await self.release.wait()
+        return True
+
+
+async def test_until_idle_waits_for_the_events_in_hand_and_no_longer():
+    apply = BlockedApply()
+    handler, outcomes = handler_with(apply)
+    await handler.until_idle(at_most=5)  # nothing in hand: at once
+    working = asyncio.create_task(handler(message_for(captured_envelope())))
+    await apply.started.wait()
+    waiting = asyncio.create_task(handler.until_idle(at_most=60))
+    await asyncio.sleep(0)
+    assert not waiting.done()  # the mail sender keeps waiting while an event is in hand
+    await handler.until_idle(at_most=0.01)  # ...but never past its limit
+    apply.release.set()
+    await asyncio.wait_for(waiting, 5)  # the event is settled: the wait ends
+    await working
+    assert outcomes == ["applied"]
