@@ -3,11 +3,11 @@
     python -m bench.notifier [--history N] [--workers N] [--profile DIR]
 
 On the real stack (its own database and vhost) and with bench/load.py's phases: a webhook
-burst (wrk, 8 s), a steady 100 deliveries/s (bench.paced), a checkout loop; then, with
-`--history`, the same again after N paid bookings of history. Per set it prints the confirm
-rate against the ingest rate, received → confirmed latency, and CPU per booking from /proc
-(utime + stime) for every service, counted until every mail of those bookings is sent (so
-mail work done after the confirmation is not left out); RSS of every service at the end.
+burst (wrk, 8 s), a steady 100 deliveries/s (bench.paced), a checkout loop, on an empty
+database or, with `--history N`, after N paid bookings of history (ops/history.py). It
+prints the confirm rate against the ingest rate, received → confirmed latency, and CPU per
+booking from /proc (utime + stime) for every service, counted until every mail of those
+bookings is sent (mail work done after the confirmation is not left out); RSS at the end.
 `--profile DIR` runs `py-spy record` on the notifier during the burst and on
 verification_service during the checkout (collapsed stacks, `--gil`, in DIR).
 """
@@ -134,19 +134,41 @@ async def run(history: int, workers: int, profile_dir: Path | None) -> dict:
             with running_stack(db_url, infra.amqp_url(vhost), env) as stack:
                 bench = NotifierBench(stack, pool, db_url, infra.amqp_url(vhost), "", Path(tmp))
                 bench.profile_dir = profile_dir
-                results["empty"] = await bench.run_notifier_set("e")
-                if history:
+                if history:  # one set per run: a run stays within the bench lock's 5 min
                     filled = await add_paid_history(db_url, history)
                     bench.say(f"history of {history} written in {filled.seconds:.1f}s")
                     results["history"] = await bench.run_notifier_set("h")
+                else:
+                    results["empty"] = await bench.run_notifier_set("e")
                 results["rss_mb"] = {
                     key: round(procstat.rss_mb(stack.procs[key].pid), 1)
+                    for name in OUR_SERVICES for key in replica_names(name, workers)}
+                results["rss_where_mb"] = {
+                    key: rss_where(stack.procs[key].pid)
                     for name in OUR_SERVICES for key in replica_names(name, workers)}
         finally:
             await pool.close()
             await drop_database(db_url)
             infra.delete_vhost(vhost)
     return results
+
+
+def rss_where(pid: int) -> dict[str, float]:
+    """Resident MB by kind of mapping: the main heap, malloc's per-thread arenas (64 MB
+    reservations), other anonymous memory (Python's object arenas, stacks), files."""
+    where: dict[str, float] = {}
+    kind = None
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        fields = line.split()
+        if "-" in fields[0] and not line.startswith(("Rss", "Size")) and ":" not in fields[0]:
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            path = fields[5] if len(fields) > 5 else ""
+            kind = ("heap" if path == "[heap]" else "file" if path.startswith("/") else
+                    "thread arenas" if end - start >= 60 << 20 or (start & ((64 << 20) - 1)) == 0
+                    and not path else "anon")
+        elif fields[0] == "Rss:" and kind is not None:
+            where[kind] = where.get(kind, 0.0) + int(fields[1]) / 1024
+    return {k: round(v, 1) for k, v in where.items()}
 
 
 def summary(results: dict) -> str:
@@ -168,6 +190,7 @@ def summary(results: dict) -> str:
             f" {c['cpu_ms_per_booking_with_mail']}",
         ]
     lines.append(f"RSS MB: {results.get('rss_mb')}")
+    lines.append(f"RSS by mapping, MB: {results.get('rss_where_mb')}")
     return "\n".join(lines)
 
 
