@@ -23,8 +23,8 @@ from bench.seed import AMOUNT_PAISE, sample_payload
 from shared.events import Envelope, PaymentCaptured
 from shared.outbox import INSERT_EVENT
 from shared.payment_state import PaymentStatus, allowed_sources
-from shared.payments import RECORD_OUTCOME
-from webhook_service.handlers import INSERT_DELIVERY
+from shared.payments import record_outcome_and
+from webhook_service.handlers import INSERT_APPLIED_DELIVERY
 
 SEQUENCE = "bench_pgbench_order"
 
@@ -62,18 +62,15 @@ def webhook_transaction(order_prefix: str, routing_key: str) -> str:
     envelope = _literal(json.dumps(Envelope.wrap(event, "webhook_service").model_dump(mode="json")))
     statements = [
         "BEGIN",
-        # no savepoint: the webhook runs its capture without one (a unique violation
-        # reruns the whole transaction with it)
+        # No savepoint: the webhook captures without one (a unique violation reruns the
+        # whole transaction with it). The delivery is recorded in the capture's statement.
         # nextval first (in a scalar subquery too): it picks this transaction's order
-        _bind(RECORD_OUTCOME, {
+        _bind(record_outcome_and(INSERT_APPLIED_DELIVERY), {
             1: f"(SELECT {_literal(order_prefix)} || nextval('{SEQUENCE}'))", 2: "'captured'",
             3: payment, 4: f"'{sources}'", 5: "NULL", 6: "NULL", 7: str(AMOUNT_PAISE),
-            8: "'INR'"}),
+            8: "'INR'", 9: key, 10: "'payment.captured'", 11: order, 12: payment,
+            13: payload}),
         _bind(INSERT_EVENT, {1: TIME_ORDERED_UUID, 2: _literal(routing_key), 3: envelope}),
-        # the delivery is recorded after it is applied, with its outcome
-        _bind(INSERT_DELIVERY, {
-            1: key, 2: "'payment.captured'", 3: order, 4: payment, 5: "'applied'",
-            6: payload}),
         "COMMIT",
     ]
     # pgbench reads one statement per line unless it ends with a backslash continuation.

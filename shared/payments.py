@@ -28,13 +28,20 @@ class Recorded:
     applied: bool  # False: duplicate, stale, or refused by the amount check / invariants
     payment: asyncpg.Record | None  # the row after the attempt; None for an unknown order
     conflict: bool = False  # another payment already holds this booking's capture
+    also_done: bool | None = None  # what `also` returned; None: it did not run
 
 
-# The booking's status comes back with a capture, read FOR SHARE in the same statement (one
-# round trip, not two): it waits for a cancellation in flight, so either that cancellation
-# sees this capture or we see it cancelled (and refund, below).
-RECORD_OUTCOME = """
-WITH moved AS (
+@dataclass(frozen=True)
+class AlsoWhenApplied:
+    """One more INSERT in the transition's own statement (a round trip fewer), run only when
+    the transition applies: it selects FROM moved (the changed row), numbers its parameters
+    from $9, and ends in RETURNING true (no row back: False)."""
+
+    sql: str
+    args: tuple
+
+
+_MOVED = """
     UPDATE payments SET
         status = $2,
         razorpay_payment_id = $3,
@@ -47,13 +54,24 @@ WITH moved AS (
       AND status = ANY($4::text[])
       AND ($2 = 'failed' OR (amount_paise = $7 AND currency = $8))
     RETURNING *
-)
-SELECT moved.*,
+"""
+# The booking's status comes back with a capture, read FOR SHARE in the same statement (one
+# round trip, not two): it waits for a cancellation in flight, so either that cancellation
+# sees this capture or we see it cancelled (and refund, below).
+_BOOKING_STATUS = """
        CASE WHEN moved.status = 'captured' THEN
            (SELECT b.status FROM bookings b WHERE b.id = moved.booking_id FOR SHARE)
-       END AS booking_status
-FROM moved
-"""
+       END AS booking_status"""
+RECORD_OUTCOME = f"WITH moved AS ({_MOVED}) SELECT moved.*,{_BOOKING_STATUS} FROM moved"
+
+
+def record_outcome_and(also_sql: str) -> str:
+    """RECORD_OUTCOME with `AlsoWhenApplied.sql` as a second data-modifying CTE."""
+    return (f"WITH moved AS ({_MOVED}), also AS ({also_sql})"
+            f" SELECT moved.*,{_BOOKING_STATUS}, EXISTS (SELECT FROM also) AS also_done"
+            " FROM moved")
+
+
 # Only a capture can break a unique index (another payment already captured for the
 # booking, or this payment for another order). The UPDATE then runs after a savepoint, so
 # the violation does not abort the caller's transaction; the savepoint is never released
@@ -64,7 +82,7 @@ ROLLBACK_TO_SAVEPOINT = "ROLLBACK TO SAVEPOINT record_outcome"
 
 async def record_outcome(
     conn: asyncpg.Connection, outcome: PaymentOutcome, source: str, correlation_id: str | None,
-    *, savepoint: bool = True,
+    *, savepoint: bool = True, also: AlsoWhenApplied | None = None,
 ) -> Recorded:
     """`savepoint=False` is for a caller that runs its whole transaction again on a
     UniqueViolationError (with the savepoint then): one round trip fewer on every capture."""
@@ -76,7 +94,7 @@ async def record_outcome(
         await conn.execute(SAVEPOINT)
     try:
         row = await conn.fetchrow(
-            RECORD_OUTCOME,
+            record_outcome_and(also.sql) if also else RECORD_OUTCOME,
             outcome.order_id,
             outcome.status.value,
             outcome.payment_id,
@@ -85,6 +103,7 @@ async def record_outcome(
             (outcome.error_description or "")[:500] or None,
             outcome.amount_paise,
             outcome.currency,
+            *(also.args if also else ()),
         )
     except asyncpg.UniqueViolationError:
         if not guarded:
@@ -96,7 +115,7 @@ async def record_outcome(
     await _emit(conn, row, outcome, source, correlation_id)
     if outcome.status is PaymentStatus.CAPTURED:
         await _refund_if_cancelled(conn, row, source, correlation_id)
-    return Recorded(True, row)
+    return Recorded(True, row, also_done=row["also_done"] if also else None)
 
 
 async def _refund_if_cancelled(conn, payment, source: str, correlation_id) -> None:

@@ -10,7 +10,7 @@ import asyncpg
 
 from shared.outbox import outbox_transaction
 from shared.payment_state import PaymentOutcome, PaymentStatus
-from shared.payments import capture_authorized, record_outcome
+from shared.payments import AlsoWhenApplied, Recorded, capture_authorized, record_outcome
 from shared.razorpay_client import RazorpayClient
 from shared.razorpay_map import (
     event_target,
@@ -26,6 +26,13 @@ INSERT_DELIVERY = (
     "INSERT INTO webhook_events (event_key, event_type, razorpay_order_id,"
     " razorpay_payment_id, outcome, payload) VALUES ($1, $2, $3, $4, $5, $6)"
     " ON CONFLICT (event_key) DO NOTHING RETURNING true"
+)
+# The same row, written by the state change's own statement when it applies (the usual
+# case: one round trip fewer); its parameters follow the state change's eight.
+INSERT_APPLIED_DELIVERY = (
+    "INSERT INTO webhook_events (event_key, event_type, razorpay_order_id,"
+    " razorpay_payment_id, outcome, payload) SELECT $9, $10, $11, $12, 'applied', $13"
+    " FROM moved ON CONFLICT (event_key) DO NOTHING RETURNING true"
 )
 
 
@@ -95,21 +102,18 @@ async def _apply_once(pool, key: str, payload: dict, outcome: PaymentOutcome | N
     entity = _payment_entity(payload) or {}
     order_id, payment_id = (v if isinstance(v, str) else None
                             for v in (entity.get("order_id"), entity.get("id")))
+    delivery = (key, str(payload.get("event"))[:100], order_id and order_id[:64],
+                payment_id and payment_id[:64])
     try:
         async with outbox_transaction(pool) as conn:
-            result = await _apply(conn, payload, outcome, correlation_id, guarded)
-            # The delivery is recorded after it is applied, outcome included: one statement
-            # where "received, then the outcome" took two. A key recorded before rolls it
-            # all back (a racing twin waits on the key's unique index, then lands here).
-            first_time = await conn.fetchval(
-                INSERT_DELIVERY,
-                key,
-                str(payload.get("event"))[:100],
-                order_id and order_id[:64],
-                payment_id and payment_id[:64],
-                result,
-                payload,
-            )
+            result, first_time = await _apply(conn, payload, outcome, correlation_id, guarded,
+                                              AlsoWhenApplied(INSERT_APPLIED_DELIVERY,
+                                                              (*delivery, payload)))
+            if first_time is None:  # not recorded with the state change
+                # The delivery is recorded after it is applied, outcome included.
+                first_time = await conn.fetchval(INSERT_DELIVERY, *delivery, result, payload)
+            # A key recorded before rolls it all back (a racing twin waits on the key's
+            # unique index, then lands here).
             if not first_time:
                 raise _SeenBefore
     except _SeenBefore:
@@ -118,16 +122,22 @@ async def _apply_once(pool, key: str, payload: dict, outcome: PaymentOutcome | N
 
 
 async def _apply(conn, payload: dict, outcome: PaymentOutcome | None, correlation_id,
-                 guarded: bool) -> str:
+                 guarded: bool, delivery: AlsoWhenApplied) -> tuple[str, bool | None]:
+    """(what happened, whether the delivery was recorded as new with it; None: not yet)."""
     if refund_event_target(payload.get("event")) is not None:
-        return await _apply_refund(conn, payload, correlation_id)
+        return await _apply_refund(conn, payload, correlation_id), None
     if event_target(payload.get("event")) is None:
-        return "ignored_event"
+        return "ignored_event", None
     if outcome is None:
-        return "unusable_payload"
-    recorded = await record_outcome(conn, outcome, "webhook", correlation_id, savepoint=guarded)
+        return "unusable_payload", None
+    recorded = await record_outcome(conn, outcome, "webhook", correlation_id,
+                                    savepoint=guarded, also=delivery)
     if recorded.applied:
-        return "applied"
+        return "applied", recorded.also_done
+    return _not_applied(outcome, recorded), None
+
+
+def _not_applied(outcome: PaymentOutcome, recorded: Recorded) -> str:
     if recorded.payment is None:
         return "unknown_order"
     if recorded.conflict:

@@ -71,6 +71,10 @@ def hot_queries(booking: dict) -> dict[str, tuple[str, tuple]]:
         # webhook ingest
         "webhook.insert_delivery": (webhook_sql.INSERT_DELIVERY, (
             "id:evt_plan", "payment.captured", order, "pay_plan", "applied", payload)),
+        "webhook.capture_with_delivery": (
+            payments_sql.record_outcome_and(webhook_sql.INSERT_APPLIED_DELIVERY), (
+                order, "captured", "pay_plan", ["created", "authorized", "failed"], None, None,
+                100000, "INR", "id:evt_plan", "payment.captured", order, "pay_plan", payload)),
         # outbox: producers and relay
         "outbox.insert": (outbox_sql.INSERT_EVENT, (event, "payment.captured",
                                                      json.dumps(payload))),

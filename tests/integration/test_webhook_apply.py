@@ -47,6 +47,22 @@ async def test_a_capture_applies_once_and_its_twin_is_a_duplicate(pool):
     assert await events(pool, order_id) == ["payment.captured"]
 
 
+async def test_a_redelivery_that_would_now_apply_is_still_a_duplicate(pool):
+    """The first delivery found no order (recorded as such); its key comes again once the
+    order exists: a duplicate, rolled back, nothing applied."""
+    booking = await make_booking(pool, 150_000)
+    order_id = f"order_W{booking['booking_id']:013d}"
+    key = f"id:evt_{order_id}"
+    payload = captured(order_id, "pay_" + order_id)
+    assert await apply_webhook(pool, key, payload, None) == "unknown_order"
+    await open_order(pool, booking)
+    assert await apply_webhook(pool, key, payload, None) == "duplicate"
+    assert await recorded(pool, key) == "unknown_order"
+    assert await pool.fetchval("SELECT status FROM payments WHERE razorpay_order_id = $1",
+                               order_id) == "created"
+    assert await events(pool, order_id) == []
+
+
 async def test_racing_twins_apply_once(pool):
     _, order_id = await open_order(pool)
     key = f"id:evt_{order_id}"
