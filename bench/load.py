@@ -68,13 +68,16 @@ class SetResult:
     pgbench: dict = field(default_factory=dict)
     checkout: dict = field(default_factory=dict)
     cpu_ms: dict = field(default_factory=dict)
+    # run name -> process -> CPU microseconds per request, for the status and ceiling runs
+    request_cpu_us: dict = field(default_factory=dict)
 
 
 class Bench:
     def __init__(self, stack, pool: asyncpg.Pool, database_url: str, amqp_url: str,
-                 ceiling_url: str, workdir: Path):
+                 ceiling_url: str, workdir: Path, ceiling_pid: int | None = None):
         self.stack, self.pool, self.database_url = stack, pool, database_url
         self.amqp_url, self.ceiling_url, self.workdir = amqp_url, ceiling_url, workdir
+        self.ceiling_pid = ceiling_pid
 
     def say(self, text: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
@@ -99,11 +102,21 @@ class Bench:
         low, high = status_range or (ingest[0]["booking_id"], ingest[-1]["booking_id"])
         env = {"BENCH_LO": str(low), "BENCH_HI": str(high)}
         order_url = f"http://127.0.0.1:{self.stack.ports['order_service']}"
+        # Where a status request's CPU goes, per process: the figure noise barely moves,
+        # and the one that says how far each hop is from the ceiling app's own cost.
+        pids = {name: self.stack.procs[name].pid for name in ("gateway", "order_service")}
+        if self.ceiling_pid is not None:
+            pids["ceiling"] = self.ceiling_pid
         for name, url, seconds in (("status_gateway", self.stack.gateway, STATUS_SECONDS),
                                    ("status_direct", order_url, STATUS_SECONDS),
                                    ("ceiling", self.ceiling_url, CEILING_SECONDS)):
+            before = await self.cpu_snapshot(pids, None)
             figures = wrk.run(url, "status.lua", seconds=seconds, connections=CONNECTIONS,
                               env=env)
+            after = await self.cpu_snapshot(pids, None)
+            result.request_cpu_us[name] = {
+                key: (after[key] - before[key]) * 1e6 / max(1, figures.requests)
+                for key in (*pids, "postgres")}
             setattr(result, name, figures)
             self.say(f"{label}: {name} {figures.rate:.0f} req/s, p99 {figures.p99_ms:.1f} ms,"
                      f" {figures.status_errors} non-2xx")
@@ -368,7 +381,8 @@ async def run(history: int, output: Path) -> None:
         pool = await asyncpg.create_pool(db_url, min_size=1, max_size=3)
         try:
             with running_stack(db_url, amqp_url, {**limits, "LOG_LEVEL": "WARNING"}) as stack:
-                bench = Bench(stack, pool, db_url, amqp_url, ceiling_url, workdir)
+                bench = Bench(stack, pool, db_url, amqp_url, ceiling_url, workdir,
+                              ceiling_pid=ceiling.pid)
                 empty = await bench.run_set("empty", None)
                 bench.say(f"adding a history of {history} paid bookings")
                 filled = await add_paid_history(db_url, history)

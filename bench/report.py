@@ -59,6 +59,19 @@ def rows(empty, full, rss: dict) -> list[tuple[str, str, str, str, str]]:
          _ratio(full.status_gateway.rate, full.ceiling.rate), "status_ceiling")
     pair("status via gateway p99, ms", empty.status_gateway.p99_ms, full.status_gateway.p99_ms,
          "status_p99_ms", higher=False, digits=1)
+    def cpu(result, run, keys):
+        figures = result.request_cpu_us.get(run, {})
+        return " / ".join(_fmt(figures.get(key)) for key in keys)
+
+    hops = ("gateway", "order_service", "postgres")
+    out.append(("CPU per status request via gateway, µs: gateway / order_service / PostgreSQL",
+                cpu(empty, "status_gateway", hops), cpu(full, "status_gateway", hops), "",
+                "(info)"))
+    out.append(("CPU per status request direct, µs: order_service / PostgreSQL",
+                cpu(empty, "status_direct", hops[1:]), cpu(full, "status_direct", hops[1:]), "",
+                "(info)"))
+    out.append(("CPU per request of the ceiling app, µs", cpu(empty, "ceiling", ("ceiling",)),
+                cpu(full, "ceiling", ("ceiling",)), "", "(info)"))
     line("webhook ingest at saturation, applied/s", empty.ingest["rate"], full.ingest["rate"])
     line("pgbench: webhook's transaction, 1 client, tx/s", empty.pgbench["c1"],
          full.pgbench["c1"], target="(reference)", ratio=False)
@@ -236,6 +249,9 @@ def print_and_write(empty, full, rss: dict, metrics: dict, *, history: int, hist
         " million), through the gateway and straight to order_service.\n"
         "- **ceiling**: the same `wrk` against `bench/ceiling.py`, one aiohttp process answering"
         " a constant JSON: the framework's own limit on this machine.\n"
+        "- **CPU per status request**: utime + stime from `/proc` of each process (PostgreSQL:"
+        " the backends of the run's database) across each of those `wrk` runs, divided by the"
+        " requests answered: how far each hop is from the ceiling app's own cost per request.\n"
         "- **webhook ingest**: `wrk -c64` for 8 s posting signed `payment.captured` deliveries,"
         " each for a different open order created with SQL beforehand (bench/lua/webhook.lua"
         " reads them from a file); the rate counts deliveries the database recorded as"
