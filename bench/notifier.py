@@ -8,8 +8,10 @@ database or, with `--history N`, after N paid bookings of history (ops/history.p
 prints the confirm rate against the ingest rate, received → confirmed latency, and CPU per
 booking from /proc (utime + stime) for every service, counted until every mail of those
 bookings is sent (mail work done after the confirmation is not left out); RSS at the end.
-`--profile DIR` runs `py-spy record` on the notifier during the burst and on
-verification_service during the checkout (collapsed stacks, `--gil`, in DIR).
+`--steady-right-after-burst` sends the steady rate while the burst's mails are still going
+out, as `make bench` does (by default they are all sent first). `--profile DIR` runs
+`py-spy record` on the notifier during the burst and on verification_service during the
+checkout (collapsed stacks, `--gil`, in DIR).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ MAIL_DRAIN_LIMIT = 120
 
 class NotifierBench(Bench):
     profile_dir: Path | None = None
+    steady_right_after_burst = False  # else the burst's mails are all sent first
 
     def cpu(self) -> dict[str, float]:
         """Seconds of CPU per service, its replicas summed."""
@@ -92,16 +95,21 @@ class NotifierBench(Bench):
         # (roughly: the burst plus the drain), to see who competed with the ingest
         out["burst"]["cpu_s_until_confirmed"] = {
             name: round(now - before[name], 2) for name, now in self.cpu().items()}
-        burst_ids = [o["booking_id"] for o in burst]
-        out["burst"]["mails_drained_s"] = await self.wait_mails_sent(burst_ids)
+        mailed = [o["booking_id"] for o in burst]
+        confirmed = out["burst"]["confirmed"]
+        if self.steady_right_after_burst:  # as bench/load.py: the burst's mails still going
+            out["steady"] = await self.webhook_steady(steady, tag)
+            mailed += [o["booking_id"] for o in steady]
+            confirmed += out["steady"]["n"]
+        out["burst"]["mails_drained_s"] = await self.wait_mails_sent(mailed)
         after = self.cpu()
-        confirmed = max(1, out["burst"]["confirmed"])
         out["burst"]["notifier_cpu_ms_per_booking"] = (
-            (after["notifier"] - before["notifier"]) * 1000 / confirmed)
+            (after["notifier"] - before["notifier"]) * 1000 / max(1, confirmed))
         out["burst"]["ratio"] = (out["burst"]["confirm_rate"] / out["burst"]["ingest_rate_db"]
                                  if out["burst"]["ingest_rate_db"] else 0.0)
-        out["steady"] = await self.webhook_steady(steady, tag)
-        await self.wait_mails_sent([o["booking_id"] for o in steady])
+        if not self.steady_right_after_burst:
+            out["steady"] = await self.webhook_steady(steady, tag)
+            await self.wait_mails_sent([o["booking_id"] for o in steady])
         before = self.cpu()
         with self.profiling("verification_service", f"verification-checkout-{tag}"):
             out["checkout"], cpu = await self.checkout(checkout)
@@ -118,7 +126,8 @@ class NotifierBench(Bench):
         return out
 
 
-async def run(history: int, workers: int, profile_dir: Path | None) -> dict:
+async def run(history: int, workers: int, profile_dir: Path | None,
+              steady_right_after_burst: bool) -> dict:
     db_url = infra.database_url(infra.unique_name("a6pay_nbench"))
     vhost = infra.unique_name("a6pay_nbench_vhost")
     await create_database_if_missing(db_url)
@@ -134,6 +143,7 @@ async def run(history: int, workers: int, profile_dir: Path | None) -> dict:
             with running_stack(db_url, infra.amqp_url(vhost), env) as stack:
                 bench = NotifierBench(stack, pool, db_url, infra.amqp_url(vhost), "", Path(tmp))
                 bench.profile_dir = profile_dir
+                bench.steady_right_after_burst = steady_right_after_burst
                 if history:  # one set per run: a run stays within the bench lock's 5 min
                     filled = await add_paid_history(db_url, history)
                     bench.say(f"history of {history} written in {filled.seconds:.1f}s")
@@ -201,12 +211,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--profile", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
+    parser.add_argument("--steady-right-after-burst", action="store_true",
+                        help="as make bench: the steady rate while the burst's mails go out")
     args = parser.parse_args()
     # `timeout` or a kill: unwind, so the stack's processes and the database go too
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
-    results = asyncio.run(run(args.history, args.workers, args.profile))
+    results = asyncio.run(run(args.history, args.workers, args.profile,
+                              args.steady_right_after_burst))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
     print(summary(results), file=sys.stdout)
