@@ -269,9 +269,9 @@ def print_and_write(empty, full, rss: dict, metrics: dict, *, history: int, hist
         "- **CPU per paid booking**: utime + stime from `/proc/<pid>/stat` of gateway,"
         " order_service, verification_service, webhook_service and notifier (not the sandbox,"
         " which stands for Razorpay) across the checkout phase until every booking is"
-        " confirmed, divided by the bookings; PostgreSQL is the backends of the run's"
-        " database; RabbitMQ is the whole broker node, shared with anything else on the"
-        " machine.\n",
+        " confirmed and its confirmation mail sent, divided by the bookings; PostgreSQL is"
+        " the backends of the run's database; RabbitMQ is the whole broker node, shared with"
+        " anything else on the machine.\n",
     ]
     (output / "benchmarks.md").write_text("\n".join(notes))
     print(f"wrote {output / 'benchmarks.md'}" + (" and benchmarks.png" if has_plot else ""))
