@@ -31,7 +31,7 @@ from bench import pgbench, procstat, seed, wrk
 from bench.report import print_and_write
 from ops import api_client, infra
 from ops.history import add_paid_history
-from ops.stack import running_stack
+from ops.stack import Stack, running_stack
 from shared.db import create_database_if_missing, drop_database, migrate
 
 # Time budgets (seconds) and sizes: the whole run stays under six minutes.
@@ -41,8 +41,9 @@ INGEST_SECONDS = 8
 STEADY_RATE, STEADY_SECONDS = 100, 10
 PGBENCH_SECONDS = 4
 CHECKOUT_SECONDS = 10
-METRICS_ROUNDS, METRICS_SECONDS = 6, 4  # metrics on/off, alternated: see metrics_cost
+METRICS_ROUNDS, METRICS_SECONDS = 8, 3  # metrics on/off, alternated: see metrics_cost
 DRAIN_LIMIT = 30  # longest wait for the notifier to catch up after a phase
+MAIL_DRAIN_LIMIT = 90  # longest wait for a phase's confirmation mails to be sent
 CONNECTIONS = 64
 CHECKOUT_CONCURRENCY = 16
 INGEST_ORDERS = 20_000  # more than wrk can send in INGEST_SECONDS: every body is a new order
@@ -78,6 +79,7 @@ class Bench:
         self.stack, self.pool, self.database_url = stack, pool, database_url
         self.amqp_url, self.ceiling_url, self.workdir = amqp_url, ceiling_url, workdir
         self.ceiling_pid = ceiling_pid
+        self.stack_env: dict = {}  # the stack's extra environment, for the metrics pairs
 
     def say(self, text: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
@@ -125,25 +127,37 @@ class Bench:
     # --- what the metrics cost ------------------------------------------------------------
 
     async def metrics_cost(self, status_range: tuple[int, int]) -> dict:
-        """payment-status through the gateway with metrics on and off (METRICS_ENABLED=false:
-        no /metrics, no request middleware), restarting gateway and order_service between
-        runs and alternating, so drift on a shared machine falls on both. Status is the worst
-        case: the smallest handler, so the two request middlewares are the largest share of
-        its cost. CPU per request is the gateway's and order_service's own, from /proc."""
+        """payment-status through a gateway + order_service pair with metrics on and through
+        an identical pair with METRICS_ENABLED=false (no /metrics, no request middleware),
+        both started the same way beside the stack, on the same database; runs alternate
+        between them so drift on a shared machine falls on both. Status is the worst case:
+        the smallest handler, so the two request middlewares are the largest share of its
+        cost. CPU per request is the pair's own, from /proc."""
         env = {"BENCH_LO": str(status_range[0]), "BENCH_HI": str(status_range[1])}
         runs: dict[str, list[tuple[float, float]]] = {"on": [], "off": []}
-        for i in range(METRICS_ROUNDS):
-            for label in ("on", "off") if i % 2 == 0 else ("off", "on"):
-                self.restart_with({"METRICS_ENABLED": "true" if label == "on" else "false"})
-                wrk.run(self.stack.gateway, "status.lua", seconds=1, connections=CONNECTIONS,
+        pairs = {}
+        try:
+            for label in runs:
+                log_dir = self.workdir / f"metrics-{label}"
+                log_dir.mkdir(exist_ok=True)
+                pair = Stack(self.database_url, self.amqp_url, log_dir, {
+                    **self.stack_env, "METRICS_ENABLED": "true" if label == "on" else "false"})
+                pairs[label] = pair
+                for name in ("order_service", "gateway"):
+                    pair.start(name)
+                wrk.run(pair.gateway, "status.lua", seconds=1, connections=CONNECTIONS,
                         env=env)  # warm: pools filled, statements prepared
-                pids = [self.stack.procs[name].pid for name in ("gateway", "order_service")]
-                before = sum(procstat.cpu_seconds(pid) for pid in pids)
-                figures = wrk.run(self.stack.gateway, "status.lua", seconds=METRICS_SECONDS,
-                                  connections=CONNECTIONS, env=env)
-                cpu = sum(procstat.cpu_seconds(pid) for pid in pids) - before
-                runs[label].append((figures.rate, cpu * 1e6 / max(1, figures.requests)))
-        self.restart_with({"METRICS_ENABLED": "true"})
+            for i in range(METRICS_ROUNDS):
+                for label in ("on", "off") if i % 2 == 0 else ("off", "on"):
+                    pids = [pairs[label].procs[name].pid for name in ("gateway", "order_service")]
+                    before = sum(procstat.cpu_seconds(pid) for pid in pids)
+                    figures = wrk.run(pairs[label].gateway, "status.lua", seconds=METRICS_SECONDS,
+                                      connections=CONNECTIONS, env=env)
+                    cpu = sum(procstat.cpu_seconds(pid) for pid in pids) - before
+                    runs[label].append((figures.rate, cpu * 1e6 / max(1, figures.requests)))
+        finally:
+            for pair in pairs.values():
+                pair.stop_all()
         out = {label: {"rate": statistics.median(r for r, _ in results),
                        "cpu_us": statistics.median(c for _, c in results),
                        "runs": results} for label, results in runs.items()}
@@ -151,12 +165,6 @@ class Bench:
                  f" per request; off: {out['off']['rate']:.0f} req/s,"
                  f" {out['off']['cpu_us']:.0f} us")
         return out
-
-    def restart_with(self, env: dict) -> None:
-        self.stack.env.update(env)
-        for name in ("order_service", "gateway"):
-            self.stack.stop(name)
-            self.stack.start(name)
 
     # --- webhook ingest -----------------------------------------------------------------
 
@@ -171,6 +179,9 @@ class Bench:
             keys)
         ids = [o["booking_id"] for o in orders]
         await self.wait_confirmed(ids, applied)
+        # Each phase starts with no mail of an earlier one still going out: the mails
+        # (which draw the passes) would otherwise be the next phase's load and CPU.
+        mails_s = await self.wait_mails_sent(ids)
         times = await self.pool.fetchrow(
             "SELECT min(w.received_at) AS first_received, max(w.received_at) AS last_received,"
             " max(b.confirmed_at) AS last_confirmed, count(b.confirmed_at) AS confirmed"
@@ -189,6 +200,7 @@ class Bench:
             "confirm_rate": times["confirmed"] / confirm_span if confirm_span else 0.0,
             "ingest_rate_db": applied / received_span if received_span else 0.0,
             "drain_s": confirm_span - received_span,
+            "mails_drain_s": mails_s,
         }
         self.say(f"webhook burst: {figures.requests} sent, {out['non_2xx']} failed;"
                  f" {out['rate']:.0f}/s applied ({applied}),"
@@ -205,6 +217,7 @@ class Bench:
         sent = json.loads(sender.stdout.strip().splitlines()[-1])
         ids = [o["booking_id"] for o in orders]
         await self.wait_confirmed(ids, sent["ok"])
+        await self.wait_mails_sent(ids)
         rows = await self.pool.fetch(
             "SELECT extract(epoch FROM b.confirmed_at - w.received_at) * 1000 AS ms"
             " FROM webhook_events w JOIN payments p ON p.razorpay_order_id = w.razorpay_order_id"
@@ -263,15 +276,17 @@ class Bench:
                  f" {out['c8']:.0f} with 8")
         return out
 
-    async def wait_mails_sent(self, booking_ids: list[int]) -> None:
-        deadline = time.monotonic() + DRAIN_LIMIT
-        while time.monotonic() < deadline:
+    async def wait_mails_sent(self, booking_ids: list[int]) -> float:
+        """Seconds until no mail of these bookings is pending."""
+        started = time.monotonic()
+        while time.monotonic() < started + MAIL_DRAIN_LIMIT:
             if not await self.pool.fetchval(
                     "SELECT EXISTS (SELECT 1 FROM notifications WHERE booking_id = ANY($1)"
                     " AND state = 'pending')", booking_ids):
-                return
+                return time.monotonic() - started
             await asyncio.sleep(0.2)
         self.say("mails still pending")
+        return float("nan")
 
     async def wait_outbox_empty(self) -> None:
         deadline = time.monotonic() + DRAIN_LIMIT
@@ -393,9 +408,11 @@ async def run(history: int, output: Path) -> None:
         ceiling, ceiling_url = start_ceiling(workdir)
         pool = await asyncpg.create_pool(db_url, min_size=1, max_size=3)
         try:
-            with running_stack(db_url, amqp_url, {**limits, "LOG_LEVEL": "WARNING"}) as stack:
+            stack_env = {**limits, "LOG_LEVEL": "WARNING"}
+            with running_stack(db_url, amqp_url, stack_env) as stack:
                 bench = Bench(stack, pool, db_url, amqp_url, ceiling_url, workdir,
                               ceiling_pid=ceiling.pid)
+                bench.stack_env = stack_env
                 empty = await bench.run_set("empty", None)
                 bench.say(f"adding a history of {history} paid bookings")
                 filled = await add_paid_history(db_url, history)

@@ -89,6 +89,8 @@ def rows(empty, full, rss: dict) -> list[tuple[str, str, str, str, str]]:
          _ratio(full.ingest["confirm_rate"], full.ingest["ingest_rate_db"]), "notifier_ingest")
     line("burst drained, s after the last delivery", empty.ingest["drain_s"],
          full.ingest["drain_s"], digits=1, target="(info)", ratio=False)
+    line("burst's mails all sent, s after its last confirmation", empty.ingest["mails_drain_s"],
+         full.ingest["mails_drain_s"], digits=1, target="(info)", ratio=False)
     line(f"steady {empty.steady['rate']}/s: received → confirmed p50, ms", empty.steady["p50"],
          full.steady["p50"], target="(info)", ratio=False)
     pair(f"steady {empty.steady['rate']}/s: received → confirmed p99, ms", empty.steady["p99"],
@@ -238,10 +240,10 @@ def print_and_write(empty, full, rss: dict, metrics: dict, *, history: int, hist
         "(no plot: install the `bench` extra for matplotlib)\n",
         text + "\n",
         "## What the metrics cost\n",
-        "After the history, payment-status through the gateway with metrics on and with"
-        " `METRICS_ENABLED=false` (no `/metrics`, no request middleware): gateway and"
-        " order_service restarted before each run, on and off alternated,"
-        f" {len(metrics['on']['runs'])} `wrk -c64` runs of 4 s each; medians.\n",
+        "After the history, payment-status through a gateway + order_service pair with"
+        " metrics on and an identical pair with `METRICS_ENABLED=false` (no `/metrics`, no"
+        " request middleware), both started the same way on the same database; on and off"
+        f" alternated, {len(metrics['on']['runs'])} `wrk -c64` runs of 3 s each; medians.\n",
         cost + "\n",
         "## How each figure is made\n",
         "- **payment-status**: `wrk -t2 -c64` for 8 s, each request a random booking with a"
@@ -262,6 +264,9 @@ def print_and_write(empty, full, rss: dict, metrics: dict, *, history: int, hist
         "- **notifier**: after the burst, confirmed bookings per second from the first"
         " delivery to the last confirmation (`bookings.confirmed_at`, `webhook_events."
         "received_at`) against deliveries per second.\n"
+        "- **mails**: every phase waits until the confirmation mails of the one before are"
+        " sent (they draw the passes when verify did not), so none is another's load; the"
+        " burst's figure is how long its mails took after its last confirmation.\n"
         "- **steady rate**: `python -m bench.paced` (its own process, open loop) sends 100"
         " deliveries a second for 10 s; latency is `confirmed_at - received_at` per booking.\n"
         "- **checkout**: 16 clients loop create-order → pay at the sandbox (which also sends"
