@@ -242,8 +242,11 @@ def print_and_write(empty, full, rss: dict, metrics: dict, *, history: int, hist
         "## What the metrics cost\n",
         "After the history, payment-status through a gateway + order_service pair with"
         " metrics on and an identical pair with `METRICS_ENABLED=false` (no `/metrics`, no"
-        " request middleware), both started the same way on the same database; on and off"
-        f" alternated, {len(metrics['on']['runs'])} `wrk -c64` runs of 3 s each; medians.\n",
+        " request middleware), both started the same way on the same database and loaded at"
+        f" the same time: {len(metrics['on']['runs'])} rounds of 5 s, one `wrk -c32` on each"
+        " pair; medians. With the same setting on both pairs (A/A) this gave 0.99; single"
+        " rounds still differ by up to ±20% here (which core each process shares with"
+        " what), so read the medians, not one round.\n",
         cost + "\n",
         "## How each figure is made\n",
         "- **payment-status**: `wrk -t2 -c64` for 8 s, each request a random booking with a"
