@@ -27,7 +27,7 @@ import aio_pika
 import aiohttp
 import asyncpg
 
-from bench import pgbench, procstat, seed, wrk
+from bench import middleware_cost, pgbench, procstat, seed, wrk
 from bench.report import print_and_write
 from ops import api_client, infra
 from ops.history import add_paid_history
@@ -166,6 +166,7 @@ class Bench:
         out = {label: {"rate": statistics.median(r for r, _ in results),
                        "cpu_us": statistics.median(c for _, c in results),
                        "runs": results} for label, results in runs.items()}
+        out["middleware_us"] = await middleware_cost.middleware_us()
         self.say(f"metrics on: {out['on']['rate']:.0f} req/s, {out['on']['cpu_us']:.0f} us CPU"
                  f" per request; off: {out['off']['rate']:.0f} req/s,"
                  f" {out['off']['cpu_us']:.0f} us")
