@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
-import sys
+import contextlib
 import tempfile
-import time
 from pathlib import Path
 
 import asyncpg
 
-from bench import procstat, seed, wrk
+from bench import procstat, pyspy, seed, wrk
+from bench.load import NO_RATE_LIMITS, Bench
 from ops.history import add_paid_history
 from ops.stack import own_stack
 from shared.settings import load_settings
@@ -87,25 +86,6 @@ def cpu_spent(before: dict, after: dict) -> dict[str, float]:
     return spent
 
 
-async def wait_outbox_empty(pool: asyncpg.Pool, limit: float = 60) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if not await pool.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL)"):
-            return
-        await asyncio.sleep(0.2)
-    print("the outbox did not drain", file=sys.stderr)
-
-
-def _py_spy(pid: int, output: Path, seconds: float) -> subprocess.Popen:
-    """Sampled stacks of one process during the burst, collapsed (one line per stack)."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(
-        ["py-spy", "record", "--pid", str(pid), "--duration", str(max(1, int(seconds) - 1)),
-         "--format", "raw", "--nonblocking", "-o", str(output)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 async def _commits(pool: asyncpg.Pool) -> int:
     """Transactions committed in this database so far (the webhook's own, the relay's
     batches, the gauges' polls...): per applied delivery, how well the relay batches."""
@@ -115,18 +95,8 @@ async def _commits(pool: asyncpg.Pool) -> int:
             "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
 
 
-async def wait_confirmed(pool: asyncpg.Pool, booking_ids: list[int], expected: int,
-                         limit: float = 60) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if await pool.fetchval("SELECT count(*) FROM bookings WHERE id = ANY($1)"
-                               " AND status = 'confirmed'", booking_ids) >= expected:
-            return
-        await asyncio.sleep(0.2)
-    print("the notifier did not catch up", file=sys.stderr)
-
-
-async def burst(stack, pool: asyncpg.Pool, workdir: Path, tag: str, args) -> dict:
+async def burst(bench: Bench, workdir: Path, tag: str, args) -> dict:
+    stack, pool = bench.stack, bench.pool
     async with pool.acquire() as conn:
         orders = await seed.open_orders(conn, args.orders, f"{tag}i", f"order_I{tag}_")
         await conn.execute("ANALYZE")
@@ -134,22 +104,22 @@ async def burst(stack, pool: asyncpg.Pool, workdir: Path, tag: str, args) -> dic
     seed.write_deliveries(bodies, orders, f"{tag}i")
     pids = {name: stack.procs[name].pid for name in [*PATH_SERVICES, "notifier"]
             if name in stack.procs}
-    await wait_outbox_empty(pool)
+    await bench.wait_outbox_empty()
     commits_before = await _commits(pool)
     before = await cpu_snapshot(pool, pids)
-    spies = [_py_spy(pid, args.py_spy / f"{tag}-{name}.txt", args.seconds)
-             for name, pid in pids.items() if args.py_spy and name in PATH_SERVICES]
-    figures = await asyncio.to_thread(
-        wrk.run, stack.gateway, "webhook.lua", seconds=args.seconds,
-        connections=args.connections, env={"BENCH_BODIES": str(bodies)})
-    for spy in spies:
-        spy.wait(timeout=30)
-    await wait_outbox_empty(pool)  # the relay's share of each delivery is part of its cost
+    with contextlib.ExitStack() as profiles:
+        for name in PATH_SERVICES:
+            profiles.enter_context(pyspy.recording(
+                pids[name], args.py_spy / f"{tag}-{name}.txt" if args.py_spy else None))
+        figures = await asyncio.to_thread(
+            wrk.run, stack.gateway, "webhook.lua", seconds=args.seconds,
+            connections=args.connections, env={"BENCH_BODIES": str(bodies)})
+    await bench.wait_outbox_empty()  # the relay's share of each delivery is part of its cost
     applied = await pool.fetchval(
         "SELECT count(*) FROM webhook_events WHERE event_key = ANY($1) AND outcome = 'applied'",
         [f"id:evt_{tag}i{o['booking_id']}" for o in orders])
     if "notifier" in pids:
-        await wait_confirmed(pool, [o["booking_id"] for o in orders], applied)
+        await bench.wait_confirmed([o["booking_id"] for o in orders], applied)
     after = await cpu_snapshot(pool, pids)
     await asyncio.sleep(1.5)  # backends report their counts at most once a second
     commits = await _commits(pool) - commits_before
@@ -171,20 +141,21 @@ def show(label: str, out: dict) -> None:
 
 async def run(args) -> None:
     wrk.require_wrk()
-    limits = {f"RATE_LIMIT_{k}": "100000000" for k in
-              ("CREATE_ORDER", "VERIFY_PAYMENT", "PAYMENT_STATUS")}
     settings = load_settings()  # own_stack gives it a database and a vhost of its own
     with tempfile.TemporaryDirectory(prefix="a6pay-ingest-") as tmp:
-        async with own_stack(settings, {**limits, "LOG_LEVEL": "WARNING"}) as (stack, pool):
+        env = {**NO_RATE_LIMITS, "LOG_LEVEL": "WARNING"}
+        async with own_stack(settings, env) as (stack, pool):
+            bench = Bench(stack, pool, stack.env["DATABASE_URL"], stack.env["AMQP_URL"], "",
+                          Path(tmp))
             if not args.notifier:
                 stack.stop("notifier")
             for n in range(args.rounds):
-                show(f"empty #{n + 1}", await burst(stack, pool, Path(tmp), f"e{n}", args))
+                show(f"empty #{n + 1}", await burst(bench, Path(tmp), f"e{n}", args))
             if args.history:
                 filled = await add_paid_history(stack.env["DATABASE_URL"], args.history)
                 print(f"history of {args.history} written in {filled.seconds:.0f}s", flush=True)
                 for n in range(args.rounds):
-                    show(f"history #{n + 1}", await burst(stack, pool, Path(tmp), f"h{n}", args))
+                    show(f"history #{n + 1}", await burst(bench, Path(tmp), f"h{n}", args))
 
 
 def main() -> None:

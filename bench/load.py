@@ -31,7 +31,7 @@ from bench import middleware_cost, pgbench, procstat, seed, wrk
 from bench.report import print_and_write
 from ops import api_client, infra
 from ops.history import add_paid_history
-from ops.stack import Stack, running_stack
+from ops.stack import Stack, replica_names, running_stack
 from shared.db import create_database_if_missing, drop_database, migrate
 
 # Time budgets (seconds) and sizes: the whole run stays under six minutes.
@@ -49,6 +49,9 @@ CHECKOUT_CONCURRENCY = 16
 INGEST_ORDERS = 20_000  # more than wrk can send in INGEST_SECONDS: every body is a new order
 PGBENCH_ORDERS = 40_000
 CHECKOUT_BOOKINGS = 4_000
+# The load is the point: the gateway's per-client limits would answer most of it with 429.
+NO_RATE_LIMITS = {f"RATE_LIMIT_{k}": "100000000" for k in
+                  ("CREATE_ORDER", "VERIFY_PAYMENT", "PAYMENT_STATUS")}
 SINK = "bench.pgbench"  # routing key of pgbench's outbox rows: a queue that drops them
 
 OUR_SERVICES = ("gateway", "order_service", "verification_service", "webhook_service",
@@ -106,9 +109,9 @@ class Bench:
         order_url = f"http://127.0.0.1:{self.stack.ports['order_service']}"
         # Where a status request's CPU goes, per process: the figure noise barely moves,
         # and the one that says how far each hop is from the ceiling app's own cost.
-        pids = {name: self.stack.procs[name].pid for name in ("gateway", "order_service")}
+        pids = {name: self.pids_of(name) for name in ("gateway", "order_service")}
         if self.ceiling_pid is not None:
-            pids["ceiling"] = self.ceiling_pid
+            pids["ceiling"] = [self.ceiling_pid]
         for name, url, seconds in (("status_gateway", self.stack.gateway, STATUS_SECONDS),
                                    ("status_direct", order_url, STATUS_SECONDS),
                                    ("ceiling", self.ceiling_url, CEILING_SECONDS)):
@@ -306,7 +309,7 @@ class Bench:
     # --- checkout and CPU per booking ---------------------------------------------------
 
     async def checkout(self, bookings: list[dict]) -> tuple[dict, dict]:
-        our_pids = {name: self.stack.procs[name].pid for name in OUR_SERVICES}
+        our_pids = {name: self.pids_of(name) for name in OUR_SERVICES}
         rabbit = procstat.listening_pid(urlsplit(self.amqp_url).port or 5672)
         before = await self.cpu_snapshot(our_pids, rabbit)
         create, verify, paid = [], [], []
@@ -359,10 +362,15 @@ class Bench:
             self.say(f"verify-payment answered {status}: {body}")
         return status == 200
 
-    async def cpu_snapshot(self, our_pids: dict[str, int], rabbit: int | None) -> dict:
+    def pids_of(self, service: str) -> list[int]:
+        """Every process of a service (WORKERS runs several)."""
+        return [self.stack.procs[key].pid
+                for key in replica_names(service, self.stack.workers)]
+
+    async def cpu_snapshot(self, our_pids: dict[str, list[int]], rabbit: int | None) -> dict:
         backends = [r["pid"] for r in await self.pool.fetch(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database()")]
-        snap = {name: procstat.cpu_seconds(pid) for name, pid in our_pids.items()}
+        snap = {name: sum(map(procstat.cpu_seconds, pids)) for name, pids in our_pids.items()}
         snap["ours"] = sum(snap.values())
         # every backend of this database (pools keep theirs for the whole run)
         snap["postgres"] = sum(procstat.cpu_seconds(p, with_children=False) for p in backends)
@@ -406,15 +414,13 @@ async def run(history: int, output: Path) -> None:
     await migrate(db_url)
     infra.create_vhost(vhost)
     amqp_url = infra.amqp_url(vhost)
-    limits = {f"RATE_LIMIT_{k}": "100000000" for k in
-              ("CREATE_ORDER", "VERIFY_PAYMENT", "PAYMENT_STATUS")}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="a6pay-bench-") as tmp:
         workdir = Path(tmp)
         ceiling, ceiling_url = start_ceiling(workdir)
         pool = await asyncpg.create_pool(db_url, min_size=1, max_size=3)
         try:
-            stack_env = {**limits, "LOG_LEVEL": "WARNING"}
+            stack_env = {**NO_RATE_LIMITS, "LOG_LEVEL": "WARNING"}
             with running_stack(db_url, amqp_url, stack_env) as stack:
                 bench = Bench(stack, pool, db_url, amqp_url, ceiling_url, workdir,
                               ceiling_pid=ceiling.pid)
