@@ -121,3 +121,17 @@ def _png(modules: list[list[bool]]) -> bytes:
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+@functools.lru_cache(maxsize=64)
+def _passes(booking_id: int, secret: str) -> tuple[tuple[str, str, str], ...]:
+    return tuple(
+        (kind, token, qr_data_url(token))
+        for kind in PASS_KINDS
+        for token in (pass_token(booking_id, kind, secret),)
+    )
+
+
+def passes_for(booking_id: int, secret: str) -> dict[str, tuple[str, str]]:
+    """kind -> (token, data URL) for both passes of a booking (rendering is cached)."""
+    return {kind: (token, url) for kind, token, url in _passes(booking_id, secret)}
