@@ -41,7 +41,7 @@ INGEST_SECONDS = 8
 STEADY_RATE, STEADY_SECONDS = 100, 10
 PGBENCH_SECONDS = 4
 CHECKOUT_SECONDS = 10
-METRICS_ROUNDS, METRICS_SECONDS = 5, 5  # metrics on/off, alternated: see metrics_cost
+METRICS_ROUNDS, METRICS_SECONDS = 6, 4  # metrics on/off, alternated: see metrics_cost
 DRAIN_LIMIT = 30  # longest wait for the notifier to catch up after a phase
 MAIL_DRAIN_LIMIT = 90  # longest wait for a phase's confirmation mails to be sent
 CONNECTIONS = 64
@@ -132,9 +132,11 @@ class Bench:
     async def metrics_cost(self, status_range: tuple[int, int]) -> dict:
         """payment-status through a gateway + order_service pair with metrics on and through
         an identical pair with METRICS_ENABLED=false (no /metrics, no request middleware),
-        both started the same way beside the stack, on the same database, and loaded at
-        the same time (half the connections each) so drift on a shared machine falls on
-        both alike. Status is the worst case:
+        both started the same way beside the stack, on the same database. Each round loads
+        one pair alone, then the other (on, off, off, on, ...: a machine that gets busier
+        or quieter during the run falls on both alike), and the figure is the median of
+        the rounds' on/off ratios. Loading both pairs at once is no fairer: the pair
+        started second won by 10-20% whichever setting it had. Status is the worst case:
         the smallest handler, so the two request middlewares are the largest share of its
         cost. CPU per request is the pair's own, from /proc."""
         env = {"BENCH_LO": str(status_range[0]), "BENCH_HI": str(status_range[1])}
@@ -153,15 +155,13 @@ class Bench:
                         env=env)  # warm: pools filled, statements prepared
             pids = {label: [pair.procs[name].pid for name in ("gateway", "order_service")]
                     for label, pair in pairs.items()}
-            for _ in range(METRICS_ROUNDS):
-                # Both pairs under load at once: whatever else the machine does in those
-                # seconds falls on both alike.
-                before = {label: sum(map(procstat.cpu_seconds, pids[label])) for label in runs}
-                figures = await asyncio.gather(*(asyncio.to_thread(
-                    wrk.run, pairs[label].gateway, "status.lua", seconds=METRICS_SECONDS,
-                    connections=CONNECTIONS // 2, env=env, threads=1) for label in runs))
-                for label, result in zip(runs, figures, strict=True):
-                    cpu = sum(map(procstat.cpu_seconds, pids[label])) - before[label]
+            for round_ in range(METRICS_ROUNDS):
+                for label in ("on", "off") if round_ % 2 == 0 else ("off", "on"):
+                    before = sum(map(procstat.cpu_seconds, pids[label]))
+                    result = await asyncio.to_thread(
+                        wrk.run, pairs[label].gateway, "status.lua", seconds=METRICS_SECONDS,
+                        connections=CONNECTIONS, env=env)
+                    cpu = sum(map(procstat.cpu_seconds, pids[label])) - before
                     runs[label].append((result.rate, cpu * 1e6 / max(1, result.requests)))
         finally:
             for pair in pairs.values():
@@ -169,10 +169,14 @@ class Bench:
         out = {label: {"rate": statistics.median(r for r, _ in results),
                        "cpu_us": statistics.median(c for _, c in results),
                        "runs": results} for label, results in runs.items()}
+        paired = list(zip(runs["on"], runs["off"], strict=True))
+        out["rate_ratio"] = statistics.median(on[0] / off[0] for on, off in paired)
+        out["cpu_ratio"] = statistics.median(on[1] / off[1] for on, off in paired)
         out["middleware_us"] = await middleware_cost.middleware_us()
         self.say(f"metrics on: {out['on']['rate']:.0f} req/s, {out['on']['cpu_us']:.0f} us CPU"
                  f" per request; off: {out['off']['rate']:.0f} req/s,"
-                 f" {out['off']['cpu_us']:.0f} us")
+                 f" {out['off']['cpu_us']:.0f} us; on/off per round, median: req/s"
+                 f" {out['rate_ratio']:.3f}, CPU {out['cpu_ratio']:.3f}")
         return out
 
     # --- webhook ingest -----------------------------------------------------------------

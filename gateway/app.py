@@ -12,6 +12,7 @@ from gateway import keys
 from gateway.client_ip import parse_trusted_proxies
 from gateway.middlewares import access_middleware, error_middleware
 from gateway.openapi import openapi_view
+from gateway.proxy import RETURNED_RESPONSE_HEADERS
 from gateway.ratelimit import Limiter, Rate, RateLimiter
 from gateway.routes import (
     CREATE_ORDER,
@@ -22,6 +23,7 @@ from gateway.routes import (
     setup_routes,
 )
 from gateway.shared_limits import SharedRateLimiter
+from gateway.upstream import Upstream, UpstreamPool
 from shared import metrics, readiness
 from shared.settings import Settings
 
@@ -56,27 +58,25 @@ async def rate_limiter_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[keys.LIMITER].close()
 
 
-def upstream_session(settings: Settings, connections: int) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=connections, limit_per_host=0),
-        # A shared jar would hand one customer's upstream cookies to the next caller.
-        cookie_jar=aiohttp.DummyCookieJar(),
-        timeout=aiohttp.ClientTimeout(total=settings.gateway_upstream_timeout_seconds),
-    )
-
-
 async def http_session_ctx(app: web.Application) -> AsyncIterator[None]:
     """A pool per lane (gateway/routes.py): 120 calls stuck on a slow Razorpay behind
     create-order and verify fill only their own lanes, while webhooks (their own reserve)
-    and payment-status still get connections at once. One more for everything else."""
+    and payment-status still get connections at once. An aiohttp session for the rest
+    (readiness checks of the services)."""
     settings = app[keys.SETTINGS]
     sizes = {lane: settings.gateway_lane_connections for lane in LANES}
     sizes[WEBHOOK_LANE] = settings.gateway_webhook_connections
-    app[keys.LANE_SESSIONS] = {lane: upstream_session(settings, n) for lane, n in sizes.items()}
-    app[keys.HTTP_SESSION] = upstream_session(settings, 10)
+    app[keys.LANE_POOLS] = {lane: UpstreamPool(n, RETURNED_RESPONSE_HEADERS)
+                            for lane, n in sizes.items()}
+    app[keys.HTTP_SESSION] = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=10),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(total=settings.gateway_upstream_timeout_seconds),
+    )
     yield
-    for session in (*app[keys.LANE_SESSIONS].values(), app[keys.HTTP_SESSION]):
-        await session.close()
+    for pool in app[keys.LANE_POOLS].values():
+        await pool.close()
+    await app[keys.HTTP_SESSION].close()
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -88,6 +88,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[keys.SETTINGS] = settings
     app[keys.TRUSTED_PROXIES] = parse_trusted_proxies(settings.trusted_proxies)
+    app[keys.UPSTREAMS] = {name: Upstream.parse(getattr(settings, name)) for name in UPSTREAMS}
     app[keys.LIMITER] = build_rate_limiter(settings)
     if settings.auth_jwt_secret and len(settings.auth_jwt_secret.encode()) < _MIN_JWT_SECRET_BYTES:
         logger.warning("AUTH_JWT_SECRET is shorter than 32 bytes; tokens can be brute-forced")

@@ -14,6 +14,7 @@ UNAVAILABLE = "Service temporarily unavailable"
 UPSTREAM_TIMEOUT = "Upstream service timed out"
 FORBIDDEN = "Forbidden"
 INTERNAL = "Internal server error"
+BAD_HEADER = "Invalid request header"
 
 
 def json_error(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:

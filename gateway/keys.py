@@ -7,13 +7,16 @@ from aiohttp import web
 
 from gateway.client_ip import IPNetwork
 from gateway.ratelimit import Limiter
+from gateway.upstream import Upstream, UpstreamPool
 from shared.settings import Settings
 
 SETTINGS = web.AppKey("gateway_settings", Settings)
 HTTP_SESSION = web.AppKey("gateway_http_session", aiohttp.ClientSession)
-# One client session (so one connection pool) per lane of routes: a slow upstream behind
-# one lane cannot take the connections another lane needs.
-LANE_SESSIONS = web.AppKey("gateway_lane_sessions", dict[str, aiohttp.ClientSession])
+# One connection pool per lane of routes: a slow upstream behind one lane cannot take the
+# connections another lane needs.
+LANE_POOLS = web.AppKey("gateway_lane_pools", dict[str, UpstreamPool])
+# Settings field of a service's base URL -> where it listens, parsed once
+UPSTREAMS = web.AppKey("gateway_upstreams", dict[str, Upstream])
 LIMITER = web.AppKey("gateway_rate_limiter", Limiter)
 TRUSTED_PROXIES = web.AppKey("gateway_trusted_proxies", tuple[IPNetwork, ...])
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
-import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
-from yarl import URL
 
-from gateway.errors import INTERNAL, UNAVAILABLE, UPSTREAM_TIMEOUT, GatewayError, json_error
+from gateway.errors import (
+    BAD_HEADER,
+    INTERNAL,
+    UNAVAILABLE,
+    UPSTREAM_TIMEOUT,
+    GatewayError,
+    json_error,
+)
+from gateway.upstream import Disconnected, NotSent, Upstream, UpstreamPool, UpstreamTimeout
 
 # Only these client headers reach a service; everything else (cookies, Host, a forged
 # X-A6-Customer-Id) is dropped by construction rather than by a deny-list.
@@ -26,9 +30,10 @@ RETURNED_RESPONSE_HEADERS = ("Content-Type", "Location", "Retry-After", "WWW-Aut
 CUSTOMER_ID_HEADER = "X-A6-Customer-Id"
 
 
-def upstream_url(base_url: str, rel_url: URL) -> URL:
-    """`base_url` + the request's path and query, still percent-encoded as received."""
-    return URL(base_url.rstrip("/") + str(rel_url), encoded=True)
+def upstream_target(request: web.Request) -> str:
+    """The request's path and query, still percent-encoded as received."""
+    raw = request.raw_path
+    return raw if raw.startswith("/") else str(request.rel_url)  # absolute-form: its path
 
 
 def upstream_headers(
@@ -36,64 +41,47 @@ def upstream_headers(
     request_id: str,
     customer_id: str | None,
     extra: tuple[str, ...] = (),
-) -> CIMultiDict[str]:
-    headers: CIMultiDict[str] = CIMultiDict()
-    for name in FORWARDED_REQUEST_HEADERS + extra:
-        if name in client_headers:
-            headers[name] = client_headers[name]
-    headers["X-Request-Id"] = request_id
+) -> list[tuple[str, str]]:
+    headers = [(name, client_headers[name]) for name in FORWARDED_REQUEST_HEADERS + extra
+               if name in client_headers]
+    headers.append(("X-Request-Id", request_id))
     if customer_id is not None:
-        headers[CUSTOMER_ID_HEADER] = customer_id
+        headers.append((CUSTOMER_ID_HEADER, customer_id))
     return headers
 
 
-# aiohttp adds these unless told not to: Content-Type would label a body the client sent
-# untyped as octet-stream; the others (Accept-Encoding, User-Agent, a default Accept) mean
-# nothing to our services and cost work on every call. The client's own Accept still goes.
-_NO_AUTO_HEADERS = ("Content-Type", "Accept", "Accept-Encoding", "User-Agent")
-
-
-@functools.lru_cache(maxsize=16)
-def _client_timeout(seconds: float) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(total=seconds)  # immutable: one per value, not per request
+# The names of the returned headers as the answer's dict holds them (lower case).
+_RETURNED = tuple((name, name.lower()) for name in RETURNED_RESPONSE_HEADERS)
 
 
 async def forward(
-    session: aiohttp.ClientSession,
+    pool: UpstreamPool,
+    upstream: Upstream,
     *,
     method: str,
-    url: URL,
-    headers: CIMultiDict[str],
+    target: str,
+    headers: Iterable[tuple[str, str]],
     body: bytes,
     timeout_seconds: float,
 ) -> web.Response:
     """Send the request; 503 if the service cannot be reached, 504 if it is too slow."""
     try:
-        async with session.request(
-            method,
-            url,
-            headers=headers,
-            data=body or None,
-            allow_redirects=False,  # the callback's 303 is for the browser, not for us
-            timeout=_client_timeout(timeout_seconds),
-            skip_auto_headers=_NO_AUTO_HEADERS,
-        ) as upstream:
-            payload = await upstream.read()
-            status, reason = upstream.status, upstream.reason
-            returned = {
-                name: upstream.headers[name]
-                for name in RETURNED_RESPONSE_HEADERS
-                if name in upstream.headers
-            }
-    except aiohttp.ConnectionTimeoutError:
-        # Never connected, so the service cannot have acted: "unavailable", safe to retry.
+        answer = await pool.request(upstream, method, target, headers, body, timeout_seconds)
+    except NotSent:
+        # Never reached the service, so it cannot have acted: "unavailable", safe to retry.
         raise GatewayError(503, UNAVAILABLE) from None
-    except TimeoutError:
+    except UpstreamTimeout:
         raise GatewayError(504, UPSTREAM_TIMEOUT) from None
-    except aiohttp.ClientError:
+    except Disconnected:
         raise GatewayError(503, UNAVAILABLE) from None
-    if status >= 500 and not returned.get("Content-Type", "").startswith("application/json"):
+    except ValueError:  # a header value with a line break: never written
+        raise GatewayError(400, BAD_HEADER) from None
+    returned = {name: answer.headers[key] for name, key in _RETURNED if key in answer.headers}
+    if answer.status >= 500 and not returned.get("Content-Type", "").startswith(
+            "application/json"):
         # A crashed service's plain-text/HTML page must not reach the client; the status
         # stays, so Razorpay still retries a failed webhook.
-        return json_error(status, UNAVAILABLE if status in (502, 503, 504) else INTERNAL)
-    return web.Response(body=payload, status=status, reason=reason, headers=returned)
+        return json_error(answer.status,
+                          UNAVAILABLE if answer.status in (502, 503, 504) else INTERNAL)
+    return web.Response(body=answer.body, status=answer.status, reason=answer.reason or None,
+                        headers=returned)

@@ -11,7 +11,7 @@ from gateway.auth import AuthError, authenticate, body_customer_matches
 from gateway.body import read_body, reject_declared_oversize
 from gateway.client_ip import rate_limit_key
 from gateway.errors import FORBIDDEN, GatewayError, json_error, too_many_requests
-from gateway.proxy import ADMIN_HEADERS, forward, upstream_headers, upstream_url
+from gateway.proxy import ADMIN_HEADERS, forward, upstream_headers, upstream_target
 from shared import metrics
 from shared.deadline import DEADLINE_HEADER, deadline_header
 from shared.settings import Settings
@@ -97,11 +97,12 @@ def make_proxy_handler(route: Route):
                                    ADMIN_HEADERS if route.admin else ())
         timeout = settings.gateway_upstream_timeout_seconds
         # The service stops working on the request when we stop waiting for it.
-        headers[DEADLINE_HEADER] = deadline_header(timeout)
+        headers.append((DEADLINE_HEADER, deadline_header(timeout)))
         return await forward(
-            request.app[keys.LANE_SESSIONS][route.lane],
+            request.app[keys.LANE_POOLS][route.lane],
+            request.app[keys.UPSTREAMS][route.upstream_setting],
             method=request.method,
-            url=upstream_url(getattr(settings, route.upstream_setting), request.rel_url),
+            target=upstream_target(request),
             headers=headers,
             body=body,
             timeout_seconds=timeout,

@@ -1,0 +1,211 @@
+"""The gateway's kept-alive upstream client (gateway/upstream.py) against real servers on
+loopback: an aiohttp app like our services, and raw asyncio servers that answer in ways
+an aiohttp app would not (chunked, a closing answer, garbage, silence)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from gateway.upstream import (
+    Disconnected,
+    NotSent,
+    Upstream,
+    UpstreamPool,
+    UpstreamTimeout,
+)
+
+KEEP = ("Content-Type", "Retry-After")
+
+
+@pytest_asyncio.fixture
+async def service():
+    """An aiohttp app that echoes, and records which client port each request came from."""
+    peers: list[int] = []
+    disconnects: list[str] = []
+
+    async def echo(request: web.Request) -> web.Response:
+        peers.append(request.transport.get_extra_info("peername")[1])
+        if "sleep" in request.query:
+            try:
+                await asyncio.sleep(float(request.query["sleep"]))
+            except asyncio.CancelledError:
+                disconnects.append(request.path)
+                raise
+        body = await request.read()
+        return web.json_response(
+            {"method": request.method, "target": request.raw_path,
+             "x": request.headers.get("X-Thing"), "body": body.decode()},
+            headers={"Retry-After": "3", "X-Not-Kept": "1"}, status=int(
+                request.query.get("status", 200)))
+
+    app = web.Application(handler_args={"handler_cancellation": True})
+    app.router.add_route("*", "/{tail:.*}", echo)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield Upstream.parse(str(server.make_url("")).rstrip("/")), peers, disconnects
+    await server.close()
+
+
+async def raw_server(answer: bytes | None):
+    """A server that reads one request and writes `answer` (None: says nothing)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        if answer is not None:
+            writer.write(answer)
+            await writer.drain()
+        await asyncio.sleep(5)
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, Upstream.parse(f"http://127.0.0.1:{port}")
+
+
+async def test_answers_come_back_with_only_the_kept_headers(service):
+    upstream, _, _ = service
+    pool = UpstreamPool(4, KEEP)
+    answer = await pool.request(upstream, "POST", "/a/b?q=%20x", [("X-Thing", "yes")],
+                                b'{"k": 1}', timeout=5)
+    assert answer.status == 200
+    assert answer.reason == "OK"
+    assert answer.headers == {"content-type": "application/json; charset=utf-8",
+                              "retry-after": "3"}
+    assert answer.body == (b'{"method": "POST", "target": "/a/b?q=%20x", "x": "yes",'
+                           b' "body": "{\\"k\\": 1}"}')
+    await pool.close()
+
+
+async def test_a_connection_is_kept_and_reused(service):
+    upstream, peers, _ = service
+    pool = UpstreamPool(4, KEEP)
+    for _ in range(5):
+        assert (await pool.request(upstream, "GET", "/x", [], b"", timeout=5)).status == 200
+    assert len(set(peers)) == 1
+    await pool.close()
+
+
+async def test_an_error_status_is_an_answer_too(service):
+    upstream, _, _ = service
+    pool = UpstreamPool(4, KEEP)
+    answer = await pool.request(upstream, "GET", "/x?status=503", [], b"", timeout=5)
+    assert answer.status == 503
+    await pool.close()
+
+
+async def test_a_base_path_prefixes_the_target(service):
+    upstream, _, _ = service
+    prefixed = Upstream.parse(f"http://{upstream.host_header}/prefix/")
+    pool = UpstreamPool(1, KEEP)
+    answer = await pool.request(prefixed, "GET", "/y", [], b"", timeout=5)
+    assert b'"target": "/prefix/y"' in answer.body
+    await pool.close()
+
+
+async def test_a_slow_answer_times_out_and_the_service_sees_the_caller_go(service):
+    upstream, peers, disconnects = service
+    pool = UpstreamPool(4, KEEP)
+    with pytest.raises(UpstreamTimeout):
+        await pool.request(upstream, "GET", "/slow?sleep=5", [], b"", timeout=0.3)
+    for _ in range(50):
+        if disconnects:
+            break
+        await asyncio.sleep(0.05)
+    assert disconnects == ["/slow"]
+    # the timed-out connection is never reused: the next call opens another
+    assert (await pool.request(upstream, "GET", "/x", [], b"", timeout=5)).status == 200
+    assert len(set(peers)) == 2
+    await pool.close()
+
+
+async def test_a_caller_past_the_limit_waits_and_gives_up_unsent(service):
+    upstream, peers, _ = service
+    pool = UpstreamPool(1, KEEP)
+    slow = asyncio.create_task(pool.request(upstream, "GET", "/slow?sleep=1", [], b"", 5))
+    await asyncio.sleep(0.1)
+    with pytest.raises(NotSent):
+        await pool.request(upstream, "GET", "/x", [], b"", timeout=0.2)
+    assert len(peers) == 1  # the second never reached the service
+    assert (await slow).status == 200
+    assert (await pool.request(upstream, "GET", "/x", [], b"", timeout=5)).status == 200
+    await pool.close()
+
+
+async def test_nobody_listening_is_not_sent():
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    pool = UpstreamPool(1, KEEP)
+    with pytest.raises(NotSent):
+        await pool.request(Upstream.parse(f"http://127.0.0.1:{port}"), "GET", "/", [], b"", 2)
+
+
+async def test_a_chunked_answer_is_read_whole():
+    answer = (b"HTTP/1.1 201 Created\r\nContent-Type: text/plain\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+    server, upstream = await raw_server(answer)
+    pool = UpstreamPool(1, KEEP)
+    got = await pool.request(upstream, "GET", "/", [], b"", timeout=2)
+    assert (got.status, got.reason, got.body) == (201, "Created", b"hello world")
+    await pool.close()
+    server.close()
+
+
+async def test_an_answer_that_closes_is_not_reused():
+    answer = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
+    server, upstream = await raw_server(answer)
+    pool = UpstreamPool(1, KEEP)
+    assert (await pool.request(upstream, "GET", "/", [], b"", timeout=2)).body == b"ok"
+    assert pool._idle_connection(upstream) is None
+    await pool.close()
+    server.close()
+
+
+@pytest.mark.parametrize("answer", [b"SPDY/9 nonsense\r\n\r\n", b"HTTP/1.1 200 OK\r\nConte"])
+async def test_garbage_or_a_cut_answer_is_disconnected(answer):
+    async def handle(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        writer.close()  # and hang up
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    upstream = Upstream.parse(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+    pool = UpstreamPool(1, KEEP)
+    with pytest.raises(Disconnected):
+        await pool.request(upstream, "GET", "/", [], b"", timeout=2)
+    await pool.close()
+    server.close()
+
+
+async def test_a_connection_the_service_closed_while_idle_is_not_used(service):
+    upstream, peers, _ = service
+    pool = UpstreamPool(1, KEEP)
+    await pool.request(upstream, "GET", "/x", [], b"", timeout=5)
+    idle = pool._idle[upstream][0]
+    idle.transport.abort()  # as when the service closes it between calls
+    await asyncio.sleep(0.05)
+    assert (await pool.request(upstream, "GET", "/x", [], b"", timeout=5)).status == 200
+    assert len(set(peers)) == 2
+
+
+async def test_a_header_value_with_a_line_break_is_never_written(service):
+    upstream, peers, _ = service
+    pool = UpstreamPool(1, KEEP)
+    with pytest.raises(ValueError):
+        await pool.request(upstream, "GET", "/x", [("X-Thing", "a\r\nX-Evil: 1")], b"", 5)
+    assert peers == []
+    await pool.close()
+
+
+def test_only_http_urls_are_upstreams():
+    with pytest.raises(ValueError):
+        Upstream.parse("ftp://127.0.0.1:21")
+    assert Upstream.parse("https://svc.internal").port == 443
+    assert Upstream.parse("http://svc:8081/").prefix == ""
