@@ -14,7 +14,9 @@ Failures map to what the caller can safely say (gateway/proxy.py):
   not parse.
 - `UpstreamTimeout`: no complete answer within the deadline. The connection is closed, so
   the service sees the caller go (and stops, shared/deadline.py).
-A connection is reused only after a complete answer that allows it.
+A connection is reused only after a complete answer that allows it. A GET written on a
+reused connection that the service had closed meanwhile (a restart, an idle timeout) and
+that got no byte of an answer is sent once more on a new connection: a GET changes nothing.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class _Connection(asyncio.Protocol):
         self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
         self._reusable = False
+        self.answered = False  # a byte of the current answer has arrived
 
     # asyncio.Protocol
     def connection_made(self, transport) -> None:
@@ -111,6 +114,9 @@ class _Connection(asyncio.Protocol):
         self._fail(Disconnected("the service closed the connection"))
 
     # httptools callbacks
+    def on_message_begin(self) -> None:
+        self.answered = True
+
     def on_status(self, reason: bytes) -> None:
         self._reason += reason
 
@@ -133,6 +139,7 @@ class _Connection(asyncio.Protocol):
     # ours
     def send(self, data: bytes) -> asyncio.Future[Answer]:
         self._reason, self._headers, self._body, self._reusable = b"", {}, [], False
+        self.answered = False
         self._waiter = asyncio.get_running_loop().create_future()
         self.transport.write(data)
         return self._waiter
@@ -181,24 +188,38 @@ class UpstreamPool:
         else:
             await self._slots.acquire()  # free: returns at once
         try:
-            conn = self._idle_connection(upstream) or await self._connect(upstream, deadline)
-            answer_waiter = conn.send(data)
-            timer = loop.call_at(deadline, _expire, answer_waiter)
+            conn = self._idle_connection(upstream)
+            if conn is None:
+                return await self._exchange(await self._connect(upstream, deadline), upstream,
+                                            data, deadline)
             try:
-                answer = await answer_waiter
-            except BaseException:
-                conn.close()  # a half-read answer (or a cancelled caller) ends the connection
-                raise
-            finally:
-                timer.cancel()
-            if conn.reusable:
-                conn.idle_since = time.monotonic()
-                self._idle.setdefault(upstream, []).append(conn)
-            else:
-                conn.close()
-            return answer
+                return await self._exchange(conn, upstream, data, deadline)
+            except Disconnected:
+                if method != "GET" or conn.answered:
+                    raise
+            # The service had closed the idle connection: a GET is safe to send again.
+            return await self._exchange(await self._connect(upstream, deadline), upstream,
+                                        data, deadline)
         finally:
             self._slots.release()
+
+    async def _exchange(self, conn: _Connection, upstream: Upstream, data: bytes,
+                        deadline: float) -> Answer:
+        answer_waiter = conn.send(data)
+        timer = asyncio.get_running_loop().call_at(deadline, _expire, answer_waiter)
+        try:
+            answer = await answer_waiter
+        except BaseException:
+            conn.close()  # a half-read answer (or a cancelled caller) ends the connection
+            raise
+        finally:
+            timer.cancel()
+        if conn.reusable:
+            conn.idle_since = time.monotonic()
+            self._idle.setdefault(upstream, []).append(conn)
+        else:
+            conn.close()
+        return answer
 
     def _idle_connection(self, upstream: Upstream) -> _Connection | None:
         idle = self._idle.get(upstream)

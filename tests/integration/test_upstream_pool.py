@@ -209,3 +209,49 @@ def test_only_http_urls_are_upstreams():
         Upstream.parse("ftp://127.0.0.1:21")
     assert Upstream.parse("https://svc.internal").port == 443
     assert Upstream.parse("http://svc:8081/").prefix == ""
+
+
+async def test_a_get_on_a_dropped_kept_connection_is_sent_again_on_a_new_one():
+    """A raw service that answers the first request on a connection and hangs up on the
+    second without a byte: the GET goes again on a fresh connection and succeeds."""
+    seen = []
+
+    async def handle(reader, writer):
+        seen.append(writer.get_extra_info("peername")[1])
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        if len(seen) == 1:  # the first connection: take the next request, then hang up
+            await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    upstream = Upstream.parse(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+    pool = UpstreamPool(1, KEEP)
+    assert (await pool.request(upstream, "GET", "/", [], b"", timeout=2)).body == b"ok"
+    assert (await pool.request(upstream, "GET", "/", [], b"", timeout=2)).body == b"ok"
+    assert len(seen) == 2
+    await pool.close()
+    server.close()
+
+
+async def test_a_post_on_a_dropped_kept_connection_is_not_sent_again():
+    requests = []
+
+    async def handle(reader, writer):
+        requests.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        requests.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.close()  # took the second request, answered nothing
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    upstream = Upstream.parse(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+    pool = UpstreamPool(1, KEEP)
+    await pool.request(upstream, "POST", "/", [], b"", timeout=2)
+    with pytest.raises(Disconnected):
+        await pool.request(upstream, "POST", "/", [], b"", timeout=2)
+    await asyncio.sleep(0.1)
+    assert len(requests) == 2  # never a third
+    await pool.close()
+    server.close()
