@@ -252,7 +252,7 @@ def print_and_write(empty, full, rss: dict, metrics: dict, *, history: int, hist
         " metrics on and an identical pair with `METRICS_ENABLED=false` (no `/metrics`, no"
         " request middleware), both started the same way on the same database:"
         f" {len(metrics['on']['runs'])} rounds, each loading one pair alone with `wrk -c64`"
-        " for 4 s and then the other (on, off, off, on, …, so a machine that gets busier or"
+        " for 3 s and then the other (on, off, off, on, …, so a machine that gets busier or"
         " quieter during the run falls on both alike); the ratio column is the median of"
         " the rounds' on/off ratios. (Loading both pairs at the same time is not fairer: the"
         " pair started second won by 10-20% whichever setting it had.) The last line times"
@@ -264,7 +264,8 @@ def print_and_write(empty, full, rss: dict, metrics: dict, *, history: int, hist
         "## How each figure is made\n",
         "- **payment-status**: `wrk -t2 -c64` for 8 s, each request a random booking with a"
         " payment (on the empty database the ones the run paid; after the history, any of the"
-        " million), through the gateway and straight to order_service.\n"
+        " million), through the gateway and straight to order_service, after 3 s of the same"
+        " reads unmeasured (PostgreSQL's cache warm, as in a system that has been running).\n"
         "- **ceiling**: the same `wrk` against `bench/ceiling.py`, one aiohttp process answering"
         " a constant JSON: the framework's own limit on this machine.\n"
         "- **CPU per status request**: utime + stime from `/proc` of each process (PostgreSQL:"

@@ -18,12 +18,14 @@ from shared.passes import PASS_KINDS, pass_token, qr_data_url
 Passes = dict[str, tuple[str, str]]  # kind -> (token, data URL)
 
 STORED_PASSES = "SELECT kind, token, qr_data_url FROM passes WHERE booking_id = $1"
-# A racer's row or image wins: rendering is deterministic, so it is the same picture.
+# A racer's row or image wins: rendering is deterministic, so it is the same picture. An
+# image is stored only on a row holding the token it shows (a row written meanwhile by a
+# process signing with another secret, mid-rotation, keeps its own token: drawn again).
 STORE_IMAGES = """
 INSERT INTO passes (booking_id, kind, token, qr_data_url)
 SELECT $1, kind, token, url FROM unnest($2::text[], $3::text[], $4::text[]) AS p(kind, token, url)
 ON CONFLICT (booking_id, kind) DO UPDATE SET qr_data_url = EXCLUDED.qr_data_url
-WHERE passes.qr_data_url IS NULL
+WHERE passes.qr_data_url IS NULL AND passes.token = EXCLUDED.token
 RETURNING kind, token, qr_data_url
 """
 
@@ -40,7 +42,8 @@ async def stored_passes(conn: asyncpg.Connection, booking_id: int) -> dict:
     return {row["kind"]: (row["token"], row["qr_data_url"]) for row in rows}
 
 
-async def issue_passes(conn: asyncpg.Connection, booking_id: int, secret: str) -> Passes:
+async def issue_passes(conn: asyncpg.Connection, booking_id: int, secret: str,
+                       *, again: bool = True) -> Passes:
     """Both passes of a booking as stored, images included; renders (off the event loop)
     and stores whatever is missing first: a row, or a row's image.
 
@@ -57,7 +60,11 @@ async def issue_passes(conn: asyncpg.Connection, booking_id: int, secret: str) -
     images = await asyncio.to_thread(_render, tokens)  # CPU: off the event loop
     written = await conn.fetch(STORE_IMAGES, booking_id, missing, tokens, images)
     if len(written) < len(missing):
-        return await stored_passes(conn, booking_id)  # a racer's images won: theirs
+        # A racer's images won (theirs, then), or its rows came first with tokens of their
+        # own: once more, drawing from what is stored now.
+        if again:
+            return await issue_passes(conn, booking_id, secret, again=False)
+        return await stored_passes(conn, booking_id)
     return {**stored, **{row["kind"]: (row["token"], row["qr_data_url"]) for row in written}}
 
 

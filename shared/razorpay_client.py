@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -74,6 +75,10 @@ class RazorpayClient:
         # requests reads proxy settings (HTTPS_PROXY, NO_PROXY…) from the environment on
         # every request, 0.2 ms of CPU each: read them once, for the one host we call.
         session.proxies = requests.utils.get_environ_proxies(base_url)
+        # ...and the CA bundle requests would take from the environment (a TLS-inspecting
+        # proxy's CA): trust_env off would drop it with the proxies' per-request lookup.
+        session.verify = (os.environ.get("REQUESTS_CA_BUNDLE")
+                          or os.environ.get("CURL_CA_BUNDLE") or True)
         session.trust_env = False
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="razorpay")
         self._client = _Sdk(

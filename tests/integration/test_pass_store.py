@@ -125,3 +125,35 @@ async def test_racing_issuers_all_answer_with_what_is_stored(pool):
         stored = await stored_passes(conn, booking["booking_id"])
     assert all(answer == stored for answer in answers)
     assert stored == passes.passes_for(booking["booking_id"], SECRET)
+
+
+async def test_rows_written_meanwhile_with_other_tokens_get_images_of_their_own_tokens(pool):
+    """Mid-rotation: the notifier (old secret) writes the pass rows while verify (new
+    secret) renders from tokens of its own. Verify's images must not land on rows whose
+    tokens they do not show: it draws again from the stored tokens."""
+    booking = await make_booking(pool)
+    booking_id = booking["booking_id"]
+    old_tokens = {kind: passes.pass_token(booking_id, kind, "old-secret")
+                  for kind in passes.PASS_KINDS}
+    async with pool.acquire() as writer, pool.acquire() as reader:
+        tx = writer.transaction()
+        await tx.start()
+        await writer.executemany(
+            "INSERT INTO passes (booking_id, kind, token) VALUES ($1, $2, $3)",
+            [(booking_id, kind, token) for kind, token in old_tokens.items()])
+        # verify reads no rows (uncommitted), renders, then waits on the rows' unique index
+        issuing = asyncio.create_task(issue_passes(reader, booking_id, "new-secret"))
+        for _ in range(100):
+            waiting = await pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE '%INSERT INTO passes%'")
+            if waiting:
+                break
+            await asyncio.sleep(0.05)
+        assert waiting, "verify never reached the rows' lock"
+        await tx.commit()
+        issued = await issuing
+    assert issued == {kind: (token, passes.qr_data_url(token))
+                      for kind, token in old_tokens.items()}
+    async with pool.acquire() as conn:
+        assert await stored_passes(conn, booking_id) == issued

@@ -10,7 +10,8 @@ from shared.settings import load_settings
 
 @pytest.fixture(autouse=True)
 def no_proxy_settings(monkeypatch):
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE",
+                 "CURL_CA_BUNDLE"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
 
@@ -31,6 +32,20 @@ def test_no_proxy_in_the_environment_is_still_honoured(monkeypatch):
     monkeypatch.setenv("NO_PROXY", "api.razorpay.com")
     client = client_for("https://api.razorpay.com")
     assert client._client.session.proxies == {}
+    client.close()
+
+
+def test_a_ca_bundle_from_the_environment_is_still_trusted(monkeypatch, tmp_path):
+    bundle = tmp_path / "corporate-ca.pem"
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    client = client_for("https://api.razorpay.com")
+    assert client._client.session.verify == str(bundle)
+    client.close()
+
+
+def test_without_a_ca_bundle_the_default_one_verifies():
+    client = client_for("https://api.razorpay.com")
+    assert client._client.session.verify is True
     client.close()
 
 
