@@ -27,13 +27,23 @@ def parse_trusted_proxies(entries: Iterable[str]) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
+# The longest address a proxy writes: "[" + 45 characters of IPv6 + "]:65535", with room
+# for spaces. Anything longer is no address, and must not fill the cache below (a client
+# behind a trusted proxy writes what it likes into X-Forwarded-For).
+_MAX_ADDRESS_CHARS = 64
+
+
+def parse_ip(text: str | None) -> IPAddress | None:
+    """An address as a proxy may write it ("1.2.3.4", "1.2.3.4:80", "[::1]:80"), or None."""
+    if not text or len(text) > _MAX_ADDRESS_CHARS:
+        return None
+    return _parse_ip(text)
+
+
 # Pure and called on every request with the few addresses a connection pool reuses: cached
 # (ipaddress parses in Python, several microseconds an address).
 @functools.lru_cache(maxsize=4096)
-def parse_ip(text: str | None) -> IPAddress | None:
-    """An address as a proxy may write it ("1.2.3.4", "1.2.3.4:80", "[::1]:80"), or None."""
-    if not text:
-        return None
+def _parse_ip(text: str) -> IPAddress | None:
     text = text.strip()
     if text.startswith("["):  # "[v6]" or "[v6]:port"
         text = text[1 : text.find("]")] if "]" in text else ""

@@ -94,3 +94,15 @@ def test_an_ipv6_client_is_limited_by_its_whole_64():
     assert rate_limit_key("2001:db8:1:3::1") != one  # the next /64 is someone else
     assert rate_limit_key("198.51.100.7") == "198.51.100.7"
     assert rate_limit_key("unknown") == "unknown"
+
+
+def test_long_junk_in_the_chain_is_skipped_and_never_cached():
+    from gateway.client_ip import _parse_ip
+
+    before = _parse_ip.cache_info().currsize
+    junk = ["x" * 8000 + str(i) for i in range(50)]
+    trusted = parse_trusted_proxies(["10.0.0.0/8"])
+    assert client_address("10.0.0.1", [", ".join([*junk, "203.0.113.9"])], trusted) \
+        == "203.0.113.9"
+    assert client_address("10.0.0.1", [", ".join(junk)], trusted) == "10.0.0.1"
+    assert _parse_ip.cache_info().currsize <= before + 3
