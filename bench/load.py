@@ -27,7 +27,7 @@ import aio_pika
 import aiohttp
 import asyncpg
 
-from bench import middleware_cost, pgbench, procstat, seed, wrk
+from bench import counting_cost, pgbench, procstat, seed, wrk
 from bench.report import print_and_write
 from ops import api_client, infra
 from ops.history import add_paid_history
@@ -137,13 +137,13 @@ class Bench:
 
     async def metrics_cost(self, status_range: tuple[int, int]) -> dict:
         """payment-status through a gateway + order_service pair with metrics on and through
-        an identical pair with METRICS_ENABLED=false (no /metrics, no request middleware),
+        an identical pair with METRICS_ENABLED=false (no /metrics, no request counting),
         both started the same way beside the stack, on the same database. Each round loads
         one pair alone, then the other (on, off, off, on, ...: a machine that gets busier
         or quieter during the run falls on both alike), and the figure is the median of
         the rounds' on/off ratios. Loading both pairs at once is no fairer: the pair
         started second won by 10-20% whichever setting it had. Status is the worst case:
-        the smallest handler, so the two request middlewares are the largest share of its
+        the smallest handler, so counting it in two services is the largest share of its
         cost. CPU per request is the pair's own, from /proc."""
         env = {"BENCH_LO": str(status_range[0]), "BENCH_HI": str(status_range[1])}
         runs: dict[str, list[tuple[float, float]]] = {"on": [], "off": []}
@@ -178,7 +178,7 @@ class Bench:
         paired = list(zip(runs["on"], runs["off"], strict=True))
         out["rate_ratio"] = statistics.median(on[0] / off[0] for on, off in paired)
         out["cpu_ratio"] = statistics.median(on[1] / off[1] for on, off in paired)
-        out["middleware_us"] = await middleware_cost.middleware_us()
+        out["counting_us"] = await counting_cost.counting_us()
         self.say(f"metrics on: {out['on']['rate']:.0f} req/s, {out['on']['cpu_us']:.0f} us CPU"
                  f" per request; off: {out['off']['rate']:.0f} req/s,"
                  f" {out['off']['cpu_us']:.0f} us; on/off per round, median: req/s"

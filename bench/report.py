@@ -138,10 +138,10 @@ def metrics_rows(metrics: dict) -> list[tuple[str, str, str, str, str]]:
         ("CPU per request, gateway + order_service, µs", _fmt(on["cpu_us"]),
          _fmt(off["cpu_us"]), _fmt(cpu, 3), f"≤ {1 + limit:.2f}: {_check(cpu, 1 + limit, False)}"),
     ]
-    if "middleware_us" in metrics:  # in process: two services count each status request
-        share = _ratio(2 * metrics["middleware_us"], off["cpu_us"])
-        out.append(("the middleware alone, in process, µs per request per service",
-                    _fmt(metrics["middleware_us"], 1), "", f"+{share:.1%}",
+    if "counting_us" in metrics:  # in process: two services count each status request
+        share = _ratio(2 * metrics["counting_us"], off["cpu_us"])
+        out.append(("the counting alone, in process, µs per request per service",
+                    _fmt(metrics["counting_us"], 1), "", f"+{share:.1%}",
                     f"≤ {limit:.0%}: {_check(share, limit, False)}"))
     return out
 
@@ -250,16 +250,16 @@ def print_and_write(empty, full, rss: dict, metrics: dict, *, history: int, hist
         "## What the metrics cost\n",
         "After the history, payment-status through a gateway + order_service pair with"
         " metrics on and an identical pair with `METRICS_ENABLED=false` (no `/metrics`, no"
-        " request middleware), both started the same way on the same database:"
+        " request counting), both started the same way on the same database:"
         f" {len(metrics['on']['runs'])} rounds, each loading one pair alone with `wrk -c64`"
         " for 3 s and then the other (on, off, off, on, …, so a machine that gets busier or"
         " quieter during the run falls on both alike); the ratio column is the median of"
         " the rounds' on/off ratios. (Loading both pairs at the same time is not fairer: the"
         " pair started second won by 10-20% whichever setting it had.) The last line times"
-        " the middleware"
-        " itself in process (bench/middleware_cost.py: the same app dispatched with and"
-        " without it, CPU time), which no neighbour moves: twice that (gateway and"
-        " order_service each count a request) against the CPU a status request costs.\n",
+        " the counting itself in process (bench/counting_cost.py: aiohttp's access-log call"
+        " with the request counter behind it, CPU time), which no neighbour moves: twice"
+        " that (gateway and order_service each count a request) against the CPU a status"
+        " request costs.\n",
         cost + "\n",
         "## How each figure is made\n",
         "- **payment-status**: `wrk -t2 -c64` for 8 s, each request a random booking with a"

@@ -85,6 +85,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[access_middleware, error_middleware],
         client_max_size=settings.gateway_max_body_bytes,
+        handler_args=metrics.handler_args("gateway", settings.metrics_enabled),
     )
     app[keys.SETTINGS] = settings
     app[keys.TRUSTED_PROXIES] = parse_trusted_proxies(settings.trusted_proxies)
@@ -100,7 +101,7 @@ def create_app(settings: Settings) -> web.Application:
     readiness.add_check(app, "rate_limiter", rate_limiter_state)
     for setting in UPSTREAMS:
         readiness.add_check(app, setting.removesuffix("_url"), upstream_ready(setting))
-    metrics.install(app, "gateway", settings.metrics_enabled)
+    metrics.install(app, settings.metrics_enabled)
     return app
 
 

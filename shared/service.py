@@ -37,11 +37,12 @@ def new_app(settings: Settings, service: str) -> web.Application:
     """The base every service builds on: settings, the pool, /healthz (alive), /readyz
     (database answers, plus whatever the service adds), /metrics."""
     app = web.Application(
-        middlewares=[deadline_middleware, error_middleware], client_max_size=1024 * 1024)
+        middlewares=[deadline_middleware, error_middleware], client_max_size=1024 * 1024,
+        handler_args=metrics.handler_args(service, settings.metrics_enabled))
     app[SETTINGS] = settings
     app.router.add_get("/healthz", health)
     readiness.install(app)
-    metrics.install(app, service, settings.metrics_enabled)
+    metrics.install(app, settings.metrics_enabled)
     app.cleanup_ctx.append(_pool_ctx)
     return app
 

@@ -42,10 +42,10 @@ async def item(request: web.Request) -> web.Response:
 
 
 def small_app(enabled: bool = True) -> web.Application:
-    app = web.Application()
+    app = web.Application(handler_args=metrics.handler_args("unit_test", enabled))
     app.router.add_get("/items/{item_id}", item)
     readiness.install(app)
-    metrics.install(app, "unit_test", enabled)
+    metrics.install(app, enabled)
     return app
 
 
