@@ -43,9 +43,11 @@ lint: $(STAMP)
 chaos: $(STAMP)
 	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
-# wrk is the load generator (Debian package); matplotlib (the `bench` extra) draws the plot.
+# wrk is the load generator and valgrind counts instructions (Debian packages); matplotlib
+# (the `bench` extra) draws the plot.
 bench: $(STAMP)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	@command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
 	@$(BIN)/python -c "import matplotlib" 2>/dev/null || $(UV) sync --frozen --inexact --extra dev --extra bench
 	$(BIN)/python -m bench.load $(BENCH_ARGS)
 

@@ -9,11 +9,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+import urllib.request
+from pathlib import Path
 
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
+from ops.stack import Stack
 from shared import metrics
 
 ROUTE = "/api/razorpay/payment-status/{booking_id}"
@@ -52,3 +58,60 @@ async def counting_us(rounds: int = 6, n: int = 50_000) -> float:
     args = metrics.handler_args("bench", True)
     logger = args["access_log_class"](logging.getLogger("bench.counting"), "")
     return statistics.median(_counting_us(logger, request, response, n) for _ in range(rounds))
+
+
+def instructions_per_request(database_url: str, amqp_url: str, env: dict, metrics: bool,
+                             status_range: tuple[int, int], requests: int = 600) -> float:
+    """Instructions order_service executes per payment-status request, counted by
+    valgrind's callgrind (instrumentation switched on only while the requests run, one at
+    a time): unlike time, an instruction count is the same whatever else the machine
+    does, and unlike the in-process timing above it includes what a real server does
+    around the counting (its caches cold, every other request's work between)."""
+    with tempfile.TemporaryDirectory(prefix="a6pay-callgrind-") as tmp:
+        stack = Stack(database_url, amqp_url, Path(tmp), {
+            **env, "METRICS_ENABLED": "true" if metrics else "false"})
+        port = stack.ports["order_service"]
+        out = Path(tmp) / "callgrind.out"
+        proc = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+             f"--callgrind-out-file={out}", sys.executable, "-m", "order_service"],
+            env=stack.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            _wait_healthy(base, proc)
+            low, high = status_range
+            urls = [f"{base}/api/razorpay/payment-status/{low + i % (high - low)}"
+                    for i in range(requests + 100)]
+            for url in urls[:100]:  # warm: pool filled, statements prepared
+                _get(url)
+            _callgrind(proc.pid, "-i", "on")
+            for url in urls[100:]:
+                _get(url)
+            _callgrind(proc.pid, "-d")
+            _callgrind(proc.pid, "-i", "off")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+        totals = [int(line.split()[1]) for dump in Path(tmp).glob("callgrind.out*")
+                  for line in dump.read_text().splitlines() if line.startswith("totals:")]
+    return max(totals) / requests
+
+
+def _wait_healthy(base: str, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 120  # valgrind runs Python some 50 times slower
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            _get(f"{base}/healthz")
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError("order_service under callgrind did not start")
+
+
+def _get(url: str) -> None:
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        answer.read()
+
+
+def _callgrind(pid: int, *args: str) -> None:
+    subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True)

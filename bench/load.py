@@ -42,7 +42,8 @@ INGEST_SECONDS = 8
 STEADY_RATE, STEADY_SECONDS = 100, 10
 PGBENCH_SECONDS = 4
 CHECKOUT_SECONDS = 10
-METRICS_ROUNDS, METRICS_SECONDS = 10, 3  # metrics on/off, alternated: see metrics_cost
+# metrics on/off: pairs of each, rounds, seconds a load (see metrics_cost)
+METRICS_PAIRS, METRICS_ROUNDS, METRICS_SECONDS = 4, 3, 3
 DRAIN_LIMIT = 30  # longest wait for the notifier to catch up after a phase
 MAIL_DRAIN_LIMIT = 90  # longest wait for a phase's confirmation mails to be sent
 CONNECTIONS = 64
@@ -136,33 +137,42 @@ class Bench:
     # --- what the metrics cost ------------------------------------------------------------
 
     async def metrics_cost(self, status_range: tuple[int, int]) -> dict:
-        """payment-status through a gateway + order_service pair with metrics on and through
-        an identical pair with METRICS_ENABLED=false (no /metrics, no request counting),
-        both started the same way beside the stack, on the same database. Each round loads
-        one pair alone, then the other (on, off, off, on, ...: a machine that gets busier
-        or quieter during the run falls on both alike), and the figure is the median of
-        the rounds' on/off ratios. Loading both pairs at once is no fairer: the pair
-        started second won by 10-20% whichever setting it had. Status is the worst case:
-        the smallest handler, so counting it in two services is the largest share of its
-        cost. CPU per request is the pair's own, from /proc."""
+        """payment-status through gateway + order_service pairs with metrics on and through
+        as many identical pairs with METRICS_ENABLED=false (no /metrics, no request
+        counting), started the same way on the same database. Several pairs of each: the
+        same process started twice differs by up to ±5% in CPU per request (where the kernel
+        puts its stack and heap is randomised at every start; two pairs of one setting gave
+        1.008 one time and 1.053 another), more than counting costs. Each round loads every
+        pair alone in turn, on and off alternating, the order reversed every round (a
+        machine that gets busier or quieter falls on both alike). A pair's figure is its
+        median over the rounds, a setting's the mean of its pairs; the ratio is the median
+        over the rounds of that round's on/off ratio (each round's pairs ran within seconds
+        of each other). (Loading two pairs at once is no fairer: the one started second
+        won by 10-20% whichever setting it had.)
+        Status is the worst case: the smallest handler, so counting it in two services is
+        the largest share of its cost. CPU per request is the pair's own, from /proc."""
         env = {"BENCH_LO": str(status_range[0]), "BENCH_HI": str(status_range[1])}
-        runs: dict[str, list[tuple[float, float]]] = {"on": [], "off": []}
+        labels = [(setting, i) for i in range(METRICS_PAIRS) for setting in ("on", "off")]
+        runs: dict[tuple[str, int], list[tuple[float, float]]] = {label: [] for label in labels}
         pairs = {}
         try:
-            for label in runs:
-                log_dir = self.workdir / f"metrics-{label}"
+            for setting, i in labels:
+                log_dir = self.workdir / f"metrics-{setting}{i}"
                 log_dir.mkdir(exist_ok=True)
                 pair = Stack(self.database_url, self.amqp_url, log_dir, {
-                    **self.stack_env, "METRICS_ENABLED": "true" if label == "on" else "false"})
-                pairs[label] = pair
+                    **self.stack_env, "DB_POOL_MAX": "5",  # 8 pairs' pools fit in 100
+                    "METRICS_ENABLED": "true" if setting == "on" else "false"})
+                pairs[setting, i] = pair
                 for name in ("order_service", "gateway"):
                     pair.start(name)
                 wrk.run(pair.gateway, "status.lua", seconds=1, connections=CONNECTIONS,
                         env=env)  # warm: pools filled, statements prepared
             pids = {label: [pair.procs[name].pid for name in ("gateway", "order_service")]
                     for label, pair in pairs.items()}
+            wrk.run(pairs[labels[0]].gateway, "status.lua", seconds=STATUS_WARM_SECONDS,
+                    connections=CONNECTIONS, env=env)  # PostgreSQL's cache, for every pair
             for round_ in range(METRICS_ROUNDS):
-                for label in ("on", "off") if round_ % 2 == 0 else ("off", "on"):
+                for label in labels if round_ % 2 == 0 else labels[::-1]:
                     before = sum(map(procstat.cpu_seconds, pids[label]))
                     result = await asyncio.to_thread(
                         wrk.run, pairs[label].gateway, "status.lua", seconds=METRICS_SECONDS,
@@ -172,17 +182,33 @@ class Bench:
         finally:
             for pair in pairs.values():
                 pair.stop_all()
-        out = {label: {"rate": statistics.median(r for r, _ in results),
-                       "cpu_us": statistics.median(c for _, c in results),
-                       "runs": results} for label, results in runs.items()}
-        paired = list(zip(runs["on"], runs["off"], strict=True))
-        out["rate_ratio"] = statistics.median(on[0] / off[0] for on, off in paired)
-        out["cpu_ratio"] = statistics.median(on[1] / off[1] for on, off in paired)
+        per_pair = {label: (statistics.median(r for r, _ in results),
+                            statistics.median(c for _, c in results))
+                    for label, results in runs.items()}
+        out: dict = {"pairs": METRICS_PAIRS, "rounds": METRICS_ROUNDS, "seconds": METRICS_SECONDS}
+        for setting in ("on", "off"):
+            mine = [per_pair[setting, i] for i in range(METRICS_PAIRS)]
+            out[setting] = {"rate": statistics.mean(r for r, _ in mine),
+                            "cpu_us": statistics.mean(c for _, c in mine),
+                            "pair_cpu_us": [c for _, c in mine]}
+        def round_ratio(column: int, round_: int) -> float:
+            on, off = ([runs[setting, i][round_][column] for i in range(METRICS_PAIRS)]
+                       for setting in ("on", "off"))
+            return statistics.mean(on) / statistics.mean(off)
+
+        for key, column in (("rate_ratio", 0), ("cpu_ratio", 1)):
+            out[key] = statistics.median(round_ratio(column, r) for r in range(METRICS_ROUNDS))
         out["counting_us"] = await counting_cost.counting_us()
+        out["instructions"] = {setting: await asyncio.to_thread(
+            counting_cost.instructions_per_request, self.database_url, self.amqp_url,
+            self.stack_env, setting == "on", status_range) for setting in ("on", "off")}
         self.say(f"metrics on: {out['on']['rate']:.0f} req/s, {out['on']['cpu_us']:.0f} us CPU"
-                 f" per request; off: {out['off']['rate']:.0f} req/s,"
-                 f" {out['off']['cpu_us']:.0f} us; on/off per round, median: req/s"
-                 f" {out['rate_ratio']:.3f}, CPU {out['cpu_ratio']:.3f}")
+                 f" per request (pairs {', '.join(f'{c:.0f}' for c in out['on']['pair_cpu_us'])});"
+                 f" off: {out['off']['rate']:.0f} req/s, {out['off']['cpu_us']:.0f} us (pairs"
+                 f" {', '.join(f'{c:.0f}' for c in out['off']['pair_cpu_us'])}); on/off: req/s"
+                 f" {out['rate_ratio']:.3f}, CPU {out['cpu_ratio']:.3f}; instructions per request"
+                 f" in order_service {out['instructions']['on']:,.0f} on,"
+                 f" {out['instructions']['off']:,.0f} off")
         return out
 
     # --- webhook ingest -----------------------------------------------------------------
@@ -442,7 +468,11 @@ async def run(history: int, output: Path) -> None:
                 full = await bench.run_set("history", (filled.first_booking,
                                                        filled.last_booking))
                 rss = {name: procstat.rss_mb(stack.procs[name].pid) for name in OUR_SERVICES}
-                metrics = await bench.metrics_cost((filled.first_booking, filled.last_booking))
+            # With the stack stopped: its pools' connections leave room for the pairs'. The
+            # newest 50,000 bookings: what counting costs, not how warm PostgreSQL's cache is
+            # yet over a million (the first pair loaded would pay the most misses).
+            metrics = await bench.metrics_cost((filled.last_booking - 50_000,
+                                                filled.last_booking))
         finally:
             await pool.close()
             ceiling.terminate()
