@@ -169,7 +169,6 @@ class UpstreamPool:
         self._idle: dict[Upstream, list[_Connection]] = {}
         self._keep = frozenset(name.lower().encode("latin-1") for name in keep_headers)
         self._connect_timeout = connect_timeout
-        self._open: set[_Connection] = set()
 
     async def request(self, upstream: Upstream, method: str, target: str,
                       headers: Iterable[tuple[str, str]], body: bytes,
@@ -241,14 +240,14 @@ class UpstreamPool:
                     ssl=upstream.ssl or None)
         except (OSError, TimeoutError) as exc:
             raise NotSent(f"cannot connect: {type(exc).__name__}") from None
-        self._open.add(conn)
-        self._open = {c for c in self._open if not c.closed}  # forget the closed ones
         return conn
 
     async def close(self) -> None:
-        for conn in self._open:
-            conn.close()
-        self._open.clear()
+        """Closes the idle connections; one in use is closed by its call when that call is
+        cancelled (the app cancels its handlers before its cleanup runs) or finishes."""
+        for idle in self._idle.values():
+            for conn in idle:
+                conn.close()
         self._idle.clear()
 
 

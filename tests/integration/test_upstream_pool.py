@@ -51,6 +51,12 @@ async def service():
     await server.close()
 
 
+async def serve_raw(handle) -> tuple[asyncio.Server, Upstream]:
+    """A raw asyncio server on a free loopback port, as an upstream."""
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, Upstream.parse(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+
+
 async def raw_server(answer: bytes | None):
     """A server that reads one request and writes `answer` (None: says nothing)."""
 
@@ -62,9 +68,7 @@ async def raw_server(answer: bytes | None):
         await asyncio.sleep(5)
         writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    return server, Upstream.parse(f"http://127.0.0.1:{port}")
+    return await serve_raw(handle)
 
 
 async def test_answers_come_back_with_only_the_kept_headers(service):
@@ -175,8 +179,7 @@ async def test_garbage_or_a_cut_answer_is_disconnected(answer):
         await writer.drain()
         writer.close()  # and hang up
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    upstream = Upstream.parse(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+    server, upstream = await serve_raw(handle)
     pool = UpstreamPool(1, KEEP)
     with pytest.raises(Disconnected):
         await pool.request(upstream, "GET", "/", [], b"", timeout=2)
@@ -225,8 +228,7 @@ async def test_a_get_on_a_dropped_kept_connection_is_sent_again_on_a_new_one():
             await reader.readuntil(b"\r\n\r\n")
         writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    upstream = Upstream.parse(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+    server, upstream = await serve_raw(handle)
     pool = UpstreamPool(1, KEEP)
     assert (await pool.request(upstream, "GET", "/", [], b"", timeout=2)).body == b"ok"
     assert (await pool.request(upstream, "GET", "/", [], b"", timeout=2)).body == b"ok"
@@ -245,8 +247,7 @@ async def test_a_post_on_a_dropped_kept_connection_is_not_sent_again():
         requests.append(await reader.readuntil(b"\r\n\r\n"))
         writer.close()  # took the second request, answered nothing
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    upstream = Upstream.parse(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+    server, upstream = await serve_raw(handle)
     pool = UpstreamPool(1, KEEP)
     await pool.request(upstream, "POST", "/", [], b"", timeout=2)
     with pytest.raises(Disconnected):
