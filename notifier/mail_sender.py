@@ -12,6 +12,8 @@ server accepts or refuses it:
   problem an operator must fix): back to pending, retried with doubling back-off.
 A sender killed after claiming leaves rows pending under a lease: when it expires, any
 sender claims them again. Nothing is lost; at worst a mail goes twice with one Message-ID.
+`MAIL_CONCURRENCY` senders run these rounds side by side in each notifier, as senders in
+other notifier processes do: a claimed row is no other sender's until its lease ends.
 """
 
 from __future__ import annotations
@@ -38,10 +40,16 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 
+# A confirmation mail whose passes are not drawn yet is left for up to $3 after it was
+# enqueued: verify-payment, usually running at that moment for the customer's browser,
+# draws them, and the mail then carries the stored images instead of drawing them again.
 CLAIM_DUE = """
 WITH due AS (
-    SELECT id FROM notifications
+    SELECT id FROM notifications n
     WHERE state = 'pending' AND next_attempt_at <= now()
+      AND NOT (kind = 'payment_confirmed' AND created_at > now() - $3::interval
+               AND EXISTS (SELECT FROM passes p
+                           WHERE p.booking_id = n.booking_id AND p.qr_data_url IS NULL))
     ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
 UPDATE notifications n
 SET attempts = n.attempts + 1, next_attempt_at = now() + $2::interval
@@ -100,41 +108,74 @@ class MailSender:
         self.sender = settings.smtp_from
         self.pass_secret = settings.pass_signing_secret
         envelope_address(self.sender)  # a From that is not an address: fail at start-up
-        self._wake = asyncio.Event()
-        self.rounds = 0  # completed rounds: a seam for tests
+        self._idle: list[asyncio.Event] = []  # senders waiting for work, each its own bell
+        self._woken_while_busy = False
+        self._busy = 0  # senders in a round
+        self.rounds = 0  # completed rounds, of all senders: a seam for tests
         self.server_away = False  # the last round could not reach the SMTP server
 
     def wake(self) -> None:
-        """Look for due mails now (the notifier calls this when it has enqueued one)."""
-        self._wake.set()
+        """Look for due mails now (the notifier calls this when it has enqueued one).
+        While a sender is busy, it goes round again when done and takes this mail with
+        any others that came meanwhile, over one connection; otherwise one idle sender
+        goes (a mail is one claim, not one per sender). A backlog brings in the others:
+        a sender whose claim comes back full wakes another before it sends."""
+        if self._busy == 0 and self._idle:
+            self._idle.pop().set()
+        else:
+            self._woken_while_busy = True
 
     async def run(self) -> None:
+        """`mail_concurrency` senders, each claiming its own batch (SKIP LOCKED keeps them
+        apart, as it does senders in other processes) over its own SMTP connection: a
+        backlog goes out that many mails at a time; a mail or two takes one of them."""
+        await asyncio.gather(*(self._sender(first=i == 0)
+                               for i in range(self.settings.mail_concurrency)))
+
+    async def _sender(self, first: bool) -> None:
         # Polls every mail_poll_seconds, sooner when woken: mails enqueued by another
         # service wait at most one poll, and no connection is spent on LISTEN.
+        bell = asyncio.Event()
         while True:
-            self._wake.clear()
+            # A wake before this point is for a mail committed before the claim below
+            self._woken_while_busy = False
+            self._busy += 1
             try:
                 # Another batch at once while batches come full, unless the server is away.
                 while (await self.send_due() == self.settings.mail_batch_size
                        and not self.server_away):
                     pass
-                await self._count_pending()
+                if first:  # one count per poll is enough for the gauge
+                    await self._count_pending()
             except asyncio.CancelledError:
                 raise
             except DB_ERRORS as exc:
                 log.warning("mail sender: database unavailable (%s)", type(exc).__name__)
             except Exception:
                 log.exception("mail sender round failed")
+            finally:
+                self._busy -= 1
             self.rounds += 1
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.mail_poll_seconds)
+            if self._woken_while_busy:
+                continue
+            bell.clear()
+            self._idle.append(bell)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(bell.wait(), self.settings.mail_poll_seconds)
+            finally:
+                if bell in self._idle:
+                    self._idle.remove(bell)
 
     async def send_due(self) -> int:
         """One round: claim, send, mark. Returns how many rows were claimed."""
         lease = timedelta(seconds=self.settings.mail_lease_seconds)
-        rows = await self.pool.fetch(CLAIM_DUE, self.settings.mail_batch_size, lease)
+        rows = await self.pool.fetch(CLAIM_DUE, self.settings.mail_batch_size, lease,
+                                     timedelta(seconds=self.settings.mail_passes_wait_seconds))
         if not rows:
             return 0
+        if len(rows) == self.settings.mail_batch_size and self._idle:
+            self._idle.pop().set()  # likely more due: another sender takes the next batch
         # Stop sending well before the lease runs out, or another sender could claim a
         # row this one is still sending; what is left is released for the next round.
         deadline = asyncio.get_running_loop().time() + self.settings.mail_lease_seconds / 2

@@ -79,6 +79,9 @@ class MailCatcher:
         self._smtp_server: asyncio.base_events.Server | None = None
         self._web: web.AppRunner | None = None
         self.arrived = asyncio.Condition()
+        self.data_delay = 0.0  # seconds each mail's DATA takes: a slow, distant server
+        self._in_data = 0
+        self.most_at_once = 0  # the most mails ever in transfer at the same time
 
     # ------------------------------------------------------------------ SMTP
 
@@ -89,6 +92,16 @@ class MailCatcher:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        self._in_data += 1
+        self.most_at_once = max(self.most_at_once, self._in_data)
+        try:
+            if self.data_delay:
+                await asyncio.sleep(self.data_delay)
+            return await self._keep(envelope)
+        finally:
+            self._in_data -= 1
+
+    async def _keep(self, envelope) -> str:
         raw = envelope.original_content or envelope.content
         mail = CaughtMail(
             number=next(self._numbers),

@@ -113,7 +113,14 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = 15.0  # connect and each SMTP command
     mail_catcher_port: int = 8025  # the bundled catcher's web page (make run)
     mail_poll_seconds: float = 2.0  # and at once when the notifier itself enqueues a mail
-    mail_batch_size: int = 20
+    mail_batch_size: int = Field(default=20, ge=1)
+    # Senders at once, each with its own SMTP connection and its own claimed batch. One
+    # sender waits out every SMTP round trip in turn: a few mails a second to a provider
+    # 50 ms away, minutes of queue after a burst.
+    mail_concurrency: int = Field(default=4, ge=1, le=32)
+    # A confirmation mail whose passes are not drawn yet waits up to this long: verify-
+    # payment, usually running for the customer's browser right then, draws them once.
+    mail_passes_wait_seconds: float = Field(default=1.0, ge=0)
     mail_lease_seconds: float = 120.0  # a claimed mail not marked by then is claimed again
     mail_retry_base_seconds: float = 2.0  # back-off after a transient failure, doubling
     # to at most a minute: once the server is back, no mail waits longer than that

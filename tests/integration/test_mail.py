@@ -1,7 +1,8 @@
 """The mail sender against a real SMTP server (the aiosmtpd catcher, on a free port):
 a confirmation arrives once with both passes scannable; an SMTP outage delays mails and
 loses none; a permanent refusal is failed, not retried, and shown by `a6pay booking`; a
-sender that dies between claiming and sending loses nothing."""
+sender that dies between claiming and sending loses nothing; a backlog goes out over
+several connections at once, each mail once."""
 
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ async def db(base_settings, catcher):
         mail_retry_base_seconds=0.2,
         mail_retry_max_seconds=1.0,
         mail_lease_seconds=30,
+        mail_passes_wait_seconds=0,  # the mails here are due at once; one test sets its own
     ) as (settings, pool):
         yield settings, pool
 
@@ -223,7 +225,7 @@ async def test_a_sender_dying_between_claim_and_send_loses_nothing(db, catcher):
     booking = await make_booking(pool)
     await confirm(pool, booking)
     # The claim a sender commits before it talks SMTP; then it dies (nothing marks the row).
-    [claimed] = await pool.fetch(CLAIM_DUE, 10, timedelta(seconds=2))
+    [claimed] = await pool.fetch(CLAIM_DUE, 10, timedelta(seconds=2), timedelta(0))
     assert claimed["booking_id"] == booking["booking_id"]
     [row] = await mails_of(pool, booking["booking_id"])
     assert row["state"] == "pending"  # still in the outbox, under a lease
@@ -253,3 +255,72 @@ async def test_a_mail_waits_for_the_consumer_to_give_way_then_goes(db, catcher):
     assert await asyncio.wait_for(sending, 30) == 1
     assert len(caught_for(catcher, booking["booking_id"])) == 1
     assert [r["state"] for r in await mails_of(pool, booking["booking_id"])] == ["sent"]
+
+
+async def test_a_backlog_goes_out_several_mails_at_a_time_each_once(base_settings, catcher):
+    """MAIL_CONCURRENCY senders, each with its own claimed batch and SMTP connection: to a
+    server that takes 0.2 s per mail, twelve mails enqueued at once (one wake, and no poll
+    comes in time) go out several at a time, as a sender whose claim comes back full
+    brings in another (one sender would have one mail in transfer at any moment), and
+    each arrives exactly once."""
+    catcher.data_delay = 0.2
+    async with own_database(
+        base_settings, pass_signing_secret=SECRET, smtp_host="127.0.0.1",
+        smtp_port=catcher.port, smtp_timeout_seconds=5, mail_poll_seconds=60,
+        mail_lease_seconds=30, mail_batch_size=3, mail_concurrency=4, mail_passes_wait_seconds=0,
+    ) as (settings, pool):
+        bookings = [await make_booking(pool) for _ in range(12)]
+        ids = [b["booking_id"] for b in bookings]
+        async with running_sender(pool, settings) as sender:
+            await eventually(lambda: _true(sender.rounds == 4), timeout=10)  # all idle
+            for booking in bookings:
+                await confirm(pool, booking)
+            sender.wake()
+            await eventually(lambda: _all_sent(pool, ids), timeout=30)
+    assert catcher.most_at_once >= 2
+    assert Counter(int(m.message["X-A6Pay-Booking"]) for m in catcher.mails) == Counter(ids)
+
+
+async def _all_sent(pool, booking_ids) -> bool:
+    return await pool.fetchval(
+        "SELECT count(*) = $2 FROM notifications WHERE booking_id = ANY($1) AND state = 'sent'",
+        booking_ids, len(booking_ids))
+
+
+async def test_a_new_mail_wakes_one_sender_not_all(base_settings, catcher):
+    """The notifier wakes the sender for each mail it enqueues: one idle sender claims it,
+    the others sleep on (a claim per sender per confirmation would be wasted queries)."""
+    async with own_database(
+        base_settings, pass_signing_secret=SECRET, smtp_host="127.0.0.1",
+        smtp_port=catcher.port, smtp_timeout_seconds=5, mail_poll_seconds=30,
+        mail_lease_seconds=30, mail_concurrency=4, mail_passes_wait_seconds=0,
+    ) as (settings, pool):
+        async with running_sender(pool, settings) as sender:
+            await eventually(lambda: _true(sender.rounds == 4), timeout=10)  # one each at start
+            booking = await make_booking(pool)
+            await confirm(pool, booking)
+            sender.wake()
+            await eventually(lambda: _sent(pool, booking["booking_id"]), timeout=10)
+            await asyncio.sleep(0.5)
+            assert sender.rounds == 5
+
+
+async def test_a_confirmation_mail_waits_briefly_for_verify_to_draw_the_passes(db, catcher):
+    """Right after a webhook confirms a booking, verify-payment is usually drawing its
+    passes for the browser: the mail is left alone for MAIL_PASSES_WAIT_SECONDS unless its
+    passes are drawn, so they are drawn once; past that, the mail draws them itself."""
+    settings, pool = db
+    waiting = settings.model_copy(update={"mail_passes_wait_seconds": 30})
+    drawn, undrawn = await make_booking(pool), await make_booking(pool)
+    for booking in (drawn, undrawn):
+        await confirm(pool, booking)
+    async with pool.acquire() as conn:
+        await issue_passes(conn, drawn["booking_id"], SECRET)  # what verify-payment does
+    assert await MailSender(pool, waiting).send_due() == 1
+    assert [len(caught_for(catcher, b["booking_id"])) for b in (drawn, undrawn)] == [1, 0]
+    assert await MailSender(pool, waiting).send_due() == 0  # still within the wait
+    # past the wait (here: none), the mail goes and draws the passes itself
+    assert await MailSender(pool, settings).send_due() == 1
+    [mail] = caught_for(catcher, undrawn["booking_id"])
+    [with_drawn] = caught_for(catcher, drawn["booking_id"])
+    assert len(mail.images) == len(with_drawn.images) > 0

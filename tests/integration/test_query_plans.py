@@ -95,7 +95,7 @@ def hot_queries(booking: dict) -> dict[str, tuple[str, tuple]]:
         # the mail outbox: enqueue (any service) and the notifier's sender (every poll)
         "mail.enqueue": (mail_outbox_sql.INSERT, (
             bid, cid, "refund_processed", f"plan:{bid}", "{}")),
-        "mail.claim_due": (mail_sql.CLAIM_DUE, (20, timedelta(minutes=2))),
+        "mail.claim_due": (mail_sql.CLAIM_DUE, (20, timedelta(minutes=2), timedelta(seconds=1))),
         "mail.booking": (mail_sql.BOOKING_FOR_MAIL, (bid, True)),
         "mail.mark_sent": (mail_sql.MARK_SENT, (1, "<m@x>")),
         "mail.mark_failed": (mail_sql.MARK_FAILED, (1, "550")),
