@@ -16,9 +16,11 @@ import pytest
 import zxingcpp
 from PIL import Image
 
+from ops import infra
 from ops.api_client import call
 from ops.infra import eventually, free_port
 from ops.stack import SERVICES, SINGLETONS
+from shared.db import drop_database
 
 pytestmark = pytest.mark.e2e
 
@@ -35,9 +37,25 @@ def read_until(proc, marker: str, timeout: float = 150) -> list[str]:
     raise AssertionError(f"no {marker!r} in runner output: {lines}")
 
 
+@pytest.fixture
+async def newcomers_broker_and_database():
+    """A database the runner creates itself and a vhost of its own: with the session's,
+    the e2e stack's notifier (polling the same mail outbox) could send this test's mail
+    to its own catcher."""
+    database_url = infra.database_url(infra.unique_name("a6pay_runner"))
+    vhost = infra.unique_name("a6pay_runner_vhost")
+    infra.create_vhost(vhost)
+    try:
+        yield database_url, infra.amqp_url(vhost)
+    finally:
+        await drop_database(database_url)
+        infra.delete_vhost(vhost)
+
+
 async def test_runner_starts_everything_and_sigterm_stops_it_all(
-    database_url, amqp_url, http, tmp_path
+    newcomers_broker_and_database, http, tmp_path
 ):
+    database_url, amqp_url = newcomers_broker_and_database
     ports = {var: str(free_port()) for var in [*SERVICES.values(), "SMTP_PORT"]}
     env = {**os.environ, **ports, "DATABASE_URL": database_url, "AMQP_URL": amqp_url,
            "RAZORPAY_BASE_URL": f"http://127.0.0.1:{ports['SANDBOX_PORT']}"}
