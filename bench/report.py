@@ -111,9 +111,9 @@ def rows(empty, full, rss: dict) -> list[tuple[str, str, str, str, str]]:
                 f"{_fmt(full.checkout['verify']['p99'], 1)}", "", "(info)"))
     pair("CPU per paid booking, our processes, ms", empty.cpu_ms["ours"], full.cpu_ms["ours"],
          "cpu_ms", higher=False, digits=1)
-    line("  of which PostgreSQL backends, ms", empty.cpu_ms["postgres"],
+    line("  plus PostgreSQL backends, ms", empty.cpu_ms["postgres"],
          full.cpu_ms["postgres"], digits=1, target="(info)", ratio=False)
-    line("  of which RabbitMQ (whole node, shared), ms", empty.cpu_ms["rabbitmq"],
+    line("  plus RabbitMQ (whole node, shared), ms", empty.cpu_ms["rabbitmq"],
          full.cpu_ms["rabbitmq"], digits=1, target="(info)", ratio=False)
     for name in ("gateway", "order_service", "verification_service", "webhook_service",
                  "notifier"):
@@ -290,7 +290,8 @@ def print_and_write(empty, full, rss: dict, metrics: dict, *, history: int, hist
         "- **CPU per status request**: utime + stime from `/proc` of each process (PostgreSQL:"
         " the backends of the run's database) across each of those `wrk` runs, divided by the"
         " requests answered: how far each hop is from the ceiling app's own cost per request.\n"
-        "- **webhook ingest**: `wrk -c64` for 8 s posting signed `payment.captured` deliveries,"
+        f"- **webhook ingest**: `wrk -c64` for {empty.ingest['seconds']:g} s posting signed"
+        " `payment.captured` deliveries,"
         " each for a different open order created with SQL beforehand (bench/lua/webhook.lua"
         " reads them from a file); the rate counts deliveries the database recorded as"
         " applied.\n"
