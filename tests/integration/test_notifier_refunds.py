@@ -71,10 +71,12 @@ async def test_refund_mails_once_each_and_a_full_refund_revokes_the_passes(pool)
     payment_id = await pool.fetchval(  # the captured payment confirmed_booking recorded
         "SELECT id FROM payments WHERE booking_id = $1 AND status = 'captured'", booking_id)
     common = {"booking_id": booking_id, "customer_id": booking["customer_id"]}
+    # The rows below are records only: no next_check_at, so the session stack's refund worker
+    # (same database) never submits them, fails them at Razorpay and so lowers refunded_paise.
 
     part = await pool.fetchval(
-        "INSERT INTO refunds (payment_id, booking_id, amount_paise, cause, status)"
-        " VALUES ($1, $2, $3, 'admin', 'requested') RETURNING id", payment_id, booking_id,
+        "INSERT INTO refunds (payment_id, booking_id, amount_paise, cause, status, next_check_at)"
+        " VALUES ($1, $2, $3, 'admin', 'requested', NULL) RETURNING id", payment_id, booking_id,
         amount // 3)
     await apply(pool, RefundCreated(refund_id=part, amount_paise=amount // 3, cause="admin",
                                     **common))
@@ -85,8 +87,8 @@ async def test_refund_mails_once_each_and_a_full_refund_revokes_the_passes(pool)
     assert await revoked(pool, booking_id) == [False, False]  # partial: passes stay good
 
     rest = await pool.fetchval(
-        "INSERT INTO refunds (payment_id, booking_id, amount_paise, cause)"
-        " VALUES ($1, $2, $3, 'admin') RETURNING id", payment_id, booking_id,
+        "INSERT INTO refunds (payment_id, booking_id, amount_paise, cause, next_check_at)"
+        " VALUES ($1, $2, $3, 'admin', NULL) RETURNING id", payment_id, booking_id,
         amount - amount // 3)
     await apply(pool, RefundProcessed(refund_id=rest, amount_paise=amount - amount // 3,
                                       source="webhook", **common))

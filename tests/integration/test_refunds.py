@@ -149,8 +149,9 @@ async def test_the_database_caps_refunds_at_the_captured_amount(pool, razorpay, 
     booking_id = await paid_booking(pool, razorpay, settings, 10_000)
     payment = await pool.fetchrow(
         "SELECT * FROM payments WHERE booking_id = $1 AND status = 'captured'", booking_id)
-    insert = ("INSERT INTO refunds (payment_id, booking_id, amount_paise, cause)"
-              " VALUES ($1, $2, $3, 'admin') RETURNING id")
+    # no next_check_at: the session stack's refund worker leaves these rows alone
+    insert = ("INSERT INTO refunds (payment_id, booking_id, amount_paise, cause, next_check_at)"
+              " VALUES ($1, $2, $3, 'admin', NULL) RETURNING id")
 
     first = await pool.fetchval(insert, payment["id"], booking_id, 6_000)
     with pytest.raises(asyncpg.CheckViolationError):
@@ -193,8 +194,8 @@ async def test_racing_raw_inserts_are_capped_by_the_database_alone(pool, razorpa
     async def insert():
         async with pool.acquire() as conn:
             return await conn.fetchval(
-                "INSERT INTO refunds (payment_id, booking_id, amount_paise, cause)"
-                " VALUES ($1, $2, 3000, 'admin') RETURNING id", payment_id, booking_id)
+                "INSERT INTO refunds (payment_id, booking_id, amount_paise, cause, next_check_at)"
+                " VALUES ($1, $2, 3000, 'admin', NULL) RETURNING id", payment_id, booking_id)
 
     results = await asyncio.gather(*(insert() for _ in range(6)), return_exceptions=True)
     assert sum(isinstance(r, int) for r in results) == 3
