@@ -59,13 +59,14 @@ class FairPool(asyncpg.Pool):
         self._lent: set[object] = set()  # connections out on a turn: one turn back each
 
     async def _acquire(self, timeout: float | None):
+        # One deadline for the turn and the connection: a caller's timeout is the whole wait.
         async with asyncio.timeout(timeout):
             await self._turns.acquire()
-        try:
-            connection = await super()._acquire(timeout)
-        except BaseException:
-            self._turns.release()
-            raise
+            try:
+                connection = await super()._acquire(None)
+            except BaseException:
+                self._turns.release()
+                raise
         self._lent.add(connection)
         return connection
 

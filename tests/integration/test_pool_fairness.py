@@ -60,3 +60,31 @@ async def test_a_waiter_that_gives_up_leaves_its_turn(pool_of_one):
         await pool_of_one.acquire(timeout=0.2)
     await pool_of_one.release(first)
     assert await pool_of_one.fetchval("SELECT 2", timeout=2) == 2
+
+
+async def test_a_timeout_bounds_the_turn_and_the_connection_together(base_settings):
+    """A server that accepts and never answers: connecting hangs. The second asker waits
+    for the first's turn and then connects; its timeout is the whole wait, not each half."""
+    silent = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    pool = await create_pool(base_settings.model_copy(update={
+        "database_url": f"postgresql://nobody@127.0.0.1:{port}/none",
+        "db_pool_min": 0, "db_pool_max": 1}))
+    try:
+        async def take(timeout):
+            return await pool.acquire(timeout=timeout)
+
+        first = asyncio.create_task(take(None))  # takes the turn, hangs connecting
+        await asyncio.sleep(0.05)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        second = asyncio.create_task(take(1.0))
+        await asyncio.sleep(0.8)
+        first.cancel()  # the turn passes to the second asker, which now hangs connecting
+        with pytest.raises(TimeoutError):
+            await second
+        # one deadline: ~1.0 s; a fresh timeout for the connection would make it ~1.8 s
+        assert loop.time() - started < 1.5
+    finally:
+        pool.terminate()
+        silent.close()
