@@ -4,9 +4,10 @@ and under load a few requests starve for a second."""
 
 import asyncio
 
+import asyncpg
 import pytest
 
-from shared.db import create_pool
+from shared.db import FairPool, _release_as_is, create_pool
 
 
 @pytest.fixture
@@ -88,3 +89,95 @@ async def test_a_timeout_bounds_the_turn_and_the_connection_together(base_settin
     finally:
         pool.terminate()
         silent.close()
+
+
+# --- release: at once when the connection is clean, asyncpg's own way otherwise ---------
+
+
+async def _yields_to_the_loop(pool, conn) -> bool:
+    """Whether releasing `conn` lets the event loop run something else first."""
+    ran = asyncio.Event()
+    asyncio.get_running_loop().call_soon(ran.set)
+    await pool.release(conn)
+    return ran.is_set()
+
+
+async def test_a_clean_connection_goes_back_without_waiting(pool_of_one):
+    conn = await pool_of_one.acquire()
+    assert await conn.fetchval("SELECT 1") == 1
+    # Nothing to roll back or reset: freed in place, no task, nothing a cancel can cut.
+    # asyncpg's own release runs in a task of its own (asyncio.shield) and yields.
+    assert not await _yields_to_the_loop(pool_of_one, conn)
+    with pytest.raises(asyncpg.InterfaceError):  # the caller's handle is dead
+        await conn.fetchval("SELECT 1")
+    # the one connection and its one turn are free again, many times over
+    for _ in range(50):
+        async with pool_of_one.acquire(timeout=1) as again:
+            assert await again.fetchval("SELECT 2") == 2
+
+
+async def test_a_transaction_left_open_is_rolled_back_on_release(pool_of_one):
+    conn = await pool_of_one.acquire()
+    await conn.execute("BEGIN")
+    await conn.execute("CREATE TEMP TABLE left_open (x int)")
+    assert await _yields_to_the_loop(pool_of_one, conn)  # asyncpg's way: a ROLLBACK
+    async with pool_of_one.acquire(timeout=1) as again:
+        assert not again.is_in_transaction()
+        assert await again.fetchval("SELECT to_regclass('pg_temp.left_open')") is None
+
+
+async def test_a_listener_left_behind_is_dropped_on_release(pool_of_one):
+    conn = await pool_of_one.acquire()
+    await conn.add_listener("a6pay_left", lambda *args: None)
+    with pytest.warns(Warning):  # asyncpg says a listener was left on a pooled connection
+        assert await _yields_to_the_loop(pool_of_one, conn)
+    async with pool_of_one.acquire(timeout=1) as again:
+        assert not again._con._listeners
+
+
+async def test_a_closed_connection_is_replaced(pool_of_one):
+    conn = await pool_of_one.acquire()
+    backend = await conn.fetchval("SELECT pg_backend_pid()")
+    conn.terminate()
+    await pool_of_one.release(conn)
+    async with pool_of_one.acquire(timeout=2) as again:
+        assert await again.fetchval("SELECT pg_backend_pid()") != backend
+
+
+async def test_a_connection_past_its_query_budget_is_replaced(base_settings):
+    pool = await FairPool(base_settings.database_url, min_size=1, max_size=1, max_queries=3,
+                          max_inactive_connection_lifetime=300.0, loop=None,
+                          connection_class=asyncpg.Connection, record_class=asyncpg.Record,
+                          reset=_release_as_is)
+    try:
+        backends = []
+        for _ in range(7):
+            async with pool.acquire(timeout=2) as conn:
+                backends.append(await conn.fetchval("SELECT pg_backend_pid()"))
+        assert len(set(backends)) >= 2, backends  # closed after its budget, a new one opened
+    finally:
+        await pool.close()
+
+
+async def test_a_cancelled_releaser_still_returns_the_connection(pool_of_one):
+    conn = await pool_of_one.acquire()
+
+    async def release_then_cancelled():
+        await pool_of_one.release(conn)
+        await asyncio.sleep(10)
+
+    task = asyncio.create_task(release_then_cancelled())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with pool_of_one.acquire(timeout=1) as again:
+        assert await again.fetchval("SELECT 3") == 3
+
+
+async def test_an_unchecked_asyncpg_gets_its_own_release(pool_of_one, monkeypatch):
+    monkeypatch.setattr("shared.db._RELEASE_AT_ONCE", False)
+    conn = await pool_of_one.acquire()
+    assert await _yields_to_the_loop(pool_of_one, conn)
+    async with pool_of_one.acquire(timeout=1) as again:
+        assert await again.fetchval("SELECT 4") == 4
