@@ -70,6 +70,8 @@ def qr_data_url(token: str) -> str:
     import qrcode
     from qrcode.constants import ERROR_CORRECT_M
 
+    from shared.qr_codewords import codewords
+
     code = qrcode.QRCode(
         version=_QR_VERSION,
         error_correction=ERROR_CORRECT_M,
@@ -80,6 +82,9 @@ def qr_data_url(token: str) -> str:
         mask_pattern=_QR_MASK,
     )
     code.add_data(token)
+    # qrcode's own codewords, made ten times faster (shared/qr_codewords.py); qrcode splits
+    # the text into segments before and places the codewords after, as it always did
+    code.data_cache = codewords(_QR_VERSION, ERROR_CORRECT_M, code.data_list)
     code.make(fit=False)  # a token that does not fit is a bug: raise, don't grow the code
     png = _png(code.get_matrix())  # the modules, border included; True is dark
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
