@@ -10,7 +10,7 @@ UV_STAMP := $(VENV)/.uv-$(UV_VERSION)
 STAMP := $(VENV)/.installed
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test install lock lock-check lint chaos bench clean
+.PHONY: run test install lock lock-check lint chaos bench bench-ab clean
 
 # uv itself comes from PyPI, pinned, into the project's venv: nothing else to install.
 $(UV_STAMP):
@@ -50,6 +50,12 @@ bench: $(STAMP)
 	@command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
 	@$(BIN)/python -c "import matplotlib" 2>/dev/null || $(UV) sync --frozen --inexact --extra dev --extra bench
 	$(BIN)/python -m bench.load $(BENCH_ARGS)
+
+# The stack as of REF and this checkout side by side, loaded in turn: what a change saved.
+bench-ab: $(STAMP)
+	@test -n "$(REF)" || { echo "usage: make bench-ab REF=<commit>"; exit 2; }
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(BIN)/python -m bench.ab $(REF) $(AB_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -46,7 +46,9 @@ class Stack:
     """`WORKERS` in `extra_env` runs that many processes of every service (the sandbox
     aside) on one port each, as `make run` does."""
 
-    def __init__(self, database_url: str, amqp_url: str, log_dir: Path, extra_env: dict):
+    def __init__(self, database_url: str, amqp_url: str, log_dir: Path, extra_env: dict,
+                 code: Path | None = None):
+        self.code = code  # run the services from this checkout (None: this one)
         self.ports = {name: free_port() for name in SERVICES}
         self.smtp_port = free_port()
         self.workers = int(extra_env.get("WORKERS", 1))
@@ -94,7 +96,8 @@ class Stack:
         for key in replica_names(name, self.workers):
             log = open(self.log_dir / f"{key}.log", "ab")  # noqa: SIM115 - lives with the process
             self.procs[key] = subprocess.Popen(
-                [sys.executable, "-m", name], env=self.env, stdout=log, stderr=subprocess.STDOUT
+                [sys.executable, "-m", name], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=self.code,
             )
             log.close()
         self.wait_healthy(name)
