@@ -53,7 +53,10 @@ def _migrate(code: Path, database_url: str) -> None:
 
 async def run(ref: str, rounds: int, seconds: float) -> None:
     wrk.require_wrk()
-    commit = _git("rev-parse", "--verify", f"{ref}^{{commit}}")
+    try:
+        commit = _git("rev-parse", "--verify", f"{ref}^{{commit}}")
+    except subprocess.CalledProcessError:
+        raise SystemExit(f"{ref!r} names no commit of this repository") from None
     print(f"old: {ref} ({commit[:10]}); new: this checkout ({_git('rev-parse', 'HEAD')[:10]}"
           f"{', with uncommitted changes' if _git('status', '--porcelain') else ''})")
     load.CHECKOUT_SECONDS = seconds
