@@ -57,6 +57,9 @@ class FairPool(asyncpg.Pool):
         super().__init__(*args, max_size=max_size, **kwargs)
         self._turns = asyncio.Semaphore(max_size)
         self._lent: set[object] = set()  # connections out on a turn: one turn back each
+        # Whether a clean connection can go back in place (see _released_at_once): decided
+        # once, it holds for the pool's life.
+        self._release_at_once = _RELEASE_AT_ONCE and self._reset is _release_as_is
 
     async def _acquire(self, timeout: float | None):
         if timeout is None:  # payment-status and most callers: no deadline to keep
@@ -94,7 +97,7 @@ class FairPool(asyncpg.Pool):
         last: free the holder (back on the pool's queue) and re-arm its idle timer. That
         never awaits, so no cancellation can cut it short. Anything else, or an asyncpg
         whose internals we have not checked, takes asyncpg's own way."""
-        if not _RELEASE_AT_ONCE or self._reset is not _release_as_is:
+        if not self._release_at_once:
             return False
         holder = getattr(connection, "_holder", None)
         con = getattr(connection, "_con", None)

@@ -175,9 +175,14 @@ async def test_a_cancelled_releaser_still_returns_the_connection(pool_of_one):
         assert await again.fetchval("SELECT 3") == 3
 
 
-async def test_an_unchecked_asyncpg_gets_its_own_release(pool_of_one, monkeypatch):
+async def test_an_unchecked_asyncpg_gets_its_own_release(base_settings, monkeypatch):
     monkeypatch.setattr("shared.db._RELEASE_AT_ONCE", False)
-    conn = await pool_of_one.acquire()
-    assert await _yields_to_the_loop(pool_of_one, conn)
-    async with pool_of_one.acquire(timeout=1) as again:
-        assert await again.fetchval("SELECT 4") == 4
+    pool = await create_pool(base_settings.model_copy(update={"db_pool_min": 1,
+                                                              "db_pool_max": 1}))
+    try:
+        conn = await pool.acquire()
+        assert await _yields_to_the_loop(pool, conn)
+        async with pool.acquire(timeout=1) as again:
+            assert await again.fetchval("SELECT 4") == 4
+    finally:
+        await pool.close()
