@@ -30,6 +30,7 @@ import asyncpg
 
 from bench import load, seed, wrk
 from bench.load import NO_RATE_LIMITS, Bench
+from bench.report import table
 from ops import infra
 from ops.stack import Stack
 from shared.db import create_database_if_missing, drop_database
@@ -59,7 +60,6 @@ async def run(ref: str, rounds: int, seconds: float) -> None:
         raise SystemExit(f"{ref!r} names no commit of this repository") from None
     print(f"old: {ref} ({commit[:10]}); new: this checkout ({_git('rev-parse', 'HEAD')[:10]}"
           f"{', with uncommitted changes' if _git('status', '--porcelain') else ''})")
-    load.CHECKOUT_SECONDS = seconds
     made, pools, benches = [], [], {}
     with tempfile.TemporaryDirectory(prefix="a6pay-ab-") as tmp, ExitStack() as stacks:
         old_code = Path(tmp) / "old"
@@ -83,7 +83,7 @@ async def run(ref: str, rounds: int, seconds: float) -> None:
                 pools.append(pool)
                 benches[side] = Bench(stack, pool, db_url, infra.amqp_url(vhost),
                                       "http://127.0.0.1:1", logs)
-            results = await _rounds(benches, rounds)
+            results = await _rounds(benches, rounds, seconds)
         finally:
             for pool in pools:
                 await pool.close()
@@ -94,7 +94,8 @@ async def run(ref: str, rounds: int, seconds: float) -> None:
     _report(results)
 
 
-async def _rounds(benches: dict[str, Bench], rounds: int) -> dict[str, list[dict]]:
+async def _rounds(benches: dict[str, Bench], rounds: int,
+                  seconds: float) -> dict[str, list[dict]]:
     todo = {}
     for side, bench in benches.items():
         async with bench.pool.acquire() as conn:
@@ -105,29 +106,20 @@ async def _rounds(benches: dict[str, Bench], rounds: int) -> dict[str, list[dict
         for side in SIDES if round_ % 2 else SIDES[::-1]:
             bench = benches[side]
             bookings = [next(todo[side]) for _ in range(BOOKINGS_PER_ROUND)]
-            checkout, cpu = await bench.checkout(bookings)
+            checkout, cpu = await bench.checkout(bookings, seconds)
             low, high = await bench.pool.fetchrow(
                 "SELECT min(booking_id), max(booking_id) FROM payments WHERE status = 'captured'")
-            status = await _status_cpu(bench, low, high)
+            pids = {name: bench.pids_of(name) for name in ("gateway", "order_service")}
+            status, status_cpu = await bench.status_load(
+                bench.stack.gateway, {"BENCH_LO": str(low), "BENCH_HI": str(high)},
+                STATUS_SECONDS, pids)
             if round_ >= 0:
                 results[side].append({
                     "booking_ms": cpu["ours"], "pg_booking_ms": cpu["postgres"],
                     **{f"{name}_ms": cpu[name] for name in load.OUR_SERVICES},
-                    "bookings_s": checkout["rate"], **status})
+                    "bookings_s": checkout["rate"], "status_us": status_cpu["ours"],
+                    "pg_status_us": status_cpu["postgres"], "status_s": status.rate})
     return results
-
-
-async def _status_cpu(bench: Bench, low: int, high: int) -> dict:
-    pids = {name: bench.pids_of(name) for name in ("gateway", "order_service")}
-    before = await bench.cpu_snapshot(pids, None)
-    figures = await asyncio.to_thread(
-        wrk.run, bench.stack.gateway, "status.lua", seconds=STATUS_SECONDS,
-        connections=load.CONNECTIONS, env={"BENCH_LO": str(low), "BENCH_HI": str(high)})
-    after = await bench.cpu_snapshot(pids, None)
-    requests = max(1, figures.requests)
-    return {"status_us": (after["ours"] - before["ours"]) * 1e6 / requests,
-            "pg_status_us": (after["postgres"] - before["postgres"]) * 1e6 / requests,
-            "status_s": figures.rate}
 
 
 FIGURES = (("booking_ms", "CPU per paid booking, our processes, ms"),
@@ -147,11 +139,8 @@ def _report(results: dict[str, list[dict]]) -> None:
         rows.append((label, f"{statistics.median(old):,.1f}", f"{statistics.median(new):,.1f}",
                      f"{statistics.median(ratios):.3f}",
                      " ".join(f"{r:.2f}" for r in ratios)))
-    head = ("what (median of rounds)", "old", "new", "new/old", "each round's new/old")
-    widths = [max(len(str(row[i])) for row in (head, *rows)) for i in range(len(head))]
-    for row in (head, tuple("-" * w for w in widths), *rows):
-        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True))
-              + " |")
+    print(table(rows, head=("what (median of rounds)", "old", "new", "new/old",
+                            "each round's new/old")))
 
 
 def main() -> None:

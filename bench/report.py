@@ -156,7 +156,7 @@ def metrics_rows(metrics: dict) -> list[tuple[str, str, str, str, str]]:
 
 
 def table(lines, head=("what", "empty db", "after history", "history/empty", "target")) -> str:
-    widths = [max(len(str(r[i])) for r in [head, *lines]) for i in range(5)]
+    widths = [max(len(str(r[i])) for r in [head, *lines]) for i in range(len(head))]
 
     def fmt(r) -> str:
         return "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
