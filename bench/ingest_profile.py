@@ -29,40 +29,15 @@ from shared.settings import load_settings
 PATH_SERVICES = ("gateway", "webhook_service")
 
 
-def _socket_inodes(pid: int) -> set[str]:
-    found = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = fd.readlink().name
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            found.add(target[8:-1])
-    return found
-
-
-def _local_port_inodes() -> dict[int, str]:
-    """local TCP port -> socket inode, for every socket on the machine."""
-    ports = {}
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            cols = line.split()
-            ports[int(cols[1].rsplit(":", 1)[1], 16)] = cols[9]
-    return ports
-
-
 async def backends_by_owner(pool: asyncpg.Pool, pids: dict[str, int]) -> dict[str, list[int]]:
-    """The PostgreSQL backends of this database, keyed by the service holding their client
-    end (matched through the client's TCP port); the rest under "other"."""
-    rows = await pool.fetch("SELECT pid, client_port FROM pg_stat_activity"
+    """The PostgreSQL backends of this database, keyed by the service holding them (each
+    names itself in `application_name`); the rest under "other"."""
+    rows = await pool.fetch("SELECT pid, application_name FROM pg_stat_activity"
                             " WHERE datname = current_database() AND pid <> pg_backend_pid()")
-    inodes = {name: _socket_inodes(pid) for name, pid in pids.items()}
-    ports = _local_port_inodes()
     owned: dict[str, list[int]] = {name: [] for name in [*pids, "other"]}
     for row in rows:
-        inode = ports.get(row["client_port"])
-        owner = next((n for n, found in inodes.items() if inode in found), "other")
-        owned[owner].append(row["pid"])
+        owned[row["application_name"] if row["application_name"] in pids else "other"].append(
+            row["pid"])
     return owned
 
 

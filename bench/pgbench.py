@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from bench.seed import AMOUNT_PAISE, sample_payload
 from shared.events import Envelope, PaymentCaptured
@@ -84,13 +83,13 @@ class PgbenchFailed(RuntimeError):
 def run(database_url: str, script: Path, *, clients: int, seconds: float) -> float:
     """Transactions per second."""
     exe = shutil.which("pgbench") or "/usr/lib/postgresql/15/bin/pgbench"
-    parts = urlsplit(database_url)
     for _ in range(15):  # a machine shared with other test runs may be out of connections
         done = subprocess.run(
             [exe, "-n", "-M", "prepared", "-f", str(script), "-c", str(clients),
              "-j", str(min(clients, 2)), "-T", f"{seconds:g}",
-             "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432),
-             "-U", parts.username or "postgres", parts.path.lstrip("/")],
+             # the URL itself (libpq reads it): the very way our services connect, TCP or
+             # the server's Unix socket
+             database_url],
             capture_output=True, text=True, timeout=seconds + 60,
         )
         if "too many clients" not in done.stderr:

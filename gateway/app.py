@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-import aiohttp
 from aiohttp import web
 
 from gateway import keys
@@ -23,8 +22,8 @@ from gateway.routes import (
     setup_routes,
 )
 from gateway.shared_limits import SharedRateLimiter
-from gateway.upstream import Upstream, UpstreamPool
-from shared import metrics, readiness
+from gateway.upstream import Upstream, UpstreamError, UpstreamPool
+from shared import local_sockets, metrics, readiness
 from shared.settings import Settings
 
 logger = logging.getLogger("gateway")
@@ -58,25 +57,30 @@ async def rate_limiter_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[keys.LIMITER].close()
 
 
-async def http_session_ctx(app: web.Application) -> AsyncIterator[None]:
+async def upstream_pools_ctx(app: web.Application) -> AsyncIterator[None]:
     """A pool per lane (gateway/routes.py): 120 calls stuck on a slow Razorpay behind
     create-order and verify fill only their own lanes, while webhooks (their own reserve)
-    and payment-status still get connections at once. An aiohttp session for the rest
-    (readiness checks of the services)."""
+    and payment-status still get connections at once. One more for the readiness checks
+    of the services, so they take the very way requests take."""
     settings = app[keys.SETTINGS]
     sizes = {lane: settings.gateway_lane_connections for lane in LANES}
     sizes[WEBHOOK_LANE] = settings.gateway_webhook_connections
     app[keys.LANE_POOLS] = {lane: UpstreamPool(n, RETURNED_RESPONSE_HEADERS)
                             for lane, n in sizes.items()}
-    app[keys.HTTP_SESSION] = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=10),
-        cookie_jar=aiohttp.DummyCookieJar(),
-        timeout=aiohttp.ClientTimeout(total=settings.gateway_upstream_timeout_seconds),
-    )
+    app[keys.PROBE_POOL] = UpstreamPool(10, ())
     yield
-    for pool in app[keys.LANE_POOLS].values():
+    for pool in (*app[keys.LANE_POOLS].values(), app[keys.PROBE_POOL]):
         await pool.close()
-    await app[keys.HTTP_SESSION].close()
+
+
+def upstream_of(settings: Settings, setting: str) -> Upstream:
+    """Where the gateway reaches a service: its processes' sockets when SOCKET_DIR is set,
+    else its URL."""
+    if settings.socket_dir:
+        service = setting.removesuffix("_url")
+        return Upstream.local(
+            local_sockets.worker_paths(settings.socket_dir, service, settings.workers))
+    return Upstream.parse(getattr(settings, setting))
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -89,11 +93,11 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[keys.SETTINGS] = settings
     app[keys.TRUSTED_PROXIES] = parse_trusted_proxies(settings.trusted_proxies)
-    app[keys.UPSTREAMS] = {name: Upstream.parse(getattr(settings, name)) for name in UPSTREAMS}
+    app[keys.UPSTREAMS] = {name: upstream_of(settings, name) for name in UPSTREAMS}
     app[keys.LIMITER] = build_rate_limiter(settings)
     if settings.auth_jwt_secret and len(settings.auth_jwt_secret.encode()) < _MIN_JWT_SECRET_BYTES:
         logger.warning("AUTH_JWT_SECRET is shorter than 32 bytes; tokens can be brute-forced")
-    app.cleanup_ctx.append(http_session_ctx)
+    app.cleanup_ctx.append(upstream_pools_ctx)
     app.cleanup_ctx.append(rate_limiter_ctx)
     setup_routes(app)
     app.router.add_route("GET", "/openapi.json", openapi_view, name="openapi")
@@ -112,10 +116,13 @@ def upstream_ready(setting: str) -> readiness.Check:
     """The gateway is ready when every service behind it says it is."""
 
     async def check(app: web.Application) -> None:
-        url = getattr(app[keys.SETTINGS], setting).rstrip("/") + "/readyz"
-        timeout = aiohttp.ClientTimeout(total=readiness.CHECK_TIMEOUT_SECONDS)
-        async with app[keys.HTTP_SESSION].get(url, timeout=timeout) as answer:
-            if answer.status != 200:
-                raise readiness.NotReady(f"answered {answer.status}")
+        try:
+            answer = await app[keys.PROBE_POOL].request(
+                app[keys.UPSTREAMS][setting], "GET", "/readyz", (), b"",
+                readiness.CHECK_TIMEOUT_SECONDS)
+        except UpstreamError as exc:
+            raise readiness.NotReady(str(exc)) from None  # e.g. "cannot connect: ..."
+        if answer.status != 200:
+            raise readiness.NotReady(f"answered {answer.status}")
 
     return check

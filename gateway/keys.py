@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import aiohttp
 from aiohttp import web
 
 from gateway.client_ip import IPNetwork
@@ -11,11 +10,11 @@ from gateway.upstream import Upstream, UpstreamPool
 from shared.settings import Settings
 
 SETTINGS = web.AppKey("gateway_settings", Settings)
-HTTP_SESSION = web.AppKey("gateway_http_session", aiohttp.ClientSession)
 # One connection pool per lane of routes: a slow upstream behind one lane cannot take the
 # connections another lane needs.
 LANE_POOLS = web.AppKey("gateway_lane_pools", dict[str, UpstreamPool])
-# Settings field of a service's base URL -> where it listens, parsed once
+PROBE_POOL = web.AppKey("gateway_probe_pool", UpstreamPool)  # the readiness checks'
+# Settings field of a service's base URL -> where it listens (its URL or its sockets)
 UPSTREAMS = web.AppKey("gateway_upstreams", dict[str, Upstream])
 LIMITER = web.AppKey("gateway_rate_limiter", Limiter)
 TRUSTED_PROXIES = web.AppKey("gateway_trusted_proxies", tuple[IPNetwork, ...])

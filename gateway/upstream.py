@@ -5,7 +5,9 @@ with a Content-Length or chunked body). aiohttp's ClientSession does much more p
 than that hop needs (URL objects, cookies, redirects, auto headers, tracing, a response
 object with a stream): profiled under load it was half of the gateway's CPU per request.
 Here a request is one write of ready bytes on an idle connection, and the answer is parsed
-by httptools (llhttp, the parser of Node.js) as it arrives.
+by httptools (llhttp, the parser of Node.js) as it arrives. A service on this machine can be
+reached on Unix sockets, one per process of it (shared/local_sockets.py): new connections
+take them in turn, skipping one that does not answer (a process restarting).
 
 Failures map to what the caller can safely say (gateway/proxy.py):
 - `NotSent`: no connection could be had in time, or none could be made: the service cannot
@@ -22,6 +24,8 @@ that got no byte of an answer is sent once more on a new connection: a GET chang
 from __future__ import annotations
 
 import asyncio
+import itertools
+import random
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -68,6 +72,14 @@ class Upstream:
     ssl: bool
     prefix: str  # prepended to the request target; "" for a service at the root
     host_header: str
+    unix_paths: tuple[str, ...] = ()  # set: connect to these sockets, not to host:port
+
+    @classmethod
+    def local(cls, unix_paths: tuple[str, ...]) -> Upstream:
+        """A service on this machine, one Unix socket per process of it."""
+        if not unix_paths:
+            raise ValueError("no socket to connect to")
+        return cls("localhost", 0, False, "", "localhost", unix_paths)
 
     @classmethod
     def parse(cls, base_url: str) -> Upstream:
@@ -169,6 +181,7 @@ class UpstreamPool:
         self._idle: dict[Upstream, list[_Connection]] = {}
         self._keep = frozenset(name.lower().encode("latin-1") for name in keep_headers)
         self._connect_timeout = connect_timeout
+        self._turns: dict[Upstream, itertools.count] = {}  # whose socket a new connection takes
 
     async def request(self, upstream: Upstream, method: str, target: str,
                       headers: Iterable[tuple[str, str]], body: bytes,
@@ -235,12 +248,33 @@ class UpstreamPool:
         seconds = min(self._connect_timeout, max(0.0, deadline - loop.time()))
         try:
             async with asyncio.timeout(seconds):
+                if upstream.unix_paths:
+                    return await self._connect_local(upstream)
                 _, conn = await loop.create_connection(
                     lambda: _Connection(self._keep), upstream.host, upstream.port,
                     ssl=upstream.ssl or None)
         except (OSError, TimeoutError) as exc:
             raise NotSent(f"cannot connect: {type(exc).__name__}") from None
         return conn
+
+    async def _connect_local(self, upstream: Upstream) -> _Connection:
+        """The next process's socket in turn; the ones after it if it does not answer."""
+        paths = upstream.unix_paths
+        # From a random first one: several gateways do not all start on the same process.
+        turns = self._turns.get(upstream)
+        if turns is None:
+            turns = self._turns[upstream] = itertools.count(random.randrange(len(paths)))
+        first = next(turns)
+        loop = asyncio.get_running_loop()
+        refused: OSError = OSError("no socket")
+        for attempt in range(len(paths)):
+            try:
+                _, conn = await loop.create_unix_connection(
+                    lambda: _Connection(self._keep), paths[(first + attempt) % len(paths)])
+                return conn
+            except OSError as exc:
+                refused = exc
+        raise refused
 
     async def close(self) -> None:
         """Closes the idle connections; one in use is closed by its call when that call is

@@ -12,12 +12,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from shared.settings import Settings
+from shared.settings import Settings, local_postgres_url
 
 # The machine's PostgreSQL; A6PAY_TEST_POSTGRES_URL points a run at another server (one of
 # its own when the shared one is out of connections).
-BASE_DATABASE_URL = os.environ.get(
-    "A6PAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+BASE_DATABASE_URL = os.environ.get("A6PAY_TEST_POSTGRES_URL") or local_postgres_url("postgres")
 BASE_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 

@@ -7,11 +7,14 @@ restarted (with back-off), as a process supervisor would in production.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -118,7 +121,26 @@ async def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     names = services(use_sandbox, use_catcher, settings.workers)
-    tasks = [asyncio.create_task(supervise(n, env, stopping)) for n in names]
+    # Every process here is on this machine: the gateway reaches the services on Unix
+    # sockets (shared/local_sockets.py) unless SOCKET_DIR says otherwise ("" for TCP).
+    own_sockets = "SOCKET_DIR" not in env
+    if own_sockets:
+        env["SOCKET_DIR"] = tempfile.mkdtemp(prefix="a6pay-sockets-")
+    try:
+        await run_services(names, env, stopping, settings, use_sandbox, use_catcher)
+    finally:
+        if own_sockets:
+            shutil.rmtree(env["SOCKET_DIR"], ignore_errors=True)
+
+
+async def run_services(names: list[str], env: dict[str, str], stopping: asyncio.Event,
+                       settings, use_sandbox: bool, use_catcher: bool) -> None:
+    replicas = collections.Counter()
+    tasks = []
+    for name in names:
+        replicas[name] += 1  # each process knows which of the WORKERS it is (its socket)
+        tasks.append(asyncio.create_task(
+            supervise(name, {**env, "WORKER": str(replicas[name])}, stopping)))
 
     # The banner is printed once every service answers, so each URL in it works as printed.
     ports = {name: health_port(name, settings) for name in names}

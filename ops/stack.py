@@ -86,6 +86,8 @@ class Stack:
             "ADMIN_API_TOKEN": ADMIN_TOKEN,
             "SANDBOX_REFUND_DELAY_SECONDS": "1",
             "REFUND_POLL_SECONDS": "0.5",
+            # as `make run`: the gateway reaches the services on Unix sockets
+            "SOCKET_DIR": str(log_dir / "sockets"),
             **{var: str(self.ports[name]) for name, var in SERVICES.items()},
             **extra_env,
         }
@@ -93,11 +95,11 @@ class Stack:
 
     def start(self, name: str) -> None:
         """Every process of the service; each logs to `<key>.log`."""
-        for key in replica_names(name, self.workers):
+        for worker, key in enumerate(replica_names(name, self.workers), start=1):
             log = open(self.log_dir / f"{key}.log", "ab")  # noqa: SIM115 - lives with the process
             self.procs[key] = subprocess.Popen(
-                [sys.executable, "-m", name], env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.code,
+                [sys.executable, "-m", name], env={**self.env, "WORKER": str(worker)},
+                stdout=log, stderr=subprocess.STDOUT, cwd=self.code,
             )
             log.close()
         self.wait_healthy(name)

@@ -24,6 +24,7 @@ def session_settings(settings: Settings) -> dict[str, str]:
     the kernel gives up on the socket, about two hours: the server ends an idle transaction,
     a runaway statement, and probes a silent peer within a minute or so."""
     return {
+        "application_name": settings.db_application_name,
         "idle_in_transaction_session_timeout": _ms(settings.db_idle_in_transaction_timeout),
         "statement_timeout": _ms(settings.db_statement_timeout),
         "tcp_keepalives_idle": str(settings.db_keepalives_idle),

@@ -15,7 +15,7 @@ import asyncpg
 import uvloop
 from aiohttp import web
 
-from shared import metrics, readiness
+from shared import local_sockets, metrics, readiness
 from shared.db import create_pool
 from shared.deadline import deadline_middleware
 from shared.http import error_middleware, health
@@ -141,8 +141,12 @@ def serve(
     brownout leaves no backlog. The Razorpay sandbox keeps working like Razorpay does."""
     cap_malloc_arenas()
     settings = load_settings()
+    settings = settings.model_copy(update={"db_application_name": service})
     setup_logging(service, settings.log_level, settings.secrets)
-    log.info("starting", extra={"ctx": {"port": port_of(settings)}})
+    path = None
+    if settings.socket_dir and service in local_sockets.SERVICES:
+        path = local_sockets.socket_path(settings.socket_dir, service, settings.worker)
+    log.info("starting", extra={"ctx": {"port": port_of(settings), "socket": path}})
     for name in settings.public_defaults_in_use():
         log.warning("%s is the published default: set your own before taking payments", name)
     if settings.broker_default_account_exposed():
@@ -150,10 +154,22 @@ def serve(
                     " account: anyone who reaches it can publish events; set your own user")
     app = create_app(settings)
     app.on_startup.append(freeze_heap)
+    if path is not None:
+        local_sockets.claim(path)
+    try:
+        _run(app, settings, port_of(settings), path, cancel_abandoned)
+    finally:
+        if path is not None:
+            local_sockets.release(path)
+
+
+def _run(app: web.Application, settings: Settings, port: int, path: str | None,
+         cancel_abandoned: bool) -> None:
     web.run_app(
         app,
         host=settings.bind_host,
-        port=port_of(settings),
+        port=port,
+        path=path,  # besides the TCP port: the gateway's way in on this machine
         access_log=None,
         print=None,
         shutdown_timeout=10,

@@ -4,6 +4,7 @@ queue; duplicated webhooks and verifies racing across them still take effect onc
 from __future__ import annotations
 
 import asyncio
+import json
 
 import aiohttp
 import pytest
@@ -60,3 +61,10 @@ async def test_two_workers_of_everything_apply_each_payment_once(replicated):
         assert '"msg": "request"' in logs[gateway], f"{gateway} served nothing"
     for notifier in ("notifier", "notifier-2"):
         assert '"msg": "consuming"' in logs[notifier], f"{notifier} never consumed"
+    # Each process of a service the gateway calls listens on a socket of its own, which is
+    # where the gateways reached them (tests/integration/test_gateway.py: the way through).
+    for service in ("order_service", "verification_service", "webhook_service"):
+        for key, worker in ((service, 1), (f"{service}-2", 2)):
+            path = stack.log_dir / "sockets" / f"{service}-{worker}.sock"
+            assert path.is_socket(), path
+            assert json.dumps(str(path)) in logs[key], f"{key} does not listen on {path}"

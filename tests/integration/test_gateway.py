@@ -320,6 +320,44 @@ async def test_unresolvable_upstream_is_503(http, start_gateway):
     assert resp.status == 503
 
 
+# --- services on this machine, on Unix sockets (SOCKET_DIR) --------------------------------
+
+
+async def test_with_a_socket_dir_each_service_is_reached_on_its_processes_sockets(
+        http, start_gateway, tmp_path):
+    """The URLs lead nowhere: every answer came through a socket, from both processes of
+    each service; the readiness checks take the same way."""
+    runners = []
+    for service, name in (("order_service", "order"), ("verification_service", "verification"),
+                          ("webhook_service", "webhook")):
+        for worker in (1, 2):
+            runner = web.AppRunner(make_upstream(f"{name}-{worker}"))
+            await runner.setup()
+            await web.UnixSite(runner, str(tmp_path / f"{service}-{worker}.sock")).start()
+            runners.append(runner)
+    nowhere = f"http://127.0.0.1:{unused_port()}"
+    gw = await start_gateway(socket_dir=str(tmp_path), workers=2, order_service_url=nowhere,
+                             verification_service_url=nowhere, webhook_service_url=nowhere)
+    try:
+        for path, service in (("/api/razorpay/create-order", "order"),
+                              ("/api/razorpay/verify-payment", "verification"),
+                              ("/api/razorpay/webhook", "webhook")):
+            answers = await asyncio.gather(*(echoed(http, "POST", gw + path, data=b"{}")
+                                             for _ in range(4)))
+            assert {a["service"] for a in answers} == {f"{service}-1", f"{service}-2"}
+            assert {a["path"] for a in answers} == {path}
+        resp, body = await call(http, "GET", gw + "/readyz")
+        assert resp.status == 200, body
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+    # Every process gone: not reachable, and not ready.
+    resp, _ = await call(http, "POST", gw + "/api/razorpay/create-order", data=b"{}")
+    assert resp.status == 503
+    resp, body = await call(http, "GET", gw + "/readyz")
+    assert resp.status == 503 and b"order_service" in body, body
+
+
 async def test_slow_upstream_is_504(http, start_gateway):
     gw = await start_gateway(gateway_upstream_timeout_seconds=0.2)
     started = time.monotonic()

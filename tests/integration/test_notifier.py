@@ -542,14 +542,14 @@ class TcpProxy:
 
 async def test_database_outage_dead_letters_nothing(pool, base_settings):
     parts = urlsplit(base_settings.database_url)
-    proxy = TcpProxy(parts.port or 5432)
+    proxy = TcpProxy(parts.port or 5432)  # a socket URL names no port: the same server
     await proxy.start()
     settings = base_settings.model_copy(
         update={
             "amqp_exchange": EXCHANGE + ".dbdown",
             "notifier_delivery_limit": DELIVERY_LIMIT,
             "database_url": urlunsplit(
-                parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}")
+                parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}", query="")
             ),
         }
     )

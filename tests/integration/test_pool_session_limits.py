@@ -2,6 +2,7 @@
 an idle transaction is ended, a runaway statement cancelled, a silent peer probed."""
 
 import asyncio
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -10,6 +11,7 @@ from shared.db import create_pool
 from shared.service import connect_pool
 
 SHOWN = {
+    "application_name": "limits-test",
     "idle_in_transaction_session_timeout": "45s",
     "statement_timeout": "20s",
     "tcp_keepalives_idle": "25",
@@ -18,9 +20,20 @@ SHOWN = {
 }
 
 
+def over_tcp(database_url: str) -> str:
+    """The same server and database over TCP: on a Unix socket PostgreSQL ignores the
+    keepalive settings (a peer on this machine that dies closes its socket at once)."""
+    parts = urlsplit(database_url)
+    user = f"{parts.username}@" if parts.username else ""
+    return urlunsplit(parts._replace(netloc=f"{user}{parts.hostname or '127.0.0.1'}:"
+                                            f"{parts.port or 5432}", query=""))
+
+
 @pytest.fixture
 def limited(base_settings):
     return base_settings.model_copy(update={
+        "database_url": over_tcp(base_settings.database_url),
+        "db_application_name": "limits-test",
         "db_idle_in_transaction_timeout": 45, "db_statement_timeout": 20,
         "db_keepalives_idle": 25, "db_keepalives_interval": 7, "db_keepalives_count": 4})
 
@@ -39,11 +52,17 @@ async def test_pooled_connections_carry_the_session_limits(limited, make):
         await pool.close()
 
 
-async def test_the_defaults_are_set_on_the_shared_pool(pool):
+async def test_the_defaults_are_set_on_the_shared_pool(pool, base_settings):
     shown = await show_all(pool)
     assert shown["idle_in_transaction_session_timeout"] == "1min"
     assert shown["statement_timeout"] == "30s"
-    assert shown["tcp_keepalives_idle"] == "30"
+    assert shown["application_name"] == "a6pay"
+    tcp = await create_pool(base_settings.model_copy(
+        update={"database_url": over_tcp(base_settings.database_url)}))
+    try:
+        assert (await show_all(tcp))["tcp_keepalives_idle"] == "30"
+    finally:
+        await tcp.close()
 
 
 async def test_an_abandoned_transaction_is_ended_by_the_server(base_settings):

@@ -10,6 +10,7 @@ import aiohttp
 import asyncpg
 import pytest
 
+from ops import infra
 from ops.factories import make_booking
 from ops.inprocess import running_sandbox
 from order_service import cancellations, idempotency
@@ -23,9 +24,23 @@ from shared.refunds import submit_refund
 
 
 @pytest.fixture(scope="module")
-async def settings(base_settings):
-    async with running_sandbox(base_settings, sandbox_refund_delay_seconds=3600) as settings:
+async def own(base_settings):
+    """A database of this module's own: the e2e stack's order_service runs its refund worker
+    on the shared one, and could claim these refunds (and send them to its own sandbox)
+    while a test drives the worker's pass itself."""
+    async with infra.own_database(base_settings) as (own_settings, own_pool):
+        yield own_settings, own_pool
+
+
+@pytest.fixture(scope="module")
+async def settings(own):
+    async with running_sandbox(own[0], sandbox_refund_delay_seconds=3600) as settings:
         yield settings
+
+
+@pytest.fixture
+def pool(own):
+    return own[1]
 
 
 @pytest.fixture

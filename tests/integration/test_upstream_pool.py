@@ -5,6 +5,8 @@ an aiohttp app would not (chunked, a closing answer, garbage, silence)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 
 import pytest
 import pytest_asyncio
@@ -256,3 +258,65 @@ async def test_a_post_on_a_dropped_kept_connection_is_not_sent_again():
     assert len(requests) == 2  # never a third
     await pool.close()
     server.close()
+
+
+# --- a service on this machine, one Unix socket per process of it ------------------------
+
+
+async def socket_app(path: str, name: str) -> web.AppRunner:
+    """An aiohttp app on a Unix socket, as a service process with SOCKET_DIR listens."""
+
+    async def who(request: web.Request) -> web.Response:
+        return web.json_response({"process": name, "target": request.raw_path,
+                                  "host": request.headers.get("Host")})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", who)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.UnixSite(runner, path).start()
+    return runner
+
+
+async def test_a_local_upstream_spreads_new_connections_over_its_processes(tmp_path):
+    paths = tuple(str(tmp_path / f"svc-{n}.sock") for n in (1, 2))
+    runners = [await socket_app(path, f"p{n}") for n, path in enumerate(paths, start=1)]
+    pool = UpstreamPool(4, KEEP)
+    upstream = Upstream.local(paths)
+    # Four at once: four new connections, taken in turn.
+    answers = await asyncio.gather(*(pool.request(upstream, "GET", f"/x?n={n}", [], b"", 5)
+                                     for n in range(4)))
+    seen = [json.loads(a.body) for a in answers]
+    assert sorted(s["process"] for s in seen) == ["p1", "p1", "p2", "p2"]
+    assert {s["host"] for s in seen} == {"localhost"}
+    assert sorted(s["target"] for s in seen) == [f"/x?n={n}" for n in range(4)]
+    await pool.close()
+    for runner in runners:
+        await runner.cleanup()
+
+
+async def test_a_local_process_that_is_down_is_skipped(tmp_path):
+    """A restarting process: its socket refuses (a file left behind) or is gone."""
+    stale = str(tmp_path / "svc-1.sock")
+    left_behind = socket.socket(socket.AF_UNIX)
+    left_behind.bind(stale)  # bound, never listening: connecting is refused
+    live = str(tmp_path / "svc-2.sock")
+    runner = await socket_app(live, "p2")
+    missing = str(tmp_path / "svc-3.sock")
+    pool = UpstreamPool(6, KEEP)
+    upstream = Upstream.local((stale, live, missing))
+    answers = await asyncio.gather(*(pool.request(upstream, "GET", "/", [], b"", 5)
+                                     for _ in range(6)))
+    assert {a.status for a in answers} == {200}
+    await pool.close()
+    await runner.cleanup()
+    left_behind.close()
+
+
+async def test_no_local_process_answering_is_not_sent(tmp_path):
+    pool = UpstreamPool(1, KEEP)
+    with pytest.raises(NotSent):
+        await pool.request(Upstream.local((str(tmp_path / "gone.sock"),)), "POST", "/", [],
+                           b"{}", timeout=2)
+    with pytest.raises(ValueError):
+        Upstream.local(())

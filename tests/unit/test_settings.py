@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from shared.settings import load_settings
+from shared.settings import load_settings, local_postgres_url
 
 LIVE = {"razorpay_key_id": "rzp_live_ABCDEFGHIJKLMN", "razorpay_key_secret": "live-secret",
         "razorpay_webhook_secret": "live-webhook-secret", "pass_signing_secret": "live-pass"}
@@ -63,3 +63,16 @@ def test_services_warn_at_start_about_an_exposed_default_broker_account(monkeypa
     service.serve("notifier", lambda s: web.Application(), lambda s: 1)
     warned = [r for r in caplog.records if "guest" in r.getMessage()]
     assert warned and warned[0].levelname == "WARNING"
+
+
+def test_a_process_is_one_of_the_workers():
+    assert load_settings(workers=3, worker=3).worker == 3
+    with pytest.raises(ValidationError, match="WORKER=3 is not one of WORKERS=2"):
+        load_settings(workers=2, worker=3)
+
+
+def test_the_local_postgres_is_reached_on_its_socket_when_it_has_one(tmp_path):
+    assert local_postgres_url("a6pay", str(tmp_path)) == "postgresql://postgres@127.0.0.1:5432/a6pay"
+    (tmp_path / ".s.PGSQL.5432").touch()
+    assert local_postgres_url("a6pay", str(tmp_path)) \
+        == f"postgresql://postgres@/a6pay?host={tmp_path}"
