@@ -281,6 +281,9 @@ def print_and_write(empty, full, rss: dict, metrics: dict, *, history: int, hist
         " hot undercounts what a real server pays.\n",
         cost + "\n",
         "## How each figure is made\n",
+        "- **the stack** runs as `make run` runs it: `wrk` reaches the gateway over TCP, as a"
+        " client would; the gateway reaches the services on Unix sockets (`SOCKET_DIR`), and"
+        " every process reaches PostgreSQL on its Unix socket (`pgbench` too).\n"
         "- **payment-status**: `wrk -t2 -c64` for 8 s, each request a random booking with a"
         " payment (on the empty database the ones the run paid; after the history, any of the"
         " million), through the gateway and straight to order_service, after 3 s of the same"
@@ -296,7 +299,8 @@ def print_and_write(empty, full, rss: dict, metrics: dict, *, history: int, hist
         " reads them from a file); the rate counts deliveries the database recorded as"
         " applied.\n"
         "- **pgbench**: the webhook's own transaction (the same SQL constants the webhook"
-        " service runs, bench/pgbench.py) with 1 and 8 clients for 4 s each, same database."
+        " service runs, bench/pgbench.py) with 1 and 8 clients for 4 s each, same database,"
+        " connected the way the services are."
         " Its outbox rows go to a queue that drops them, so they are no work for the notifier.\n"
         "- **notifier**: after the burst, confirmed bookings per second from the first"
         " delivery to the last confirmation (`bookings.confirmed_at`, `webhook_events."

@@ -16,6 +16,8 @@ SANDBOX_WEBHOOK_SECRET = "a6_sandbox_webhook_secret"
 LOCAL_PASS_SECRET = "a6_local_pass_signing_secret"
 
 
+_SUN_PATH_MAX = 107  # bytes of a Unix socket's path, its terminating NUL aside (Linux)
+
 # Where Debian's PostgreSQL (and most packages of it) puts its Unix socket.
 POSTGRES_SOCKET_DIR = "/var/run/postgresql"
 
@@ -182,6 +184,17 @@ class Settings(BaseSettings):
         if self.worker > self.workers:
             raise ValueError(f"WORKER={self.worker} is not one of WORKERS={self.workers}")
         return self
+
+    @field_validator("socket_dir")
+    @classmethod
+    def _socket_paths_fit(cls, value: str) -> str:
+        """A Unix socket's path holds at most 107 bytes (sun_path): say so at start, not
+        as a bind error in one service."""
+        longest = os.path.join(value, "verification_service-64.sock")
+        if value and len(longest.encode()) > _SUN_PATH_MAX:
+            raise ValueError(f"SOCKET_DIR is too long for a Unix socket path: {longest!r} is"
+                             f" over {_SUN_PATH_MAX} bytes")
+        return value
 
     @model_validator(mode="after")
     def _live_keys_need_their_own_secrets(self) -> Settings:

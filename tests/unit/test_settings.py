@@ -76,3 +76,9 @@ def test_the_local_postgres_is_reached_on_its_socket_when_it_has_one(tmp_path):
     (tmp_path / ".s.PGSQL.5432").touch()
     assert local_postgres_url("a6pay", str(tmp_path)) \
         == f"postgresql://postgres@/a6pay?host={tmp_path}"
+
+
+def test_a_socket_dir_too_long_for_a_socket_path_is_refused():
+    assert load_settings(socket_dir="/run/" + "a" * 60).socket_dir
+    with pytest.raises(ValidationError, match="too long for a Unix socket path"):
+        load_settings(socket_dir="/run/" + "a" * 90)
