@@ -67,6 +67,8 @@ def client_address(
     peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[IPNetwork]
 ) -> str:
     """The client's address as a string; `forwarded_for` holds every X-Forwarded-For value."""
+    if not forwarded_for:
+        return _peer_as_client(peer)
     peer_ip = parse_ip(peer)
     if peer_ip is None:
         return peer or "unknown"
@@ -82,6 +84,14 @@ def client_address(
         if not is_trusted(address, trusted):
             break
     return str(client)
+
+
+# Most requests carry no X-Forwarded-For: then the client is the peer, trusted or not, and
+# the same few peers (kept-alive connections, a proxy's) come back on every request.
+@functools.lru_cache(maxsize=4096)
+def _peer_as_client(peer: str | None) -> str:
+    peer_ip = parse_ip(peer)
+    return peer or "unknown" if peer_ip is None else str(peer_ip)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -106,3 +106,12 @@ def test_long_junk_in_the_chain_is_skipped_and_never_cached():
         == "203.0.113.9"
     assert client_address("10.0.0.1", [", ".join(junk)], trusted) == "10.0.0.1"
     assert _parse_ip.cache_info().currsize <= before + 3
+
+
+def test_without_x_forwarded_for_the_client_is_the_peer_however_often_asked():
+    for _ in range(2):  # the second answer comes from the cache: the same
+        assert client_address(None, [], TRUSTED) == "unknown"
+        assert client_address("/run/gw.sock", [], TRUSTED) == "/run/gw.sock"
+        assert client_address("::ffff:10.0.0.1", [], TRUSTED) == "10.0.0.1"
+        assert client_address("203.0.113.9", [], ()) == "203.0.113.9"
+        assert client_address("10.0.0.1", [], TRUSTED) == "10.0.0.1"
