@@ -1,7 +1,8 @@
 """`make bench-ab REF=<commit>`: what a change saved, measured on a noisy machine.
 
 Two whole stacks run side by side: the code as of REF (a temporary git worktree) and this
-checkout, each on its own database and vhost. They are loaded in turn, the order reversed
+checkout, each on its own database and vhost, reached the way its own code reaches
+PostgreSQL by default (TCP or the server's socket). They are loaded in turn, the order reversed
 every round (old, new, new, old, ...), so a machine that gets busier or quieter meanwhile
 falls on both alike; each round gives a new/old ratio, and the median of those is the
 figure. On these shared machines the CPU a request costs moves by 2x from hour to hour,
@@ -33,7 +34,7 @@ from bench.load import NO_RATE_LIMITS, Bench
 from bench.report import table
 from ops import infra
 from ops.stack import Stack
-from shared.db import create_database_if_missing, drop_database
+from shared.db import create_database_if_missing, drop_database, with_database
 
 ROOT = Path(__file__).resolve().parent.parent
 SIDES = ("old", "new")
@@ -44,6 +45,15 @@ STATUS_SECONDS = 4
 def _git(*args: str) -> str:
     return subprocess.run(["git", "-C", str(ROOT), *args], check=True, capture_output=True,
                           text=True).stdout.strip()
+
+
+def _database_url(code: Path, name: str) -> str:
+    """Database `name` reached the way that checkout's own code reaches PostgreSQL by
+    default (over TCP before 34289cf, on the server's Unix socket since where it has one)."""
+    base = subprocess.run(
+        [sys.executable, "-c", "from ops import infra; print(infra.BASE_DATABASE_URL)"],
+        cwd=code, capture_output=True, text=True, check=True).stdout.strip()
+    return with_database(base, name)
 
 
 def _migrate(code: Path, database_url: str) -> None:
@@ -67,7 +77,7 @@ async def run(ref: str, rounds: int, seconds: float) -> None:
         stacks.callback(_git, "worktree", "remove", "--force", str(old_code))
         try:
             for side, code in zip(SIDES, (old_code, ROOT), strict=True):
-                db_url = infra.database_url(infra.unique_name(f"a6pay_ab_{side}"))
+                db_url = _database_url(code, infra.unique_name(f"a6pay_ab_{side}"))
                 vhost = infra.unique_name(f"a6pay_ab_{side}_vhost")
                 await create_database_if_missing(db_url)
                 infra.create_vhost(vhost)
