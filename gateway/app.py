@@ -109,7 +109,8 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
-UPSTREAMS = ("order_service_url", "verification_service_url", "webhook_service_url")
+# The Settings fields of the services' URLs, one per service the gateway calls
+UPSTREAMS = tuple(f"{service}_url" for service in local_sockets.SERVICES)
 
 
 def upstream_ready(setting: str) -> readiness.Check:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import logging
 import os
-import shutil
 import signal
 import sys
 import tempfile
@@ -121,56 +121,56 @@ async def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     names = services(use_sandbox, use_catcher, settings.workers)
-    # Every process here is on this machine: the gateway reaches the services on Unix
-    # sockets (shared/local_sockets.py) unless SOCKET_DIR says otherwise ("" for TCP).
-    own_sockets = "SOCKET_DIR" not in env
-    if own_sockets:
-        env["SOCKET_DIR"] = tempfile.mkdtemp(prefix="a6pay-sockets-")
-    try:
-        await run_services(names, env, stopping, settings, use_sandbox, use_catcher)
-    finally:
-        if own_sockets:
-            shutil.rmtree(env["SOCKET_DIR"], ignore_errors=True)
+    with socket_dir(env):
+        replicas = collections.Counter()
+        tasks = []
+        for name in names:
+            replicas[name] += 1  # each process knows which of the WORKERS it is (its socket)
+            tasks.append(asyncio.create_task(
+                supervise(name, {**env, "WORKER": str(replicas[name])}, stopping)))
+        # The banner is printed once every service answers, so each URL in it works as printed.
+        ports = {name: health_port(name, settings) for name in names}
+        healthy = await asyncio.gather(*(
+            asyncio.to_thread(wait_healthy, f"http://127.0.0.1:{port}/healthz")
+            for port in ports.values()))
+        for name, up in zip(ports, healthy, strict=True):
+            if not up:
+                print(f"{name} is NOT answering yet (see its log above)", flush=True)
+        gateway = f"http://127.0.0.1:{settings.gateway_port}"
+        # Every URL printed answers as printed (tests/e2e/test_runner.py follows each one).
+        state = "up" if all(healthy) else "NOT all up yet"
+        print(f"A6 Pay gateway:  {gateway}/openapi.json  ({state})  the API: /api/razorpay/..."
+              f"  (WORKERS={settings.workers}: processes of each service)", flush=True)
+        if use_sandbox:
+            sandbox = f"http://127.0.0.1:{settings.sandbox_port}"
+            print(f"Razorpay sandbox: pay an order at {sandbox}/checkout?order_id=<order_id"
+                  " from create-order>", flush=True)
+        else:
+            print(f"Razorpay: {env['RAZORPAY_BASE_URL']} with the configured keys", flush=True)
+        if use_catcher:
+            print(f"Mail catcher:    http://127.0.0.1:{settings.mail_catcher_port}/  (every mail"
+                  f" sent, with its passes; SMTP on 127.0.0.1:{settings.smtp_port})", flush=True)
+        else:
+            print(f"Mail: SMTP {settings.smtp_host}:{settings.smtp_port}", flush=True)
+        print("Admin API (cancel, refund): " + (
+            "on, with your ADMIN_API_TOKEN" if settings.admin_api_token
+            else "off; start with ADMIN_API_TOKEN=<a long random string> to use it"), flush=True)
+        print("Ctrl-C stops everything.", flush=True)
+
+        await asyncio.gather(*tasks)
 
 
-async def run_services(names: list[str], env: dict[str, str], stopping: asyncio.Event,
-                       settings, use_sandbox: bool, use_catcher: bool) -> None:
-    replicas = collections.Counter()
-    tasks = []
-    for name in names:
-        replicas[name] += 1  # each process knows which of the WORKERS it is (its socket)
-        tasks.append(asyncio.create_task(
-            supervise(name, {**env, "WORKER": str(replicas[name])}, stopping)))
-
-    # The banner is printed once every service answers, so each URL in it works as printed.
-    ports = {name: health_port(name, settings) for name in names}
-    healthy = await asyncio.gather(*(
-        asyncio.to_thread(wait_healthy, f"http://127.0.0.1:{port}/healthz")
-        for port in ports.values()))
-    for name, up in zip(ports, healthy, strict=True):
-        if not up:
-            print(f"{name} is NOT answering yet (see its log above)", flush=True)
-    gateway = f"http://127.0.0.1:{settings.gateway_port}"
-    # Every URL printed answers as printed (tests/e2e/test_runner.py follows each one).
-    state = "up" if all(healthy) else "NOT all up yet"
-    print(f"A6 Pay gateway:  {gateway}/openapi.json  ({state})  the API: /api/razorpay/..."
-          f"  (WORKERS={settings.workers}: processes of each service)", flush=True)
-    if use_sandbox:
-        sandbox = f"http://127.0.0.1:{settings.sandbox_port}"
-        print(f"Razorpay sandbox: pay an order at {sandbox}/checkout?order_id=<order_id"
-              " from create-order>", flush=True)
-    else:
-        print(f"Razorpay: {env['RAZORPAY_BASE_URL']} with the configured keys", flush=True)
-    if use_catcher:
-        print(f"Mail catcher:    http://127.0.0.1:{settings.mail_catcher_port}/  (every mail"
-              f" sent, with its passes; SMTP on 127.0.0.1:{settings.smtp_port})", flush=True)
-    else:
-        print(f"Mail: SMTP {settings.smtp_host}:{settings.smtp_port}", flush=True)
-    print("Admin API (cancel, refund): " + (
-        "on, with your ADMIN_API_TOKEN" if settings.admin_api_token
-        else "off; start with ADMIN_API_TOKEN=<a long random string> to use it"), flush=True)
-    print("Ctrl-C stops everything.", flush=True)
-    await asyncio.gather(*tasks)
+@contextlib.contextmanager
+def socket_dir(env: dict[str, str]):
+    """Every process here is on this machine: the gateway reaches the services on Unix
+    sockets (shared/local_sockets.py) in a folder of our own, removed on the way out,
+    unless SOCKET_DIR says otherwise ("" for TCP)."""
+    if "SOCKET_DIR" in env:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="a6pay-sockets-") as folder:
+        env["SOCKET_DIR"] = folder
+        yield
 
 
 if __name__ == "__main__":

@@ -157,26 +157,21 @@ def serve(
     if path is not None:
         local_sockets.claim(path)
     try:
-        _run(app, settings, port_of(settings), path, cancel_abandoned)
+        web.run_app(
+            app,
+            host=settings.bind_host,
+            port=port_of(settings),
+            path=path,  # besides the TCP port: the gateway's way in on this machine
+            access_log=None,
+            print=None,
+            shutdown_timeout=10,
+            # uvloop: the same asyncio API with a faster loop and socket layer (libuv)
+            loop=uvloop.new_event_loop(),
+            # `WORKERS` copies of this process listen on one port and the kernel spreads the
+            # connections; off for one worker, so a forgotten old process still fails the bind.
+            reuse_port=settings.workers > 1,
+            handler_cancellation=cancel_abandoned,
+        )
     finally:
         if path is not None:
             local_sockets.release(path)
-
-
-def _run(app: web.Application, settings: Settings, port: int, path: str | None,
-         cancel_abandoned: bool) -> None:
-    web.run_app(
-        app,
-        host=settings.bind_host,
-        port=port,
-        path=path,  # besides the TCP port: the gateway's way in on this machine
-        access_log=None,
-        print=None,
-        shutdown_timeout=10,
-        # uvloop: the same asyncio API with a faster loop and socket layer (libuv)
-        loop=uvloop.new_event_loop(),
-        # `WORKERS` copies of this process listen on one port and the kernel spreads the
-        # connections; off for one worker, so a forgotten old process still fails the bind.
-        reuse_port=settings.workers > 1,
-        handler_cancellation=cancel_abandoned,
-    )

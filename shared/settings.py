@@ -10,6 +10,8 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared import local_sockets
+
 SANDBOX_KEY_ID = "rzp_test_a6sandbox"
 SANDBOX_KEY_SECRET = "a6_sandbox_key_secret"
 SANDBOX_WEBHOOK_SECRET = "a6_sandbox_webhook_secret"
@@ -26,7 +28,7 @@ def local_postgres_url(database: str, socket_dir: str = POSTGRES_SOCKET_DIR) -> 
     """The PostgreSQL on this machine, as its own clients (psql, libpq) reach it: through
     its Unix socket when it has one, else 127.0.0.1:5432. The same server either way; the
     socket costs both ends less CPU per query than loopback TCP (payment-status direct:
-    order_service 163 -> 138 us a request, PostgreSQL 63 -> 46 us; docs/benchmarks.md)."""
+    order_service 0.87, PostgreSQL 0.79 of their CPU per read; python -m bench.db_socket_ab)."""
     if os.path.exists(os.path.join(socket_dir, ".s.PGSQL.5432")):
         return f"postgresql://postgres@/{database}?host={socket_dir}"
     return f"postgresql://postgres@127.0.0.1:5432/{database}"
@@ -190,7 +192,8 @@ class Settings(BaseSettings):
     def _socket_paths_fit(cls, value: str) -> str:
         """A Unix socket's path holds at most 107 bytes (sun_path): say so at start, not
         as a bind error in one service."""
-        longest = os.path.join(value, "verification_service-64.sock")
+        longest = max((local_sockets.socket_path(value, service, 64)  # WORKER at most 64
+                       for service in local_sockets.SERVICES), key=len)
         if value and len(longest.encode()) > _SUN_PATH_MAX:
             raise ValueError(f"SOCKET_DIR is too long for a Unix socket path: {longest!r} is"
                              f" over {_SUN_PATH_MAX} bytes")
