@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from order_service import routes
-from order_service.keys import CREATE_POOL
+from order_service.handlers import status_reads
+from order_service.keys import CREATE_POOL, STATUS_READS
 from order_service.reconciler import run_reconciler
 from order_service.refund_worker import run_refund_worker
 from shared.service import (
+    POOL,
     SETTINGS,
     background,
     connect_pool,
@@ -25,6 +27,7 @@ def create_app(settings: Settings, *, relay: bool = True, reconciler: bool = Tru
     app = new_app(settings, "order_service")
     app.cleanup_ctx.append(razorpay_ctx)
     app.cleanup_ctx.append(_create_pool_ctx)
+    app.cleanup_ctx.append(_status_reads_ctx)
     if relay:
         app.cleanup_ctx.append(background("outbox-relay", run_outbox_relay))
     if reconciler:
@@ -40,3 +43,9 @@ async def _create_pool_ctx(app: web.Application) -> AsyncIterator[None]:
         "db_pool_min": 1, "db_pool_max": settings.create_order_concurrency}))
     yield
     await app[CREATE_POOL].close()
+
+
+async def _status_reads_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[STATUS_READS] = status_reads(app[POOL])
+    yield
+    await app[STATUS_READS].close()

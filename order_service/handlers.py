@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import asyncpg
 
+from shared.coalesce import Coalescer
 from shared.events import OrderCreated
 from shared.http import HttpError
 from shared.logging import log_ctx
@@ -61,12 +62,21 @@ RECORDED_PAYMENT = (
     "SELECT * FROM payments WHERE booking_id = $1"
     " ORDER BY (razorpay_order_id = $2) DESC, created_at DESC LIMIT 1"
 )
-PAYMENT_STATUS = (
-    "SELECT status, razorpay_payment_id, refunded_paise >= amount_paise AS refunded"
-    " FROM payments"
-    " WHERE booking_id = $1 AND ($2::bigint IS NULL OR customer_id = $2)"
-    " ORDER BY (status = 'captured') DESC, created_at DESC LIMIT 1"
-)
+# Payment-status for many bookings in one round trip (see `status_reads`): per asked
+# (booking, owner or NULL) in order, its payment as payment-status shows it, or NULLs.
+PAYMENT_STATUSES = """
+SELECT p.status, p.razorpay_payment_id, p.refunded
+FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS asked(booking_id, customer_id, n)
+LEFT JOIN LATERAL (
+    SELECT status, razorpay_payment_id, refunded_paise >= amount_paise AS refunded
+    FROM payments
+    WHERE booking_id = asked.booking_id
+      AND (asked.customer_id IS NULL OR customer_id = asked.customer_id)
+    ORDER BY (status = 'captured') DESC, created_at DESC LIMIT 1
+) p ON true
+ORDER BY asked.n
+"""
+STATUS_BATCH = 128  # bookings per read: a few ms of PostgreSQL at most
 
 
 @dataclass(frozen=True)
@@ -281,12 +291,28 @@ def _view(payment: asyncpg.Record, booking: asyncpg.Record) -> OrderView:
     )
 
 
+StatusKey = tuple[int, int | None]  # (booking, the customer it must belong to, or None)
+StatusReads = Coalescer[StatusKey, asyncpg.Record | None]
+
+
+def status_reads(pool: asyncpg.Pool) -> StatusReads:
+    """payment-status reads that run at the same time share one query (shared/coalesce.py):
+    under load a read costs PostgreSQL and this process a fraction of a round trip."""
+
+    async def fetch(keys: list[StatusKey]) -> list[asyncpg.Record | None]:
+        async with pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+            rows = await conn.fetch(PAYMENT_STATUSES, [booking for booking, _ in keys],
+                                    [customer for _, customer in keys])
+        return [row if row["status"] is not None else None for row in rows]
+
+    return Coalescer(fetch, max_batch=STATUS_BATCH)
+
+
 async def payment_status(
-    pool: asyncpg.Pool, booking_id: int, customer_id: int | None = None
+    reads: StatusReads, booking_id: int, customer_id: int | None = None
 ) -> dict:
     """The seed's {status, paid, razorpay_payment_id}; `customer_id` limits it to its owner."""
-    async with pool.acquire() as conn:
-        row = await conn.fetchrow(PAYMENT_STATUS, booking_id, customer_id)
+    row = await reads.get((booking_id, customer_id))
     if row is None:
         raise HttpError(PAYMENT_NOT_FOUND, 404)
     status = PaymentStatus(row["status"])

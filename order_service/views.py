@@ -7,12 +7,12 @@ from datetime import timedelta
 from aiohttp import web
 
 from order_service import handlers
-from order_service.keys import CREATE_POOL
+from order_service.keys import CREATE_POOL, STATUS_READS
 from order_service.schemas import CREATE_ORDER_FIELDS, MISSING_CREATE_ORDER, CreateOrderBody
 from shared.http import HttpError, authenticated_customer, read_json_object
 from shared.money import paise_to_rupees
 from shared.schemas import parse
-from shared.service import POOL, RAZORPAY, SETTINGS
+from shared.service import RAZORPAY, SETTINGS
 
 
 async def create_order(request: web.Request) -> web.Response:
@@ -51,6 +51,6 @@ async def payment_status(request: web.Request) -> web.Response:
     if len(raw) > 19 or not raw.isascii() or not raw.isdigit() or not 0 < int(raw) < 2**63:
         raise HttpError("Invalid booking_id: must be a positive integer", 400)
     status = await handlers.payment_status(
-        request.app[POOL], int(raw), authenticated_customer(request)
+        request.app[STATUS_READS], int(raw), authenticated_customer(request)
     )
     return web.json_response(status)

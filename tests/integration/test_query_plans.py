@@ -51,8 +51,10 @@ def hot_queries(booking: dict) -> dict[str, tuple[str, tuple]]:
         "order.insert_payment": (order_sql.INSERT_PAYMENT, (
             bid, cid, "order_plan", "rcpt_plan", 100000, "INR", timedelta(minutes=15))),
         "order.recorded_payment": (order_sql.RECORDED_PAYMENT, (bid, order)),
-        "order.payment_status": (order_sql.PAYMENT_STATUS, (bid, None)),
-        "order.payment_status_owner": (order_sql.PAYMENT_STATUS, (bid, cid)),
+        "order.payment_status": (order_sql.PAYMENT_STATUSES, ([bid], [None])),
+        "order.payment_status_owner": (order_sql.PAYMENT_STATUSES, ([bid], [cid])),
+        "order.payment_status_batch": (order_sql.PAYMENT_STATUSES, (
+            [bid, bid + 1, bid + 2] * 40, [None, cid, None] * 40)),
         # reconciler (every poll)
         "reconcile.claim_due": (reconcile_sql.CLAIM_DUE, (50, timedelta(minutes=2))),
         # stuck-payment sweep (every reconciler tick) and `a6pay stuck`

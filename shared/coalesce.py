@@ -1,0 +1,99 @@
+"""Many concurrent lookups, one round trip: `Coalescer`.
+
+A payment-status read is one index lookup, yet its round trip to PostgreSQL (protocol,
+snapshot, executor start, our driver's futures) costs several times the lookup itself. Under
+load many reads are waiting at once, so they share a round trip: while a batch is in flight,
+new calls queue, and the next batch takes them all. An idle service sends each call at once,
+so coalescing adds no wait when there is nothing to share.
+
+A call never joins a batch that has already been sent: whatever had committed before the
+call was made is visible to the read that answers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Coalescer(Generic[K, V]):
+    """`await get(key)` answers from `fetch(keys)`, which gets a list of keys (duplicates
+    included) and returns one result per key, in order. At most `in_flight` fetches run at
+    once, each of at most `max_batch` keys. A fetch that fails fails every call in its batch
+    with the same exception; a call that is cancelled leaves its batch to the others."""
+
+    def __init__(
+        self,
+        fetch: Callable[[list[K]], Awaitable[Sequence[V]]],
+        *,
+        max_batch: int = 128,
+        in_flight: int = 1,
+    ) -> None:
+        if max_batch < 1 or in_flight < 1:
+            raise ValueError("max_batch and in_flight must be at least 1")
+        self._fetch = fetch
+        self._max_batch = max_batch
+        self._in_flight_max = in_flight
+        self._in_flight = 0
+        self._waiting: list[tuple[K, asyncio.Future[V]]] = []
+        self._tasks: set[asyncio.Task] = set()
+        self._closed = False
+        self.batches = 0  # fetches made, for tests and benchmarks
+        self.calls = 0
+
+    async def get(self, key: K) -> V:
+        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        if self._closed:
+            raise RuntimeError("coalescer closed")
+        self._waiting.append((key, future))
+        self.calls += 1
+        if self._in_flight < self._in_flight_max:
+            self._send()
+        return await future
+
+    def _send(self) -> None:
+        batch = self._waiting[: self._max_batch]
+        del self._waiting[: self._max_batch]
+        self._in_flight += 1
+        self.batches += 1
+        # Its own task: a caller that is cancelled must not cancel the others' fetch.
+        task = asyncio.get_running_loop().create_task(self._run(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, batch: list[tuple[K, asyncio.Future[V]]]) -> None:
+        try:
+            results = await self._fetch([key for key, _ in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"fetch returned {len(results)} results for {len(batch)} keys")
+        except Exception as exc:  # handed to every caller of the batch, none lost
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+        except BaseException:  # cancelled: shutting down
+            for _, future in batch:
+                future.cancel()
+            raise
+        else:
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+        finally:
+            self._in_flight -= 1
+            if self._closed:
+                for _, future in self._waiting:
+                    future.cancel()
+                self._waiting.clear()
+            elif self._waiting:
+                self._send()
+
+    async def close(self) -> None:
+        """Cancel the fetches in flight (their callers get CancelledError)."""
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
