@@ -77,6 +77,9 @@ LEFT JOIN LATERAL (
 ORDER BY asked.n
 """
 STATUS_BATCH = 128  # bookings per read: a few ms of PostgreSQL at most
+# Reads in flight per process: more than one, so a read that waits on the disk (a booking
+# long out of PostgreSQL's cache) does not hold up every other.
+STATUS_READS_IN_FLIGHT = 2
 
 
 @dataclass(frozen=True)
@@ -305,7 +308,7 @@ def status_reads(pool: asyncpg.Pool) -> StatusReads:
                                     [customer for _, customer in keys])
         return [row if row["status"] is not None else None for row in rows]
 
-    return Coalescer(fetch, max_batch=STATUS_BATCH)
+    return Coalescer(fetch, max_batch=STATUS_BATCH, in_flight=STATUS_READS_IN_FLIGHT)
 
 
 async def payment_status(
