@@ -22,6 +22,7 @@ from gateway.routes import (
     setup_routes,
 )
 from gateway.shared_limits import SharedRateLimiter
+from gateway.status_batch import status_batcher
 from gateway.upstream import Upstream, UpstreamError, UpstreamPool
 from shared import local_sockets, metrics, readiness
 from shared.settings import Settings
@@ -68,7 +69,13 @@ async def upstream_pools_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.LANE_POOLS] = {lane: UpstreamPool(n, RETURNED_RESPONSE_HEADERS)
                             for lane, n in sizes.items()}
     app[keys.PROBE_POOL] = UpstreamPool(10, ())
+    if settings.gateway_status_batch:
+        app[keys.STATUS_BATCHER] = status_batcher(
+            app[keys.LANE_POOLS][PAYMENT_STATUS], app[keys.UPSTREAMS]["order_service_url"],
+            settings.gateway_upstream_timeout_seconds)
     yield
+    if settings.gateway_status_batch:
+        await app[keys.STATUS_BATCHER].close()
     for pool in (*app[keys.LANE_POOLS].values(), app[keys.PROBE_POOL]):
         await pool.close()
 

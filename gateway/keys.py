@@ -6,7 +6,8 @@ from aiohttp import web
 
 from gateway.client_ip import IPNetwork
 from gateway.ratelimit import Limiter
-from gateway.upstream import Upstream, UpstreamPool
+from gateway.upstream import Answer, Upstream, UpstreamPool
+from shared.coalesce import Coalescer
 from shared.settings import Settings
 
 SETTINGS = web.AppKey("gateway_settings", Settings)
@@ -16,6 +17,8 @@ LANE_POOLS = web.AppKey("gateway_lane_pools", dict[str, UpstreamPool])
 PROBE_POOL = web.AppKey("gateway_probe_pool", UpstreamPool)  # the readiness checks'
 # Settings field of a service's base URL -> where it listens (its URL or its sockets)
 UPSTREAMS = web.AppKey("gateway_upstreams", dict[str, Upstream])
+# payment-status requests in flight, many per call to order_service (gateway/status_batch.py)
+STATUS_BATCHER = web.AppKey("gateway_status_batcher", Coalescer[tuple[str, str | None], Answer])
 LIMITER = web.AppKey("gateway_rate_limiter", Limiter)
 TRUSTED_PROXIES = web.AppKey("gateway_trusted_proxies", tuple[IPNetwork, ...])
 

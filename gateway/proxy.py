@@ -14,7 +14,14 @@ from gateway.errors import (
     GatewayError,
     json_error,
 )
-from gateway.upstream import Disconnected, NotSent, Upstream, UpstreamPool, UpstreamTimeout
+from gateway.upstream import (
+    Answer,
+    Disconnected,
+    NotSent,
+    Upstream,
+    UpstreamPool,
+    UpstreamTimeout,
+)
 
 # Only these client headers reach a service; everything else (cookies, Host, a forged
 # X-A6-Customer-Id) is dropped by construction rather than by a deny-list.
@@ -64,9 +71,17 @@ async def forward(
     body: bytes,
     timeout_seconds: float,
 ) -> web.Response:
-    """Send the request; 503 if the service cannot be reached, 504 if it is too slow."""
+    """Send the request and hand its answer back."""
+    return response_of(await send(pool, upstream, method, target, headers, body,
+                                  timeout_seconds))
+
+
+async def send(pool: UpstreamPool, upstream: Upstream, method: str, target: str,
+               headers: Iterable[tuple[str, str]], body: bytes,
+               timeout_seconds: float) -> Answer:
+    """The service's answer; 503 if the service cannot be reached, 504 if it is too slow."""
     try:
-        answer = await pool.request(upstream, method, target, headers, body, timeout_seconds)
+        return await pool.request(upstream, method, target, headers, body, timeout_seconds)
     except NotSent:
         # Never reached the service, so it cannot have acted: "unavailable", safe to retry.
         raise GatewayError(503, UNAVAILABLE) from None
@@ -76,6 +91,10 @@ async def forward(
         raise GatewayError(503, UNAVAILABLE) from None
     except ValueError:  # a header value with a line break: never written
         raise GatewayError(400, BAD_HEADER) from None
+
+
+def response_of(answer: Answer) -> web.Response:
+    """The service's answer for the client, but never a crashed service's own error page."""
     returned = {name: answer.headers[key] for name, key in _RETURNED if key in answer.headers}
     if answer.status >= 500 and not returned.get("Content-Type", "").startswith(
             "application/json"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from dataclasses import dataclass, replace
@@ -298,30 +299,36 @@ StatusKey = tuple[int, int | None]  # (booking, the customer it must belong to, 
 StatusReads = Coalescer[StatusKey, asyncpg.Record | None]
 
 
+async def read_statuses(pool: asyncpg.Pool,
+                        keys: list[StatusKey]) -> list[asyncpg.Record | None]:
+    """Each key's payment as payment-status shows it (None: none), in one query."""
+    async with pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+        rows = await conn.fetch(PAYMENT_STATUSES, [booking for booking, _ in keys],
+                                [customer for _, customer in keys])
+    return [row if row["status"] is not None else None for row in rows]
+
+
 def status_reads(pool: asyncpg.Pool) -> StatusReads:
     """payment-status reads that run at the same time share one query (shared/coalesce.py):
     under load a read costs PostgreSQL and this process a fraction of a round trip."""
-
-    async def fetch(keys: list[StatusKey]) -> list[asyncpg.Record | None]:
-        async with pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
-            rows = await conn.fetch(PAYMENT_STATUSES, [booking for booking, _ in keys],
-                                    [customer for _, customer in keys])
-        return [row if row["status"] is not None else None for row in rows]
-
-    return Coalescer(fetch, max_batch=STATUS_BATCH, in_flight=STATUS_READS_IN_FLIGHT)
+    return Coalescer(functools.partial(read_statuses, pool), max_batch=STATUS_BATCH,
+                     in_flight=STATUS_READS_IN_FLIGHT)
 
 
-async def payment_status(
-    reads: StatusReads, booking_id: int, customer_id: int | None = None
-) -> dict:
-    """The seed's {status, paid, razorpay_payment_id}; `customer_id` limits it to its owner."""
-    row = await reads.get((booking_id, customer_id))
+def status_of(row: asyncpg.Record | None) -> dict:
+    """The seed's {status, paid, razorpay_payment_id}, or 404 when there is no payment."""
     if row is None:
         raise HttpError(PAYMENT_NOT_FOUND, 404)
-    status = PaymentStatus(row["status"])
-    public = public_status(status, row["refunded"])
+    public = public_status(PaymentStatus(row["status"]), row["refunded"])
     return {
         "status": public,
         "paid": public == "paid",
         "razorpay_payment_id": row["razorpay_payment_id"],
     }
+
+
+async def payment_status(
+    reads: StatusReads, booking_id: int, customer_id: int | None = None
+) -> dict:
+    """payment-status for one booking; `customer_id` limits it to its owner."""
+    return status_of(await reads.get((booking_id, customer_id)))

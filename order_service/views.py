@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from aiohttp import web
@@ -9,10 +10,11 @@ from aiohttp import web
 from order_service import handlers
 from order_service.keys import CREATE_POOL, STATUS_READS
 from order_service.schemas import CREATE_ORDER_FIELDS, MISSING_CREATE_ORDER, CreateOrderBody
-from shared.http import HttpError, authenticated_customer, read_json_object
+from shared import status_batch
+from shared.http import HttpError, authenticated_customer, customer_from, read_json_object
 from shared.money import paise_to_rupees
 from shared.schemas import parse
-from shared.service import RAZORPAY, SETTINGS
+from shared.service import POOL, RAZORPAY, SETTINGS
 
 
 async def create_order(request: web.Request) -> web.Response:
@@ -45,12 +47,41 @@ async def create_order(request: web.Request) -> web.Response:
     )
 
 
-async def payment_status(request: web.Request) -> web.Response:
-    raw = request.match_info["booking_id"]
+def booking_id_from(raw: str) -> int:
     # length first: int() of thousands of digits is slow, and refused past 4300 digits
     if len(raw) > 19 or not raw.isascii() or not raw.isdigit() or not 0 < int(raw) < 2**63:
         raise HttpError("Invalid booking_id: must be a positive integer", 400)
+    return int(raw)
+
+
+async def payment_status(request: web.Request) -> web.Response:
     status = await handlers.payment_status(
-        request.app[STATUS_READS], int(raw), authenticated_customer(request)
+        request.app[STATUS_READS], booking_id_from(request.match_info["booking_id"]),
+        authenticated_customer(request)
     )
     return web.json_response(status)
+
+
+async def payment_statuses(request: web.Request) -> web.Response:
+    """The gateway's batch of payment-status reads (shared/status_batch.py): one query for
+    all, and per read what the public route would have answered."""
+    reads = (await read_json_object(request)).get("reads")
+    if not isinstance(reads, list) or not 0 < len(reads) <= status_batch.MAX_READS or not all(
+            isinstance(read, list) and len(read) == 2 and isinstance(read[0], str)
+            for read in reads):
+        raise HttpError("reads: a list of [booking_id, customer_id] pairs", 400)
+    answers: list = [None] * len(reads)
+    keys, asked = [], []
+    for n, (raw, customer) in enumerate(reads):
+        try:
+            keys.append((booking_id_from(raw), customer_from(customer)))
+            asked.append(n)
+        except HttpError as exc:
+            answers[n] = [exc.status, json.dumps({"message": exc.message})]
+    rows = await handlers.read_statuses(request.app[POOL], keys) if keys else []
+    for n, row in zip(asked, rows, strict=True):
+        try:
+            answers[n] = [200, json.dumps(handlers.status_of(row))]
+        except HttpError as exc:
+            answers[n] = [exc.status, json.dumps({"message": exc.message})]
+    return web.json_response({"answers": answers})

@@ -47,8 +47,12 @@ CUSTOMER_HEADER = "X-A6-Customer-Id"  # set only by the gateway, when customer a
 
 def authenticated_customer(request: web.Request) -> int | None:
     """The customer the gateway authenticated, or None when auth is off."""
-    value = request.headers.get(CUSTOMER_HEADER, "")
-    ok = 0 < len(value) <= 19 and value.isascii() and value.isdigit()
+    return customer_from(request.headers.get(CUSTOMER_HEADER))
+
+
+def customer_from(value: object) -> int | None:
+    """A customer id as the gateway passes it (digits), else None."""
+    ok = isinstance(value, str) and 0 < len(value) <= 19 and value.isascii() and value.isdigit()
     return int(value) if ok else None
 
 

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     gateway_lane_connections: int = Field(default=100, ge=1)
     gateway_webhook_connections: int = Field(default=100, ge=1)
     gateway_body_read_timeout_seconds: float = 30.0
+    # payment-status requests in flight share calls to order_service (gateway/status_batch.py).
+    # Off: one call each, e.g. while order_service runs a version without the batch route.
+    gateway_status_batch: bool = True
     rate_limit_max_clients: int = 100_000
     rate_limit_create_order: int = 100
     rate_limit_verify_payment: int = 100

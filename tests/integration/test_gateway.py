@@ -81,6 +81,10 @@ async def start_gateway(upstreams):
             "webhook_service_url": upstreams["webhook"],
             "auth_jwt_secret": "",
             "gateway_trusted_proxies": "",
+            # The echo doubles answer the public paths: payment-status goes one call each
+            # here. Batched, it is tested against the real order_service
+            # (tests/e2e/test_status_batch.py) and by every e2e test that reads a status.
+            "gateway_status_batch": False,
         } | overrides
         server = TestServer(create_app(load_settings(**values)), host="127.0.0.1")
         await server.start_server()

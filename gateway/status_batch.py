@@ -1,0 +1,41 @@
+"""payment-status requests in flight share one call to order_service.
+
+A status request is the hottest call the frontend makes (it polls), and each one cost a
+whole HTTP exchange with order_service: half the CPU of the request, for one indexed read.
+So the gateway coalesces them (shared/coalesce.py): while a call is in flight, the status
+requests that arrive wait, and the next call carries them all (shared/status_batch.py).
+Every request is still authenticated and rate limited on its own before it waits, and gets
+exactly the status and body the public route would have given it; a call that fails (the
+service away or too slow) gives each of its requests the answer a single one would have.
+"""
+
+from __future__ import annotations
+
+import json
+
+from gateway.middlewares import request_id_from
+from gateway.proxy import send
+from gateway.upstream import Answer, Upstream, UpstreamPool
+from shared import status_batch
+from shared.coalesce import Coalescer
+from shared.deadline import DEADLINE_HEADER, deadline_header
+
+StatusRead = tuple[str, str | None]  # (the booking id as sent, the authenticated customer)
+IN_FLIGHT = 2  # calls per gateway process: one slow read does not hold up every other
+_JSON = {"content-type": "application/json; charset=utf-8"}
+
+
+def status_batcher(pool: UpstreamPool, upstream: Upstream,
+                   timeout_seconds: float) -> Coalescer[StatusRead, Answer]:
+    async def fetch(reads: list[StatusRead]) -> list[Answer]:
+        headers = [("Content-Type", "application/json"), ("X-Request-Id", request_id_from(None)),
+                   (DEADLINE_HEADER, deadline_header(timeout_seconds))]
+        body = json.dumps({"reads": reads}).encode()
+        answer = await send(pool, upstream, "POST", status_batch.PATH, headers, body,
+                            timeout_seconds)
+        if answer.status != 200:  # the service's own 503/504: every read's answer
+            return [answer] * len(reads)
+        return [Answer(status, "", _JSON, text.encode())
+                for status, text in json.loads(answer.body)["answers"]]
+
+    return Coalescer(fetch, max_batch=status_batch.MAX_READS, in_flight=IN_FLIGHT)
