@@ -65,3 +65,9 @@ async def test_every_request_of_a_call_gets_the_services_failure(stack, http, po
         assert {(status, body["message"]) for status, body, _ in got} == {(503, UNAVAILABLE)}
     finally:
         stack.start("order_service")
+
+
+async def test_the_gateway_does_not_expose_the_batch_route(stack, http):
+    status, answer, _ = await call(http, "POST", f"{stack.gateway}{status_batch.PATH}",
+                                   json={"reads": [["1", None]]})
+    assert (status, answer) == (404, {"message": "Not found"})
