@@ -99,9 +99,6 @@ class Bench:
             await seed.open_orders(conn, PGBENCH_ORDERS, f"{tag}p", f"order_P{tag}_")
             checkout = await seed.pending_bookings(conn, CHECKOUT_BOOKINGS, f"{tag}c")
             await conn.execute("ANALYZE")
-            # The seeding's (and the history's) dirty pages written out now: a checkpoint
-            # their WAL would otherwise start lands in the middle of a measured phase.
-            await conn.execute("CHECKPOINT")
             result.bookings_in_db = await conn.fetchval("SELECT count(*) FROM bookings")
         self.say(f"{label}: seeded; {result.bookings_in_db} bookings in the database")
 
