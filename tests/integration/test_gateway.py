@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import time
 
@@ -20,6 +21,7 @@ from aiohttp.test_utils import TestServer, unused_port
 from yarl import URL
 
 from gateway.app import create_app
+from shared import status_batch
 from shared.settings import load_settings
 
 JWT_SECRET = "integration-jwt-secret-" + "0123456789abcdef" * 3
@@ -591,3 +593,79 @@ async def test_checkout_landing_pages_escape_what_they_show(gw, http):
     assert "<script>x" not in text and "&lt;script&gt;x" in text
     async with http.get(f"{gw}/payment/success", params={"booking_id": "42"}) as r:
         assert "Booking 42 is paid" in await r.text()
+
+
+# --- payment-status calls shared (GATEWAY_STATUS_BATCH, on by default) ------------------
+
+
+def make_status_batch_double(calls: list) -> web.Application:
+    """order_service's batch route: answers each read with what it was asked; a read of
+    "slow" makes the whole call slow, "crash" makes it a crashed service's HTML page."""
+
+    async def batch(request: web.Request) -> web.Response:
+        reads = (await request.json())["reads"]
+        calls.append(reads)
+        asked = {raw for raw, _ in reads}
+        if "slow" in asked:
+            await asyncio.sleep(1.0)
+        if "crash" in asked:
+            return web.Response(status=500, text="<html>Traceback</html>",
+                                content_type="text/html")
+        return web.json_response({"answers": [
+            [404 if raw == "404" else 200, json.dumps({"read": raw, "customer": customer})]
+            for raw, customer in reads]})
+
+    app = web.Application()
+    app.router.add_post(status_batch.PATH, batch)
+    return app
+
+
+@pytest_asyncio.fixture
+async def batching_gateway(start_gateway):
+    """`await batching_gateway(**settings)` -> (gateway URL, the calls the double got)."""
+    calls: list = []
+    double = TestServer(make_status_batch_double(calls), host="127.0.0.1")
+    await double.start_server()
+
+    async def start(**overrides):
+        url = await start_gateway(order_service_url=str(double.make_url("")).rstrip("/"),
+                                  gateway_status_batch=True, **overrides)
+        return url, calls
+
+    yield start
+    await double.close()
+
+
+async def test_status_requests_share_calls_and_each_gets_its_own_answer(http, batching_gateway):
+    gw, calls = await batching_gateway(auth_jwt_secret=JWT_SECRET)
+    asked = [str(n) for n in range(30)] + ["404"]
+    answers = await asyncio.gather(*(
+        call(http, "GET", f"{gw}/api/razorpay/payment-status/{raw}", headers=bearer("45"))
+        for raw in asked))
+    for raw, (resp, body) in zip(asked, answers, strict=True):
+        assert resp.status == (404 if raw == "404" else 200)
+        assert resp.headers["Content-Type"].startswith("application/json")
+        assert resp.headers["X-Request-Id"]
+        assert json.loads(body) == {"read": raw, "customer": "45"}  # the token's customer
+    assert sorted(raw for reads in calls for raw, _ in reads) == sorted(asked)
+    assert len(calls) < len(asked)
+
+
+async def test_a_failed_call_gives_each_of_its_requests_a_json_error(http, batching_gateway):
+    gw, _ = await batching_gateway()
+    resp, _ = await call(http, "GET", f"{gw}/api/razorpay/payment-status/crash")
+    assert resp.status == 500
+    assert await resp.json() == {"message": "Internal server error"}
+
+
+async def test_a_slow_call_is_504_for_its_requests(http, batching_gateway):
+    gw, _ = await batching_gateway(gateway_upstream_timeout_seconds=0.2)
+    started = time.monotonic()
+    # two slow calls in flight; "7" waits for one of them past its own deadline
+    answers = await asyncio.gather(*(
+        call(http, "GET", f"{gw}/api/razorpay/payment-status/{raw}")
+        for raw in ("slow", "slow", "7")))
+    assert [resp.status for resp, _ in answers] == [504, 504, 504]
+    assert {json.loads(body)["message"] for _, body in answers} == {
+        "Upstream service timed out"}
+    assert time.monotonic() - started < 0.9
