@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -11,20 +10,9 @@ from gateway import keys, pages
 from gateway.auth import AuthError, authenticate, body_customer_matches
 from gateway.body import read_body, reject_declared_oversize
 from gateway.client_ip import rate_limit_key
-from gateway.errors import (
-    FORBIDDEN,
-    UPSTREAM_TIMEOUT,
-    GatewayError,
-    json_error,
-    too_many_requests,
-)
-from gateway.proxy import (
-    ADMIN_HEADERS,
-    forward,
-    response_of,
-    upstream_headers,
-    upstream_target,
-)
+from gateway.errors import FORBIDDEN, GatewayError, json_error, too_many_requests
+from gateway.proxy import ADMIN_HEADERS, forward, upstream_headers, upstream_target
+from gateway.status_batch import read_status
 from shared import metrics
 from shared.deadline import DEADLINE_HEADER, deadline_header
 from shared.settings import Settings
@@ -108,14 +96,7 @@ def make_proxy_handler(route: Route):
                 return json_error(403, FORBIDDEN)
         timeout = settings.gateway_upstream_timeout_seconds
         if route.name == "payment_status" and settings.gateway_status_batch:
-            # it shares a call to order_service with the others in flight (status_batch.py)
-            try:
-                async with asyncio.timeout(timeout):
-                    answer = await request.app[keys.STATUS_BATCHER].get(
-                        (request.match_info["booking_id"], customer_id))
-            except TimeoutError:
-                raise GatewayError(504, UPSTREAM_TIMEOUT) from None
-            return response_of(answer)
+            return await read_status(request, customer_id, timeout)  # shares a call
         headers = upstream_headers(request.headers, request[keys.REQUEST_ID], customer_id,
                                    ADMIN_HEADERS if route.admin else ())
         # The service stops working on the request when we stop waiting for it.

@@ -11,17 +11,21 @@ service away or too slow) gives each of its requests the answer a single one wou
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+from aiohttp import web
+
+from gateway import keys
+from gateway.errors import UPSTREAM_TIMEOUT, GatewayError
 from gateway.middlewares import request_id_from
-from gateway.proxy import send
+from gateway.proxy import response_of, send
 from gateway.upstream import Answer, Upstream, UpstreamPool
 from shared import status_batch
 from shared.coalesce import Coalescer
 from shared.deadline import DEADLINE_HEADER, deadline_header
 
 StatusRead = tuple[str, str | None]  # (the booking id as sent, the authenticated customer)
-IN_FLIGHT = 2  # calls per gateway process: one slow read does not hold up every other
 _JSON = {"content-type": "application/json; charset=utf-8"}
 
 
@@ -38,4 +42,18 @@ def status_batcher(pool: UpstreamPool, upstream: Upstream,
         return [Answer(status, "", _JSON, text.encode())
                 for status, text in json.loads(answer.body)["answers"]]
 
-    return Coalescer(fetch, max_batch=status_batch.MAX_READS, in_flight=IN_FLIGHT)
+    return Coalescer(fetch, max_batch=status_batch.MAX_READS,
+                     in_flight=status_batch.IN_FLIGHT)
+
+
+async def read_status(request: web.Request, customer_id: str | None,
+                      timeout_seconds: float) -> web.Response:
+    """This request's answer, from the next call to order_service; 504 if the calls ahead
+    of it and its own take longer than the gateway waits."""
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            answer = await request.app[keys.STATUS_BATCHER].get(
+                (request.match_info["booking_id"], customer_id))
+    except TimeoutError:
+        raise GatewayError(504, UPSTREAM_TIMEOUT) from None
+    return response_of(answer)

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import asyncpg
 
+from shared import status_batch
 from shared.coalesce import Coalescer
 from shared.events import OrderCreated
 from shared.http import HttpError
@@ -77,10 +78,6 @@ LEFT JOIN LATERAL (
 ) p ON true
 ORDER BY asked.n
 """
-STATUS_BATCH = 128  # bookings per read: a few ms of PostgreSQL at most
-# Reads in flight per process: more than one, so a read that waits on the disk (a booking
-# long out of PostgreSQL's cache) does not hold up every other.
-STATUS_READS_IN_FLIGHT = 2
 
 
 @dataclass(frozen=True)
@@ -311,8 +308,8 @@ async def read_statuses(pool: asyncpg.Pool,
 def status_reads(pool: asyncpg.Pool) -> StatusReads:
     """payment-status reads that run at the same time share one query (shared/coalesce.py):
     under load a read costs PostgreSQL and this process a fraction of a round trip."""
-    return Coalescer(functools.partial(read_statuses, pool), max_batch=STATUS_BATCH,
-                     in_flight=STATUS_READS_IN_FLIGHT)
+    return Coalescer(functools.partial(read_statuses, pool), max_batch=status_batch.MAX_READS,
+                     in_flight=status_batch.IN_FLIGHT)
 
 
 def status_of(row: asyncpg.Record | None) -> dict:

@@ -77,11 +77,16 @@ async def payment_statuses(request: web.Request) -> web.Response:
             keys.append((booking_id_from(raw), customer_from(customer)))
             asked.append(n)
         except HttpError as exc:
-            answers[n] = [exc.status, json.dumps({"message": exc.message})]
+            answers[n] = _answer_of(exc)
     rows = await handlers.read_statuses(request.app[POOL], keys) if keys else []
     for n, row in zip(asked, rows, strict=True):
         try:
             answers[n] = [200, json.dumps(handlers.status_of(row))]
         except HttpError as exc:
-            answers[n] = [exc.status, json.dumps({"message": exc.message})]
+            answers[n] = _answer_of(exc)
     return web.json_response({"answers": answers})
+
+
+def _answer_of(refusal: HttpError) -> list:
+    """[status, body] as the public route's error middleware would have answered."""
+    return [refusal.status, json.dumps({"message": refusal.message})]

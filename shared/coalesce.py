@@ -42,15 +42,12 @@ class Coalescer(Generic[K, V]):
         self._waiting: list[tuple[K, asyncio.Future[V]]] = []
         self._tasks: set[asyncio.Task] = set()
         self._closed = False
-        self.batches = 0  # fetches made, for tests and benchmarks
-        self.calls = 0
 
     async def get(self, key: K) -> V:
         future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
         if self._closed:
             raise RuntimeError("coalescer closed")
         self._waiting.append((key, future))
-        self.calls += 1
         if self._in_flight < self._in_flight_max:
             self._send()
         return await future
@@ -59,7 +56,6 @@ class Coalescer(Generic[K, V]):
         batch = self._waiting[: self._max_batch]
         del self._waiting[: self._max_batch]
         self._in_flight += 1
-        self.batches += 1
         # Its own task: a caller that is cancelled must not cancel the others' fetch.
         task = asyncio.get_running_loop().create_task(self._run(batch))
         self._tasks.add(task)

@@ -14,4 +14,7 @@ public route does); customer_id is what the gateway would pass in X-A6-Customer-
 from __future__ import annotations
 
 PATH = "/internal/payment-statuses"
-MAX_READS = 128  # per call: a few ms of order_service and PostgreSQL at most
+MAX_READS = 128  # per call, and per query: a few ms of order_service and PostgreSQL at most
+# Calls (the gateway's) and queries (order_service's) in flight per process: more than one,
+# so one that waits on the disk (a booking long out of PostgreSQL's cache) holds up no other.
+IN_FLIGHT = 2

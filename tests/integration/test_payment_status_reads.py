@@ -10,6 +10,8 @@ import pytest
 
 from ops.factories import make_booking
 from order_service import handlers as orders
+from shared import status_batch
+from shared.coalesce import Coalescer
 from shared.http import DB_ERRORS, HttpError
 
 _orders = itertools.count(1)
@@ -42,14 +44,13 @@ async def test_one_batch_answers_every_caller_with_its_own_booking(pool):
     await add_payment(pool, nothing, "failed")
 
     batches = []
-    reads = orders.status_reads(pool)
-    fetch = reads._fetch
 
     async def recording_fetch(keys):
         batches.append(keys)
-        return await fetch(keys)
+        return await orders.read_statuses(pool, keys)
 
-    reads._fetch = recording_fetch
+    reads = Coalescer(recording_fetch, max_batch=status_batch.MAX_READS,
+                      in_flight=status_batch.IN_FLIGHT)
     wanted = [
         (pending["booking_id"], None),
         (retried["booking_id"], retried["customer_id"]),
@@ -71,7 +72,7 @@ async def test_one_batch_answers_every_caller_with_its_own_booking(pool):
     ]
     # the first reads went alone (as many as may be in flight), the rest waited and went
     # together
-    first = orders.STATUS_READS_IN_FLIGHT
+    first = status_batch.IN_FLIGHT
     assert batches == [*([key] for key in wanted[:first]), wanted[first:]]
 
 
