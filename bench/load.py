@@ -48,7 +48,7 @@ DRAIN_LIMIT = 30  # longest wait for the notifier to catch up after a phase
 MAIL_DRAIN_LIMIT = 90  # longest wait for a phase's confirmation mails to be sent
 CONNECTIONS = 64
 CHECKOUT_CONCURRENCY = 16
-INGEST_ORDERS = 20_000  # more than wrk can send in INGEST_SECONDS: every body is a new order
+INGEST_ORDERS = 30_000  # more than wrk can send in INGEST_SECONDS: every body is a new order
 PGBENCH_ORDERS = 40_000
 CHECKOUT_BOOKINGS = 4_000
 # The load is the point: the gateway's per-client limits would answer most of it with 429.
@@ -69,7 +69,8 @@ class SetResult:
     status_gateway: wrk.WrkResult | None = None
     status_direct: wrk.WrkResult | None = None
     ceiling: wrk.WrkResult | None = None
-    ingest: dict = field(default_factory=dict)
+    ingest: dict = field(default_factory=dict)  # the whole pipeline at once
+    ingest_alone: dict = field(default_factory=dict)  # the notifier stopped, then draining
     steady: dict = field(default_factory=dict)
     pgbench: dict = field(default_factory=dict)
     checkout: dict = field(default_factory=dict)
@@ -94,6 +95,7 @@ class Bench:
         tag = label[0]
         async with self.pool.acquire() as conn:
             ingest = await seed.open_orders(conn, INGEST_ORDERS, f"{tag}i", f"order_I{tag}_")
+            alone = await seed.open_orders(conn, INGEST_ORDERS, f"{tag}a", f"order_A{tag}_")
             steady = await seed.open_orders(conn, STEADY_RATE * STEADY_SECONDS, f"{tag}s",
                                             f"order_S{tag}_")
             await seed.open_orders(conn, PGBENCH_ORDERS, f"{tag}p", f"order_P{tag}_")
@@ -102,7 +104,8 @@ class Bench:
             result.bookings_in_db = await conn.fetchval("SELECT count(*) FROM bookings")
         self.say(f"{label}: seeded; {result.bookings_in_db} bookings in the database")
 
-        result.ingest = await self.webhook_burst(ingest, tag)
+        result.ingest_alone = await self.webhook_burst(alone, f"{tag}a", notifier=False)
+        result.ingest = await self.webhook_burst(ingest, f"{tag}i")
         result.steady = await self.webhook_steady(steady, tag)
         result.pgbench = await self.pgbench_limit(f"order_P{tag}_")
         result.checkout, result.cpu_ms = await self.checkout(checkout)
@@ -220,12 +223,20 @@ class Bench:
 
     # --- webhook ingest -----------------------------------------------------------------
 
-    async def webhook_burst(self, orders: list[dict], tag: str) -> dict:
+    async def webhook_burst(self, orders: list[dict], tag: str, *, notifier: bool = True
+                            ) -> dict:
+        """`notifier=False`: the notifier is stopped while wrk runs, as it has nothing to do
+        while pgbench runs (its events go to a queue that drops them): the ingest path
+        alone on the machine. Then it starts and drains the burst's backlog alone."""
         bodies = self.workdir / f"ingest-{tag}.tsv"
-        seed.write_deliveries(bodies, orders, f"{tag}i")
+        seed.write_deliveries(bodies, orders, tag)
+        if not notifier:
+            self.stack.stop("notifier")
         figures = wrk.run(self.stack.gateway, "webhook.lua", seconds=INGEST_SECONDS,
                           connections=CONNECTIONS, env={"BENCH_BODIES": str(bodies)})
-        keys = [f"id:evt_{tag}i{o['booking_id']}" for o in orders]
+        if not notifier:
+            self.stack.start("notifier")
+        keys = [f"id:evt_{tag}{o['booking_id']}" for o in orders]
         applied = await self.pool.fetchval(
             "SELECT count(*) FROM webhook_events WHERE event_key = ANY($1) AND outcome = 'applied'",
             keys)
@@ -236,13 +247,16 @@ class Bench:
         mails_s = await self.wait_mails_sent(ids)
         times = await self.pool.fetchrow(
             "SELECT min(w.received_at) AS first_received, max(w.received_at) AS last_received,"
-            " max(b.confirmed_at) AS last_confirmed, count(b.confirmed_at) AS confirmed"
+            " min(b.confirmed_at) AS first_confirmed, max(b.confirmed_at) AS last_confirmed,"
+            " count(b.confirmed_at) AS confirmed"
             " FROM webhook_events w JOIN payments p ON p.razorpay_order_id = w.razorpay_order_id"
             " JOIN bookings b ON b.id = p.booking_id"
             " WHERE w.event_key = ANY($1) AND w.outcome = 'applied'", keys)
         received_span = _seconds(times["last_received"] - times["first_received"])
         confirm_span = _seconds((times["last_confirmed"] or times["last_received"])
                                 - times["first_received"])
+        drain_span = _seconds((times["last_confirmed"] or times["last_received"])
+                              - (times["first_confirmed"] or times["last_received"]))
         out = {
             "seconds": INGEST_SECONDS, "sent": figures.requests, "applied": applied,
             "duplicates": max(0, figures.requests - len(orders)),
@@ -250,13 +264,20 @@ class Bench:
             "rate": applied / figures.seconds, "p99_ms": figures.p99_ms,
             "confirmed": times["confirmed"],
             "confirm_rate": times["confirmed"] / confirm_span if confirm_span else 0.0,
+            # first confirmation to last: with the notifier stopped, its rate alone
+            "drain_rate": times["confirmed"] / drain_span if drain_span else 0.0,
             "ingest_rate_db": applied / received_span if received_span else 0.0,
             "drain_s": confirm_span - received_span,
             "mails_drain_s": mails_s,
         }
-        self.say(f"webhook burst: {figures.requests} sent, {out['non_2xx']} failed;"
-                 f" {out['rate']:.0f}/s applied ({applied}),"
-                 f" notifier {out['confirm_rate']:.0f}/s, drained {out['drain_s']:.1f}s after")
+        if notifier:
+            self.say(f"webhook burst: {figures.requests} sent, {out['non_2xx']} failed;"
+                     f" {out['rate']:.0f}/s applied ({applied}),"
+                     f" notifier {out['confirm_rate']:.0f}/s, drained {out['drain_s']:.1f}s after")
+        else:
+            self.say(f"webhook burst, notifier stopped: {figures.requests} sent,"
+                     f" {out['non_2xx']} failed; {out['rate']:.0f}/s applied ({applied});"
+                     f" then the notifier alone drained it at {out['drain_rate']:.0f}/s")
         return out
 
     async def webhook_steady(self, orders: list[dict], tag: str) -> dict:

@@ -72,7 +72,9 @@ def rows(empty, full, rss: dict) -> list[tuple[str, str, str, str, str]]:
                 "(info)"))
     out.append(("CPU per request of the ceiling app, µs", cpu(empty, "ceiling", ("ceiling",)),
                 cpu(full, "ceiling", ("ceiling",)), "", "(info)"))
-    line("webhook ingest at saturation, applied/s", empty.ingest["rate"], full.ingest["rate"])
+    alone_e, alone_h = empty.ingest_alone, full.ingest_alone
+    line("webhook ingest, notifier stopped (as during pgbench), applied/s", alone_e["rate"],
+         alone_h["rate"])
     line("pgbench: webhook's transaction, 1 client, tx/s", empty.pgbench["c1"],
          full.pgbench["c1"], target="(reference)", ratio=False)
     line("pgbench: webhook's transaction, 8 clients, tx/s", empty.pgbench["c8"],
@@ -80,11 +82,22 @@ def rows(empty, full, rss: dict) -> list[tuple[str, str, str, str, str]]:
     out.append(("pgbench scaling, 8 clients / 1",
                 _fmt(_ratio(empty.pgbench["c8"], empty.pgbench["c1"]), 2),
                 _fmt(_ratio(full.pgbench["c8"], full.pgbench["c1"]), 2), "", "scales: > 1"))
-    pair("webhook ingest / pgbench (8 clients)", _ratio(empty.ingest["rate"], empty.pgbench["c8"]),
-         _ratio(full.ingest["rate"], full.pgbench["c8"]), "webhook_pgbench")
-    line("notifier confirmations during the burst, /s", empty.ingest["confirm_rate"],
+    pair("webhook ingest (notifier stopped) / pgbench (8 clients)",
+         _ratio(alone_e["rate"], empty.pgbench["c8"]), _ratio(alone_h["rate"], full.pgbench["c8"]),
+         "webhook_pgbench")
+    line("then the notifier alone drains that burst, confirmations/s", alone_e["drain_rate"],
+         alone_h["drain_rate"], target="(info)", ratio=False)
+    pair("notifier alone / ingest alone (the two stages on separate machines)",
+         _ratio(alone_e["drain_rate"], alone_e["ingest_rate_db"]),
+         _ratio(alone_h["drain_rate"], alone_h["ingest_rate_db"]), "notifier_ingest")
+    line("webhook ingest, whole pipeline on this machine at once, applied/s",
+         empty.ingest["rate"], full.ingest["rate"])
+    out.append(("  that / pgbench (8 clients)",
+                _fmt(_ratio(empty.ingest["rate"], empty.pgbench["c8"]), 2),
+                _fmt(_ratio(full.ingest["rate"], full.pgbench["c8"]), 2), "", "(info)"))
+    line("notifier confirmations during that burst, /s", empty.ingest["confirm_rate"],
          full.ingest["confirm_rate"], target="(see next)", ratio=False)
-    pair("notifier confirm rate / ingest rate",
+    pair("notifier confirm rate / ingest rate, at once",
          _ratio(empty.ingest["confirm_rate"], empty.ingest["ingest_rate_db"]),
          _ratio(full.ingest["confirm_rate"], full.ingest["ingest_rate_db"]), "notifier_ingest")
     line("burst drained, s after the last delivery", empty.ingest["drain_s"],
@@ -176,7 +189,7 @@ def plot(empty, full, path: Path) -> bool:
     names = ["status via\ngateway", "status\ndirect", "ceiling", "webhook\ningest",
              "pgbench\n8 clients", "checkout\n×10"]
     values = lambda s: [s.status_gateway.rate, s.status_direct.rate, s.ceiling.rate,  # noqa: E731
-                        s.ingest["rate"], s.pgbench["c8"], s.checkout["rate"] * 10]
+                        s.ingest_alone["rate"], s.pgbench["c8"], s.checkout["rate"] * 10]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
     x = range(len(names))
     left.bar([i - 0.2 for i in x], values(empty), 0.4, label="empty database")
@@ -190,13 +203,13 @@ def plot(empty, full, path: Path) -> bool:
     ratios = {
         "status\nhistory/empty": (_ratio(full.status_gateway.rate, empty.status_gateway.rate),
                                   TARGETS["history"]),
-        "ingest\nhistory/empty": (_ratio(full.ingest["rate"], empty.ingest["rate"]),
+        "ingest\nhistory/empty": (_ratio(full.ingest_alone["rate"], empty.ingest_alone["rate"]),
                                   TARGETS["history"]),
         "checkout\nhistory/empty": (_ratio(full.checkout["rate"], empty.checkout["rate"]),
                                     TARGETS["history"]),
         "status/\nceiling": (_ratio(full.status_gateway.rate, full.ceiling.rate),
                              TARGETS["status_ceiling"]),
-        "webhook/\npgbench": (_ratio(full.ingest["rate"], full.pgbench["c8"]),
+        "webhook/\npgbench": (_ratio(full.ingest_alone["rate"], full.pgbench["c8"]),
                               TARGETS["webhook_pgbench"]),
         "notifier/\ningest": (_ratio(full.ingest["confirm_rate"], full.ingest["ingest_rate_db"]),
                               TARGETS["notifier_ingest"]),
@@ -297,14 +310,20 @@ def print_and_write(empty, full, rss: dict, metrics: dict, *, history: int, hist
         " `payment.captured` deliveries,"
         " each for a different open order created with SQL beforehand (bench/lua/webhook.lua"
         " reads them from a file); the rate counts deliveries the database recorded as"
-        " applied.\n"
-        "- **pgbench**: the webhook's own transaction (the same SQL constants the webhook"
-        " service runs, bench/pgbench.py) with 1 and 8 clients for 4 s each, same database,"
+        " applied. Twice: first with the notifier stopped, as it is while pgbench runs (the"
+        " ingest path alone on the machine: the figure compared with pgbench), then with"
+        " every process running at once (the whole pipeline on two cores).\n"
+        "- **pgbench**: the transaction a capture delivered alone runs (the same SQL"
+        " constants the webhook service runs, bench/pgbench.py: one transaction per"
+        " delivery; the service commits captures that arrive together in one, which is how"
+        " it can pass this figure) with 1 and 8 clients for 4 s each, same database,"
         " connected the way the services are."
         " Its outbox rows go to a queue that drops them, so they are no work for the notifier.\n"
-        "- **notifier**: after the burst, confirmed bookings per second from the first"
-        " delivery to the last confirmation (`bookings.confirmed_at`, `webhook_events."
-        "received_at`) against deliveries per second.\n"
+        "- **notifier**: after the burst with the notifier stopped, it starts and drains the"
+        " backlog alone: confirmations from its first to its last (`bookings.confirmed_at`)."
+        " After the burst at once: confirmed bookings per second from the first delivery to"
+        " the last confirmation (`webhook_events.received_at`) against deliveries per"
+        " second.\n"
         "- **mails**: every phase waits until the confirmation mails of the one before are"
         " sent (they draw the passes when verify did not), so none is another's load; the"
         " burst's figure is how long its mails took after its last confirmation.\n"

@@ -64,6 +64,16 @@ async def add_event(
     return envelope
 
 
+async def add_events(
+    conn: asyncpg.Connection, events: list[tuple[Event, str | None]], producer: str
+) -> None:
+    """`add_event` for several (event, correlation id) pairs, in one round trip."""
+    envelopes = [Envelope.wrap(event, producer, correlation_id)
+                 for event, correlation_id in events]
+    await conn.executemany(INSERT_EVENT, [(e.id, e.type, e.model_dump_json())
+                                          for e in envelopes])
+
+
 # The relays running in this process: producers here wake them after their commit.
 _local_relays: set[OutboxRelay] = set()
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from shared.events import PaymentCaptured, PaymentFailed
+from shared.events import Event, PaymentCaptured, PaymentFailed
 from shared.logging import log_ctx
-from shared.outbox import add_event
+from shared.outbox import add_event, add_events
 from shared.payment_state import PaymentOutcome, PaymentStatus, allowed_sources
 from shared.razorpay_client import RazorpayClient, RazorpayError
 from shared.razorpay_map import outcome_from_payment
@@ -41,19 +41,35 @@ class AlsoWhenApplied:
     args: tuple
 
 
-_MOVED = """
-    UPDATE payments SET
-        status = $2,
-        razorpay_payment_id = $3,
-        failure_code = CASE WHEN $2 = 'failed' THEN $5 ELSE NULL END,
-        failure_reason = CASE WHEN $2 = 'failed' THEN $6 ELSE NULL END,
-        captured_at = CASE WHEN $2 = 'captured' THEN now() ELSE captured_at END,
-        next_reconcile_at = CASE WHEN $2 = 'captured' THEN NULL ELSE next_reconcile_at END,
-        updated_at = now()
+# The transition's SET clause, one text for the single form and the batched one below.
+_SET = """
+        status = {status},
+        razorpay_payment_id = {payment_id},
+        failure_code = CASE WHEN {status} = 'failed' THEN {failure_code} ELSE NULL END,
+        failure_reason = CASE WHEN {status} = 'failed' THEN {failure_reason} ELSE NULL END,
+        captured_at = CASE WHEN {status} = 'captured' THEN now() ELSE captured_at END,
+        next_reconcile_at = CASE WHEN {status} = 'captured' THEN NULL ELSE next_reconcile_at END,
+        updated_at = now()"""
+_MOVED = f"""
+    UPDATE payments SET{_SET.format(status="$2", payment_id="$3", failure_code="$5",
+                                    failure_reason="$6")}
     WHERE razorpay_order_id = $1
       AND status = ANY($4::text[])
       AND ($2 = 'failed' OR (amount_paise = $7 AND currency = $8))
     RETURNING *
+"""
+# Many captures in one statement (webhook_service/capture_batch.py): the same transition, one
+# input row each ($1 order ids, $2 payment ids, $3 amounts, $4 currencies; $5 the sources),
+# every moved row carrying its input's position `n` (from 1).
+_CAPTURES_MOVED = f"""
+    UPDATE payments SET{_SET.format(status="'captured'", payment_id="d.payment_in",
+                                    failure_code="NULL", failure_reason="NULL")}
+    FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[])
+         WITH ORDINALITY AS d(order_in, payment_in, amount_in, currency_in, n)
+    WHERE razorpay_order_id = d.order_in
+      AND status = ANY($5::text[])
+      AND amount_paise = d.amount_in AND currency = d.currency_in
+    RETURNING payments.*, d.n
 """
 # The booking's status comes back with a capture, read FOR SHARE in the same statement (one
 # round trip, not two): it waits for a cancellation in flight, so either that cancellation
@@ -69,6 +85,15 @@ def record_outcome_and(also_sql: str) -> str:
     """RECORD_OUTCOME with `AlsoWhenApplied.sql` as a second data-modifying CTE."""
     return (f"WITH moved AS ({_MOVED}), also AS ({also_sql})"
             f" SELECT moved.*,{_BOOKING_STATUS}, EXISTS (SELECT FROM also) AS also_done"
+            " FROM moved")
+
+
+def record_captures_and(also_sql: str) -> str:
+    """Many captures at once, with `also_sql` as a second data-modifying CTE that selects
+    FROM moved (by `n`) and numbers its parameters from $6. Each row says how many rows
+    `also` wrote (`also_count`), so the caller sees whether it wrote one for every row."""
+    return (f"WITH moved AS ({_CAPTURES_MOVED}), also AS ({also_sql})"
+            f" SELECT moved.*,{_BOOKING_STATUS}, (SELECT count(*) FROM also) AS also_count"
             " FROM moved")
 
 
@@ -135,8 +160,16 @@ async def _refund_if_cancelled(conn, payment, source: str, correlation_id) -> No
 
 
 async def _emit(conn, row, outcome: PaymentOutcome, source: str, correlation_id) -> None:
+    event = _event(row, outcome, source)
+    if event is not None:
+        await add_event(conn, event, source, correlation_id)
+
+
+def _event(row, outcome: PaymentOutcome, source: str) -> Event | None:
+    """What a transition that moved `row` tells the other services; None for authorized,
+    internal progress that nobody downstream acts on."""
     if outcome.status is PaymentStatus.CAPTURED:
-        event = PaymentCaptured(
+        return PaymentCaptured(
             booking_id=row["booking_id"],
             customer_id=row["customer_id"],
             order_id=row["razorpay_order_id"],
@@ -144,8 +177,8 @@ async def _emit(conn, row, outcome: PaymentOutcome, source: str, correlation_id)
             amount_paise=row["amount_paise"],
             source=source,
         )
-    elif outcome.status is PaymentStatus.FAILED:
-        event = PaymentFailed(
+    if outcome.status is PaymentStatus.FAILED:
+        return PaymentFailed(
             booking_id=row["booking_id"],
             customer_id=row["customer_id"],
             order_id=row["razorpay_order_id"],
@@ -154,9 +187,20 @@ async def _emit(conn, row, outcome: PaymentOutcome, source: str, correlation_id)
             error_description=outcome.error_description,
             source=source,
         )
-    else:
-        return  # authorized is internal progress: nobody downstream acts on it
-    await add_event(conn, event, source, correlation_id)
+    return None
+
+
+async def captures_recorded(
+    conn: asyncpg.Connection, moved: list[tuple[asyncpg.Record, PaymentOutcome, str | None]],
+    source: str,
+) -> None:
+    """What `record_outcome` does after a capture moves its row, for the rows that
+    `record_captures_and` moved (with each one's outcome and correlation id): their events
+    in one round trip, and the refund of any booking cancelled meanwhile."""
+    await add_events(conn, [(_event(row, outcome, source), correlation_id)
+                            for row, outcome, correlation_id in moved], source)
+    for row, _, correlation_id in moved:
+        await _refund_if_cancelled(conn, row, source, correlation_id)
 
 
 async def capture_authorized(

@@ -8,6 +8,7 @@ import logging
 
 import asyncpg
 
+from shared.coalesce import Coalescer
 from shared.outbox import outbox_transaction
 from shared.payment_state import PaymentOutcome, PaymentStatus
 from shared.payments import AlsoWhenApplied, Recorded, capture_authorized, record_outcome
@@ -19,6 +20,7 @@ from shared.razorpay_map import (
     refund_outcome,
 )
 from shared.refunds import find_refund_for, record_refund_outcome
+from webhook_service.capture_batch import ALONE, Capture
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +83,22 @@ class _SeenBefore(Exception):
 
 
 async def apply_webhook(
-    pool: asyncpg.Pool, key: str, payload: dict, correlation_id: str | None
+    pool: asyncpg.Pool, key: str, payload: dict, correlation_id: str | None,
+    captures: Coalescer[Capture, str | None] | None = None,
 ) -> str:
     """Returns what happened: applied / duplicate / ignored_event / unknown_order / stale /
-    amount_mismatch / conflict / unusable_payload."""
+    amount_mismatch / conflict / unusable_payload. With `captures`, a capture first tries
+    to commit with the others in flight (webhook_service/capture_batch.py)."""
     outcome = outcome_of(payload)
+    if captures is not None and outcome is not None and (
+            outcome.status is PaymentStatus.CAPTURED):
+        try:
+            result = await captures.get(Capture(key, outcome, delivery_columns(payload),
+                                                payload, correlation_id))
+        except ALONE:
+            result = None
+        if result is not None:
+            return result
     try:
         result = await _apply_once(pool, key, payload, outcome, correlation_id, guarded=False)
     except asyncpg.UniqueViolationError:
@@ -97,13 +110,18 @@ async def apply_webhook(
     return result
 
 
-async def _apply_once(pool, key: str, payload: dict, outcome: PaymentOutcome | None,
-                      correlation_id, *, guarded: bool) -> str:
+def delivery_columns(payload: dict) -> tuple[str, str | None, str | None]:
+    """The delivery row's event name, order id and payment id, cut to their columns."""
     entity = _payment_entity(payload) or {}
     order_id, payment_id = (v if isinstance(v, str) else None
                             for v in (entity.get("order_id"), entity.get("id")))
-    delivery = (key, str(payload.get("event"))[:100], order_id and order_id[:64],
-                payment_id and payment_id[:64])
+    return str(payload.get("event"))[:100], order_id and order_id[:64], (
+        payment_id and payment_id[:64])
+
+
+async def _apply_once(pool, key: str, payload: dict, outcome: PaymentOutcome | None,
+                      correlation_id, *, guarded: bool) -> str:
+    delivery = (key, *delivery_columns(payload))
     try:
         async with outbox_transaction(pool) as conn:
             result, first_time = await _apply(conn, payload, outcome, correlation_id, guarded,

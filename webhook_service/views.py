@@ -10,6 +10,7 @@ import re
 from aiohttp import web
 
 from shared import metrics
+from shared.coalesce import Coalescer
 from shared.http import HttpError
 from shared.payment_state import PaymentStatus
 from shared.service import POOL, RAZORPAY, SETTINGS
@@ -18,6 +19,7 @@ from webhook_service import handlers
 
 log = logging.getLogger(__name__)
 BACKGROUND = web.AppKey("background", set)
+CAPTURES: web.AppKey[Coalescer] = web.AppKey("captures")
 _ROUTINE = frozenset({"applied", "duplicate", "stale"})
 
 # Razorpay's event names (`payment.captured`, `refund.processed`, …): a signed delivery's
@@ -59,8 +61,8 @@ async def webhook(request: web.Request) -> web.Response:
     key = handlers.event_key(header_id, payload, raw)
     try:
         result = await handlers.apply_webhook(
-            request.app[POOL], key, payload, request.headers.get("X-Request-Id")
-        )
+            request.app[POOL], key, payload, request.headers.get("X-Request-Id"),
+            request.app.get(CAPTURES))
     except Exception:
         _count(payload["event"], "error")  # database away: 503, Razorpay retries
         raise

@@ -28,6 +28,7 @@ from shared import outbox as outbox_sql
 from shared import pass_store as pass_store_sql
 from shared import payments as payments_sql
 from verification_service import handlers as verify_sql
+from webhook_service import capture_batch as capture_batch_sql
 from webhook_service import handlers as webhook_sql
 
 HISTORY = 30_000
@@ -77,6 +78,15 @@ def hot_queries(booking: dict) -> dict[str, tuple[str, tuple]]:
             payments_sql.record_outcome_and(webhook_sql.INSERT_APPLIED_DELIVERY), (
                 order, "captured", "pay_plan", ["created", "authorized", "failed"], None, None,
                 100000, "INR", "id:evt_plan", "payment.captured", order, "pay_plan", payload)),
+        "webhook.captures_with_deliveries": (capture_batch_sql.CAPTURES_WITH_DELIVERIES, (
+            [order], ["pay_plan"], [100000], ["INR"], ["created", "authorized", "failed"],
+            ["id:evt_plan"], ["payment.captured"], [order], ["pay_plan"], [json.dumps(payload)])),
+        "webhook.captures_with_deliveries_64": (
+            capture_batch_sql.CAPTURES_WITH_DELIVERIES, (
+                *([f"{order}{n}" for n in range(64)] for _ in range(2)), [100000] * 64,
+                ["INR"] * 64, ["created", "authorized", "failed"],
+                *([f"{order}{n}" for n in range(64)] for _ in range(4)),
+                [json.dumps(payload)] * 64)),
         # outbox: producers and relay
         "outbox.insert": (outbox_sql.INSERT_EVENT, (event, "payment.captured",
                                                      json.dumps(payload))),
