@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from notifier.confirm_batch import confirm_batches
 from notifier.consumer import MessageHandler, NotifierConsumer, pool_apply
 from notifier.dlq import dead_letter_depth
 from notifier.mail_sender import MailSender
@@ -39,7 +40,10 @@ async def _run_mail_sender(app: web.Application) -> None:
 
 async def _consumer_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    consumer = NotifierConsumer(settings, MessageHandler(pool_apply(app[POOL], settings)))
+    confirms = (confirm_batches(app[POOL], settings.pass_signing_secret)
+                if settings.notifier_confirm_batch else None)
+    consumer = NotifierConsumer(settings, MessageHandler(pool_apply(app[POOL], settings,
+                                                                    confirms)))
     app[CONSUMER] = consumer
     readiness.add_check(app, "broker", lambda _: consumer.broker_ready())
     # Tasks, not awaits: /healthz answers while the broker is still coming up.
@@ -50,6 +54,8 @@ async def _consumer_ctx(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    if confirms is not None:
+        await confirms.close()
 
 
 async def _poll_dead_letters(consumer: NotifierConsumer) -> None:

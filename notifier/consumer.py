@@ -30,9 +30,10 @@ import asyncpg
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from pydantic import ValidationError
 
-from notifier.handlers import UnbackedCapture, apply_event
+from notifier.handlers import UnbackedCapture, apply_event, captured_outcome
 from shared import metrics
-from shared.events import Envelope, Event
+from shared.coalesce import Coalescer
+from shared.events import Envelope, Event, PaymentCaptured
 from shared.http import DB_ERRORS
 from shared.logging import log_ctx
 from shared.messaging import CONSUMERS, BrokerWatch, declare_consumer_queue
@@ -177,10 +178,21 @@ class MessageHandler:
             await asyncio.gather(*pending, return_exceptions=True)
 
 
-def pool_apply(pool: asyncpg.Pool, settings: Settings) -> Apply:
-    """The real adapter: one pooled connection, one transaction per event."""
+def pool_apply(pool: asyncpg.Pool, settings: Settings, confirms: Coalescer | None = None
+               ) -> Apply:
+    """The real adapter: one pooled connection, one transaction per event; with `confirms`,
+    payment.captured events in hand together share one (notifier/confirm_batch.py)."""
 
     async def apply(event: Event, event_id: uuid.UUID) -> bool:
+        if confirms is not None and isinstance(event, PaymentCaptured):
+            try:
+                row = await confirms.get((event, event_id))
+            except TRANSIENT_ERRORS:
+                raise  # the database is away: retried like any event
+            except Exception:
+                row = None  # the batch failed: alone, the event shows whether it was this one
+            if row is not None:
+                return captured_outcome(row, event, event_id)
         async with pool.acquire() as conn:
             return await apply_event(
                 conn, event, event_id, pass_secret=settings.pass_signing_secret

@@ -5,9 +5,10 @@ same transaction as its effect, so a redelivery (same event id) is a no-op, and 
 effect is also guarded by a unique constraint or a conditional UPDATE, so the same fact
 under another event id is one too.
 
-`payment.captured`, the event every paid booking brings, is one statement (CONFIRM_BOOKING):
+`payment.captured`, the event every paid booking brings, is one statement (CONFIRM_BOOKINGS):
 one round trip and no explicit transaction, and nothing rendered (pass images are drawn
-when someone first needs them).
+when someone first needs them). Events in hand together share that statement
+(notifier/confirm_batch.py).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ BOOKING_DETAILS = (
     " JOIN cars car ON car.id = b.car_id WHERE b.id = $1"
 )
 
-# payment.captured in one statement (atomic: all of it commits or none of it):
+# payment.captured in one statement (atomic: all of it commits or none of it), for one
+# event or for several at once (notifier/confirm_batch.py), one input row each:
 # - `facts`: the booking, and whether a capture our own services recorded stands behind the
 #   event (the broker is not a source of truth: the event is written in the same
 #   transaction as the capture, so a real one always finds it);
@@ -48,38 +50,51 @@ BOOKING_DETAILS = (
 #   leaves nothing behind);
 # - `confirmed`: the confirmation, forward-only (pending → confirmed): a cancellation that
 #   committed first wins, one in flight is waited for, then seen;
-# - only if this statement confirmed the booking: its passes (tokens; the images are
+# - only for a booking this statement confirmed: its passes (tokens; the images are
 #   rendered when someone first needs them, shared/pass_store.py) and its confirmation
 #   mail (the mail outbox row notifier/mail_outbox.py's `enqueue` would write).
-CONFIRM_BOOKING = """
-WITH facts AS (
-    SELECT b.id, b.status,
-           EXISTS (SELECT FROM payments p WHERE p.razorpay_order_id = $5
-                   AND p.booking_id = b.id AND p.customer_id = $4
-                   AND p.razorpay_payment_id = $6 AND p.amount_paise = $7
+# One row per input, in order. Inputs: $2-$7 event ids, booking ids, customer ids, order
+# ids, payment ids, amounts; $8-$10 the passes (booking id, kind, token); $11 mail details.
+# At most one input per event id and per booking (the caller's to ensure).
+CONFIRM_BOOKINGS = """
+WITH d AS (
+    SELECT * FROM unnest($2::uuid[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
+                         $7::bigint[], $11::text[])
+        WITH ORDINALITY AS d(event_id, booking_id, customer_id, order_id, payment_id,
+                             amount_paise, details, n)
+), facts AS (
+    SELECT d.n, d.event_id, b.id, b.status,
+           EXISTS (SELECT FROM payments p WHERE p.razorpay_order_id = d.order_id
+                   AND p.booking_id = b.id AND p.customer_id = d.customer_id
+                   AND p.razorpay_payment_id = d.payment_id AND p.amount_paise = d.amount_paise
                    AND p.status = 'captured') AS backed
-    FROM bookings b WHERE b.id = $3
+    FROM d LEFT JOIN bookings b ON b.id = d.booking_id
 ), fresh AS (
-    INSERT INTO inbox (consumer, event_id) SELECT $1, $2 FROM facts WHERE facts.backed
-    ON CONFLICT DO NOTHING RETURNING true
+    INSERT INTO inbox (consumer, event_id) SELECT $1, facts.event_id FROM facts
+    WHERE facts.backed
+    ON CONFLICT DO NOTHING RETURNING event_id
 ), confirmed AS (
     UPDATE bookings SET status = 'confirmed', confirmed_at = now()
-    WHERE id = $3 AND status = 'pending' AND EXISTS (SELECT FROM fresh)
-    RETURNING id, customer_id
+    FROM facts
+    WHERE bookings.id = facts.id AND bookings.status = 'pending'
+      AND facts.event_id IN (SELECT event_id FROM fresh)
+    RETURNING bookings.id, bookings.customer_id, facts.n
 ), passes AS (
     INSERT INTO passes (booking_id, kind, token)
-    SELECT c.id, p.kind, p.token FROM confirmed c, unnest($8::text[], $9::text[]) AS p(kind, token)
+    SELECT c.id, p.kind, p.token
+    FROM confirmed c JOIN unnest($8::bigint[], $9::text[], $10::text[])
+        AS p(booking_id, kind, token) ON p.booking_id = c.id
     ON CONFLICT (booking_id, kind) DO NOTHING
 ), mail AS (
     INSERT INTO notifications (booking_id, customer_id, kind, dedupe_key, recipient, details)
     SELECT c.id, cu.id, 'payment_confirmed', 'payment_confirmed:' || c.id, cu.email,
-           $10::text::jsonb
-    FROM confirmed c JOIN customers cu ON cu.id = c.customer_id
+           d.details::jsonb
+    FROM confirmed c JOIN customers cu ON cu.id = c.customer_id JOIN d ON d.n = c.n
     ON CONFLICT (dedupe_key) DO NOTHING
 )
-SELECT f.status, f.backed, EXISTS (SELECT FROM fresh) AS fresh,
-       EXISTS (SELECT FROM confirmed) AS confirmed
-FROM (SELECT) AS one LEFT JOIN facts f ON true
+SELECT f.status, f.backed, f.event_id IN (SELECT event_id FROM fresh) AS fresh,
+       f.n IN (SELECT n FROM confirmed) AS confirmed
+FROM facts f ORDER BY f.n
 """
 
 
@@ -119,11 +134,29 @@ def in_inbox_transaction(effect: Callable[..., Awaitable[None]]) -> Apply:
 async def payment_captured(
     conn: asyncpg.Connection, event: PaymentCaptured, event_id: uuid.UUID, *, pass_secret: str
 ) -> bool:
-    kinds, tokens = pass_tokens(event.booking_id, pass_secret)
-    result = await conn.fetchrow(
-        CONFIRM_BOOKING, CONSUMER, event_id, event.booking_id, event.customer_id,
-        event.order_id, event.payment_id, event.amount_paise, kinds, tokens,
-        json.dumps({"amount_paise": event.amount_paise}))
+    [result] = await confirm_bookings(conn, [(event, event_id)], pass_secret=pass_secret)
+    return captured_outcome(result, event, event_id)
+
+
+async def confirm_bookings(
+    conn: asyncpg.Connection, captures: list[tuple[PaymentCaptured, uuid.UUID]], *,
+    pass_secret: str,
+) -> list[asyncpg.Record]:
+    """CONFIRM_BOOKINGS for each (event, event id): one statement, one row each, in order."""
+    passes = [(event.booking_id, kind, token) for event, _ in captures
+              for kind, token in zip(*pass_tokens(event.booking_id, pass_secret), strict=True)]
+    return await conn.fetch(
+        CONFIRM_BOOKINGS, CONSUMER, [event_id for _, event_id in captures],
+        *([getattr(event, name) for event, _ in captures] for name in (
+            "booking_id", "customer_id", "order_id", "payment_id", "amount_paise")),
+        *([row[i] for row in passes] for i in range(3)),
+        [json.dumps({"amount_paise": event.amount_paise}) for event, _ in captures])
+
+
+def captured_outcome(result: asyncpg.Record, event: PaymentCaptured, event_id: uuid.UUID
+                     ) -> bool:
+    """What CONFIRM_BOOKINGS's row for an event means: fresh (True) or applied before
+    (False); raises for a booking we do not have and for a capture nobody recorded."""
     if result["status"] is None:
         raise BookingNotFound(event.booking_id)
     if not result["backed"]:

@@ -132,7 +132,12 @@ class Settings(BaseSettings):
     stuck_after_seconds: float = 300.0
     stuck_repair_max_gap_seconds: float = 3600.0
     notifier_delivery_limit: int = 5
-    notifier_prefetch: int = 32
+    # Messages each notifier holds at once: enough for two full confirmation batches
+    # (notifier/confirm_batch.py), so one commits while the next fills.
+    notifier_prefetch: int = 128
+    # payment.captured events in hand together confirm in one statement
+    # (notifier/confirm_batch.py). Off: one statement each.
+    notifier_confirm_batch: bool = True
 
     # Mail over SMTP. `make run` starts the bundled catcher on this host and port when
     # SMTP_HOST is not set; set SMTP_HOST (and the rest) to use a real mail server.

@@ -1,0 +1,132 @@
+"""payment.captured events in hand together confirm in one statement
+(notifier/confirm_batch.py), against the real PostgreSQL: each event gets the outcome it
+gets alone, every effect happens once, and a failed batch is nobody else's failure."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import pytest
+
+from notifier import confirm_batch
+from notifier.consumer import pool_apply
+from notifier.handlers import BookingNotFound, UnbackedCapture
+from ops.factories import make_booking
+from shared.coalesce import Coalescer
+from shared.passes import passes_for
+from tests.integration.test_notifier import captured, recorded_capture, rewrap, state
+
+SECRET = "itg-secret"
+
+
+@dataclass
+class Record:
+    batches: list[int] = field(default_factory=list)  # each batch's size
+    confirmed_together: list[int] = field(default_factory=list)  # bookings a batch confirmed
+
+
+def recording_confirms(pool) -> tuple[Coalescer, Record]:
+    record = Record()
+
+    async def fetch(captures):
+        record.batches.append(len(captures))
+        rows = await confirm_batch.confirm_together(pool, SECRET, captures)
+        record.confirmed_together += [event.booking_id for (event, _), row
+                                      in zip(captures, rows, strict=True)
+                                      if row is not None and row["confirmed"]]
+        return rows
+
+    return Coalescer(fetch, max_batch=confirm_batch.MAX_BATCH,
+                     in_flight=confirm_batch.IN_FLIGHT), record
+
+
+@pytest.fixture
+def settings(base_settings):
+    return base_settings.model_copy(update={"pass_signing_secret": SECRET})
+
+
+async def apply_all(apply, envelopes) -> list:
+    return list(await asyncio.gather(*(apply(e.event(), e.id) for e in envelopes),
+                                     return_exceptions=True))
+
+
+async def test_captures_in_hand_together_confirm_together_each_with_its_own_effects(
+        pool, settings):
+    confirms, record = recording_confirms(pool)
+    apply = pool_apply(pool, settings, confirms)
+    bookings = [await make_booking(pool) for _ in range(20)]
+    envelopes = [await recorded_capture(pool, b) for b in bookings]
+    assert await apply_all(apply, envelopes) == [True] * 20
+    assert sum(record.batches) == 20 and len(record.batches) < 20
+    assert len(record.confirmed_together) >= 18  # all but the first two, sent at once
+    for booking in bookings:
+        now = await state(pool, booking["booking_id"])
+        assert now["status"] == "confirmed"
+        expected = passes_for(booking["booking_id"], SECRET)
+        assert {p["kind"]: p["token"] for p in now["passes"]} == {
+            kind: token for kind, (token, _) in expected.items()}
+        [note] = now["notifications"]
+        assert (note["kind"], note["details"]) == (
+            "payment_confirmed", {"amount_paise": booking["amount_paise"]})
+    # Redelivered, alone or together: duplicates, nothing more.
+    assert await apply_all(apply, envelopes[:5]) == [False] * 5
+    assert len((await state(pool, bookings[0]["booking_id"]))["passes"]) == 2
+    await confirms.close()
+
+
+async def test_each_event_in_a_batch_gets_the_outcome_it_gets_alone(pool, settings):
+    confirms, record = recording_confirms(pool)
+    apply = pool_apply(pool, settings, confirms)
+    fresh = [await make_booking(pool) for _ in range(4)]
+    fresh_events = [await recorded_capture(pool, b) for b in fresh]
+    cancelled = await make_booking(pool)
+    await pool.execute("UPDATE bookings SET status = 'cancelled' WHERE id = $1",
+                       cancelled["booking_id"])
+    forged = captured(await make_booking(pool))  # no captured payment recorded
+    unknown = captured({"booking_id": 10**15, "customer_id": 1, "amount_paise": 100})
+    envelopes = [*fresh_events, fresh_events[2], rewrap(fresh_events[3]),
+                 await recorded_capture(pool, cancelled), forged, unknown]
+    results = await apply_all(apply, envelopes)
+    assert results[:4] == [True] * 4
+    assert results[4] is False  # the same event id again: a duplicate
+    assert results[5] is True  # the same fact under another id: its own inbox row, no effect
+    assert results[6] is True  # applied; a cancelled booking gets nothing
+    assert isinstance(results[7], UnbackedCapture) and isinstance(results[8], BookingNotFound)
+    assert any(size > 1 for size in record.batches)
+    for booking in fresh:
+        now = await state(pool, booking["booking_id"])
+        assert now["status"] == "confirmed"
+        assert len(now["passes"]) == 2 and len(now["notifications"]) == 1
+    now = await state(pool, cancelled["booking_id"])
+    assert now["status"] == "cancelled" and not now["passes"] and not now["notifications"]
+    assert not await pool.fetchval("SELECT count(*) FROM inbox WHERE event_id = ANY($1)",
+                                   [forged.id, unknown.id])  # refused: nothing left behind
+    await confirms.close()
+
+
+async def test_a_batch_that_fails_sends_its_events_alone(pool, settings):
+    """Not the database being away: each event runs alone, so only one at fault fails."""
+    async def broken(captures):
+        raise RuntimeError("a batch that cannot run")
+
+    apply = pool_apply(pool, settings, Coalescer(broken, max_batch=64, in_flight=1))
+    bookings = [await make_booking(pool) for _ in range(3)]
+    envelopes = [await recorded_capture(pool, b) for b in bookings]
+    assert await apply_all(apply, envelopes) == [True] * 3
+    for booking in bookings:
+        assert (await state(pool, booking["booking_id"]))["status"] == "confirmed"
+
+
+async def test_the_database_away_fails_the_batch_for_every_event(pool, settings):
+    """A transient failure is every event's answer (the consumer retries each): none of
+    them goes on alone into the same outage."""
+    async def away(captures):
+        raise ConnectionRefusedError("database away")
+
+    apply = pool_apply(pool, settings, Coalescer(away, max_batch=64, in_flight=1))
+    booking = await make_booking(pool)
+    envelope = await recorded_capture(pool, booking)
+    [result] = await apply_all(apply, [envelope])
+    assert isinstance(result, ConnectionRefusedError)
+    assert (await state(pool, booking["booking_id"]))["status"] == "pending"
