@@ -144,7 +144,7 @@ class Bench:
         figures = await asyncio.to_thread(wrk.run, url, "status.lua", seconds=seconds,
                                           connections=CONNECTIONS, env=env)
         after = await self.cpu_snapshot(pids, None)
-        return figures, {key: (after[key] - before[key]) * 1e6 / max(1, figures.requests)
+        return figures, {key: _spent(before, after, key) * 1e6 / max(1, figures.requests)
                          for key in (*pids, "ours", "postgres")}
 
     # --- what the metrics cost ------------------------------------------------------------
@@ -405,9 +405,8 @@ class Bench:
         await asyncio.sleep(0.5)  # the last effects' own work (relay marks, acks)
         after = await self.cpu_snapshot(our_pids, rabbit)
         n = max(1, len(paid))
-        cpu = {key: (after[key] - before[key]) * 1000 / n for key in ("ours", "postgres",
-                                                                       "rabbitmq")}
-        cpu.update({name: (after[name] - before[name]) * 1000 / n for name in our_pids})
+        cpu = {key: _spent(before, after, key) * 1000 / n
+               for key in ("ours", "postgres", "rabbitmq", *our_pids)}
         out = {"bookings": len(paid), "seconds": wall, "rate": len(paid) / wall,
                "create": _percentiles([s * 1000 for s in create]),
                "verify": _percentiles([s * 1000 for s in verify])}
@@ -437,14 +436,24 @@ class Bench:
                 for key in replica_names(service, self.stack.workers)]
 
     async def cpu_snapshot(self, our_pids: dict[str, list[int]], rabbit: int | None) -> dict:
+        # The client backends of this database (pools keep theirs for the whole run), each
+        # on its own: autovacuum workers come and go with the writes of earlier phases, and
+        # one there at the end only would count its whole life against this phase.
         backends = [r["pid"] for r in await self.pool.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()")]
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND backend_type = 'client backend'")]
         snap = {name: sum(map(procstat.cpu_seconds, pids)) for name, pids in our_pids.items()}
         snap["ours"] = sum(snap.values())
-        # every backend of this database (pools keep theirs for the whole run)
-        snap["postgres"] = sum(procstat.cpu_seconds(p, with_children=False) for p in backends)
+        snap["postgres"] = {p: procstat.cpu_seconds(p, with_children=False) for p in backends}
         snap["rabbitmq"] = procstat.cpu_seconds(rabbit, with_children=False) if rabbit else 0.0
         return snap
+
+
+def _spent(before: dict, after: dict, key: str) -> float:
+    """CPU seconds between two cpu_snapshots; a backend opened meanwhile counts from zero."""
+    if key == "postgres":
+        return sum(cpu - before[key].get(pid, 0.0) for pid, cpu in after[key].items())
+    return after[key] - before[key]
 
 
 def _seconds(delta) -> float:

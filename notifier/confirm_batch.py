@@ -7,7 +7,8 @@ that are captures wait for the statement in flight and go together in the next o
 message is acknowledged only after that commit, with the outcome its own row says
 (notifier/handlers.py: captured_outcome), so a refused or unknown booking is refused alone.
 
-A second event for an event id or a booking already in the batch goes alone, after it.
+A second event for an event id or a booking already in the batch goes alone, after it, and
+so does a capture with nobody to share with (the single-event statement is the cheaper one).
 A batch that fails for any reason but the database being away is not the others' fault:
 each of its events runs alone, and only the one at fault fails.
 """
@@ -38,19 +39,22 @@ def confirm_batches(pool: asyncpg.Pool, pass_secret: str
 async def confirm_together(pool: asyncpg.Pool, pass_secret: str, captures: list[Capture]
                            ) -> list[asyncpg.Record | None]:
     """CONFIRM_BOOKINGS's row for each capture, or None for one to apply alone: a twin
-    of another in the batch (same event id or booking). Bookings in id order, so that two
-    statements in flight lock them in the same order."""
+    of another in the batch (same event id or booking), or a capture with nobody to share
+    with. Bookings in id order, so that two statements in flight lock them in the same
+    order."""
     events, bookings, batch = set(), set(), []
     for n, (event, event_id) in enumerate(captures):
         if event_id not in events and event.booking_id not in bookings:
             events.add(event_id)
             bookings.add(event.booking_id)
             batch.append(n)
+    results: list[asyncpg.Record | None] = [None] * len(captures)
+    if len(batch) < 2:
+        return results  # alone: CONFIRM_BOOKING is the cheaper statement for one event
     batch.sort(key=lambda n: captures[n][0].booking_id)
     async with pool.acquire() as conn:
         rows = await confirm_bookings(conn, [captures[n] for n in batch],
                                       pass_secret=pass_secret)
-    results: list[asyncpg.Record | None] = [None] * len(captures)
     for n, row in zip(batch, rows, strict=True):
         results[n] = row
     return results

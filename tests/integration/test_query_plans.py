@@ -97,9 +97,9 @@ def hot_queries(booking: dict) -> dict[str, tuple[str, tuple]]:
         # notifier
         "notifier.inbox": (notifier_sql.INSERT_INBOX, ("notifier", event)),
         "notifier.booking_details": (notifier_sql.BOOKING_DETAILS, (bid,)),
-        "notifier.confirm_booking": (notifier_sql.CONFIRM_BOOKINGS, (
-            "notifier", [event], [bid], [cid], [order], ["pay_plan"], [100000], [bid, bid],
-            ["collection", "return"], ["t", "u"], ["{}"])),
+        "notifier.confirm_booking": (notifier_sql.CONFIRM_BOOKING, (
+            "notifier", event, bid, cid, order, "pay_plan", 100000, ["collection"], ["t"],
+            "{}")),
         "notifier.confirm_bookings_32": (notifier_sql.CONFIRM_BOOKINGS, (
             "notifier", [uuid.uuid4() for _ in range(32)], [bid + n for n in range(32)],
             [cid] * 32, [order] * 32, ["pay_plan"] * 32, [100000] * 32,
