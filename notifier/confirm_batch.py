@@ -21,7 +21,7 @@ import uuid
 import asyncpg
 
 from notifier.handlers import confirm_bookings
-from shared.coalesce import Coalescer
+from shared.coalesce import Coalescer, first_of_each
 from shared.events import PaymentCaptured
 
 MAX_BATCH = 64
@@ -42,12 +42,7 @@ async def confirm_together(pool: asyncpg.Pool, pass_secret: str, captures: list[
     of another in the batch (same event id or booking), or a capture with nobody to share
     with. Bookings in id order, so that two statements in flight lock them in the same
     order."""
-    events, bookings, batch = set(), set(), []
-    for n, (event, event_id) in enumerate(captures):
-        if event_id not in events and event.booking_id not in bookings:
-            events.add(event_id)
-            bookings.add(event.booking_id)
-            batch.append(n)
+    batch = first_of_each(captures, lambda c: c[1], lambda c: c[0].booking_id)
     results: list[asyncpg.Record | None] = [None] * len(captures)
     if len(batch) < 2:
         return results  # alone: CONFIRM_BOOKING is the cheaper statement for one event

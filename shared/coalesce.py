@@ -13,7 +13,7 @@ call was made is visible to the read that answers it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -93,3 +93,17 @@ class Coalescer(Generic[K, V]):
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def first_of_each(items: Sequence[V], *keys: Callable[[V], Hashable]) -> list[int]:
+    """Positions of the items none of whose keys an earlier item had: for a batch that must
+    not hold two writes to one row (their twins go alone, after it)."""
+    seen: list[set] = [set() for _ in keys]
+    chosen = []
+    for n, item in enumerate(items):
+        values = [key(item) for key in keys]
+        if not any(value in s for value, s in zip(values, seen, strict=True)):
+            for value, s in zip(values, seen, strict=True):
+                s.add(value)
+            chosen.append(n)
+    return chosen

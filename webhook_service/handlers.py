@@ -9,6 +9,7 @@ import logging
 import asyncpg
 
 from shared.coalesce import Coalescer
+from shared.http import DB_ERRORS
 from shared.outbox import outbox_transaction
 from shared.payment_state import PaymentOutcome, PaymentStatus
 from shared.payments import AlsoWhenApplied, Recorded, capture_authorized, record_outcome
@@ -20,7 +21,7 @@ from shared.razorpay_map import (
     refund_outcome,
 )
 from shared.refunds import find_refund_for, record_refund_outcome
-from webhook_service.capture_batch import ALONE, Capture
+from webhook_service.capture_batch import Capture
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,10 @@ async def apply_webhook(
         try:
             result = await captures.get(Capture(key, outcome, delivery_columns(payload),
                                                 payload, correlation_id))
-        except ALONE:
-            result = None
+        except DB_ERRORS:
+            raise  # the database is away: this delivery's answer (503), alone or not
+        except Exception:
+            result = None  # the batch failed: alone, the delivery shows whether it was this one
         if result is not None:
             return result
     try:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+import asyncpg
+
 from ops.factories import make_booking
 from shared.coalesce import Coalescer
 from tests.integration.test_webhook_apply import captured, events, open_order, recorded
@@ -199,4 +201,24 @@ async def test_the_batch_statement_and_the_lone_one_agree_on_the_payment_row(poo
               "razorpay_payment_id", "created_at", "updated_at", "captured_at"}
     a, b = ({k: v for k, v in dict(r).items() if k not in ignore} for r in rows)
     assert a == b
+    await coalescer.close()
+
+
+async def test_a_delivery_the_database_refuses_fails_alone_not_its_batch(pool):
+    """A payload PostgreSQL cannot store (a NUL in a string: jsonb refuses it) fails the
+    batch it is in; its batch-mates then apply alone, and only it fails, as it does alone."""
+    coalescer, record = recording_batches(pool)
+    fresh = [(await open_order(pool))[1] for _ in range(5)]
+    _, poisoned = await open_order(pool)
+    bad = captured(poisoned, "pay_" + poisoned)
+    bad["payload"]["payment"]["entity"]["description"] = "nul \x00 here"
+    deliveries = [(f"id:evt_{o}", captured(o, "pay_" + o)) for o in fresh]
+    deliveries.insert(3, (f"id:evt_{poisoned}", bad))
+    results = await asyncio.gather(*(apply_webhook(pool, key, payload, None, coalescer)
+                                     for key, payload in deliveries), return_exceptions=True)
+    assert any(f"id:evt_{poisoned}" in batch and len(batch) > 1 for batch in record.batches)
+    assert isinstance(results[3], asyncpg.DataError)
+    assert results[:3] + results[4:] == ["applied"] * 5
+    assert await pool.fetchval("SELECT status FROM payments WHERE razorpay_order_id = $1",
+                               poisoned) == "created"
     await coalescer.close()
