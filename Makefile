@@ -34,7 +34,7 @@ lock-check: $(UV_STAMP)
 run: $(STAMP)
 	exec $(BIN)/python -m ops.runner
 
-test: lock-check $(STAMP)
+test: lock-check lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
