@@ -32,9 +32,9 @@ import asyncpg
 from bench import load, seed, wrk
 from bench.load import NO_RATE_LIMITS, Bench
 from bench.report import table
-from ops import infra
-from ops.stack import Stack
 from shared.db import create_database_if_missing, drop_database, with_database
+from testkit import infra
+from testkit.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 SIDES = ("old", "new")
@@ -51,7 +51,7 @@ def _database_url(code: Path, name: str) -> str:
     """Database `name` reached the way that checkout's own code reaches PostgreSQL by
     default (over TCP before 34289cf, on the server's Unix socket since where it has one)."""
     base = subprocess.run(
-        [sys.executable, "-c", "from ops import infra; print(infra.BASE_DATABASE_URL)"],
+        [sys.executable, "-c", "from testkit import infra; print(infra.BASE_DATABASE_URL)"],
         cwd=code, capture_output=True, text=True, check=True).stdout.strip()
     return with_database(base, name)
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from ops.stack import Stack
 from shared import metrics
+from testkit.stack import Stack
 
 ROUTE = "/api/razorpay/payment-status/{booking_id}"
 

@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 
 from bench import procstat, wrk
 from bench.load import CONNECTIONS, NO_RATE_LIMITS
-from ops import infra
-from ops.history import add_paid_history
-from ops.stack import running_stack
 from shared.settings import POSTGRES_SOCKET_DIR, load_settings
+from testkit import infra
+from testkit.history import add_paid_history
+from testkit.stack import running_stack
 
 
 async def backend_cpu(pool, over_socket: bool) -> float:

@@ -22,9 +22,9 @@ import asyncpg
 
 from bench import procstat, pyspy, seed, wrk
 from bench.load import NO_RATE_LIMITS, Bench
-from ops.history import add_paid_history
-from ops.stack import own_stack
 from shared.settings import load_settings
+from testkit.history import add_paid_history
+from testkit.stack import own_stack
 
 PATH_SERVICES = ("gateway", "webhook_service")
 

@@ -29,10 +29,10 @@ import asyncpg
 
 from bench import counting_cost, pgbench, procstat, seed, wrk
 from bench.report import print_and_write
-from ops import api_client, infra
-from ops.history import add_paid_history
-from ops.stack import Stack, replica_names, running_stack
 from shared.db import create_database_if_missing, drop_database, migrate
+from testkit import api_client, infra
+from testkit.history import add_paid_history
+from testkit.stack import Stack, replica_names, running_stack
 
 # Time budgets (seconds) and sizes: the whole run stays under six minutes.
 STATUS_SECONDS = 8

@@ -4,7 +4,7 @@
 
 On the real stack (its own database and vhost) and with bench/load.py's phases: a webhook
 burst (wrk, 8 s), a steady 100 deliveries/s (bench.paced), a checkout loop, on an empty
-database or, with `--history N`, after N paid bookings of history (ops/history.py). Each
+database or, with `--history N`, after N paid bookings of history (testkit/history.py). Each
 phase waits until its confirmation mails are sent, as `make bench` does. It prints the
 confirm rate against the ingest rate, received → confirmed latency, CPU per booking from
 /proc (utime + stime) for every service, replicas summed, counted until every mail of
@@ -34,10 +34,10 @@ from bench.load import (
     STEADY_SECONDS,
     Bench,
 )
-from ops import infra
-from ops.history import add_paid_history
-from ops.stack import replica_names, running_stack
 from shared.db import create_database_if_missing, drop_database, migrate
+from testkit import infra
+from testkit.history import add_paid_history
+from testkit.stack import replica_names, running_stack
 
 CHECKOUT_BOOKINGS = 4_000
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import asyncpg
 
-from ops.api_client import webhook_body
 from shared.settings import SANDBOX_WEBHOOK_SECRET
 from shared.signatures import webhook_signature
+from testkit.api_client import webhook_body
 
 AMOUNT_PAISE = 150_000
 

@@ -9,9 +9,9 @@ import os
 
 import pytest
 
-from ops import infra
 from shared.db import create_database_if_missing, create_pool, drop_database, migrate
 from shared.settings import Settings, load_settings
+from testkit import infra
 
 
 @pytest.fixture(scope="session")

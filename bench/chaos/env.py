@@ -17,11 +17,11 @@ import asyncpg
 from aiohttp import web
 
 from bench.chaos.record import Recorder
-from ops import infra
-from ops.local_services import PrivateRabbitMQ
-from ops.stack import Stack
 from shared.db import create_database_if_missing, create_pool, drop_database, migrate
 from shared.settings import load_settings
+from testkit import infra
+from testkit.local_services import PrivateRabbitMQ
+from testkit.stack import Stack
 
 log = logging.getLogger("bench.chaos")
 

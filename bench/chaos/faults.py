@@ -30,7 +30,7 @@ SCHEDULE = (
 @dataclass
 class Chaos:
     broker: object  # PrivateRabbitMQ: start(), stop()
-    stack: object  # ops.stack.Stack: start(name), stop(name, kill=True)
+    stack: object  # testkit.stack.Stack: start(name), stop(name, kill=True)
     recorder: Recorder
     rng: random.Random
     log_lines: list[str] = field(default_factory=list)

@@ -19,9 +19,9 @@ import asyncpg
 
 from bench.chaos.plan import Plan
 from bench.chaos.record import Recorder
-from ops.api_client import ADMIN_TOKEN
-from ops.factories import make_booking
 from shared.settings import SANDBOX_WEBHOOK_SECRET
+from testkit.api_client import ADMIN_TOKEN
+from testkit.factories import make_booking
 
 WRONG_SECRET = "guessed_secret_" + "x" * 16
 

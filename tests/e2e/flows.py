@@ -6,9 +6,9 @@ import json
 import subprocess
 import sys
 
-from ops.api_client import create_order, payment_status
-from ops.factories import make_booking
-from ops.infra import eventually
+from testkit.api_client import create_order, payment_status
+from testkit.factories import make_booking
+from testkit.infra import eventually
 
 
 async def booking_with_order(http, stack, pool, amount_paise=150_000):

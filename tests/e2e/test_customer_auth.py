@@ -6,9 +6,9 @@ import time
 import jwt
 import pytest
 
-from ops.api_client import call, pay
-from ops.factories import make_booking
-from ops.stack import running_stack
+from testkit.api_client import call, pay
+from testkit.factories import make_booking
+from testkit.stack import running_stack
 
 pytestmark = pytest.mark.e2e
 SECRET = "a6-test-customer-auth-secret-0123456789"

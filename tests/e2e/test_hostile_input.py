@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ops.api_client import call
+from testkit.api_client import call
 
 pytestmark = pytest.mark.e2e
 

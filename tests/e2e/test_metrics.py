@@ -12,11 +12,11 @@ import uuid
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ops.api_client import call, create_order, pay, payment_status, send_webhook, verify
-from ops.factories import make_booking
-from ops.infra import eventually, own_database
-from ops.stack import running_stack
 from shared import status_batch
+from testkit.api_client import call, create_order, pay, payment_status, send_webhook, verify
+from testkit.factories import make_booking
+from testkit.infra import eventually, own_database
+from testkit.stack import running_stack
 
 pytestmark = pytest.mark.e2e
 

@@ -26,8 +26,8 @@ from schemathesis.checks import (  # noqa: E402
 )
 
 from gateway.openapi import openapi_spec  # noqa: E402
-from ops.api_client import call, pay  # noqa: E402
-from ops.factories import make_booking  # noqa: E402
+from testkit.api_client import call, pay  # noqa: E402
+from testkit.factories import make_booking  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 # Per operation and mode; 30 keeps the file well under 2 minutes and each operation under

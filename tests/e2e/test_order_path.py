@@ -4,10 +4,10 @@ import asyncio
 
 import pytest
 
-from ops.api_client import call, create_order, payment_status, sandbox_stats, set_fault
-from ops.factories import make_booking
 from shared.razorpay_client import RazorpayClient
 from shared.settings import load_settings
+from testkit.api_client import call, create_order, payment_status, sandbox_stats, set_fault
+from testkit.factories import make_booking
 
 pytestmark = pytest.mark.e2e
 
@@ -157,7 +157,7 @@ async def test_order_created_event_reaches_the_broker_exactly_once(stack, http, 
                 " AND body->'data'->>'order_id' = $1 AND published_at IS NOT NULL",
                 body["order_id"])
 
-    from ops.infra import eventually
+    from testkit.infra import eventually
     assert await eventually(published) == 1
 
     async def consumed():

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from ops.api_client import call, send_webhook
+from testkit.api_client import call, send_webhook
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from ops.api_client import (
+from testkit.api_client import (
     cancel_booking,
     pay,
     payment_status,
@@ -15,7 +15,7 @@ from ops.api_client import (
     sandbox_stats,
     set_refund_behaviour,
 )
-from ops.infra import eventually
+from testkit.infra import eventually
 from tests.e2e.flows import a6pay, booking_with_order, wait_confirmed, wait_paid
 
 pytestmark = pytest.mark.e2e

@@ -9,9 +9,9 @@ import json
 import aiohttp
 import pytest
 
-from ops.api_client import create_order, pay, verify
-from ops.factories import make_booking
-from ops.stack import own_stack
+from testkit.api_client import create_order, pay, verify
+from testkit.factories import make_booking
+from testkit.stack import own_stack
 from tests.faults.helpers import booking_states, wait_all_confirmed_once
 
 pytestmark = pytest.mark.e2e

@@ -16,11 +16,11 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from ops import infra
-from ops.api_client import call
-from ops.infra import eventually, free_port
-from ops.stack import SERVICES, SINGLETONS
 from shared.db import drop_database
+from testkit import infra
+from testkit.api_client import call
+from testkit.infra import eventually, free_port
+from testkit.stack import SERVICES, SINGLETONS
 
 pytestmark = pytest.mark.e2e
 

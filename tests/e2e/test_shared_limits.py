@@ -12,8 +12,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from ops import infra
-from ops.api_client import call
+from testkit import infra
+from testkit.api_client import call
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ import time
 import aiohttp
 import pytest
 
-from ops.api_client import (
+from testkit.api_client import (
     create_order,
     pay,
     payment_status,
@@ -21,8 +21,8 @@ from ops.api_client import (
     set_fault,
     verify,
 )
-from ops.factories import make_booking
-from ops.stack import own_stack
+from testkit.factories import make_booking
+from testkit.stack import own_stack
 
 pytestmark = pytest.mark.e2e
 

@@ -9,9 +9,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.errors import UNAVAILABLE
-from ops.api_client import call, create_order
-from ops.factories import make_booking
 from shared import status_batch
+from testkit.api_client import call, create_order
+from testkit.factories import make_booking
 
 pytestmark = pytest.mark.e2e
 

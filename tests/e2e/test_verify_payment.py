@@ -6,9 +6,9 @@ import io
 
 import pytest
 
-from ops.api_client import call, checkout_signature, pay, payment_status, verify
 from shared.passes import verify_pass_token
 from shared.settings import load_settings
+from testkit.api_client import call, checkout_signature, pay, payment_status, verify
 from tests.e2e.flows import a6pay, booking_with_order, counts, wait_confirmed
 
 pytestmark = pytest.mark.e2e

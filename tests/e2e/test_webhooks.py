@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
-from ops.api_client import call, pay, payment_status, send_webhook, webhook_body
-from ops.stack import OLD_WEBHOOK_SECRET
 from shared.settings import SANDBOX_WEBHOOK_SECRET
+from testkit.api_client import call, pay, payment_status, send_webhook, webhook_body
+from testkit.stack import OLD_WEBHOOK_SECRET
 from tests.e2e.flows import a6pay, booking_with_order, counts, wait_confirmed, wait_paid
 
 pytestmark = pytest.mark.e2e

@@ -1,5 +1,5 @@
 """Fault tests run the real processes against a PRIVATE PostgreSQL and RabbitMQ (see
-ops/local_services.py), because they stop and start them: the machine's shared servers,
+testkit/local_services.py), because they stop and start them: the machine's shared servers,
 which other test runs and CI use at the same time, are never touched.
 
 One private database server, one private broker and one stack for the whole run. Before
@@ -20,10 +20,10 @@ import aiohttp
 import asyncpg
 import pytest
 
-from ops.local_services import PrivatePostgres, PrivateRabbitMQ
-from ops.stack import SERVICES, Stack
 from shared.db import create_database_if_missing, create_pool, migrate
 from shared.settings import Settings, load_settings
+from testkit.local_services import PrivatePostgres, PrivateRabbitMQ
+from testkit.stack import SERVICES, Stack
 
 DATABASE = "a6pay_faults"
 DELIVERY_LIMIT = 3

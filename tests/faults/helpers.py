@@ -6,8 +6,8 @@ import asyncio
 import os
 import signal
 
-from ops.api_client import call
-from ops.infra import eventually
+from testkit.api_client import call
+from testkit.infra import eventually
 from tests.e2e.flows import booking_with_order
 
 

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from ops.api_client import call
-from ops.infra import eventually
+from testkit.api_client import call
+from testkit.infra import eventually
 
 pytestmark = pytest.mark.e2e
 

@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from ops.api_client import pay, payment_status, verify
-from ops.infra import eventually
+from testkit.api_client import pay, payment_status, verify
+from testkit.infra import eventually
 from tests.faults.helpers import (
     bookings_with_orders,
     confirmed_count,

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from ops.api_client import (
+from testkit.api_client import (
     call,
     create_order,
     pay,
@@ -17,8 +17,8 @@ from ops.api_client import (
     verify,
     webhook_body,
 )
-from ops.factories import make_booking
-from ops.infra import eventually
+from testkit.factories import make_booking
+from testkit.infra import eventually
 from tests.faults.helpers import (
     assert_no_unhandled_errors,
     bookings_with_orders,

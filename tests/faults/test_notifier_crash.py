@@ -13,8 +13,8 @@ from collections import defaultdict
 
 import pytest
 
-from ops.api_client import pay
-from ops.infra import eventually
+from testkit.api_client import pay
+from testkit.infra import eventually
 from tests.faults.helpers import (
     bookings_with_orders,
     confirmed_count,

@@ -10,11 +10,11 @@ import uuid
 import aio_pika
 import pytest
 
-from ops.api_client import pay
-from ops.factories import make_booking
-from ops.infra import eventually
 from shared.events import Envelope, PaymentCaptured
 from shared.messaging import declare_exchange
+from testkit.api_client import pay
+from testkit.factories import make_booking
+from testkit.infra import eventually
 from tests.e2e.flows import a6pay, booking_with_order
 from tests.faults.conftest import DELIVERY_LIMIT
 from tests.faults.helpers import booking_states, wait_all_confirmed_once

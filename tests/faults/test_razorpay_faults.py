@@ -11,14 +11,14 @@ from datetime import timedelta
 
 import pytest
 
-from ops.api_client import create_order, pay, payment_status, set_fault, verify
-from ops.factories import make_booking
-from ops.infra import free_port
 from order_service import handlers as orders
 from order_service.reconciler import reconcile
 from shared.http import HttpError
 from shared.razorpay_client import RazorpayClient
 from shared.settings import SANDBOX_KEY_ID, SANDBOX_KEY_SECRET
+from testkit.api_client import create_order, pay, payment_status, set_fault, verify
+from testkit.factories import make_booking
+from testkit.infra import free_port
 from tests.e2e.flows import a6pay
 from tests.faults.helpers import booking_states, wait_all_confirmed_once
 from verification_service import handlers as verification

@@ -17,11 +17,11 @@ from collections import Counter
 import aio_pika
 import pytest
 
-from ops.infra import eventually
 from shared.messaging import declare_exchange
 from shared.outbox import OutboxRelay
 from shared.payment_state import PaymentOutcome, PaymentStatus
 from shared.payments import record_outcome
+from testkit.infra import eventually
 from tests.faults.helpers import (
     bookings_with_orders,
     inbox_rows_per_event,

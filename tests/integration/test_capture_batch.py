@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from ops.factories import make_booking
 from shared.coalesce import Coalescer
+from testkit.factories import make_booking
 from tests.integration.test_webhook_apply import captured, events, open_order, recorded
 from webhook_service import capture_batch
 from webhook_service.handlers import apply_webhook

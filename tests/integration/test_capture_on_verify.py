@@ -6,12 +6,12 @@ from datetime import timedelta
 import aiohttp
 import pytest
 
-from ops.factories import make_booking
-from ops.inprocess import running_sandbox
 from order_service import handlers as orders
 from shared.http import HttpError
 from shared.payment_state import PaymentOutcome, PaymentStatus
 from shared.razorpay_client import RazorpayClient
+from testkit.factories import make_booking
+from testkit.inprocess import running_sandbox
 from verification_service import handlers as verification
 from webhook_service import handlers as webhooks
 

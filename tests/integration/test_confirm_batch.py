@@ -12,9 +12,9 @@ import pytest
 from notifier import confirm_batch
 from notifier.consumer import pool_apply
 from notifier.handlers import BookingNotFound, UnbackedCapture
-from ops.factories import make_booking
 from shared.coalesce import Coalescer
 from shared.passes import passes_for
+from testkit.factories import make_booking
 from tests.integration.test_notifier import captured, recorded_capture, rewrap, state
 
 SECRET = "itg-secret"

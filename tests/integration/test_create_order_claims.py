@@ -11,14 +11,14 @@ from types import SimpleNamespace
 import aiohttp
 import pytest
 
-from ops.api_client import set_fault
-from ops.factories import make_booking
-from ops.infra import eventually
-from ops.inprocess import running_sandbox
 from order_service import handlers as orders
 from shared.db import create_pool
 from shared.http import HttpError
 from shared.razorpay_client import RazorpayClient
+from testkit.api_client import set_fault
+from testkit.factories import make_booking
+from testkit.infra import eventually
+from testkit.inprocess import running_sandbox
 from tests.integration.test_create_order_retries import lost_answer
 
 SLOW = 5.0  # seconds the sandbox sits on the slowed call

@@ -5,10 +5,10 @@ from datetime import timedelta
 
 import pytest
 
-from ops.factories import make_booking
-from ops.inprocess import running_sandbox
 from order_service import handlers as orders
 from shared.razorpay_client import OrderRequest, RazorpayClient
+from testkit.factories import make_booking
+from testkit.inprocess import running_sandbox
 
 
 async def lost_answer(pool, settings):

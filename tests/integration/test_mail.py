@@ -21,12 +21,12 @@ from notifier.mail_message import png_of
 from notifier.mail_sender import CLAIM_DUE, MailSender
 from ops.cli import booking as booking_command
 from ops.cli import check_pass
-from ops.factories import make_booking
-from ops.infra import eventually, free_port, own_database
 from ops.mail_catcher import MailCatcher
 from shared.events import Envelope, PaymentCaptured
 from shared.metrics import REGISTRY
 from shared.pass_store import issue_passes
+from testkit.factories import make_booking
+from testkit.infra import eventually, free_port, own_database
 
 SECRET = "mail-test-pass-secret"
 

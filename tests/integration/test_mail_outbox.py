@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from notifier.mail_outbox import KINDS, UnknownCustomer, enqueue
-from ops.factories import make_booking
+from testkit.factories import make_booking
 
 
 async def rows(pool, booking_id: int):

@@ -8,8 +8,8 @@ import subprocess
 
 import asyncpg
 
-from ops import infra
 from shared.db import _migrations, create_database_if_missing, drop_database, migrate
+from testkit import infra
 
 
 def test_numbers_are_unique_and_consecutive():

@@ -19,11 +19,11 @@ from notifier.app import CONSUMER, create_app
 from notifier.dlq import list_dead_letters, replay_dead_letters
 from notifier.handlers import BookingNotFound, UnbackedCapture, apply_event
 from notifier.report import booking_report
-from ops.factories import make_booking
-from ops.infra import eventually, free_port
 from shared.events import Envelope, OrderCreated, PaymentCaptured, PaymentFailed
 from shared.messaging import declare_exchange
 from shared.passes import passes_for, verify_pass_token
+from testkit.factories import make_booking
+from testkit.infra import eventually, free_port
 
 EXCHANGE = "a6pay.events.notifiertest"
 DELIVERY_LIMIT = 2

@@ -7,9 +7,9 @@ import asyncio
 import random
 from collections import Counter
 
-from ops import infra
-from ops.factories import make_booking
-from ops.infra import eventually
+from testkit import infra
+from testkit.factories import make_booking
+from testkit.infra import eventually
 from tests.integration.test_notifier import Bus, Notifier, recorded_capture, rewrap
 
 BOOKINGS = 30

@@ -7,11 +7,11 @@ import contextlib
 import aio_pika
 import pytest
 
-from ops import infra
-from ops.infra import eventually
 from shared.events import OrderCreated
 from shared.messaging import queue_name
 from shared.outbox import OutboxRelay, add_event, outbox_transaction
+from testkit import infra
+from testkit.infra import eventually
 
 
 @pytest.fixture

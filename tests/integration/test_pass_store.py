@@ -5,10 +5,10 @@ or the confirmation mail) renders and stores it; everyone after reads the stored
 import asyncio
 
 from notifier.handlers import apply_event
-from ops.factories import make_booking
 from shared import passes
 from shared.events import Envelope, PaymentCaptured
 from shared.pass_store import issue_passes, stored_passes
+from testkit.factories import make_booking
 
 SECRET = "pass-store-secret"
 

@@ -8,11 +8,11 @@ import itertools
 
 import pytest
 
-from ops.factories import make_booking
 from order_service import handlers as orders
 from shared import status_batch
 from shared.coalesce import Coalescer
 from shared.http import DB_ERRORS, HttpError
+from testkit.factories import make_booking
 
 _orders = itertools.count(1)
 

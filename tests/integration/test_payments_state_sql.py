@@ -4,10 +4,10 @@ import asyncio
 
 import pytest
 
-from ops.factories import make_booking
-from ops.infra import eventually
 from shared.payment_state import PaymentOutcome, PaymentStatus
 from shared.payments import record_outcome
+from testkit.factories import make_booking
+from testkit.infra import eventually
 
 S = PaymentStatus
 

@@ -19,14 +19,14 @@ from notifier import handlers as notifier_sql
 from notifier import mail_outbox as mail_outbox_sql
 from notifier import mail_sender as mail_sql
 from notifier import report as report_sql
-from ops.history import GROWING_TABLES, add_paid_history
-from ops.infra import own_database
 from order_service import handlers as order_sql
 from order_service import reconciler as reconcile_sql
 from order_service import repair as repair_sql
 from shared import outbox as outbox_sql
 from shared import pass_store as pass_store_sql
 from shared import payments as payments_sql
+from testkit.history import GROWING_TABLES, add_paid_history
+from testkit.infra import own_database
 from verification_service import handlers as verify_sql
 from webhook_service import capture_batch as capture_batch_sql
 from webhook_service import handlers as webhook_sql

@@ -7,12 +7,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from ops.factories import make_booking
-from ops.infra import eventually
-from ops.inprocess import running_sandbox
 from order_service import handlers as orders
 from order_service.reconciler import next_gap, reconcile
 from shared.razorpay_client import RazorpayClient
+from testkit.factories import make_booking
+from testkit.infra import eventually
+from testkit.inprocess import running_sandbox
 
 
 @pytest.fixture(scope="module")

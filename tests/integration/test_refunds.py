@@ -10,9 +10,6 @@ import aiohttp
 import asyncpg
 import pytest
 
-from ops import infra
-from ops.factories import make_booking
-from ops.inprocess import running_sandbox
 from order_service import cancellations, idempotency
 from order_service import handlers as orders
 from order_service.refund_worker import refund_pass
@@ -21,6 +18,9 @@ from shared.payments import record_outcome
 from shared.razorpay_client import RazorpayClient
 from shared.razorpay_map import best_outcome
 from shared.refunds import submit_refund
+from testkit import infra
+from testkit.factories import make_booking
+from testkit.inprocess import running_sandbox
 
 
 @pytest.fixture(scope="module")

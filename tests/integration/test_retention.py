@@ -4,7 +4,7 @@ ones and unsent events stay."""
 import uuid
 
 from ops.cli import prune
-from ops.infra import own_database
+from testkit.infra import own_database
 
 
 async def test_prune_keeps_what_is_fresh_or_unsent(base_settings):

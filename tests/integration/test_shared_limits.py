@@ -10,8 +10,8 @@ import pytest
 
 from gateway.ratelimit import Rate
 from gateway.shared_limits import SharedRateLimiter
-from ops import infra
-from ops.infra import free_port
+from testkit import infra
+from testkit.infra import free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

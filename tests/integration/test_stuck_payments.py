@@ -14,11 +14,11 @@ import uuid
 import pytest
 
 from notifier.handlers import apply_event
-from ops.factories import make_booking
-from ops.infra import own_database
 from order_service.repair import repair_stuck
 from shared.events import Envelope
 from shared.metrics import REGISTRY
+from testkit.factories import make_booking
+from testkit.infra import own_database
 
 STUCK_AFTER = 300
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from bench.seed import sample_payload
-from ops.factories import make_booking
+from testkit.factories import make_booking
 from webhook_service.handlers import apply_webhook
 
 

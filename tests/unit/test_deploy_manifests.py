@@ -9,8 +9,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from ops.stack import SERVICES, SINGLETONS
 from shared.settings import Settings
+from testkit.stack import SERVICES, SINGLETONS
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 KUBERNETES_VERSION = "1.33"

@@ -44,7 +44,13 @@ def offending_imports(package: str, forbidden: set[str]) -> list[str]:
 
 
 def test_shared_imports_no_service_and_not_ops():
-    assert offending_imports("shared", SERVICES | {"ops", "bench", "tests"}) == []
+    assert offending_imports("shared", SERVICES | {"ops", "testkit", "bench", "tests"}) == []
+
+
+@pytest.mark.parametrize("package", sorted(SERVICES | {"shared", "ops"}))
+def test_what_the_image_ships_imports_no_test_fixture(package):
+    """The image holds the services, `shared/` and `ops/`; `testkit/` stays out of it."""
+    assert offending_imports(package, {"testkit", "tests", "bench"}) == []
 
 
 def test_bench_does_not_import_the_tests():

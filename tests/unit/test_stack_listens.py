@@ -1,9 +1,9 @@
-"""ops.stack.listens: how a WORKERS=N stack knows every replica holds its port."""
+"""testkit.stack.listens: how a WORKERS=N stack knows every replica holds its port."""
 
 import os
 import socket
 
-from ops.stack import listens
+from testkit.stack import listens
 
 
 def test_a_listening_socket_is_seen_and_a_merely_bound_one_is_not():

@@ -99,7 +99,7 @@ async def set_fault(http, stack, **rule):
     assert status == 200, body
 
 
-ADMIN_TOKEN = "a6-e2e-admin-token"  # what ops/stack.py gives the stack as ADMIN_API_TOKEN
+ADMIN_TOKEN = "a6-e2e-admin-token"  # what testkit/stack.py gives the stack as ADMIN_API_TOKEN
 
 
 def _admin_headers(key: str | None, token: str | None) -> dict:

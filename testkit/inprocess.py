@@ -6,9 +6,9 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from ops.infra import free_port
 from razorpay_sandbox.app import create_app as create_sandbox
 from shared.settings import Settings
+from testkit.infra import free_port
 
 
 @asynccontextmanager

@@ -14,10 +14,10 @@ import urllib.request
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
-from ops import infra
-from ops.api_client import ADMIN_TOKEN
-from ops.infra import free_port
 from shared.settings import SANDBOX_WEBHOOK_SECRET
+from testkit import infra
+from testkit.api_client import ADMIN_TOKEN
+from testkit.infra import free_port
 
 OLD_WEBHOOK_SECRET = "a6_previous_webhook_secret"
 
