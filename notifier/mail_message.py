@@ -5,8 +5,8 @@ after a crash (accepted by the server, not yet marked sent) carries the same id 
 receiving side can tell it is the same mail.
 
 The message is written as bytes here rather than built with `email.message.EmailMessage`:
-its policy machinery (header objects, content managers, the generator) took about 5 ms of
-CPU per confirmation mail, most of what the notifier spent on a paid booking. What we send
+its policy machinery (header objects, content managers, the generator) costs more CPU per
+confirmation mail than everything else the notifier does for a paid booking. What we send
 has one fixed shape, every part 7-bit (text quoted-printable, images base64, non-ASCII
 headers as RFC 2047 encoded words), so it needs none of that; the tests read it back with
 the standard library's parser.
