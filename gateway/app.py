@@ -9,7 +9,7 @@ from aiohttp import web
 
 from gateway import keys
 from gateway.client_ip import parse_trusted_proxies
-from gateway.middlewares import access_middleware, error_middleware
+from gateway.middlewares import access_middleware
 from gateway.openapi import openapi_view
 from gateway.proxy import RETURNED_RESPONSE_HEADERS
 from gateway.ratelimit import Limiter, Rate, RateLimiter
@@ -25,6 +25,7 @@ from gateway.shared_limits import SharedRateLimiter
 from gateway.status_batch import status_batcher
 from gateway.upstream import Upstream, UpstreamError, UpstreamPool
 from shared import local_sockets, metrics, readiness
+from shared.http import error_middleware
 from shared.settings import Settings
 
 logger = logging.getLogger("gateway")

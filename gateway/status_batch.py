@@ -17,13 +17,14 @@ import json
 from aiohttp import web
 
 from gateway import keys
-from gateway.errors import UPSTREAM_TIMEOUT, GatewayError
+from gateway.errors import UPSTREAM_TIMEOUT
 from gateway.middlewares import request_id_from
 from gateway.proxy import response_of, send
 from gateway.upstream import Answer, Upstream, UpstreamPool
 from shared import status_batch
 from shared.coalesce import Coalescer
 from shared.deadline import DEADLINE_HEADER, deadline_header
+from shared.http import HttpError
 
 StatusRead = tuple[str, str | None]  # (the booking id as sent, the authenticated customer)
 _JSON = {"content-type": "application/json; charset=utf-8"}
@@ -55,5 +56,5 @@ async def read_status(request: web.Request, customer_id: str | None,
             answer = await request.app[keys.STATUS_BATCHER].get(
                 (request.match_info["booking_id"], customer_id))
     except TimeoutError:
-        raise GatewayError(504, UPSTREAM_TIMEOUT) from None
+        raise HttpError(UPSTREAM_TIMEOUT, 504) from None
     return response_of(answer)
