@@ -60,7 +60,7 @@ async def rate_limiter_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def upstream_pools_ctx(app: web.Application) -> AsyncIterator[None]:
-    """A pool per lane (gateway/routes.py): 120 calls stuck on a slow Razorpay behind
+    """A pool per lane (gateway/routes.py): calls stuck on a slow Razorpay behind
     create-order and verify fill only their own lanes, while webhooks (their own reserve)
     and payment-status still get connections at once. One more for the readiness checks
     of the services, so they take the very way requests take."""

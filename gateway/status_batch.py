@@ -1,8 +1,8 @@
 """payment-status requests in flight share one call to order_service.
 
-A status request is the hottest call the frontend makes (it polls), and each one cost a
-whole HTTP exchange with order_service: half the CPU of the request, for one indexed read.
-So the gateway coalesces them (shared/coalesce.py): while a call is in flight, the status
+A status request is the hottest call the frontend makes (it polls), and on its own each
+would cost a whole HTTP exchange with order_service, more CPU than the indexed read it
+asks for. So the gateway coalesces them (shared/coalesce.py): while a call is in flight, the status
 requests that arrive wait, and the next call carries them all (shared/status_batch.py).
 Every request is still authenticated and rate limited on its own before it waits, and gets
 exactly the status and body the public route would have given it; a call that fails (the
