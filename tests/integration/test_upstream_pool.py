@@ -74,6 +74,14 @@ async def raw_server(answer: bytes | None):
     return await serve_raw(handle)
 
 
+async def answer_ok(reader, writer, seen: list[int]) -> None:
+    """Read one request and answer 200 "ok", kept alive; note the client's port."""
+    seen.append(writer.get_extra_info("peername")[1])
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    await writer.drain()
+
+
 async def test_answers_come_back_with_only_the_kept_headers(service):
     upstream, _, _ = service
     pool = UpstreamPool(4, KEEP)
@@ -205,10 +213,7 @@ async def test_a_connection_the_service_closed_while_idle_is_not_used():
     seen = []
 
     async def handle(reader, writer):
-        seen.append(writer.get_extra_info("peername")[1])
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-        await writer.drain()
+        await answer_ok(reader, writer, seen)
         writer.close()  # kept alive by the answer, closed by the service a moment later
 
     server, upstream = await serve_raw(handle)
@@ -244,10 +249,7 @@ async def test_a_get_on_a_dropped_kept_connection_is_sent_again_on_a_new_one():
     seen = []
 
     async def handle(reader, writer):
-        seen.append(writer.get_extra_info("peername")[1])
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-        await writer.drain()
+        await answer_ok(reader, writer, seen)
         if len(seen) == 1:  # the first connection: take the next request, then hang up
             await reader.readuntil(b"\r\n\r\n")
         writer.close()
