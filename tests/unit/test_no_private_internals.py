@@ -5,7 +5,9 @@ The walk is static, so it decides who made an object by the only means it has:
 - `self._x` / `cls._x` are ours, unless the class derives from a library class and `_x`
   is not an attribute our own class defines or assigns (then it is the library's);
 - `<anything else>._x` is someone else's, except namedtuple's public `_replace` & co.;
-- a method named `_x` that a library base class also has overrides its internals.
+- a method named `_x` that a library base class also has overrides its internals;
+- `getattr(obj, "_x")` and its kin are the same reach, spelled as a call;
+- a library's version, as `__version__` or from `importlib.metadata`, gates nothing.
 """
 
 from __future__ import annotations
@@ -88,6 +90,19 @@ class Walker(ast.NodeVisitor):
             except ImportError:
                 return None
 
+    def visit_Call(self, node: ast.Call) -> None:
+        name = ast.unparse(node.func)
+        if name in ("getattr", "setattr", "hasattr", "delattr") and len(node.args) >= 2:
+            target, attr = node.args[0], node.args[1]
+            if (isinstance(attr, ast.Constant) and isinstance(attr.value, str)
+                    and (is_private(attr.value) or attr.value == "__version__")
+                    and not (isinstance(target, ast.Name) and target.id in OWN)):
+                self.report(node, f"reaches into {ast.unparse(node)}")
+        if name in ("metadata.version", "importlib.metadata.version") or (
+                self.imported.get(name) == "importlib.metadata.version"):
+            self.report(node, f"asks for a version: {ast.unparse(node)}")
+        self.generic_visit(node)
+
     def visit_Attribute(self, node: ast.Attribute) -> None:
         if node.attr == "__version__":
             self.report(node, f"reads {ast.unparse(node)}")
@@ -125,6 +140,10 @@ def test_the_walk_covers_the_product_code():
     ("import asyncio\nclass Proto(asyncio.Protocol):\n    def __init__(self):\n"
      "        self._buf = b''\n    def f(self):\n        return self._buf", 0),
     ("def f(parts):\n    return parts._replace(path='/')", 0),
+    ("def f(conn):\n    return getattr(conn, '_holder', None)", 1),
+    ("def f(self):\n    return getattr(self, '_cache', None)", 0),
+    ("from importlib.metadata import version\nold = version('asyncpg') < '1'", 1),
+    ("from importlib import metadata\nold = metadata.version('asyncpg')", 1),
 ])
 def test_the_walk_tells_private_access_apart(source, expected):
     walker = Walker("sample")
