@@ -6,7 +6,6 @@ import asyncio
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.web_protocol import RequestPayloadError
 
 from gateway.errors import BODY_TIMEOUT
 from shared.http import BODY_TOO_LARGE, HttpError
@@ -36,7 +35,7 @@ async def read_body(request: web.Request, limit: int, timeout_seconds: float) ->
                     raise HttpError(BODY_TOO_LARGE, 413)
     except TimeoutError:
         raise HttpError(BODY_TIMEOUT, 408) from None
-    except (RequestPayloadError, HttpProcessingError):
+    except (web.RequestPayloadError, HttpProcessingError):
         # e.g. Content-Encoding: gzip with a body that is not gzip
         # the stream is unusable: tell the client not to reuse this connection
         raise HttpError("Request body could not be read", 400, {"Connection": "close"}) from None
