@@ -9,7 +9,7 @@ from aiohttp import web
 
 from gateway import keys
 from gateway.client_ip import parse_trusted_proxies
-from gateway.middlewares import access_middleware, error_middleware
+from gateway.middlewares import access_middleware
 from gateway.openapi import openapi_view
 from gateway.proxy import RETURNED_RESPONSE_HEADERS
 from gateway.ratelimit import Limiter, Rate, RateLimiter
@@ -25,6 +25,7 @@ from gateway.shared_limits import SharedRateLimiter
 from gateway.status_batch import status_batcher
 from gateway.upstream import Upstream, UpstreamError, UpstreamPool
 from shared import local_sockets, metrics, readiness
+from shared.http import error_middleware
 from shared.settings import Settings
 
 logger = logging.getLogger("gateway")
@@ -59,7 +60,7 @@ async def rate_limiter_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def upstream_pools_ctx(app: web.Application) -> AsyncIterator[None]:
-    """A pool per lane (gateway/routes.py): 120 calls stuck on a slow Razorpay behind
+    """A pool per lane (gateway/routes.py): calls stuck on a slow Razorpay behind
     create-order and verify fill only their own lanes, while webhooks (their own reserve)
     and payment-status still get connections at once. One more for the readiness checks
     of the services, so they take the very way requests take."""

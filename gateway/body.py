@@ -6,15 +6,15 @@ import asyncio
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.web_protocol import RequestPayloadError
 
-from gateway.errors import BODY_TIMEOUT, BODY_TOO_LARGE, GatewayError
+from gateway.errors import BODY_TIMEOUT
+from shared.http import BODY_TOO_LARGE, HttpError
 
 
 def reject_declared_oversize(request: web.Request, limit: int) -> None:
     """413 before reading anything when Content-Length already says too much."""
     if request.content_length is not None and request.content_length > limit:
-        raise GatewayError(413, BODY_TOO_LARGE)
+        raise HttpError(BODY_TOO_LARGE, 413)
 
 
 async def read_body(request: web.Request, limit: int, timeout_seconds: float) -> bytes:
@@ -32,11 +32,11 @@ async def read_body(request: web.Request, limit: int, timeout_seconds: float) ->
             while chunk := await request.content.readany():
                 body.extend(chunk)
                 if len(body) > limit:
-                    raise GatewayError(413, BODY_TOO_LARGE)
+                    raise HttpError(BODY_TOO_LARGE, 413)
     except TimeoutError:
-        raise GatewayError(408, BODY_TIMEOUT) from None
-    except (RequestPayloadError, HttpProcessingError):
+        raise HttpError(BODY_TIMEOUT, 408) from None
+    except (web.RequestPayloadError, HttpProcessingError):
         # e.g. Content-Encoding: gzip with a body that is not gzip
         # the stream is unusable: tell the client not to reuse this connection
-        raise GatewayError(400, "Request body could not be read", {"Connection": "close"}) from None
+        raise HttpError("Request body could not be read", 400, {"Connection": "close"}) from None
     return bytes(body)

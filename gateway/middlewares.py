@@ -1,4 +1,4 @@
-"""Request id, client address and access log (outer); JSON errors (inner)."""
+"""Request id, client address and access log; the JSON errors come from shared/http.py."""
 
 from __future__ import annotations
 
@@ -12,21 +12,11 @@ from aiohttp import web
 
 from gateway import keys
 from gateway.client_ip import client_address
-from gateway.errors import (
-    BODY_TOO_LARGE,
-    INTERNAL,
-    METHOD_NOT_ALLOWED,
-    NOT_FOUND,
-    GatewayError,
-    json_error,
-)
 from shared.logging import log_ctx
 
 access_logger = logging.getLogger("gateway.access")
-logger = logging.getLogger("gateway")
 
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_MESSAGES = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED, 413: BODY_TOO_LARGE}
 # Routes called thousands of times a second: a successful call is logged at DEBUG only (a
 # JSON log line costs more CPU than proxying the call). Their failures stay at INFO, and
 # the webhook service logs every delivery it handles anyway.
@@ -89,18 +79,3 @@ async def access_middleware(request: web.Request, handler) -> web.StreamResponse
                 ),
             )
 
-
-@web.middleware
-async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except GatewayError as exc:
-        return exc.response()
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        return json_error(exc.status, _MESSAGES.get(exc.status, exc.reason), headers)
-    except Exception:
-        logger.exception("unhandled error", extra=log_ctx(request_id=request.get(keys.REQUEST_ID)))
-        return json_error(500, INTERNAL)

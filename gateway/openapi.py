@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, TypeAdapter
 
-from gateway.errors import BODY_TIMEOUT, BODY_TOO_LARGE, FORBIDDEN, UNAVAILABLE, UPSTREAM_TIMEOUT
+from gateway.errors import BODY_TIMEOUT, FORBIDDEN, UNAVAILABLE, UPSTREAM_TIMEOUT
 from gateway.routes import ROUTES, Route
 from order_service.schemas import (
     CancelBody,
@@ -30,6 +30,7 @@ from order_service.schemas import (
     RefundBody,
     RefundResponse,
 )
+from shared.http import BODY_TOO_LARGE
 from shared.schemas import ErrorBody, PositiveId, Readiness, Status
 from verification_service.schemas import CallbackForm, VerifyBody, VerifyPaymentResponse
 from webhook_service.schemas import WebhookEvent

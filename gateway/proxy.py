@@ -6,14 +6,7 @@ from collections.abc import Iterable, Mapping
 
 from aiohttp import web
 
-from gateway.errors import (
-    BAD_HEADER,
-    INTERNAL,
-    UNAVAILABLE,
-    UPSTREAM_TIMEOUT,
-    GatewayError,
-    json_error,
-)
+from gateway.errors import BAD_HEADER, UNAVAILABLE, UPSTREAM_TIMEOUT
 from gateway.upstream import (
     Answer,
     Disconnected,
@@ -22,6 +15,7 @@ from gateway.upstream import (
     UpstreamPool,
     UpstreamTimeout,
 )
+from shared.http import INTERNAL, HttpError, json_error
 
 # Only these client headers reach a service; everything else (cookies, Host, a forged
 # X-A6-Customer-Id) is dropped by construction rather than by a deny-list.
@@ -84,13 +78,13 @@ async def send(pool: UpstreamPool, upstream: Upstream, method: str, target: str,
         return await pool.request(upstream, method, target, headers, body, timeout_seconds)
     except NotSent:
         # Never reached the service, so it cannot have acted: "unavailable", safe to retry.
-        raise GatewayError(503, UNAVAILABLE) from None
+        raise HttpError(UNAVAILABLE, 503) from None
     except UpstreamTimeout:
-        raise GatewayError(504, UPSTREAM_TIMEOUT) from None
+        raise HttpError(UPSTREAM_TIMEOUT, 504) from None
     except Disconnected:
-        raise GatewayError(503, UNAVAILABLE) from None
+        raise HttpError(UNAVAILABLE, 503) from None
     except ValueError:  # a header value with a line break: never written
-        raise GatewayError(400, BAD_HEADER) from None
+        raise HttpError(BAD_HEADER, 400) from None
 
 
 def response_of(answer: Answer) -> web.Response:

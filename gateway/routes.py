@@ -10,11 +10,12 @@ from gateway import keys, pages
 from gateway.auth import AuthError, authenticate, body_customer_matches
 from gateway.body import read_body, reject_declared_oversize
 from gateway.client_ip import rate_limit_key
-from gateway.errors import FORBIDDEN, GatewayError, json_error, too_many_requests
+from gateway.errors import FORBIDDEN, too_many_requests
 from gateway.proxy import ADMIN_HEADERS, forward, upstream_headers, upstream_target
 from gateway.status_batch import read_status
 from shared import metrics
 from shared.deadline import DEADLINE_HEADER, deadline_header
+from shared.http import HttpError, json_error
 from shared.settings import Settings
 
 # Rate-limit groups; verify-payment and the checkout callback verify the same way, so
@@ -72,7 +73,7 @@ def _authenticated_customer(request: web.Request, route: Route, settings: Settin
     try:
         return authenticate(request.headers.get("Authorization"), settings.auth_jwt_secret)
     except AuthError as exc:
-        raise GatewayError(401, exc.message, {"WWW-Authenticate": "Bearer"}) from None
+        raise HttpError(exc.message, 401, {"WWW-Authenticate": "Bearer"}) from None
 
 
 def make_proxy_handler(route: Route):

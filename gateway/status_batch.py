@@ -1,8 +1,8 @@
 """payment-status requests in flight share one call to order_service.
 
-A status request is the hottest call the frontend makes (it polls), and each one cost a
-whole HTTP exchange with order_service: half the CPU of the request, for one indexed read.
-So the gateway coalesces them (shared/coalesce.py): while a call is in flight, the status
+A status request is the hottest call the frontend makes (it polls), and on its own each
+would cost a whole HTTP exchange with order_service, more CPU than the indexed read it
+asks for. So the gateway coalesces them (shared/coalesce.py): while a call is in flight, the status
 requests that arrive wait, and the next call carries them all (shared/status_batch.py).
 Every request is still authenticated and rate limited on its own before it waits, and gets
 exactly the status and body the public route would have given it; a call that fails (the
@@ -17,13 +17,14 @@ import json
 from aiohttp import web
 
 from gateway import keys
-from gateway.errors import UPSTREAM_TIMEOUT, GatewayError
+from gateway.errors import UPSTREAM_TIMEOUT
 from gateway.middlewares import request_id_from
 from gateway.proxy import response_of, send
 from gateway.upstream import Answer, Upstream, UpstreamPool
 from shared import status_batch
 from shared.coalesce import Coalescer
 from shared.deadline import DEADLINE_HEADER, deadline_header
+from shared.http import HttpError
 
 StatusRead = tuple[str, str | None]  # (the booking id as sent, the authenticated customer)
 _JSON = {"content-type": "application/json; charset=utf-8"}
@@ -55,5 +56,5 @@ async def read_status(request: web.Request, customer_id: str | None,
             answer = await request.app[keys.STATUS_BATCHER].get(
                 (request.match_info["booking_id"], customer_id))
     except TimeoutError:
-        raise GatewayError(504, UPSTREAM_TIMEOUT) from None
+        raise HttpError(UPSTREAM_TIMEOUT, 504) from None
     return response_of(answer)

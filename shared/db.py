@@ -43,104 +43,111 @@ async def _release_as_is(conn: asyncpg.Connection) -> None:
     our pooled connections never hold. asyncpg still rolls back a transaction left open."""
 
 
-class FairPool(asyncpg.Pool):
-    """An asyncpg pool that serves its waiters in the order they came.
+class FairPool:
+    """asyncpg's pool behind a queue of our own, so waiters are served in the order they came.
 
     asyncpg gives a returned connection to whichever task asks next: a task that has just
     released one and asks again takes it back before the waiter woken for it, and that
     waiter goes to the back of the queue (MagicStack/asyncpg#1247). With more requests at
-    once than connections, a few of them starve: payment-status straight to order_service
-    at 64 connections answered most requests in 2 ms and one in a hundred after 0.5-1 s.
-    Here a task first takes a turn (asyncio.Semaphore queues its waiters in order), one
-    turn per connection, and then finds a connection free."""
+    once than connections, a few of them would starve for a second while most answer at
+    once. Here a task first takes a turn (asyncio.Semaphore queues its waiters in order),
+    one turn per connection, so asyncpg always has a connection free for a turn's holder.
+    Only asyncpg's public pool API is used; the methods are the ones of asyncpg.Pool that
+    our code calls."""
 
-    def __init__(self, *args, max_size: int, **kwargs) -> None:
-        super().__init__(*args, max_size=max_size, **kwargs)
-        self._turns = asyncio.Semaphore(max_size)
-        self._lent: set[object] = set()  # connections out on a turn: one turn back each
-        # Whether a clean connection can go back in place (see _released_at_once): decided
-        # once, it holds for the pool's life.
-        self._release_at_once = _RELEASE_AT_ONCE and self._reset is _release_as_is
+    def __init__(self, pool: asyncpg.Pool, size: int) -> None:
+        self.pool = pool
+        self._turns = asyncio.Semaphore(size)
+        self._lent: set[asyncpg.Connection] = set()  # out on a turn: one turn back each
 
-    async def _acquire(self, timeout: float | None):
-        if timeout is None:  # payment-status and most callers: no deadline to keep
-            return await self._take_turn_and_connection()
-        # One deadline for the turn and the connection: a caller's timeout is the whole wait.
+    def acquire(self, *, timeout: float | None = None) -> Lease:
+        """`async with pool.acquire() as conn`, or `conn = await pool.acquire()` and later
+        `await pool.release(conn)`. A timeout bounds the turn and the connection together."""
+        return Lease(self, timeout)
+
+    async def take(self, timeout: float | None) -> asyncpg.Connection:
         async with asyncio.timeout(timeout):
-            return await self._take_turn_and_connection()
-
-    async def _take_turn_and_connection(self):
-        await self._turns.acquire()
-        try:
-            connection = await super()._acquire(None)
-        except BaseException:
-            self._turns.release()
-            raise
+            await self._turns.acquire()
+            try:
+                connection = await self.pool.acquire()
+            except BaseException:
+                self._turns.release()
+                raise
         self._lent.add(connection)
         return connection
 
-    async def release(self, connection, *, timeout: float | None = None) -> None:
+    async def release(self, connection: asyncpg.Connection, *,
+                      timeout: float | None = None) -> None:
         try:
-            if not self._released_at_once(connection):
-                await super().release(connection, timeout=timeout)
+            await self.pool.release(connection, timeout=timeout)
         finally:
             if connection in self._lent:  # a second release of one connection: no turn
                 self._lent.discard(connection)
                 self._turns.release()
 
-    def _released_at_once(self, connection) -> bool:
-        """Give a clean connection back without waiting for anything, when there is nothing
-        to wait for. asyncpg's release always runs in a task of its own (asyncio.shield,
-        so a cancelled caller still returns the connection) under a timeout, to roll back
-        or reset: ~15-25 us of a pooled query's ~45 us. With our no-op reset, a connection
-        that is open, outside any transaction, not cancelling a query, under its query
-        budget, of the pool's generation and with no listener needs only what asyncpg does
-        last: free the holder (back on the pool's queue) and re-arm its idle timer. That
-        never awaits, so no cancellation can cut it short. Anything else, or an asyncpg
-        whose internals we have not checked, takes asyncpg's own way."""
-        if not self._release_at_once:
-            return False
-        holder = getattr(connection, "_holder", None)
-        con = getattr(connection, "_con", None)
-        if holder is None or con is None or holder._pool is not self or holder._con is not con:
-            return False
-        protocol = con._protocol
-        if (con.is_closed() or protocol.is_in_transaction() or con._top_xact is not None
-                or protocol._is_cancelling() or protocol.queries_count >= holder._max_queries
-                or holder._generation != self._generation
-                or con._listeners or con._log_listeners):
-            return False
-        con._on_release()
-        holder._timeout = None
-        holder._release()
-        holder._setup_inactive_callback()
-        return True
+    async def execute(self, query: str, *args, timeout: float | None = None) -> str:
+        async with self.acquire() as conn:
+            return await conn.execute(query, *args, timeout=timeout)
+
+    async def executemany(self, command: str, args, *, timeout: float | None = None) -> None:
+        async with self.acquire() as conn:
+            await conn.executemany(command, args, timeout=timeout)
+
+    async def fetch(self, query: str, *args, timeout: float | None = None) -> list:
+        async with self.acquire() as conn:
+            return await conn.fetch(query, *args, timeout=timeout)
+
+    async def fetchrow(self, query: str, *args, timeout: float | None = None):
+        async with self.acquire() as conn:
+            return await conn.fetchrow(query, *args, timeout=timeout)
+
+    async def fetchval(self, query: str, *args, column: int = 0,
+                       timeout: float | None = None):
+        async with self.acquire() as conn:
+            return await conn.fetchval(query, *args, column=column, timeout=timeout)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    def terminate(self) -> None:
+        self.pool.terminate()
 
 
-# The asyncpg releases whose pool internals _released_at_once was checked against (the lock
-# pins one); any other takes asyncpg's own release until someone checks it.
-_RELEASE_AT_ONCE = asyncpg.__version__ in {"0.32.0"}
+class Lease:
+    """One turn and one connection of a FairPool, awaited or used as a context manager."""
+
+    __slots__ = ("fair_pool", "timeout", "connection")
+
+    def __init__(self, fair_pool: FairPool, timeout: float | None) -> None:
+        self.fair_pool = fair_pool
+        self.timeout = timeout
+        self.connection: asyncpg.Connection | None = None
+
+    def __await__(self):
+        return self.fair_pool.take(self.timeout).__await__()
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        self.connection = await self.fair_pool.take(self.timeout)
+        return self.connection
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.fair_pool.release(self.connection)
 
 
-async def create_pool(settings: Settings) -> asyncpg.Pool:
+async def create_pool(settings: Settings) -> FairPool:
     """Pooled connections carry no session state: SET, LISTEN or session-level advisory
     locks belong on a connection of their own (transaction-level ones are fine)."""
-    pool = FairPool(
+    pool = await asyncpg.create_pool(
         settings.database_url,
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
-        max_queries=50_000,  # asyncpg's defaults, as create_pool would pass them
-        max_inactive_connection_lifetime=300.0,
-        loop=None,
-        connection_class=asyncpg.Connection,
-        record_class=asyncpg.Record,
         command_timeout=settings.db_command_timeout,
         statement_cache_size=settings.db_statement_cache_size,
         server_settings=session_settings(settings),
         init=_init_connection,
         reset=_release_as_is,
     )
-    return await pool
+    return FairPool(pool, settings.db_pool_max)
 
 
 def _migrations() -> list[tuple[str, str]]:

@@ -1,4 +1,5 @@
-"""aiohttp pieces every service uses: JSON errors, body parsing, the error middleware."""
+"""aiohttp pieces the gateway and every service use: JSON errors, the error middleware,
+body parsing."""
 
 from __future__ import annotations
 
@@ -87,6 +88,14 @@ def first_validation_message(exc: ValidationError) -> str:
     return f"Invalid field: {field}: {error.get('msg', 'invalid value')}"
 
 
+NOT_FOUND = "Not found"
+METHOD_NOT_ALLOWED = "Method not allowed"
+BODY_TOO_LARGE = "Request body too large"
+INTERNAL = "Internal server error"
+DATABASE_AWAY = "Service temporarily unavailable. Please retry."
+_FRAMEWORK_MESSAGES = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED, 413: BODY_TOO_LARGE}
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     """Every failure leaves as JSON with a `message`: never a stack trace, never HTML."""
@@ -97,14 +106,14 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        message = {404: "Not found", 405: "Method not allowed", 413: "Request body too large"}
-        return json_error(exc.status, message.get(exc.status, exc.reason), None)
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return json_error(exc.status, _FRAMEWORK_MESSAGES.get(exc.status, exc.reason), headers)
     except DB_ERRORS as exc:
-        log.warning("database unavailable: %s", type(exc).__name__)
-        return json_error(503, "Service temporarily unavailable. Please retry.")
+        log.warning("a dependency is unavailable: %s", type(exc).__name__)
+        return json_error(503, DATABASE_AWAY)
     except Exception:
         log.exception("unhandled error")
-        return json_error(500, "Internal server error")
+        return json_error(500, INTERNAL)
 
 
 async def health(_: web.Request) -> web.Response:

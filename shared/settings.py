@@ -27,8 +27,8 @@ POSTGRES_SOCKET_DIR = "/var/run/postgresql"
 def local_postgres_url(database: str, socket_dir: str = POSTGRES_SOCKET_DIR) -> str:
     """The PostgreSQL on this machine, as its own clients (psql, libpq) reach it: through
     its Unix socket when it has one, else 127.0.0.1:5432. The same server either way; the
-    socket costs both ends less CPU per query than loopback TCP (payment-status direct:
-    order_service 0.87, PostgreSQL 0.79 of their CPU per read; python -m bench.db_socket_ab)."""
+    socket costs both ends less CPU per query than loopback TCP (python -m bench.db_socket_ab
+    measures it)."""
     if os.path.exists(os.path.join(socket_dir, ".s.PGSQL.5432")):
         return f"postgresql://postgres@/{database}?host={socket_dir}"
     return f"postgresql://postgres@127.0.0.1:5432/{database}"

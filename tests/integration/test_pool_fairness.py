@@ -4,10 +4,9 @@ and under load a few requests starve for a second."""
 
 import asyncio
 
-import asyncpg
 import pytest
 
-from shared.db import FairPool, _release_as_is, create_pool
+from shared.db import create_pool
 
 
 @pytest.fixture
@@ -91,48 +90,17 @@ async def test_a_timeout_bounds_the_turn_and_the_connection_together(base_settin
         silent.close()
 
 
-# --- release: at once when the connection is clean, asyncpg's own way otherwise ---------
-
-
-async def _yields_to_the_loop(pool, conn) -> bool:
-    """Whether releasing `conn` lets the event loop run something else first."""
-    ran = asyncio.Event()
-    asyncio.get_running_loop().call_soon(ran.set)
-    await pool.release(conn)
-    return ran.is_set()
-
-
-async def test_a_clean_connection_goes_back_without_waiting(pool_of_one):
-    conn = await pool_of_one.acquire()
-    assert await conn.fetchval("SELECT 1") == 1
-    # Nothing to roll back or reset: freed in place, no task, nothing a cancel can cut.
-    # asyncpg's own release runs in a task of its own (asyncio.shield) and yields.
-    assert not await _yields_to_the_loop(pool_of_one, conn)
-    with pytest.raises(asyncpg.InterfaceError):  # the caller's handle is dead
-        await conn.fetchval("SELECT 1")
-    # the one connection and its one turn are free again, many times over
-    for _ in range(50):
-        async with pool_of_one.acquire(timeout=1) as again:
-            assert await again.fetchval("SELECT 2") == 2
+# --- release: asyncpg's own, with the turn handed on after it ---------------------------
 
 
 async def test_a_transaction_left_open_is_rolled_back_on_release(pool_of_one):
     conn = await pool_of_one.acquire()
     await conn.execute("BEGIN")
     await conn.execute("CREATE TEMP TABLE left_open (x int)")
-    assert await _yields_to_the_loop(pool_of_one, conn)  # asyncpg's way: a ROLLBACK
+    await pool_of_one.release(conn)
     async with pool_of_one.acquire(timeout=1) as again:
         assert not again.is_in_transaction()
         assert await again.fetchval("SELECT to_regclass('pg_temp.left_open')") is None
-
-
-async def test_a_listener_left_behind_is_dropped_on_release(pool_of_one):
-    conn = await pool_of_one.acquire()
-    await conn.add_listener("a6pay_left", lambda *args: None)
-    with pytest.warns(Warning):  # asyncpg says a listener was left on a pooled connection
-        assert await _yields_to_the_loop(pool_of_one, conn)
-    async with pool_of_one.acquire(timeout=1) as again:
-        assert not again._con._listeners
 
 
 async def test_a_closed_connection_is_replaced(pool_of_one):
@@ -142,21 +110,6 @@ async def test_a_closed_connection_is_replaced(pool_of_one):
     await pool_of_one.release(conn)
     async with pool_of_one.acquire(timeout=2) as again:
         assert await again.fetchval("SELECT pg_backend_pid()") != backend
-
-
-async def test_a_connection_past_its_query_budget_is_replaced(base_settings):
-    pool = await FairPool(base_settings.database_url, min_size=1, max_size=1, max_queries=3,
-                          max_inactive_connection_lifetime=300.0, loop=None,
-                          connection_class=asyncpg.Connection, record_class=asyncpg.Record,
-                          reset=_release_as_is)
-    try:
-        backends = []
-        for _ in range(7):
-            async with pool.acquire(timeout=2) as conn:
-                backends.append(await conn.fetchval("SELECT pg_backend_pid()"))
-        assert len(set(backends)) >= 2, backends  # closed after its budget, a new one opened
-    finally:
-        await pool.close()
 
 
 async def test_a_cancelled_releaser_still_returns_the_connection(pool_of_one):
@@ -175,14 +128,16 @@ async def test_a_cancelled_releaser_still_returns_the_connection(pool_of_one):
         assert await again.fetchval("SELECT 3") == 3
 
 
-async def test_an_unchecked_asyncpg_gets_its_own_release(base_settings, monkeypatch):
-    monkeypatch.setattr("shared.db._RELEASE_AT_ONCE", False)
-    pool = await create_pool(base_settings.model_copy(update={"db_pool_min": 1,
-                                                              "db_pool_max": 1}))
-    try:
-        conn = await pool.acquire()
-        assert await _yields_to_the_loop(pool, conn)
-        async with pool.acquire(timeout=1) as again:
-            assert await again.fetchval("SELECT 4") == 4
-    finally:
-        await pool.close()
+async def test_the_pool_runs_queries_itself_in_turn(pool_of_one):
+    """fetch/fetchrow/fetchval/execute/executemany each take a turn like acquire does."""
+    held = await pool_of_one.acquire()
+    waiting = asyncio.create_task(pool_of_one.fetchval("SELECT 5"))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()  # the one turn is out
+    await pool_of_one.release(held)
+    assert await waiting == 5
+    await pool_of_one.execute("CREATE TEMP TABLE t (x int)")  # one connection: the same one
+    await pool_of_one.executemany("INSERT INTO t VALUES ($1)", [(1,), (2,)])
+    assert [dict(r) for r in await pool_of_one.fetch("SELECT x FROM t ORDER BY x")] == [
+        {"x": 1}, {"x": 2}]
+    assert (await pool_of_one.fetchrow("SELECT 2 AS two"))["two"] == 2

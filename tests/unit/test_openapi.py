@@ -22,6 +22,7 @@ from order_service.schemas import (
     CreateOrderResponse,
     PaymentStatusResponse,
 )
+from shared import http
 from shared.settings import load_settings
 from verification_service import handlers as verify_handlers
 from verification_service.schemas import (
@@ -212,7 +213,7 @@ GATEWAY_MESSAGES = {
     "401": [auth.AUTH_REQUIRED, auth.INVALID_TOKEN],
     "403": [errors.FORBIDDEN],
     "408": [errors.BODY_TIMEOUT],
-    "413": [errors.BODY_TOO_LARGE],
+    "413": [http.BODY_TOO_LARGE],
     "503": [errors.UNAVAILABLE],
     "504": [errors.UPSTREAM_TIMEOUT],
 }
