@@ -56,7 +56,8 @@ async def test_runner_starts_everything_and_sigterm_stops_it_all(
     newcomers_broker_and_database, http, tmp_path
 ):
     database_url, amqp_url = newcomers_broker_and_database
-    ports = {var: str(free_port()) for var in [*SERVICES.values(), "SMTP_PORT"]}
+    ports = {var: str(free_port())
+             for var in [*SERVICES.values(), "SMTP_PORT", "STOREFRONT_PORT"]}
     env = {**os.environ, **ports, "DATABASE_URL": database_url, "AMQP_URL": amqp_url,
            "RAZORPAY_BASE_URL": f"http://127.0.0.1:{ports['SANDBOX_PORT']}"}
     for unset in ("RAZORPAY_KEY_ID", "SMTP_HOST", "SANDBOX_CALLBACK_URL"):
