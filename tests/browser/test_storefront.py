@@ -140,6 +140,16 @@ async def test_handler_flow_gets_both_qr_codes_from_verify_payment(shop, booking
     await page.screenshot(path=SCREENSHOTS / "storefront-passes.png", full_page=True)
 
 
+async def test_authorize_only_ends_with_a_payment_verify_payment_does_not_take(shop, booking,
+                                                                               page):
+    await shop.page_for(page, booking)
+    modal = await open_checkout(page, HANDLER_FLOW)
+    await modal.get_by_role("button", name="Authorize only").click()
+    await expect(page.get_by_role("status")).to_have_text(
+        "Verification failed: Payment not captured by Razorpay. Status: authorized")
+    await expect(page.locator("#passes")).to_be_hidden()
+
+
 async def test_fail_reaches_payment_failed_with_the_error_object(shop, booking, page):
     await shop.page_for(page, booking)
     modal = await open_checkout(page, HANDLER_FLOW)
