@@ -127,6 +127,8 @@ def qr_text(data_url: str) -> str:
 
 
 async def test_handler_flow_gets_both_qr_codes_from_verify_payment(shop, booking, page):
+    errors = []  # a script, frame or call the pages' CSPs refused would show here
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     await shop.page_for(page, booking)
     modal = await open_checkout(page, HANDLER_FLOW)
     await modal.get_by_role("button", name="Pay", exact=True).click()
@@ -138,6 +140,7 @@ async def test_handler_flow_gets_both_qr_codes_from_verify_payment(shop, booking
     assert [t.split(".")[1:3] for t in tokens] == [
         [str(booking["booking_id"]), "collection"], [str(booking["booking_id"]), "return"]]
     await page.screenshot(path=SCREENSHOTS / "storefront-passes.png", full_page=True)
+    assert errors == []
 
 
 async def test_authorize_only_ends_with_a_payment_verify_payment_does_not_take(shop, booking,
@@ -221,3 +224,18 @@ async def test_a_disallowed_origin_is_refused_by_the_browser(shop, booking, page
     # The preflight was refused, so the create-order call itself never left the browser
     assert await shop.pool.fetchval(
         "SELECT count(*) FROM payments WHERE booking_id = $1", booking["booking_id"]) == 0
+
+
+async def test_close_from_the_page_removes_the_modal_without_ondismiss(shop, booking, page):
+    """`rzp.close()` is the page's own doing: ondismiss is for the customer closing it."""
+    await shop.page_for(page, booking)
+    await page.evaluate("""(key) => {
+        window.called = [];
+        window.rzp = new Razorpay({key: key, order_id: "order_NoSuchOrder0001",
+                                   modal: {ondismiss: () => window.called.push("ondismiss")}});
+        window.rzp.open();
+    }""", load_settings().razorpay_key_id)
+    await expect(page.frame_locator(MODAL).get_by_role("button", name="Close")).to_be_visible()
+    await page.evaluate("window.rzp.close()")
+    await expect(page.locator(MODAL)).to_have_count(0)
+    assert await page.evaluate("window.called") == []
