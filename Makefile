@@ -34,7 +34,10 @@ lock-check: $(UV_STAMP)
 run: $(STAMP)
 	exec $(BIN)/python -m ops.runner
 
+# The browser tests (tests/browser) drive Debian's Chromium through Playwright, which
+# cannot download a browser of its own here.
 test: lock-check lint
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)

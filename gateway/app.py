@@ -9,6 +9,7 @@ from aiohttp import web
 
 from gateway import keys
 from gateway.client_ip import parse_trusted_proxies
+from gateway.cors import setup_cors
 from gateway.middlewares import access_middleware
 from gateway.openapi import openapi_view
 from gateway.proxy import RETURNED_RESPONSE_HEADERS
@@ -108,6 +109,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(upstream_pools_ctx)
     app.cleanup_ctx.append(rate_limiter_ctx)
     setup_routes(app)
+    setup_cors(app, settings.cors_origins)
     app.router.add_route("GET", "/openapi.json", openapi_view, name="openapi")
     readiness.install(app)
     readiness.add_check(app, "rate_limiter", rate_limiter_state)

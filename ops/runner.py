@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from urllib.parse import urlencode
 
 from ops.cli import demo_booking, migrate_db
 from shared.logging import setup_logging
@@ -27,6 +28,8 @@ LIVE_RAZORPAY = "https://api.razorpay.com"
 
 
 MAIL_CATCHER = "ops.mail_catcher"
+STOREFRONT = "ops.storefront"
+RAZORPAY_CHECKOUT_SCRIPT = "https://checkout.razorpay.com/v1/checkout.js"
 
 
 def child_environment() -> tuple[dict[str, str], bool]:
@@ -45,21 +48,35 @@ def child_environment() -> tuple[dict[str, str], bool]:
     env.setdefault("SANDBOX_CALLBACK_URL", f"http://127.0.0.1:{port}/api/razorpay/callback")
     env.setdefault("CHECKOUT_SUCCESS_URL", f"http://127.0.0.1:{port}/payment/success")
     env.setdefault("CHECKOUT_FAILURE_URL", f"http://127.0.0.1:{port}/payment/failure")
+    # The demo storefront is a page of another origin, as a real site is: the gateway lets
+    # it (and a frontend developer's own dev server on :3000) call the frontend's endpoints.
+    storefront = env.get("STOREFRONT_PORT", "8070")
+    env.setdefault("CORS_ALLOWED_ORIGINS", f"http://127.0.0.1:{storefront},"
+                   f"http://localhost:{storefront},http://localhost:3000")
+    env.setdefault("STOREFRONT_GATEWAY_URL", f"http://127.0.0.1:{port}")
+    sandbox = f"http://127.0.0.1:{env.get('SANDBOX_PORT', '8090')}"
+    env.setdefault("STOREFRONT_CHECKOUT_SCRIPT_URL", f"{sandbox}/v1/checkout.js" if use_sandbox
+                   else RAZORPAY_CHECKOUT_SCRIPT)
     env["PYTHONUNBUFFERED"] = "1"
     return env, use_sandbox
 
 
-def services(use_sandbox: bool, use_catcher: bool = False, workers: int = 1) -> list[str]:
+def services(use_sandbox: bool, use_catcher: bool = False, workers: int = 1,
+             use_storefront: bool = False) -> list[str]:
     """One entry per process: `workers` of each service (they share its port, and the
-    notifiers share its queue); one sandbox and one mail catcher, whose state is in memory."""
+    notifiers share its queue); one sandbox and one mail catcher, whose state is in memory;
+    the demo storefront, a development aid like the catcher (compose runs neither)."""
     names = ["order_service", "verification_service", "webhook_service", "notifier", "gateway"]
     return ((["razorpay_sandbox"] if use_sandbox else [])
-            + ([MAIL_CATCHER] if use_catcher else []) + names * workers)
+            + ([MAIL_CATCHER] if use_catcher else [])
+            + ([STOREFRONT] if use_storefront else []) + names * workers)
 
 
 def health_port(name: str, settings) -> int:
     if name == MAIL_CATCHER:
         return settings.mail_catcher_port
+    if name == STOREFRONT:
+        return settings.storefront_port
     return getattr(settings, f"{name.removeprefix('razorpay_')}_port")
 
 
@@ -114,13 +131,14 @@ async def main() -> None:
     print(json.dumps(await migrate_db(settings)), flush=True)
     # ₹100.00: on a fresh database this is booking 1 of customer 1, so the API document's
     # own test commands (booking 1, customer 1, amount 100.00) work as written.
-    print("Demo booking:", json.dumps(await demo_booking(settings, 100.00)), flush=True)
+    booking = await demo_booking(settings, 100.00)
+    print("Demo booking:", json.dumps(booking), flush=True)
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    names = services(use_sandbox, use_catcher, settings.workers)
+    names = services(use_sandbox, use_catcher, settings.workers, use_storefront=True)
     with socket_dir(env):
         replicas = collections.Counter()
         tasks = []
@@ -147,6 +165,10 @@ async def main() -> None:
                   " from create-order>", flush=True)
         else:
             print(f"Razorpay: {env['RAZORPAY_BASE_URL']} with the configured keys", flush=True)
+        demo = urlencode({k: booking[k] for k in ("booking_id", "customer_id", "amount")})
+        print(f"Storefront:      http://127.0.0.1:{settings.storefront_port}/?{demo}  (the"
+              " seed's two Checkout flows on the demo booking, from an origin of its own)",
+              flush=True)
         if use_catcher:
             print(f"Mail catcher:    http://127.0.0.1:{settings.mail_catcher_port}/  (every mail"
                   f" sent, with its passes; SMTP on 127.0.0.1:{settings.smtp_port})", flush=True)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from razorpay_sandbox import api, checkout, control
+from razorpay_sandbox import api, checkout, checkout_script, control
 from razorpay_sandbox.faults import FaultInjector
 from razorpay_sandbox.keys import DISPATCHER, FAULTS, REFUND_SETTLER, SETTINGS, STORE
 from razorpay_sandbox.middleware import api_middleware, error_middleware
@@ -55,5 +55,6 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(webhook_dispatcher)
     api.add_routes(app)
     checkout.add_routes(app)
+    checkout_script.add_routes(app)
     control.add_routes(app)
     return app

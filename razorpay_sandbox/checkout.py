@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from typing import Any
 
 from aiohttp import web
@@ -68,13 +69,9 @@ def callback_fields(result: dict[str, Any]) -> list[tuple[str, str]]:
     if error is None:
         names = ("razorpay_payment_id", "razorpay_order_id", "razorpay_signature")
         return [(name, result[name]) for name in names]
-    return [
-        ("error[code]", error["code"]),
-        ("error[description]", error["description"]),
-        ("error[reason]", error["reason"]),
-        ("error[metadata][payment_id]", error["metadata"]["payment_id"]),
-        ("error[metadata][order_id]", error["metadata"]["order_id"]),
-    ]
+    # As Razorpay posts a failure: each part of the error, the metadata as a JSON string
+    return [(f"error[{name}]", error[name] if name != "metadata" else json.dumps(error[name]))
+            for name in ("code", "description", "source", "step", "reason", "metadata")]
 
 
 async def pay_json(request: web.Request) -> web.Response:

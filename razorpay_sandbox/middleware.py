@@ -10,6 +10,7 @@ import logging
 from aiohttp import hdrs, web
 
 from razorpay_sandbox import faults
+from razorpay_sandbox.checkout_script import SCRIPT_PATH
 from razorpay_sandbox.errors import ApiError, invalid_api_key, server_error
 from razorpay_sandbox.keys import FAULTS, SETTINGS, STORE
 
@@ -47,7 +48,8 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
 
 @web.middleware
 async def api_middleware(request: web.Request, handler) -> web.StreamResponse:
-    if not request.path.startswith(faults.API_PREFIX + "/"):
+    # Razorpay's Checkout script shares the /v1 prefix but is public, as Razorpay's is
+    if not request.path.startswith(faults.API_PREFIX + "/") or request.path == SCRIPT_PATH:
         return await handler(request)
     request.app[STORE].api_requests += 1
     rule = request.app[FAULTS].take(request.path)

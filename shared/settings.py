@@ -184,6 +184,31 @@ class Settings(BaseSettings):
 
     log_level: str = Field(default="INFO")
 
+    # The browser frontend (docs/frontend.md): exact origins (scheme://host[:port]) whose
+    # pages may call create-order, verify-payment and payment-status; comma-separated.
+    cors_allowed_origins: str = ""
+    # The demo storefront `make run` serves on a port (an origin) of its own
+    storefront_port: int = 8070
+    storefront_gateway_url: str = "http://127.0.0.1:8080"  # the gateway, as a browser sees it
+    storefront_checkout_script_url: str = "http://127.0.0.1:8090/v1/checkout.js"
+
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _exact_origins(cls, value: str) -> str:
+        """A browser sends its Origin as scheme://host[:port]: anything else (a path, a
+        trailing slash, a wildcard) would never match, so say so at start."""
+        for origin in split_csv(value):
+            parts = urlsplit(origin)
+            if (parts.scheme not in ("http", "https") or not parts.netloc
+                    or origin != f"{parts.scheme}://{parts.netloc}" or "*" in origin):
+                raise ValueError(f"CORS_ALLOWED_ORIGINS: {origin!r} is not an exact origin"
+                                 " such as https://shop.example or http://localhost:3000")
+        return value
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return split_csv(self.cors_allowed_origins)
+
     @field_validator("smtp_from")
     @classmethod
     def _from_is_an_address(cls, value: str) -> str:

@@ -81,6 +81,7 @@ class Stack:
             "RAZORPAY_WEBHOOK_SECRET": f"{SANDBOX_WEBHOOK_SECRET},{OLD_WEBHOOK_SECRET}",
             "CHECKOUT_SUCCESS_URL": "http://shop.example/paid",
             "CHECKOUT_FAILURE_URL": "http://shop.example/failed",
+            "CORS_ALLOWED_ORIGINS": "http://shop.example,http://localhost:3000",
             "PYTHONUNBUFFERED": "1",
             "GATEWAY_TRUSTED_PROXIES": "127.0.0.1",
             "ADMIN_API_TOKEN": ADMIN_TOKEN,

@@ -56,7 +56,8 @@ async def test_runner_starts_everything_and_sigterm_stops_it_all(
     newcomers_broker_and_database, http, tmp_path
 ):
     database_url, amqp_url = newcomers_broker_and_database
-    ports = {var: str(free_port()) for var in [*SERVICES.values(), "SMTP_PORT"]}
+    ports = {var: str(free_port())
+             for var in [*SERVICES.values(), "SMTP_PORT", "STOREFRONT_PORT"]}
     env = {**os.environ, **ports, "DATABASE_URL": database_url, "AMQP_URL": amqp_url,
            "RAZORPAY_BASE_URL": f"http://127.0.0.1:{ports['SANDBOX_PORT']}"}
     for unset in ("RAZORPAY_KEY_ID", "SMTP_HOST", "SANDBOX_CALLBACK_URL"):
@@ -78,6 +79,7 @@ async def test_runner_starts_everything_and_sigterm_stops_it_all(
                                            "amount": demo["amount"]})
         assert status == 200, body
         await follow_the_banner(http, lines, body["order_id"], demo, env)
+        await storefront_may_call_the_gateway(http, ports)
         children = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True,
                                   text=True).stdout.split()
         # the runner, one sandbox, one mail catcher, and WORKERS (1) of every service
@@ -146,3 +148,23 @@ async def follow_the_banner(http, lines, order_id, demo, env):
         [str(demo["booking_id"]), "collection"], [str(demo["booking_id"]), "return"]]
     async with http.get(catcher) as answer:  # the page a newcomer opens shows it
         assert f"#{demo['booking_id']}" in await answer.text()
+
+
+async def storefront_may_call_the_gateway(http, ports):
+    """The storefront's page loads the sandbox's Checkout script, and the gateway lets its
+    origin (and a frontend developer's localhost:3000) call create-order."""
+    storefront = f"http://127.0.0.1:{ports['STOREFRONT_PORT']}"
+    async with http.get(storefront + "/") as answer:
+        page = await answer.text()
+    script = re.search(r'<script src="(http[^"]+/v1/checkout\.js)"', page).group(1)
+    assert script == f"http://127.0.0.1:{ports['SANDBOX_PORT']}/v1/checkout.js"
+    async with http.get(script) as answer:
+        assert answer.status == 200 and "window.Razorpay" in await answer.text()
+    gateway = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
+    assert f'data-backend="{gateway}"' in page
+    for origin in (storefront, "http://localhost:3000"):
+        status, _, headers = await call(
+            http, "OPTIONS", f"{gateway}/api/razorpay/create-order",
+            headers={"Origin": origin, "Access-Control-Request-Method": "POST",
+                     "Access-Control-Request-Headers": "content-type"})
+        assert (status, headers.get("Access-Control-Allow-Origin")) == (200, origin)

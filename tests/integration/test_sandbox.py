@@ -658,13 +658,15 @@ async def test_checkout_failure_posts_error_fields(client, sandbox):
     assert set(posted.fields) == {
         "error[code]",
         "error[description]",
+        "error[source]",
+        "error[step]",
         "error[reason]",
-        "error[metadata][payment_id]",
-        "error[metadata][order_id]",
+        "error[metadata]",
     }
     assert posted.fields["error[code]"] == "BAD_REQUEST_ERROR"
-    assert posted.fields["error[metadata][order_id]"] == order["id"]
-    payment = await sdk(client.payment.fetch, posted.fields["error[metadata][payment_id]"])
+    metadata = json.loads(posted.fields["error[metadata]"])
+    assert metadata["order_id"] == order["id"]
+    payment = await sdk(client.payment.fetch, metadata["payment_id"])
     assert payment["status"] == "failed"
 
     form["callback_url"] = "ftp://shop.example/cb"

@@ -82,3 +82,13 @@ def test_a_socket_dir_too_long_for_a_socket_path_is_refused():
     assert load_settings(socket_dir="/run/" + "a" * 60).socket_dir
     with pytest.raises(ValidationError, match="too long for a Unix socket path"):
         load_settings(socket_dir="/run/" + "a" * 90)
+
+
+def test_cors_origins_are_exact_origins():
+    settings = load_settings(cors_allowed_origins="https://shop.example, http://localhost:3000")
+    assert settings.cors_origins == ["https://shop.example", "http://localhost:3000"]
+    assert load_settings().cors_origins == []
+    for bad in ("https://shop.example/", "shop.example", "https://*.shop.example",
+                "https://shop.example/pay", "ftp://shop.example"):
+        with pytest.raises(ValidationError, match="not an exact origin"):
+            load_settings(cors_allowed_origins=bad)
