@@ -172,15 +172,25 @@ def next_step(result: BookingStatus) -> str:
 
 
 async def check_pass(pool: asyncpg.Pool, settings: Settings, token: str) -> dict:
-    """What a scan would answer now, recording nothing (`a6pay check-pass`)."""
+    """A read-only look (`a6pay check-pass`): is the pass ours and still good (issued, not
+    revoked, not used, its booking paid and not cancelled), and what a scan would answer
+    now (`scan`: the window and the order of the passes count there). Records nothing."""
     checked = read_token(settings, token)
-    if checked is None:
-        return {"valid": False, "message": NOT_OURS}
-    booking_id, kind = checked
     async with pool.acquire() as conn:
-        facts = await conn.fetchrow(FACTS, booking_id, kind)
+        facts = checked and await conn.fetchrow(FACTS, *checked)
+    if not checked or facts is None or facts["token"] not in (None, token):
+        return {"valid": False, "reason": "not a pass we signed", "message": NOT_OURS}
+    booking_id, kind = checked
     refusal = judge(booking_id, kind, token, facts, window_for(settings))
-    if refusal is not None:
-        return {"valid": False, "status": refusal.status, **refusal.body}
-    return {"valid": True, "message": f"Would record: {RESULTS[kind].value}",
-            "booking_status": facts["status"], **booking_facts(booking_id, kind, facts)}
+    good = (facts["token"] is not None and facts["revoked_at"] is None
+            and not facts["refunded"] and facts["used_at"] is None
+            and facts["status"] in (BookingStatus.CONFIRMED, BookingStatus.COLLECTED))
+    answer = {"valid": good, "booking_status": facts["status"],
+              **booking_facts(booking_id, kind, facts),
+              "used_at": facts["used_at"] and facts["used_at"].isoformat(),
+              "scan": {"status": 200, "message": f"Would record: {RESULTS[kind].value}"}
+              if refusal is None else {"status": refusal.status,
+                                       "message": refusal.body["message"]}}
+    if facts["revoked_at"] is not None:
+        answer.update(revoked=True, reason="revoked", revoked_at=facts["revoked_at"].isoformat())
+    return answer

@@ -195,10 +195,20 @@ async def test_check_pass_tells_what_a_scan_would_and_writes_nothing(settings, p
     for _ in range(2):
         checked = await pass_scans.check_pass(pool, settings, token)
         assert (checked["valid"], checked["booking_status"]) == (True, "confirmed")
+        assert checked["scan"] == {"status": 200, "message": "Would record: collected"}
     assert await pool.fetchval("SELECT count(*) FROM pass_scans WHERE booking_id = $1",
                                booking["booking_id"]) == 0
     returned = await pass_scans.check_pass(pool, settings, booking["passes"]["return"])
-    assert (returned["valid"], returned["status"]) == (False, 409)
+    assert returned["valid"] is True  # a good pass, but not yet: the car is not out
+    assert returned["scan"]["status"] == 409
+    await pass_scans.scan_pass(pool, settings, token)
+    used = await pass_scans.check_pass(pool, settings, token)
+    assert (used["valid"], used["scan"]["status"], used["booking_status"]) == (
+        False, 409, "collected")
+    assert used["used_at"] is not None
+    forged = await pass_scans.check_pass(pool, settings, token[:-1] + "x")
+    assert forged == {"valid": False, "reason": "not a pass we signed",
+                      "message": pass_scans.NOT_OURS}
 
 
 async def test_the_database_allows_exactly_the_state_machines_moves(pool):
@@ -231,3 +241,17 @@ def _path_to(status: BookingStatus) -> list[BookingStatus]:
                                  BookingStatus.RETURNED],
         BookingStatus.CANCELLED: [BookingStatus.CANCELLED],
     }[status]
+
+
+async def test_a_booking_whose_car_is_out_cannot_be_cancelled(settings, pool):
+    booking = await make_confirmed_booking(pool, SECRET)
+    await pass_scans.scan_pass(pool, settings, booking["passes"]["collection"])
+    app = create_app(settings.model_copy(update={"admin_api_token": "adm"}),
+                     relay=False, reconciler=False)
+    async with TestClient(TestServer(app)) as client:
+        response = await client.post(
+            f"/api/razorpay/bookings/{booking['booking_id']}/cancel", json={},
+            headers={"Authorization": "Bearer adm", "Idempotency-Key": "car-out"})
+        assert (response.status, await response.json()) == (409, {
+            "message": "Booking can no longer be cancelled: the booking is collected"})
+    assert (await booking_row(pool, booking["booking_id"]))["status"] == "collected"
