@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from ops import infra
-from ops.api_client import ADMIN_TOKEN
+from ops.api_client import ADMIN_TOKEN, STAFF_TOKEN
 from ops.infra import free_port
 from shared.settings import SANDBOX_WEBHOOK_SECRET
 
@@ -84,6 +84,7 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
             "GATEWAY_TRUSTED_PROXIES": "127.0.0.1",
             "ADMIN_API_TOKEN": ADMIN_TOKEN,
+            "STAFF_API_TOKEN": STAFF_TOKEN,
             "SANDBOX_REFUND_DELAY_SECONDS": "1",
             "REFUND_POLL_SECONDS": "0.5",
             # as `make run`: the gateway reaches the services on Unix sockets
