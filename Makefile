@@ -34,7 +34,9 @@ lock-check: $(UV_STAMP)
 run: $(STAMP)
 	exec $(BIN)/python -m ops.runner
 
+# The browser tests drive Debian's Chromium (Playwright cannot download its own here).
 test: lock-check $(STAMP)
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)

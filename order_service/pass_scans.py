@@ -84,9 +84,25 @@ class Window:
         return self.opens <= moment < self.closes
 
 
-def judge(booking_id: int, kind: str, token: str, facts, window_of) -> Answer | None:
+@dataclass(frozen=True)
+class Counter:
+    """Where the counter stands: the grace period around the rental dates, and the time
+    zone those dates (and the times staff read) are in."""
+
+    grace: timedelta
+    zone: ZoneInfo
+
+    def window(self, start: date, end: date) -> Window:
+        return Window.of(start, end, self.grace, self.zone)
+
+    def when(self, moment: datetime) -> str:
+        """A time as staff read it: the counter's local time, to the minute."""
+        return f"{moment.astimezone(self.zone):%d %b %Y %H:%M} ({self.zone.key})"
+
+
+def judge(booking_id: int, kind: str, token: str, facts, counter: Counter) -> Answer | None:
     """None if this scan may be recorded now, else the refusal. Pure: `facts` is the FACTS
-    row (or None), `window_of(start, end)` the Window of those dates."""
+    row (or None)."""
     if facts is None or (facts["token"] is not None and facts["token"] != token):
         return Answer(400, {"message": NOT_OURS})  # signed by us, but never issued as is
     about = booking_facts(booking_id, kind, facts)
@@ -102,14 +118,14 @@ def judge(booking_id: int, kind: str, token: str, facts, window_of) -> Answer | 
     if facts["token"] is None or status is BookingStatus.PENDING:
         return refuse(409, "Booking not paid yet: no passes are valid for it")
     if facts["used_at"] is not None:
-        return refuse(409, f"Pass already used at {facts['used_at'].isoformat()}",
+        return refuse(409, f"Pass already used at {counter.when(facts['used_at'])}",
                       used_at=facts["used_at"].isoformat())
     if kind == "return" and status is BookingStatus.CONFIRMED:
         return refuse(409, "Car not collected yet: scan the collection pass first")
-    window = window_of(facts["start_date"], facts["end_date"])
+    window = counter.window(facts["start_date"], facts["end_date"])
     if facts["now"] not in window:
         return refuse(409, f"Outside the rental window: this pass scans from"
-                      f" {window.opens.isoformat()} until {window.closes.isoformat()}",
+                      f" {counter.when(window.opens)} until {counter.when(window.closes)}",
                       window_opens=window.opens.isoformat(),
                       window_closes=window.closes.isoformat())
     if status not in allowed_sources(RESULTS[kind]):
@@ -125,9 +141,8 @@ def booking_facts(booking_id: int, kind: str, facts) -> dict:
             "end_date": facts["end_date"].isoformat()}
 
 
-def window_for(settings: Settings):
-    grace, zone = timedelta(hours=settings.pass_grace_hours), ZoneInfo(settings.counter_timezone)
-    return lambda start, end: Window.of(start, end, grace, zone)
+def counter_for(settings: Settings) -> Counter:
+    return Counter(timedelta(hours=settings.pass_grace_hours), ZoneInfo(settings.counter_timezone))
 
 
 def read_token(settings: Settings, token: str) -> tuple[int, str] | None:
@@ -145,7 +160,7 @@ async def scan_pass(pool: asyncpg.Pool, settings: Settings, token: str,
     async with outbox_transaction(pool) as conn:
         await conn.execute(LOCK_BOOKING, booking_id)
         facts = await conn.fetchrow(FACTS, booking_id, kind)
-        refusal = judge(booking_id, kind, token, facts, window_for(settings))
+        refusal = judge(booking_id, kind, token, facts, counter_for(settings))
         if refusal is not None:
             log.info("pass refused", extra=log_ctx(booking_id=booking_id, kind=kind,
                                                    status=refusal.status))
@@ -181,7 +196,7 @@ async def check_pass(pool: asyncpg.Pool, settings: Settings, token: str) -> dict
     if not checked or facts is None or facts["token"] not in (None, token):
         return {"valid": False, "reason": "not a pass we signed", "message": NOT_OURS}
     booking_id, kind = checked
-    refusal = judge(booking_id, kind, token, facts, window_for(settings))
+    refusal = judge(booking_id, kind, token, facts, counter_for(settings))
     good = (facts["token"] is not None and facts["revoked_at"] is None
             and not facts["refunded"] and facts["used_at"] is None
             and facts["status"] in (BookingStatus.CONFIRMED, BookingStatus.COLLECTED))

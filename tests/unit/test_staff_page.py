@@ -80,3 +80,16 @@ def test_the_vendored_decoder_is_the_release_its_source_names():
     vendored = (STATIC / "vendor" / "jsQR.js").read_bytes()
     assert hashlib.sha256(vendored).hexdigest() == digest
     assert "Apache License" in (STATIC / "vendor" / "jsQR.LICENSE").read_text()
+
+
+async def test_the_scan_route_has_its_own_rate_limit():
+    from ops.infra import free_port
+
+    settings = load_settings(rate_limit_pass_scan=2, rate_limit_window_seconds=60,
+                             order_service_url=f"http://127.0.0.1:{free_port()}")
+    async with TestClient(TestServer(create_app(settings))) as client:
+        answers = [(await client.post("/api/passes/scan", json={"token": "t"})).status
+                   for _ in range(3)]
+        assert answers == [503, 503, 429]  # nothing listens upstream; the third is refused
+        other = await client.post("/api/razorpay/create-order", json={})
+        assert other.status == 503  # another route's budget is untouched

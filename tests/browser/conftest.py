@@ -1,0 +1,47 @@
+"""Browser tests: Playwright for Python driving Debian's Chromium (`make test` installs the
+package when missing; Playwright cannot download its own browsers here), against a stack of
+the real processes."""
+
+from __future__ import annotations
+
+import shutil
+
+import aiohttp
+import pytest
+from playwright.async_api import async_playwright
+
+from ops.stack import running_stack
+
+
+@pytest.fixture(scope="session")
+async def playwright_driver():
+    async with async_playwright() as driver:
+        yield driver
+
+
+async def launch_chromium(driver, *args: str):
+    """Debian's Chromium, headless, with extra command-line switches."""
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail("chromium is not installed: `make test` installs it (apt-get install chromium)")
+    return await driver.chromium.launch(executable_path=executable, headless=True,
+                                        args=["--no-sandbox", *args])
+
+
+@pytest.fixture(scope="session")
+async def chromium_browser(playwright_driver):
+    browser = await launch_chromium(playwright_driver)
+    yield browser
+    await browser.close()
+
+
+@pytest.fixture(scope="session")
+def stack(database_url, amqp_url):
+    with running_stack(database_url, amqp_url) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+async def http():
+    async with aiohttp.ClientSession() as session:
+        yield session
