@@ -1,16 +1,13 @@
 """Browser tests: Playwright for Python driving Debian's Chromium (`make test` installs the
 package when missing; Playwright cannot download its own browsers here), against a stack of
-the real processes."""
+the real processes (`stack` in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import shutil
 
-import aiohttp
 import pytest
 from playwright.async_api import async_playwright
-
-from ops.stack import running_stack
 
 
 @pytest.fixture(scope="session")
@@ -34,14 +31,3 @@ async def chromium_browser(playwright_driver):
     yield browser
     await browser.close()
 
-
-@pytest.fixture(scope="session")
-def stack(database_url, amqp_url):
-    with running_stack(database_url, amqp_url) as stack:
-        yield stack
-
-
-@pytest.fixture(scope="session")
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
