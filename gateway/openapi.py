@@ -243,7 +243,8 @@ DOCS: dict[str, Doc] = {
             410: errors("The pass is revoked, or its booking cancelled or refunded.",
                         "Booking cancelled: do not hand over the car",
                         "Booking refunded: do not hand over the car",
-                        "Pass revoked: do not hand over the car"),
+                        "Pass revoked: do not hand over the car",
+                        "Pass revoked: take the keys, call the office"),
         },
         security=({"staffBearer": []},)),
 }

@@ -29,6 +29,15 @@ log = logging.getLogger(__name__)
 PRODUCER = "order_service"
 RESULTS = {"collection": BookingStatus.COLLECTED, "return": BookingStatus.RETURNED}
 NOT_OURS = "Not an A6 Cars pass: the code was not issued by us"
+# A car already out comes back whatever happened to the money: the office settles that.
+GONE = {
+    ("cancelled", "collection"): "Booking cancelled: do not hand over the car",
+    ("cancelled", "return"): "Booking cancelled: take the keys, call the office",
+    ("refunded", "collection"): "Booking refunded: do not hand over the car",
+    ("refunded", "return"): "Booking refunded: take the keys, call the office",
+    ("revoked", "collection"): "Pass revoked: do not hand over the car",
+    ("revoked", "return"): "Pass revoked: take the keys, call the office",
+}
 
 # A second statement, so that after waiting for a racer's lock it reads the racer's scan.
 LOCK_BOOKING = "SELECT 1 FROM bookings WHERE id = $1 FOR UPDATE"
@@ -107,14 +116,16 @@ def judge(booking_id: int, kind: str, token: str, facts, counter: Counter) -> An
         return Answer(400, {"message": NOT_OURS})  # signed by us, but never issued as is
     about = booking_facts(booking_id, kind, facts)
     status = BookingStatus(facts["status"])
-    refuse = lambda code, message, **more: Answer(code, {"message": message, **about, **more})  # noqa: E731
+
+    def refuse(code: int, message: str, **more) -> Answer:
+        return Answer(code, {"message": message, **about, **more})
+
     if status is BookingStatus.CANCELLED:
-        return refuse(410, "Booking cancelled: do not hand over the car")
+        return refuse(410, GONE["cancelled", kind])
     if facts["refunded"]:
-        return refuse(410, "Booking refunded: do not hand over the car")
+        return refuse(410, GONE["refunded", kind])
     if facts["revoked_at"] is not None:
-        return refuse(410, "Pass revoked: do not hand over the car",
-                      revoked_at=facts["revoked_at"].isoformat())
+        return refuse(410, GONE["revoked", kind], revoked_at=facts["revoked_at"].isoformat())
     if facts["token"] is None or status is BookingStatus.PENDING:
         return refuse(409, "Booking not paid yet: no passes are valid for it")
     if facts["used_at"] is not None:

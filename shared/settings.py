@@ -193,6 +193,17 @@ class Settings(BaseSettings):
 
     log_level: str = Field(default="INFO")
 
+    @field_validator("counter_timezone")
+    @classmethod
+    def _a_known_time_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"COUNTER_TIMEZONE is not a time zone: {value!r}") from None
+        return value
+
     @field_validator("smtp_from")
     @classmethod
     def _from_is_an_address(cls, value: str) -> str:

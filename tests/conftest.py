@@ -54,20 +54,3 @@ async def pool(base_settings):
     pool = await create_pool(base_settings)
     yield pool
     await pool.close()
-
-
-@pytest.fixture(scope="session")
-def stack(database_url, amqp_url):
-    """One stack of the real processes for the run, shared by the e2e and browser tests."""
-    from ops.stack import running_stack
-
-    with running_stack(database_url, amqp_url) as stack:
-        yield stack
-
-
-@pytest.fixture(scope="session")
-async def http():
-    import aiohttp
-
-    async with aiohttp.ClientSession() as session:
-        yield session

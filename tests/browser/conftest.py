@@ -1,6 +1,6 @@
 """Browser tests: Playwright for Python driving Debian's Chromium (`make test` installs the
 package when missing; Playwright cannot download its own browsers here), against a stack of
-the real processes (`stack` in tests/conftest.py)."""
+the real processes: the e2e tests' `stack` and `http`, imported below."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import shutil
 
 import pytest
 from playwright.async_api import async_playwright
+
+from tests.e2e.conftest import http, stack  # noqa: F401 - the e2e tests' stack, as they run it
 
 
 @pytest.fixture(scope="session")

@@ -121,8 +121,20 @@ async def test_revoked_cancelled_and_refunded_are_gone(client, pool):
                        refunded["booking_id"])
     answers = [await scan(client, b["passes"]["collection"])
                for b in (revoked, cancelled, refunded)]
-    assert [(s, b["message"].split(":")[0]) for s, b in answers] == [
-        (410, "Pass revoked"), (410, "Booking cancelled"), (410, "Booking refunded")]
+    assert answers == [(410, body | {"message": message}) for (_, body), message in zip(
+        answers, ["Pass revoked: do not hand over the car",
+                  "Booking cancelled: do not hand over the car",
+                  "Booking refunded: do not hand over the car"], strict=True)]
+    assert all(body["customer_name"] == "John Doe" for _, body in answers)
+
+
+async def test_a_car_out_refunded_meanwhile_is_taken_back_not_recorded(client, pool, settings):
+    booking = await make_confirmed_booking(pool, SECRET)
+    assert (await scan(client, booking["passes"]["collection"]))[0] == 200
+    await pool.execute("UPDATE payments SET refunded_paise = amount_paise WHERE booking_id = $1",
+                       booking["booking_id"])
+    status, body = await scan(client, booking["passes"]["return"])
+    assert (status, body["message"]) == (410, "Booking refunded: take the keys, call the office")
 
 
 async def test_outside_the_rental_window_says_the_window(client, pool, settings):

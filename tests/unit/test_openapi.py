@@ -211,6 +211,7 @@ EXPECTED_MESSAGES = {
     ("POST", "/api/passes/scan", "400"): [pass_scans.NOT_OURS, staff.MISSING_TOKEN],
     ("POST", "/api/passes/scan", "401"): [staff.STAFF_REQUIRED],
     ("POST", "/api/passes/scan", "403"): [staff.STAFF_DISABLED],
+    ("POST", "/api/passes/scan", "410"): [pass_scans.GONE["revoked", "collection"]],
 }
 GATEWAY_MESSAGES = {
     "401": [auth.AUTH_REQUIRED, auth.INVALID_TOKEN],
