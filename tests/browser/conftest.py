@@ -1,6 +1,8 @@
 """Browser tests: Playwright for Python driving Debian's Chromium (`make test` installs the
 package when missing; Playwright cannot download its own browsers here), against a stack of
-the real processes: the e2e tests' `stack` and `http`, imported below."""
+the real processes: a stack of their own (its own database and vhost), stopped when the
+browser tests are done, so that its notifier and mail sender never act on the rows other
+tests write into the session's database."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import shutil
 import pytest
 from playwright.async_api import async_playwright
 
-from tests.e2e.conftest import http, stack  # noqa: F401 - the e2e tests' stack, as they run it
+from ops.stack import own_stack
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +35,19 @@ async def chromium_browser(playwright_driver):
     yield browser
     await browser.close()
 
+
+@pytest.fixture(scope="package")
+async def browser_stack(base_settings):
+    async with own_stack(base_settings) as (stack, pool):
+        yield stack, pool
+
+
+@pytest.fixture(scope="package")
+def stack(browser_stack):
+    return browser_stack[0]
+
+
+@pytest.fixture(scope="package")
+def pool(browser_stack):
+    """The browser stack's database (the session's `pool` is another one)."""
+    return browser_stack[1]
