@@ -269,3 +269,13 @@ async def test_a_booking_whose_car_is_out_cannot_be_cancelled(settings, pool):
         assert (response.status, await response.json()) == (409, {
             "message": "Booking can no longer be cancelled: the booking is collected"})
     assert (await booking_row(pool, booking["booking_id"]))["status"] == "collected"
+
+
+async def test_a_pass_mailed_before_key_ids_still_scans(client, pool):
+    from tests.unit.test_pass_tokens import legacy_token
+
+    booking = await make_confirmed_booking(pool, OLD_SECRET)
+    old = legacy_token(booking["booking_id"], "collection", OLD_SECRET)
+    await pool.execute("UPDATE passes SET token = $2 WHERE booking_id = $1 AND kind ="
+                       " 'collection'", booking["booking_id"], old)
+    assert (await scan(client, old))[0] == 200
