@@ -17,6 +17,7 @@ from gateway.ratelimit import Limiter, Rate, RateLimiter
 from gateway.routes import (
     CREATE_ORDER,
     LANES,
+    PASS_SCAN,
     PAYMENT_STATUS,
     VERIFY_PAYMENT,
     WEBHOOK_LANE,
@@ -41,6 +42,7 @@ def build_rate_limiter(settings: Settings) -> Limiter:
         CREATE_ORDER: Rate(settings.rate_limit_create_order, window),
         VERIFY_PAYMENT: Rate(settings.rate_limit_verify_payment, window),
         PAYMENT_STATUS: Rate(settings.rate_limit_payment_status, window),
+        PASS_SCAN: Rate(settings.rate_limit_pass_scan, window),
     }
     if settings.redis_url:
         return SharedRateLimiter(settings.redis_url, rates,

@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, TypeAdapter
 
+from gateway import staff_page
 from gateway.errors import BODY_TIMEOUT, FORBIDDEN, UNAVAILABLE, UPSTREAM_TIMEOUT
 from gateway.routes import ROUTES, Route
 from order_service.schemas import (
@@ -29,6 +30,8 @@ from order_service.schemas import (
     PaymentStatusResponse,
     RefundBody,
     RefundResponse,
+    ScanBody,
+    ScanResponse,
 )
 from shared.http import BODY_TOO_LARGE
 from shared.schemas import ErrorBody, PositiveId, Readiness, Status
@@ -209,6 +212,42 @@ DOCS: dict[str, Doc] = {
             "Booking has no captured payment to refund",
             "Nothing left to refund for this booking")},
         **_ADMIN),
+    "pass_scan": Doc(
+        "scanPass", "Staff: record a pass used at the counter (collection or return)",
+        description="The pass's QR text. The first use of a valid pass moves the booking"
+                    " confirmed -> collected (collection pass) or collected -> returned"
+                    " (return pass) and is recorded once. Refusals carry the booking's"
+                    " `booking_id`, `kind`, `car`, `customer_name`, `start_date`, `end_date`"
+                    " when the pass is ours; a pass already used adds `used_at`, one outside"
+                    " the rental window (PASS_GRACE_HOURS either side) `window_opens` and"
+                    " `window_closes`.",
+        body=ScanBody, body_example={"token": "A6P2.1f2e3d4c.123.collection."
+                                               "0123456789abcdef0123456789abcdef"},
+        ok=(200, ScanResponse, {
+            "message": "Collection recorded: hand over the car", "booking_id": 123,
+            "kind": "collection", "result": "collected",
+            "scanned_at": "2026-01-05T10:02:00+00:00", "car": "Maruti Swift",
+            "customer_name": "John Doe", "start_date": "2026-01-05",
+            "end_date": "2026-01-07"}),
+        errors={
+            400: errors("Not a pass we issued, or a body without a `token` string.",
+                        "Not an A6 Cars pass: the code was not issued by us",
+                        "Missing required fields: token"),
+            401: errors("The staff bearer token is missing or wrong.",
+                        "Staff authentication required"),
+            403: errors("STAFF_API_TOKEN is not set on the server.",
+                        "Staff API is disabled: set STAFF_API_TOKEN to enable it"),
+            409: errors("Already used, the return before the collection, outside the"
+                        " rental window, or the booking not paid.",
+                        "Car not collected yet: scan the collection pass first",
+                        "Booking not paid yet: no passes are valid for it"),
+            410: errors("The pass is revoked, or its booking cancelled or refunded.",
+                        "Booking cancelled: do not hand over the car",
+                        "Booking refunded: do not hand over the car",
+                        "Pass revoked: do not hand over the car",
+                        "Pass revoked: take the keys, call the office"),
+        },
+        security=({"staffBearer": []},)),
 }
 
 # The answers the gateway gives itself, whatever the service.
@@ -271,7 +310,8 @@ def _untitled(node: Any) -> Any:
 
 # Request models are named for what they are in the API, not in the service.
 _NAMES = {CreateOrderBody: "CreateOrderRequest", VerifyBody: "VerifyPaymentRequest",
-          CancelBody: "CancelRequest", RefundBody: "RefundRequest", ErrorBody: "Error"}
+          CancelBody: "CancelRequest", RefundBody: "RefundRequest", ErrorBody: "Error",
+          ScanBody: "ScanPassRequest", ScanResponse: "ScanPassResponse"}
 
 
 def _error_response(components: _Components, status: int, description: str,
@@ -369,6 +409,9 @@ def _gateway_own_paths(components: _Components) -> dict[str, dict]:
             "paid_page", "Default landing page after a verified checkout.", "booking_id")},
         "/payment/failure": {"get": _html_page(
             "failed_page", "Default landing page after a failed checkout.", "reason")},
+        **{path: {"get": _plain_get(components, staff_page.route_name(name),
+                                    f"The counter's page: {name}.", None, None, content_type)}
+           for path, (name, content_type) in staff_page.FILES.items()},
         "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document.",
                                   "security": [], "responses": {"200": {
                                       "description": "This document.",
@@ -406,6 +449,9 @@ def _spec() -> dict:
             "securitySchemes": {"adminBearer": {
                 "type": "http", "scheme": "bearer",
                 "description": "ADMIN_API_TOKEN, for the A6 Cars site's backend only.",
+            }, "staffBearer": {
+                "type": "http", "scheme": "bearer",
+                "description": "STAFF_API_TOKEN, for the counter's staff (the /staff page).",
             }, "bearerAuth": {
                 "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                 "description": "HS256, `sub` = customer id. Required only when the gateway"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway import keys, pages
+from gateway import keys, pages, staff_page
 from gateway.auth import AuthError, authenticate, body_customer_matches
 from gateway.body import read_body, reject_declared_oversize
 from gateway.client_ip import rate_limit_key
@@ -23,6 +23,7 @@ from shared.settings import Settings
 CREATE_ORDER = "create_order"
 VERIFY_PAYMENT = "verify_payment"
 PAYMENT_STATUS = "payment_status"
+PASS_SCAN = "pass_scan"
 
 
 WEBHOOK_LANE = "webhook"
@@ -38,6 +39,7 @@ class Route:
     customer_auth: bool  # needs the bearer token when auth is switched on
     body_names_customer: bool  # the JSON body carries a customer_id to check
     admin: bool = False  # the admin API: its service checks the admin token itself
+    staff: bool = False  # the counter's API: its service checks the staff token itself
 
     @property
     def lane(self) -> str:
@@ -61,6 +63,8 @@ ROUTES = (
           "order_service_url", None, False, False, admin=True),
     Route("refund", "POST", "/api/razorpay/refunds",
           "order_service_url", None, False, False, admin=True),
+    Route("pass_scan", "POST", "/api/passes/scan",
+          "order_service_url", PASS_SCAN, False, False, staff=True),
 )  # fmt: skip
 
 
@@ -99,7 +103,7 @@ def make_proxy_handler(route: Route):
         if route.name == "payment_status" and settings.gateway_status_batch:
             return await read_status(request, customer_id, timeout)  # shares a call
         headers = upstream_headers(request.headers, request[keys.REQUEST_ID], customer_id,
-                                   ADMIN_HEADERS if route.admin else ())
+                                   ADMIN_HEADERS if route.admin or route.staff else ())
         # The service stops working on the request when we stop waiting for it.
         headers.append((DEADLINE_HEADER, deadline_header(timeout)))
         return await forward(
@@ -125,3 +129,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_route("GET", "/healthz", healthz, name="healthz")
     app.router.add_route("GET", "/payment/success", pages.payment_success, name="paid_page")
     app.router.add_route("GET", "/payment/failure", pages.payment_failure, name="failed_page")
+    staff_page.setup(app)

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from notifier import refund_handlers
+from notifier import refund_handlers, scan_handlers
 from notifier.mail_outbox import enqueue
 from shared.events import Event, OrderCreated, PaymentCaptured, PaymentFailed
 from shared.logging import log_ctx
@@ -222,6 +222,7 @@ HANDLERS: dict[type[Event], Apply] = {
     PaymentFailed: in_inbox_transaction(payment_failed),
     OrderCreated: order_created,
     **{kind: in_inbox_transaction(effect) for kind, effect in refund_handlers.HANDLERS.items()},
+    **{kind: in_inbox_transaction(effect) for kind, effect in scan_handlers.HANDLERS.items()},
 }
 
 

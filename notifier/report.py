@@ -20,6 +20,8 @@ PASSES = (
     " ORDER BY kind = 'return', id"
 )
 REFUNDS = "SELECT * FROM refunds WHERE booking_id = $1 ORDER BY id"
+SCANS = ("SELECT kind, result, scanned_at FROM pass_scans WHERE booking_id = $1"
+         " ORDER BY scanned_at")
 NOTIFICATIONS = (
     "SELECT kind, recipient, created_at, state, attempts, last_error, sent_at,"
     " next_attempt_at FROM notifications WHERE booking_id = $1"
@@ -36,6 +38,7 @@ async def booking_report(pool: asyncpg.Pool, booking_id: int) -> dict | None:
         payment_status = await conn.fetchval(PAYMENT_STATUS, booking_id)
         passes = await conn.fetch(PASSES, booking_id)
         refunds = await conn.fetch(REFUNDS, booking_id)
+        scans = await conn.fetch(SCANS, booking_id)
         notifications = await conn.fetch(NOTIFICATIONS, booking_id)
     return {
         "booking_id": booking["id"],
@@ -51,6 +54,9 @@ async def booking_report(pool: asyncpg.Pool, booking_id: int) -> dict | None:
             for p in passes
         ],
         "refunds": [refund_view(r) for r in refunds],
+        # The passes used at the counter: when the car went out and came back.
+        "scans": [{"kind": s["kind"], "result": s["result"],
+                   "scanned_at": _iso(s["scanned_at"])} for s in scans],
         # Each mail with where it stands: a `failed` one was refused for good (see error).
         "notifications": [_mail(n) for n in notifications],
     }

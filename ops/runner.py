@@ -177,6 +177,9 @@ async def main() -> None:
         print("Admin API (cancel, refund): " + (
             "on, with your ADMIN_API_TOKEN" if settings.admin_api_token
             else "off; start with ADMIN_API_TOKEN=<a long random string> to use it"), flush=True)
+        print(f"Counter page:    {gateway}/staff  (scan passes; " + (
+            "sign in with your STAFF_API_TOKEN)" if settings.staff_api_token
+            else "start with STAFF_API_TOKEN=<a long random string> to sign in)"), flush=True)
         print("Ctrl-C stops everything.", flush=True)
 
         await asyncio.gather(*tasks)

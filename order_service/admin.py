@@ -3,11 +3,10 @@ a payment. Bearer ADMIN_API_TOKEN, compared in constant time; idempotent by Idem
 
 from __future__ import annotations
 
-import hmac
-
 from aiohttp import web
 
 from order_service import cancellations, idempotency
+from order_service.bearer import require_bearer
 from order_service.schemas import CancelBody, RefundBody
 from shared.http import HttpError, read_json_object
 from shared.schemas import parse
@@ -18,14 +17,8 @@ ADMIN_REQUIRED = "Admin authentication required"
 
 
 def require_admin(request: web.Request) -> None:
-    expected = request.app[SETTINGS].admin_api_token
-    if not expected:
-        raise HttpError(ADMIN_DISABLED, 403)
-    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
-    ok = scheme.lower() == "bearer" and hmac.compare_digest(
-        token.strip().encode(), expected.encode())
-    if not ok:
-        raise HttpError(ADMIN_REQUIRED, 401, {"WWW-Authenticate": "Bearer"})
+    require_bearer(request, request.app[SETTINGS].admin_api_token,
+                   disabled=ADMIN_DISABLED, required=ADMIN_REQUIRED)
 
 
 async def cancel_booking(request: web.Request) -> web.Response:

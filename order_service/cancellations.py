@@ -11,6 +11,7 @@ import logging
 
 import asyncpg
 
+from shared.booking_state import BookingStatus, can_transition
 from shared.events import BookingCancelled
 from shared.http import HttpError
 from shared.logging import log_ctx
@@ -32,6 +33,7 @@ BOOKING_NOT_FOUND = "Booking not found"
 NOT_PAID = "Booking has no captured payment to refund"
 NOTHING_LEFT = "Nothing left to refund for this booking"
 FEE_TOO_HIGH = "cancellation_fee is more than the amount paid"
+CAR_OUT = "Booking can no longer be cancelled"
 
 
 async def cancel_booking(
@@ -47,6 +49,10 @@ async def cancel_booking(
     refund_id = None
     async with outbox_transaction(pool) as conn:
         booking = await _lock_booking(conn, booking_id)
+        status = BookingStatus(booking["status"])
+        if status is not BookingStatus.CANCELLED and not can_transition(
+                status, BookingStatus.CANCELLED):
+            raise HttpError(f"{CAR_OUT}: the booking is {status.value}", 409)
         if booking["status"] != "cancelled":
             payment = await _captured_payment(conn, booking_id)
             if payment is not None and fee_paise > payment["amount_paise"]:

@@ -124,3 +124,21 @@ class CancelResponse(BaseModel):
     reason: str | None = None
     cancelled_at: datetime | None = None
     refund: Refund | None
+
+
+class ScanBody(Input):
+    """What the counter sends: the text of the pass's QR code."""
+
+    token: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class ScanResponse(BaseModel):
+    message: str
+    booking_id: int
+    kind: Literal["collection", "return"]
+    result: Literal["collected", "returned"]
+    scanned_at: datetime
+    car: str
+    customer_name: str
+    start_date: str
+    end_date: str

@@ -85,11 +85,23 @@ class RefundFailed(Event):
     source: str
 
 
+class PassScanned(Event):
+    """A pass was used at the counter: the booking is now collected or returned."""
+
+    routing_key: ClassVar[str] = "pass.scanned"
+    booking_id: int
+    customer_id: int
+    kind: str  # collection | return
+    result: str  # collected | returned
+    scanned_at: datetime
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.routing_key: cls
     for cls in (
         OrderCreated, PaymentCaptured, PaymentFailed,
         BookingCancelled, RefundCreated, RefundProcessed, RefundFailed,
+        PassScanned,
     )
 }
 

@@ -19,6 +19,7 @@ CONSUMERS: dict[str, list[str]] = {
     "notifier": [
         "order.created", "payment.captured", "payment.failed",
         "booking.cancelled", "refund.created", "refund.processed", "refund.failed",
+        "pass.scanned",
     ],
 }
 

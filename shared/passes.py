@@ -1,61 +1,28 @@
 """QR passes: a signed token per (booking, kind), rendered as a deterministic PNG data URL.
 
 Pure and shared: the notifier stores these images and verify-payment returns them, so the
-same booking must always render to the same bytes. Tokens look like
-`A6P1.<booking_id>.<kind>.<32 hex of HMAC-SHA256(secret, "A6P1|<booking_id>|<kind>")>`:
-staff scan one and `verify_pass_token` says which booking and which leg it admits.
+same booking must always render to the same bytes. The tokens (shared/pass_tokens.py) carry
+the signing key's id: staff scan one and `verify_pass_token` says which booking and which
+leg it admits.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
-import hashlib
-import hmac
 import io
-import re
 
-PASS_KINDS = ("collection", "return")
+# The tokens live in shared/pass_tokens.py; imported here for the rendering and its callers
+from shared.pass_tokens import PASS_KINDS, pass_token, verify_pass_token
 
-_VERSION = "A6P1"
-_MAC_HEX = 32  # 128 bits of HMAC-SHA256: ample against forgery, keeps the QR small
-_TOKEN_RE = re.compile(r"A6P1\.([1-9][0-9]{0,18})\.(collection|return)\.([0-9a-f]{32})", re.ASCII)
+__all__ = ["PASS_KINDS", "pass_token", "passes_for", "qr_data_url", "verify_pass_token"]
 
 # Fixed rendering parameters make the PNG a pure function of the token. Version 6-M holds
-# 106 bytes; the longest token (19-digit booking id, "collection") is 68.
+# 106 bytes; the longest token (key id, 19-digit booking id, "collection") is 77.
 _QR_VERSION = 6
+_QR_BOX_SIZE = 8
+_QR_BORDER = 4
 _QR_MASK = 2
-_QR_BOX_SIZE = 8  # pixels per module
-_QR_BORDER = 4  # modules of quiet zone, as the QR spec asks
-
-
-def _mac(booking_id: int, kind: str, secret: str) -> str:
-    message = f"{_VERSION}|{booking_id}|{kind}".encode()
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:_MAC_HEX]
-
-
-def pass_token(booking_id: int, kind: str, secret: str) -> str:
-    """The signed token for one pass; raises ValueError for an unknown kind or bad id."""
-    if kind not in PASS_KINDS:
-        raise ValueError(f"unknown pass kind: {kind!r}")
-    if isinstance(booking_id, bool) or not isinstance(booking_id, int) or booking_id <= 0:
-        raise ValueError("booking_id must be a positive integer")
-    if not secret:
-        raise ValueError("a pass signing secret is required")
-    return f"{_VERSION}.{booking_id}.{kind}.{_mac(booking_id, kind, secret)}"
-
-
-def verify_pass_token(token: str, secret: str) -> tuple[int, str] | None:
-    """(booking_id, kind) for an authentic token; None for anything malformed or forged."""
-    if not isinstance(token, str) or not secret:
-        return None
-    match = _TOKEN_RE.fullmatch(token)
-    if match is None:
-        return None
-    booking_id, kind, mac = int(match.group(1)), match.group(2), match.group(3)
-    if not hmac.compare_digest(mac, _mac(booking_id, kind, secret)):
-        return None
-    return booking_id, kind
 
 
 @functools.lru_cache(maxsize=64)  # stored once drawn: a repeat is a racer's, moments apart

@@ -118,6 +118,15 @@ class Settings(BaseSettings):
 
     # QR passes
     pass_signing_secret: str = LOCAL_PASS_SECRET
+    # Passes at the counter (order_service/pass_scans.py): secrets rotated out whose passes
+    # still scan (comma-separated), the staff's bearer token (POST /api/passes/scan and the
+    # /staff page; disabled while unset), how far outside the rental dates a pass scans,
+    # and the time zone the rental dates are in.
+    pass_signing_secrets_old: str = ""
+    staff_api_token: str = ""
+    pass_grace_hours: float = Field(default=24.0, ge=0)
+    counter_timezone: str = "Asia/Kolkata"
+    rate_limit_pass_scan: int = 120
 
     # Background work
     outbox_sweep_seconds: float = 2.0
@@ -209,6 +218,17 @@ class Settings(BaseSettings):
     def cors_origins(self) -> list[str]:
         return split_csv(self.cors_allowed_origins)
 
+    @field_validator("counter_timezone")
+    @classmethod
+    def _a_known_time_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"COUNTER_TIMEZONE is not a time zone: {value!r}") from None
+        return value
+
     @field_validator("smtp_from")
     @classmethod
     def _from_is_an_address(cls, value: str) -> str:
@@ -280,8 +300,13 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         """Every configured secret, so logging can scrub them."""
         values = [self.razorpay_key_secret, self.pass_signing_secret, self.auth_jwt_secret,
-                  self.smtp_password, self.admin_api_token]
-        return [v for v in values + self.webhook_secrets if v]
+                  self.smtp_password, self.admin_api_token, self.staff_api_token]
+        return [v for v in values + self.webhook_secrets + self.pass_secrets if v]
+
+    @property
+    def pass_secrets(self) -> list[str]:
+        """The secret passes are signed with, then those whose passes still verify."""
+        return [self.pass_signing_secret, *split_csv(self.pass_signing_secrets_old)]
 
 
 def _is_local(host: str | None) -> bool:

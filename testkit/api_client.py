@@ -127,3 +127,13 @@ async def set_refund_behaviour(http, stack, **behaviour):
     status, body, _ = await call(http, "POST", f"{stack.sandbox}/sandbox/refunds",
                                  json=behaviour)
     assert status == 200, body
+
+
+STAFF_TOKEN = "a6-e2e-staff-token"  # what ops/stack.py gives the stack as STAFF_API_TOKEN
+
+
+async def scan_pass(http, stack, token: str, staff_token: str | None = STAFF_TOKEN):
+    """A pass scanned at the counter, through the gateway."""
+    headers = {"Authorization": f"Bearer {staff_token}"} if staff_token is not None else {}
+    return await call(http, "POST", f"{stack.gateway}/api/passes/scan", json={"token": token},
+                      headers=headers)

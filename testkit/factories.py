@@ -40,3 +40,33 @@ async def make_booking(
         "amount_paise": amount_paise,
         "amount": amount_paise / 100,
     }
+
+
+async def make_confirmed_booking(
+    pool: asyncpg.Pool, pass_secret: str, *, start: date | None = None, days: int = 2
+) -> dict:
+    """A paid, confirmed booking with its two passes, as the notifier leaves one; the rental
+    starts `start` (today by default) and lasts `days` days. Adds `passes`: kind -> token."""
+    from datetime import timedelta
+
+    from shared.pass_tokens import PASS_KINDS, pass_token
+
+    booking = await make_booking(pool)
+    booking_id = booking["booking_id"]
+    start = start or date.today()
+    tokens = {kind: pass_token(booking_id, kind, pass_secret) for kind in PASS_KINDS}
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
+            " amount_paise, status, razorpay_payment_id, captured_at)"
+            " VALUES ($1, $2, $3, 'r', $4, 'captured', $5, now())",
+            booking_id, booking["customer_id"], f"order_Conf{booking_id:010d}",
+            booking["amount_paise"], f"pay_Conf{booking_id:012d}")
+        await conn.execute(
+            "UPDATE bookings SET status = 'confirmed', confirmed_at = now(), start_date = $2,"
+            " end_date = $3 WHERE id = $1", booking_id, start, start + timedelta(days=days))
+        await conn.executemany(
+            "INSERT INTO passes (booking_id, kind, token) VALUES ($1, $2, $3)",
+            [(booking_id, kind, token) for kind, token in tokens.items()])
+    return {**booking, "passes": tokens, "start_date": start,
+            "end_date": start + timedelta(days=days)}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from shared.settings import SANDBOX_WEBHOOK_SECRET
 from testkit import infra
-from testkit.api_client import ADMIN_TOKEN
+from testkit.api_client import ADMIN_TOKEN, STAFF_TOKEN
 from testkit.infra import free_port
 
 OLD_WEBHOOK_SECRET = "a6_previous_webhook_secret"
@@ -85,6 +85,7 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
             "GATEWAY_TRUSTED_PROXIES": "127.0.0.1",
             "ADMIN_API_TOKEN": ADMIN_TOKEN,
+            "STAFF_API_TOKEN": STAFF_TOKEN,
             "SANDBOX_REFUND_DELAY_SECONDS": "1",
             "REFUND_POLL_SECONDS": "0.5",
             # as `make run`: the gateway reaches the services on Unix sockets

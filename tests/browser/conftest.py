@@ -1,5 +1,8 @@
 """Browser tests: Playwright for Python driving Debian's Chromium (`make test` installs the
-package when it is missing; Playwright cannot download browsers here), headless."""
+package when missing; Playwright cannot download its own browsers here), against a stack of
+the real processes: a stack of their own (its own database and vhost), stopped when the
+browser tests are done, so that its notifier and mail sender never act on the rows other
+tests write into the session's database."""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import async_playwright, expect
 
+from testkit.stack import own_stack
+
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 # Waits long enough for a machine busy with the rest of the suite (2 cores): each wait
 # ends as soon as its condition holds, so a quiet run is no slower.
@@ -17,14 +22,25 @@ expect.set_options(timeout=WAIT_MS)
 
 
 @pytest.fixture(scope="session")
-async def chromium_browser():
+async def playwright_driver():
+    async with async_playwright() as driver:
+        yield driver
+
+
+async def launch_chromium(driver, *args: str):
+    """Debian's Chromium, headless, with extra command-line switches."""
     executable = shutil.which("chromium")
     if executable is None:
-        pytest.fail("Debian's chromium is not installed: `make test` installs it")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=executable, headless=True)
-        yield browser
-        await browser.close()
+        pytest.fail("chromium is not installed: `make test` installs it (apt-get install chromium)")
+    return await driver.chromium.launch(executable_path=executable, headless=True,
+                                        args=["--no-sandbox", *args])
+
+
+@pytest.fixture(scope="session")
+async def chromium_browser(playwright_driver):
+    browser = await launch_chromium(playwright_driver)
+    yield browser
+    await browser.close()
 
 
 @pytest.fixture
@@ -35,3 +51,20 @@ async def page(chromium_browser):
     page = await context.new_page()
     yield page
     await context.close()
+
+
+@pytest.fixture(scope="package")
+async def browser_stack(base_settings):
+    async with own_stack(base_settings) as (stack, pool):
+        yield stack, pool
+
+
+@pytest.fixture(scope="package")
+def stack(browser_stack):
+    return browser_stack[0]
+
+
+@pytest.fixture(scope="package")
+def pool(browser_stack):
+    """The browser stack's database (the session's `pool` is another one)."""
+    return browser_stack[1]

@@ -137,7 +137,7 @@ async def test_handler_flow_gets_both_qr_codes_from_verify_payment(shop, booking
     await expect(page.locator(MODAL)).to_have_count(0)
     tokens = [qr_text(await page.get_by_alt_text(name).get_attribute("src"))
               for name in ("Collection pass", "Return pass")]
-    assert [t.split(".")[1:3] for t in tokens] == [
+    assert [t.split(".")[2:4] for t in tokens] == [
         [str(booking["booking_id"]), "collection"], [str(booking["booking_id"]), "return"]]
     await page.screenshot(path=SCREENSHOTS / "storefront-passes.png", full_page=True)
     assert errors == []

@@ -144,7 +144,7 @@ async def follow_the_banner(http, lines, order_id, demo, env):
     tokens = sorted(
         zxingcpp.read_barcodes(Image.open(io.BytesIO(part.get_payload(decode=True))))[0].text
         for part in message.iter_attachments())
-    assert [t.split(".")[1:3] for t in tokens] == [
+    assert [t.split(".")[2:4] for t in tokens] == [
         [str(demo["booking_id"]), "collection"], [str(demo["booking_id"]), "return"]]
     async with http.get(catcher) as answer:  # the page a newcomer opens shows it
         assert f"#{demo['booking_id']}" in await answer.text()

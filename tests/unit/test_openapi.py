@@ -13,7 +13,7 @@ from gateway import auth, errors
 from gateway.app import create_app
 from gateway.openapi import openapi_spec
 from gateway.routes import ROUTES
-from order_service import admin, cancellations, idempotency
+from order_service import admin, cancellations, idempotency, pass_scans, staff
 from order_service import handlers as order_handlers
 from order_service.schemas import (
     CREATE_ORDER_FIELDS,
@@ -118,10 +118,11 @@ def test_route_table_properties_are_documented(route):
     op = operation(route.method, route.path)
     responses = op["responses"]
     assert ("429" in responses) == (route.limit_group is not None)
-    assert ("401" in responses) == (route.customer_auth or route.admin)
-    assert ("403" in responses) == (route.body_names_customer or route.admin)
+    assert ("401" in responses) == (route.customer_auth or route.admin or route.staff)
+    assert ("403" in responses) == (route.body_names_customer or route.admin or route.staff)
     assert (op.get("security") == [{}, {"bearerAuth": []}]) == route.customer_auth
     assert (op.get("security") == [{"adminBearer": []}]) == route.admin
+    assert (op.get("security") == [{"staffBearer": []}]) == route.staff
     if route.method == "POST":
         assert {"408", "413"} <= set(responses)
     assert {"503", "504"} <= set(responses)  # the gateway's own, whatever the service
@@ -208,6 +209,10 @@ EXPECTED_MESSAGES = {
     ("POST", "/api/razorpay/bookings/{booking_id}/cancel", "404"): [
         cancellations.BOOKING_NOT_FOUND],
     ("POST", "/api/razorpay/bookings/{booking_id}/cancel", "409"): [idempotency.IN_PROGRESS],
+    ("POST", "/api/passes/scan", "400"): [pass_scans.NOT_OURS, staff.MISSING_TOKEN],
+    ("POST", "/api/passes/scan", "401"): [staff.STAFF_REQUIRED],
+    ("POST", "/api/passes/scan", "403"): [staff.STAFF_DISABLED],
+    ("POST", "/api/passes/scan", "410"): [pass_scans.GONE["revoked", "collection"]],
 }
 GATEWAY_MESSAGES = {
     "401": [auth.AUTH_REQUIRED, auth.INVALID_TOKEN],
@@ -233,8 +238,10 @@ def test_gateway_messages_are_its_constants():
         if (method, path) not in proxied:
             continue  # the gateway's own endpoints (/readyz) answer for themselves
         for status, messages in GATEWAY_MESSAGES.items():
-            if status in ("401", "403") and "adminBearer" in str(op.get("security")):
-                continue  # the admin API's own 401/403 (order_service checks its token)
+            security = str(op.get("security"))
+            if status in ("401", "403") and ("adminBearer" in security
+                                             or "staffBearer" in security):
+                continue  # the admin and staff APIs' own (order_service checks the token)
             if status in op["responses"]:
                 assert set(messages) <= set(example_messages(op["responses"][status])), (
                     method, path, status)

@@ -19,49 +19,7 @@ def png_of(data_url: str) -> bytes:
     return base64.b64decode(data_url.removeprefix(prefix), validate=True)
 
 
-@pytest.mark.parametrize("kind", PASS_KINDS)
-@pytest.mark.parametrize("booking_id", [1, 42, 9_223_372_036_854_775_807])
-def test_round_trip(booking_id, kind):
-    token = pass_token(booking_id, kind, SECRET)
-    assert token.startswith(f"A6P1.{booking_id}.{kind}.")
-    assert verify_pass_token(token, SECRET) == (booking_id, kind)
-
-
-def test_token_shape():
-    token = pass_token(7, "return", SECRET)
-    version, booking, kind, mac = token.split(".")
-    assert (version, booking, kind) == ("A6P1", "7", "return")
-    assert len(mac) == 32 and int(mac, 16) >= 0
-
-
-def test_forged_and_tampered_tokens_are_rejected():
-    token = pass_token(7, "collection", SECRET)
-    mac = token.rsplit(".", 1)[1]
-    flipped = mac[:-1] + ("0" if mac[-1] != "0" else "1")
-    forged = [
-        pass_token(7, "collection", "another-secret"),  # signed with the wrong key
-        f"A6P1.7.collection.{flipped}",  # one hex digit changed
-        f"A6P1.7.return.{mac}",  # other kind, same mac
-        f"A6P1.8.collection.{mac}",  # other booking, same mac
-        f"A6P2.7.collection.{mac}",  # other version
-        f"A6P1.07.collection.{mac}",  # leading zero: a second spelling of booking 7
-        f"A6P1.7.collection.{mac.upper()}",
-        f"A6P1.7.collection.{mac}\n",
-        f" A6P1.7.collection.{mac}",
-        f"A6P1.7.collection.{mac}00",
-        f"A6P1.7.collection.{mac[:-2]}",
-        f"A6P1.-7.collection.{mac}",
-        f"A6P1.0.collection.{mac}",
-        f"A6P1.٧.collection.{mac}",  # a non-ASCII digit
-        f"A6P1.7.lounge.{mac}",
-        "",
-        "A6P1...",
-        "not a token",
-    ]
-    for candidate in forged:
-        assert verify_pass_token(candidate, SECRET) is None, candidate
-    assert verify_pass_token(token, "") is None
-    assert verify_pass_token(None, SECRET) is None  # type: ignore[arg-type]
+# The tokens' own tests (shape, forgeries, key rotation): tests/unit/test_pass_tokens.py
 
 
 def test_other_kind_and_other_booking_have_other_tokens():
