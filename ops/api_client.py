@@ -99,7 +99,8 @@ async def set_fault(http, stack, **rule):
     assert status == 200, body
 
 
-ADMIN_TOKEN = "a6-e2e-admin-token"  # what ops/stack.py gives the stack as ADMIN_API_TOKEN
+# what ops/stack.py gives the stack as ADMIN_API_TOKEN
+ADMIN_TOKEN = "a6-e2e-admin-token-for-the-test-stack-only"
 
 
 def _admin_headers(key: str | None, token: str | None) -> dict:
