@@ -70,7 +70,8 @@ def _authenticated_customer(request: web.Request, route: Route, settings: Settin
     if not (route.customer_auth and settings.auth_jwt_secret):
         return None
     try:
-        return authenticate(request.headers.get("Authorization"), settings.auth_jwt_secret)
+        return authenticate(request.headers.get("Authorization"), settings.auth_jwt_secret,
+                            audience=settings.auth_jwt_audience, issuer=settings.auth_jwt_issuer)
     except AuthError as exc:
         raise GatewayError(401, exc.message, {"WWW-Authenticate": "Bearer"}) from None
 
