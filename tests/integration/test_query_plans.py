@@ -52,6 +52,7 @@ def hot_queries(booking: dict) -> dict[str, tuple[str, tuple]]:
         "order.insert_payment": (order_sql.INSERT_PAYMENT, (
             bid, cid, "order_plan", "rcpt_plan", 100000, "INR", timedelta(minutes=15))),
         "order.recorded_payment": (order_sql.RECORDED_PAYMENT, (bid, order)),
+        "order.supersede_order": (order_sql.SUPERSEDE_ORDER, (bid, order_sql.SUPERSEDABLE)),
         "order.payment_status": (order_sql.PAYMENT_STATUSES, ([bid], [None])),
         "order.payment_status_owner": (order_sql.PAYMENT_STATUSES, ([bid], [cid])),
         "order.payment_status_batch": (order_sql.PAYMENT_STATUSES, (
