@@ -6,3 +6,7 @@ ALTER TABLE payments ADD COLUMN superseded_at timestamptz;
 DROP INDEX payments_one_open_order_per_booking;
 CREATE UNIQUE INDEX payments_one_open_order_per_booking
     ON payments (booking_id) WHERE status <> 'captured' AND superseded_at IS NULL;
+
+-- With CAPTURE_ON_VERIFY, why an authorized payment was deliberately not captured (its
+-- booking was cancelled: Razorpay releases the authorization, no fee is lost on a refund).
+ALTER TABLE payments ADD COLUMN capture_withheld text;
