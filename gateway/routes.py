@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway import keys, pages
+from gateway import admin_guard, keys, pages
 from gateway.auth import AuthError, authenticate, body_customer_matches
 from gateway.body import read_body, reject_declared_oversize
 from gateway.client_ip import rate_limit_key
@@ -86,6 +86,8 @@ def make_proxy_handler(route: Route):
             if not decision.allowed:
                 metrics.RATE_LIMITED.labels(route.path).inc()
                 return too_many_requests(decision.retry_after_seconds)
+        if route.admin and (refusal := await admin_guard.refused(request, route.path)):
+            return refusal
         customer_id = _authenticated_customer(request, route, settings)
         body = await read_body(
             request,
@@ -102,7 +104,7 @@ def make_proxy_handler(route: Route):
                                    ADMIN_HEADERS if route.admin else ())
         # The service stops working on the request when we stop waiting for it.
         headers.append((DEADLINE_HEADER, deadline_header(timeout)))
-        return await forward(
+        response = await forward(
             request.app[keys.LANE_POOLS][route.lane],
             request.app[keys.UPSTREAMS][route.upstream_setting],
             method=request.method,
@@ -111,6 +113,9 @@ def make_proxy_handler(route: Route):
             body=body,
             timeout_seconds=timeout,
         )
+        if route.admin:
+            await admin_guard.count_if_refused(request, response)
+        return response
 
     return handler
 

@@ -17,7 +17,7 @@ import uvloop
 from aiohttp import web
 from pydantic import ValidationError
 
-from shared import local_sockets, metrics, readiness
+from shared import local_sockets, metrics, private_access, readiness
 from shared.db import create_pool
 from shared.deadline import deadline_middleware
 from shared.http import error_middleware, health
@@ -42,6 +42,7 @@ def new_app(settings: Settings, service: str) -> web.Application:
         middlewares=[deadline_middleware, error_middleware], client_max_size=1024 * 1024,
         handler_args=metrics.handler_args(service, settings.metrics_enabled))
     app[SETTINGS] = settings
+    private_access.install(app, settings.admin_allowed_networks, private_access.socket_peer)
     app.router.add_get("/healthz", health)
     readiness.install(app)
     metrics.install(app, settings.metrics_enabled)
