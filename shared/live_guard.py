@@ -18,6 +18,22 @@ PLACEHOLDERS = frozenset({
 })
 
 
+# The secrets each service holds (deploy/ gives each Deployment only these): a service is
+# refused only for its own. Unnamed (tests, the ops CLI): every secret is checked.
+SECRETS_USED = {
+    "gateway": frozenset({"AUTH_JWT_SECRET"}),
+    "order_service": frozenset({"RAZORPAY_KEY_SECRET", "ADMIN_API_TOKEN"}),
+    "verification_service": frozenset({"RAZORPAY_KEY_SECRET", "PASS_SIGNING_SECRET"}),
+    "webhook_service": frozenset({"RAZORPAY_KEY_SECRET", "RAZORPAY_WEBHOOK_SECRET"}),
+    "notifier": frozenset({"PASS_SIGNING_SECRET"}),
+}
+
+
+def used_by(service: str) -> frozenset[str] | None:
+    """The secret variables `service` uses; None: all of them."""
+    return SECRETS_USED.get(service)
+
+
 def is_placeholder(value: str) -> bool:
     folded = value.strip().lower()
     return (folded in PLACEHOLDERS or "change-me" in folded or "change_me" in folded

@@ -107,7 +107,7 @@ def settings_or_exit(service: str) -> Settings:
     """The settings, or one line on stderr saying which variable is wrong and a non-zero
     exit: an operator reads the reason, not a traceback."""
     try:
-        return load_settings()
+        return load_settings(a6pay_service=service)
     except ValidationError as exc:
         reasons = []
         for error in exc.errors():

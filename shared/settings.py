@@ -204,6 +204,8 @@ class Settings(BaseSettings):
     metrics_poll_seconds: float = 5.0  # outbox lag, dead letters: polled this often
 
     log_level: str = Field(default="INFO")
+    # Which service this process is (serve() says): live keys check only the secrets it uses
+    a6pay_service: str = ""
 
     @field_validator("smtp_starttls", mode="before")
     @classmethod
@@ -259,15 +261,22 @@ class Settings(BaseSettings):
             raise ValueError("; ".join(short))
         if not self.live:
             return self
-        reasons = live_guard.weak_secrets(self._live_secrets(),
-                                          key_secret=self.razorpay_key_secret)
-        if not self.razorpay_key_secret or live_guard.is_placeholder(self.razorpay_key_secret):
+        used = live_guard.used_by(self.a6pay_service)
+
+        def uses(name: str) -> bool:
+            return used is None or name in used
+
+        secrets = {name: values for name, values in self._live_secrets().items() if uses(name)}
+        key_secret = self.razorpay_key_secret if uses("RAZORPAY_KEY_SECRET") else ""
+        reasons = live_guard.weak_secrets(secrets, key_secret=key_secret)
+        if uses("RAZORPAY_KEY_SECRET") and live_guard.is_placeholder(key_secret or "<unset>"):
             reasons.insert(0, "RAZORPAY_KEY_SECRET is a documented placeholder")
-        if not self.webhook_secrets:
+        if uses("RAZORPAY_WEBHOOK_SECRET") and not self.webhook_secrets:
             reasons.append("RAZORPAY_WEBHOOK_SECRET is not set")
-        if not self.pass_signing_secret:
+        if uses("PASS_SIGNING_SECRET") and not self.pass_signing_secret:
             reasons.append("PASS_SIGNING_SECRET is not set")
-        if not self.auth_jwt_secret and not self.allow_anonymous_customers:
+        if uses("AUTH_JWT_SECRET") and not (self.auth_jwt_secret
+                                            or self.allow_anonymous_customers):
             reasons.append("AUTH_JWT_SECRET is not set (or set ALLOW_ANONYMOUS_CUSTOMERS=true"
                            " on purpose: anyone can then read any booking's payment status)")
         if reasons:

@@ -98,9 +98,23 @@ def test_the_examples_ship_empty_secrets_not_placeholders():
 def test_a_service_refuses_to_start_in_one_line_naming_the_variable():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAZORPAY", "PASS"))}
     env.update({key.upper(): value for key, value in STRONG.items()},
-               PASS_SIGNING_SECRET="CHANGE-ME-to-a-long-random-value")
+               RAZORPAY_WEBHOOK_SECRET="CHANGE-ME")
     done = subprocess.run([sys.executable, "-m", "webhook_service"], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=30)
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "PASS_SIGNING_SECRET" in lines[0], done.stderr
+    assert len(lines) == 1 and "RAZORPAY_WEBHOOK_SECRET" in lines[0], done.stderr
+
+
+def test_each_service_is_refused_only_for_the_secrets_it_holds():
+    # what deploy/ gives the gateway: the key id, the customers' token secret, Redis
+    gateway = {"razorpay_key_id": STRONG["razorpay_key_id"],
+               "auth_jwt_secret": STRONG["auth_jwt_secret"]}
+    assert load_settings(a6pay_service="gateway", **gateway).live
+    with pytest.raises(ValidationError, match="AUTH_JWT_SECRET is not set"):
+        load_settings(a6pay_service="gateway", razorpay_key_id=STRONG["razorpay_key_id"])
+    with pytest.raises(ValidationError, match="PASS_SIGNING_SECRET"):
+        load_settings(a6pay_service="notifier", razorpay_key_id=STRONG["razorpay_key_id"])
+    with pytest.raises(ValidationError, match="RAZORPAY_WEBHOOK_SECRET is a documented"):
+        load_settings(a6pay_service="webhook_service", **{
+            **STRONG, "razorpay_webhook_secret": "a6_sandbox_webhook_secret"})
