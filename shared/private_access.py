@@ -10,26 +10,16 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from aiohttp import web
+
+from shared.networks import parse_networks
 
 ALLOWED_NETWORKS = web.AppKey("private_access_networks", tuple)
 TRUSTED_CALLER = web.RequestKey("private_access_trusted_caller", bool)
 
 NOT_FOUND = "Not found"
-
-
-def parse_networks(entries: Iterable[str]) -> tuple:
-    """Addresses or CIDR ranges. A bad entry raises: a typo must not open or close a door
-    silently."""
-    networks = []
-    for entry in entries:
-        try:
-            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
-        except ValueError as exc:
-            raise ValueError(f"invalid network in ADMIN_ALLOWED_NETWORKS: {entry!r}") from exc
-    return tuple(networks)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -55,7 +45,8 @@ def install(app: web.Application, networks: str, client_of: Callable[[web.Reques
             ) -> None:
     """Guard `app`'s private paths; `client_of(request)` says who is calling (the peer for
     a service, the client behind trusted proxies for the gateway)."""
-    app[ALLOWED_NETWORKS] = parse_networks(part for part in networks.split(",") if part.strip())
+    app[ALLOWED_NETWORKS] = parse_networks(
+        (part for part in networks.split(",") if part.strip()), "ADMIN_ALLOWED_NETWORKS")
 
     @web.middleware
     async def private_access(request: web.Request, handler) -> web.StreamResponse:

@@ -20,13 +20,17 @@ async def create(pool, razorpay, booking, amount_paise):
         amount_paise=amount_paise, reconcile_after=timedelta(hours=1))
 
 
+async def reprice(pool, booking, amount_paise: int) -> None:
+    await pool.execute("UPDATE bookings SET amount_paise = $2 WHERE id = $1",
+                       booking["booking_id"], amount_paise)
+
+
 async def test_an_open_order_for_an_old_price_is_not_reused(pool, base_settings):
     async with running_sandbox(base_settings) as settings:
         razorpay = RazorpayClient(settings)
         booking = await make_booking(pool, 150_000)
         old = await create(pool, razorpay, booking, 150_000)
-        await pool.execute("UPDATE bookings SET amount_paise = 180000 WHERE id = $1",
-                           booking["booking_id"])
+        await reprice(pool, booking, 180_000)
         with pytest.raises(HttpError) as stale:
             await create(pool, razorpay, booking, 150_000)
         assert stale.value.status == 400
@@ -50,8 +54,7 @@ async def test_an_old_price_order_already_authorized_is_refused_not_replaced(poo
         old = await create(pool, razorpay, booking, 150_000)
         await pool.execute("UPDATE payments SET status = 'authorized' WHERE razorpay_order_id = $1",
                            old.order_id)
-        await pool.execute("UPDATE bookings SET amount_paise = 180000 WHERE id = $1",
-                           booking["booking_id"])
+        await reprice(pool, booking, 180_000)
         with pytest.raises(HttpError) as refused:
             await create(pool, razorpay, booking, 180_000)
         assert refused.value.status == 409

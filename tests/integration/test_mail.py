@@ -157,6 +157,12 @@ async def test_confirmation_arrives_once_with_both_passes_scannable(db, catcher)
         kind: attached[f"{kind}-pass.png"] for kind in ("collection", "return")}
 
 
+async def _failed(pool, booking_id):
+    """The booking's one mail, once it is failed for good."""
+    [row] = await mails_of(pool, booking_id)
+    return row if row["state"] == "failed" else None
+
+
 async def _sent(pool, booking_id):
     rows = await mails_of(pool, booking_id)
     return rows if rows and all(r["state"] == "sent" for r in rows) else None
@@ -204,12 +210,7 @@ async def test_permanent_refusal_is_failed_not_retried_and_shown(db, catcher):
     failed_before = mails_counted("failed")
     async with running_sender(pool, settings) as sender:
         await eventually(lambda: _sent(pool, fine["booking_id"]), timeout=30)
-
-        async def failed():
-            [row] = await mails_of(pool, refused["booking_id"])
-            return row if row["state"] == "failed" else None
-
-        row = await eventually(failed, timeout=30)
+        row = await eventually(lambda: _failed(pool, refused["booking_id"]), timeout=30)
         await settled(sender, rounds=5)
     assert row["attempts"] == 1 and "550" in row["last_error"]
     assert mails_counted("failed") == failed_before + 1  # a6pay_mails_total{outcome=failed}
@@ -343,12 +344,7 @@ async def test_a_non_ascii_recipient_fails_alone_and_the_rest_go(db, catcher):
     async with running_sender(pool, settings) as sender:
         # well before the claim's lease (30 s) would let a stalled round's rows go again
         await eventually(lambda: _sent(pool, fine["booking_id"]), timeout=10)
-
-        async def failed():
-            [row] = await mails_of(pool, odd["booking_id"])
-            return row if row["state"] == "failed" else None
-
-        row = await eventually(failed, timeout=10)
+        row = await eventually(lambda: _failed(pool, odd["booking_id"]), timeout=10)
         await settled(sender)
     assert row["attempts"] == 1 and "address" in row["last_error"]
     assert len(caught_for(catcher, fine["booking_id"])) == 1
@@ -365,12 +361,7 @@ async def test_transient_refusals_end_failed_after_mail_max_attempts(db, catcher
     catcher.defer.add(email)
     await confirm(pool, busy)
     async with running_sender(pool, settings) as sender:
-
-        async def failed():
-            [row] = await mails_of(pool, busy["booking_id"])
-            return row if row["state"] == "failed" else None
-
-        row = await eventually(failed, timeout=30)
+        row = await eventually(lambda: _failed(pool, busy["booking_id"]), timeout=30)
         await settled(sender)
     assert row["attempts"] == 3 and "450" in row["last_error"]
     [again] = await mails_of(pool, busy["booking_id"])

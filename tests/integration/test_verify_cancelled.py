@@ -6,7 +6,6 @@ releases it), the reason on its row, never captured and then refunded at a fee."
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from types import SimpleNamespace
 
 import aiohttp
@@ -15,25 +14,15 @@ import pytest
 from ops.api_client import set_fault
 from ops.factories import make_booking
 from ops.inprocess import running_sandbox
-from order_service import handlers as orders
 from order_service import reconciler
 from shared.http import HttpError
 from shared.pass_store import BookingNotPaid, issue_passes
-from shared.razorpay_client import RazorpayClient
+from tests.integration.test_capture_on_verify import authorized_payment
 from verification_service import handlers as verification
 
 
 async def paid_at_razorpay(pool, settings, outcome: str):
-    booking = await make_booking(pool)
-    razorpay = RazorpayClient(settings)
-    order = await orders.create_order(
-        pool, razorpay, booking_id=booking["booking_id"], customer_id=booking["customer_id"],
-        amount_paise=booking["amount_paise"], reconcile_after=timedelta(hours=1))
-    async with aiohttp.ClientSession() as http, http.post(
-        f"{settings.razorpay_base_url}/sandbox/orders/{order.order_id}/pay",
-        json={"outcome": outcome, "webhooks": {"enabled": False}},
-    ) as resp:
-        checkout = await resp.json()
+    booking, razorpay, checkout = await authorized_payment(pool, settings, outcome)
     request = verification.VerifyRequest(
         checkout["razorpay_order_id"], checkout["razorpay_payment_id"],
         checkout["razorpay_signature"], booking["booking_id"], booking["customer_id"])
