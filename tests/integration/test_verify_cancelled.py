@@ -17,8 +17,10 @@ from ops.inprocess import running_sandbox
 from order_service import reconciler
 from shared.http import HttpError
 from shared.pass_store import BookingNotPaid, issue_passes
+from shared.payment_state import PaymentOutcome, PaymentStatus
 from tests.integration.test_capture_on_verify import authorized_payment
 from verification_service import handlers as verification
+from webhook_service import handlers as webhooks
 
 
 async def paid_at_razorpay(pool, settings, outcome: str):
@@ -93,6 +95,20 @@ async def test_the_reconciler_does_not_capture_for_a_cancelled_booking(pool, bas
         row = await pool.fetchrow("SELECT * FROM payments WHERE razorpay_order_id = $1",
                                   request.order_id)
         await reconciler._reconcile_one(pool, razorpay, settings, row)
+        assert (await razorpay.fetch_payment(request.payment_id))["status"] == "authorized"
+        assert await pool.fetchval(
+            "SELECT capture_withheld FROM payments WHERE razorpay_order_id = $1",
+            request.order_id) == "booking_cancelled"
+
+
+async def test_the_webhooks_capture_leaves_a_cancelled_bookings_payment_uncaptured(
+        pool, base_settings):
+    async with running_sandbox(base_settings, capture_on_verify=True) as settings:
+        booking, razorpay, request = await paid_at_razorpay(pool, settings, "authorized")
+        await cancel(pool, booking)
+        outcome = PaymentOutcome(request.order_id, request.payment_id,
+                                 PaymentStatus.AUTHORIZED, booking["amount_paise"])
+        await webhooks.capture_and_record(pool, razorpay, outcome)
         assert (await razorpay.fetch_payment(request.payment_id))["status"] == "authorized"
         assert await pool.fetchval(
             "SELECT capture_withheld FROM payments WHERE razorpay_order_id = $1",
