@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway import keys
+from gateway.admin_guard import FAILED_AUTH
 from gateway.client_ip import parse_trusted_proxies
 from gateway.cors import setup_cors
 from gateway.middlewares import access_middleware
@@ -26,7 +27,7 @@ from gateway.routes import (
 from gateway.shared_limits import SharedRateLimiter
 from gateway.status_batch import status_batcher
 from gateway.upstream import Upstream, UpstreamError, UpstreamPool
-from shared import local_sockets, metrics, readiness
+from shared import local_sockets, metrics, private_access, readiness
 from shared.http import error_middleware
 from shared.settings import Settings
 
@@ -43,6 +44,7 @@ def build_rate_limiter(settings: Settings) -> Limiter:
         VERIFY_PAYMENT: Rate(settings.rate_limit_verify_payment, window),
         PAYMENT_STATUS: Rate(settings.rate_limit_payment_status, window),
         PASS_SCAN: Rate(settings.rate_limit_pass_scan, window),
+        FAILED_AUTH: Rate(settings.rate_limit_failed_auth, window),
     }
     if settings.redis_url:
         return SharedRateLimiter(settings.redis_url, rates,
@@ -103,6 +105,8 @@ def create_app(settings: Settings) -> web.Application:
         handler_args=metrics.handler_args("gateway", settings.metrics_enabled),
     )
     app[keys.SETTINGS] = settings
+    # after access_middleware, which finds the client behind the trusted proxies
+    private_access.install(app, settings.admin_allowed_networks, lambda r: r[keys.CLIENT])
     app[keys.TRUSTED_PROXIES] = parse_trusted_proxies(settings.trusted_proxies)
     app[keys.UPSTREAMS] = {name: upstream_of(settings, name) for name in UPSTREAMS}
     app[keys.LIMITER] = build_rate_limiter(settings)

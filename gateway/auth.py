@@ -32,9 +32,15 @@ def bearer_token(authorization: str | None) -> str:
     return token
 
 
-def authenticate(authorization: str | None, secret: str, *, leeway: float = 0.0) -> str:
-    """Check the bearer token; return the customer id (canonical digits) it names."""
+def authenticate(authorization: str | None, secret: str, *, leeway: float = 0.0,
+                 audience: str = "", issuer: str = "") -> str:
+    """Check the bearer token; return the customer id (canonical digits) it names.
+
+    `audience` / `issuer` set: the token must carry that `aud` / `iss` (a token made for
+    another service of the same issuer is not ours). Unset: not checked, so a token that
+    names an audience is not refused for it."""
     token = bearer_token(authorization)
+    required = ["exp", "sub"] + (["aud"] if audience else []) + (["iss"] if issuer else [])
     try:
         with warnings.catch_warnings():
             # A short secret is reported once at startup, not on every request.
@@ -43,7 +49,9 @@ def authenticate(authorization: str | None, secret: str, *, leeway: float = 0.0)
                 token,
                 secret,
                 algorithms=["HS256"],  # pinned: never let the token choose its algorithm
-                options={"require": ["exp", "sub"]},
+                options={"require": required, "verify_aud": bool(audience)},
+                audience=audience or None,
+                issuer=issuer or None,
                 leeway=leeway,
             )
     except jwt.InvalidTokenError as exc:

@@ -12,19 +12,15 @@ import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 
+from shared.networks import parse_networks
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def parse_trusted_proxies(entries: Iterable[str]) -> tuple[IPNetwork, ...]:
     """Addresses or CIDR ranges. A bad entry raises: a typo here must not pass silently."""
-    networks = []
-    for entry in entries:
-        try:
-            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
-        except ValueError as exc:
-            raise ValueError(f"invalid trusted proxy entry: {entry!r}") from exc
-    return tuple(networks)
+    return parse_networks(entries, "GATEWAY_TRUSTED_PROXIES")
 
 
 # The longest address a proxy writes: "[" + 45 characters of IPv6 + "]:65535", with room

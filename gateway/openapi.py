@@ -88,8 +88,9 @@ _ADMIN_ERRORS = {
                 "Invalid booking_id: must be a positive integer",
                 "Request body is not valid JSON"),
     401: errors("The admin bearer token is missing or wrong.", "Admin authentication required"),
-    403: errors("ADMIN_API_TOKEN is not set on the server.",
-                "Admin API is disabled: set ADMIN_API_TOKEN to enable it"),
+    403: errors("ADMIN_API_TOKEN is not set on the server, or the caller is outside"
+                " ADMIN_ALLOWED_NETWORKS.",
+                "Admin API is disabled: set ADMIN_API_TOKEN to enable it", FORBIDDEN),
     404: errors("No such booking.", "Booking not found"),
     422: errors("The Idempotency-Key was used before with another body.",
                 "Idempotency-Key was already used with a different request"),
@@ -272,6 +273,9 @@ def gateway_errors(route: Route) -> dict[int, tuple[str, tuple[str, ...]]]:
     answers = {503: _UNAVAILABLE, 504: _TIMEOUT}
     if route.limit_group is not None:
         answers[429] = _RATE_LIMITED
+    if route.admin:
+        answers[429] = errors("Too many wrong admin tokens from this client; retry after"
+                              " `Retry-After` seconds.", _RATE_LIMITED[1][0])
     if route.customer_auth:
         answers[401] = _UNAUTHORIZED
     if route.body_names_customer:

@@ -21,11 +21,31 @@ def _page(title: str, text: str) -> web.Response:
     )
 
 
+# The reasons verification_service redirects with, as the page words them. Anything else
+# is "unknown": the page never shows text from the request, so a link to our own domain
+# cannot carry a message an attacker wrote ("call this number for your refund").
+FAILURE_REASONS = {
+    "payment_failed": "the payment failed",
+    "missing_fields": "the payment details were incomplete",
+    "invalid_signature": "the payment could not be verified",
+    "not_found": "the booking was not found",
+    "payment_not_found": "the payment was not found",
+    "mismatch": "the payment does not match the order",
+    "not_captured": "the payment was not captured",
+    "already_paid": "the booking is already paid",
+    "booking_cancelled": "the booking was cancelled",
+    "provider_unavailable": "the payment provider did not answer",
+    "unavailable": "the service is unavailable",
+}
+
+
 async def payment_success(request: web.Request) -> web.Response:
-    booking = request.query.get("booking_id", "")[:20]
-    return _page("Payment received", f"Booking {booking} is paid. Your QR passes are ready.")
+    booking = request.query.get("booking_id", "")
+    shown = f"Booking {booking}" if booking.isascii() and booking.isdigit() and len(
+        booking) <= 19 else "Your booking"
+    return _page("Payment received", f"{shown} is paid. Your QR passes are ready.")
 
 
 async def payment_failure(request: web.Request) -> web.Response:
-    reason = request.query.get("reason", "unknown")[:40]
+    reason = FAILURE_REASONS.get(request.query.get("reason", ""), "unknown")
     return _page("Payment not completed", f"Reason: {reason}. You can try paying again.")

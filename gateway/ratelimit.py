@@ -54,6 +54,10 @@ class Limiter(Protocol):
 
     async def check(self, group: str, client: str) -> Decision: ...
 
+    async def peek(self, group: str, client: str) -> Decision:
+        """Whether a hit would go through now, counting nothing."""
+        ...
+
     def status(self) -> dict: ...
 
     async def close(self) -> None: ...
@@ -106,6 +110,16 @@ class RateLimiter:
 
     async def check(self, group: str, client: str) -> Decision:
         return self.hit(group, client)
+
+    async def peek(self, group: str, client: str) -> Decision:
+        rate = self._rates.get(group)
+        if rate is None:
+            return ALLOWED
+        now = self._clock()
+        allow_at = max(self._tat.get((group, client), now), now) + rate.interval - rate.window
+        if allow_at - now > _EPSILON:
+            return Decision(allowed=False, retry_after=allow_at - now)
+        return ALLOWED
 
     def status(self) -> dict:
         return {"ok": True, "detail": "per-process limits (REDIS_URL unset)"}

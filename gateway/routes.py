@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway import keys, pages, staff_page
+from gateway import admin_guard, keys, pages, staff_page
 from gateway.auth import AuthError, authenticate, body_customer_matches
 from gateway.body import read_body, reject_declared_oversize
 from gateway.client_ip import rate_limit_key
@@ -75,7 +75,8 @@ def _authenticated_customer(request: web.Request, route: Route, settings: Settin
     if not (route.customer_auth and settings.auth_jwt_secret):
         return None
     try:
-        return authenticate(request.headers.get("Authorization"), settings.auth_jwt_secret)
+        return authenticate(request.headers.get("Authorization"), settings.auth_jwt_secret,
+                            audience=settings.auth_jwt_audience, issuer=settings.auth_jwt_issuer)
     except AuthError as exc:
         raise HttpError(exc.message, 401, {"WWW-Authenticate": "Bearer"}) from None
 
@@ -90,6 +91,9 @@ def make_proxy_handler(route: Route):
             if not decision.allowed:
                 metrics.RATE_LIMITED.labels(route.path).inc()
                 return too_many_requests(decision.retry_after_seconds)
+        if (route.admin or route.staff) and (refusal := await admin_guard.refused(
+                request, route.path, private_only=route.admin)):
+            return refusal
         customer_id = _authenticated_customer(request, route, settings)
         body = await read_body(
             request,
@@ -106,7 +110,7 @@ def make_proxy_handler(route: Route):
                                    ADMIN_HEADERS if route.admin or route.staff else ())
         # The service stops working on the request when we stop waiting for it.
         headers.append((DEADLINE_HEADER, deadline_header(timeout)))
-        return await forward(
+        response = await forward(
             request.app[keys.LANE_POOLS][route.lane],
             request.app[keys.UPSTREAMS][route.upstream_setting],
             method=request.method,
@@ -115,6 +119,9 @@ def make_proxy_handler(route: Route):
             body=body,
             timeout_seconds=timeout,
         )
+        if route.admin or route.staff:
+            await admin_guard.count_if_refused(request, response)
+        return response
 
     return handler
 

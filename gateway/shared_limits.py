@@ -76,15 +76,23 @@ class SharedRateLimiter:
 
     async def check(self, group: str, client: str) -> Decision:
         """Count one request of `client` in `group`; say whether it may go through."""
+        return await self._ask(group, client, count=True)
+
+    async def peek(self, group: str, client: str) -> Decision:
+        """Whether a request would go through now, counting nothing."""
+        return await self._ask(group, client, count=False)
+
+    async def _ask(self, group: str, client: str, *, count: bool) -> Decision:
         item = self._items.get(group)
         if item is None:
             return ALLOWED
         now = time.monotonic()
         if self._down_since is not None and now < self._next_try:
             return ALLOWED
+        ask = self._limiter.hit if count else self._limiter.test
         try:
             async with asyncio.timeout(self._timeout * 2):
-                if await self._limiter.hit(item, group, client):
+                if await ask(item, group, client):
                     decision = ALLOWED
                 else:
                     stats = await self._limiter.get_window_stats(item, group, client)

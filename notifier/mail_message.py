@@ -42,6 +42,9 @@ def envelope_address(value: str) -> str:
     address = parseaddr(value)[1]
     if not _ADDRESS.fullmatch(address):
         raise BadAddress("not a mail address")
+    if not address.isascii():
+        # SMTP without SMTPUTF8 carries ASCII addresses only (and so does our message)
+        raise BadAddress("not an ASCII mail address")
     return address
 
 

@@ -9,7 +9,9 @@ server accepts or refuses it:
 - refused for good (5xx on the recipient or the message, an address that is not one):
   `failed`, logged as an alarm, never retried;
 - anything transient (connection refused or dropped, timeouts, 4xx, a login or sender
-  problem an operator must fix): back to pending, retried with doubling back-off.
+  problem an operator must fix): back to pending, retried with doubling back-off; a mail
+  refused or unwritable on its own (not the server away) `MAIL_MAX_ATTEMPTS` times is
+  `failed`, with the alarm.
 A sender killed after claiming leaves rows pending under a lease: when it expires, any
 sender claims them again. Nothing is lost; at worst a mail goes twice with one Message-ID.
 `MAIL_CONCURRENCY` senders run these rounds side by side in each notifier, as senders in
@@ -35,7 +37,7 @@ from shared.logging import log_ctx
 from shared.metrics import MAILS, MAILS_PENDING
 from shared.pass_store import issue_passes
 from shared.passes import PASS_KINDS
-from shared.settings import Settings
+from shared.settings import Settings, SmtpTls
 
 log = logging.getLogger(__name__)
 
@@ -204,8 +206,15 @@ class MailSender:
     async def _deliver(self, row, smtp):
         try:
             message = await self._compose(row)
-        except BadAddress:
-            return Outcome("failed", "bad address: not a mail address"), smtp
+        except BadAddress as exc:
+            return Outcome("failed", f"bad address: {exc}"), smtp
+        except DB_ERRORS:
+            raise  # the database is away: the round ends, every row waits for it
+        except Exception as exc:
+            # Whatever this one mail holds that we cannot write: it fails alone (and
+            # after MAIL_MAX_ATTEMPTS for good); the rest of the batch goes on.
+            log.exception("mail sender: cannot compose the mail")
+            return Outcome("retry", f"cannot compose: {type(exc).__name__}"), smtp
         try:
             if smtp is None:
                 smtp = self._client()
@@ -236,7 +245,10 @@ class MailSender:
             port=s.smtp_port,
             username=s.smtp_username or None,
             password=s.smtp_password or None,
-            start_tls=s.smtp_starttls,
+            # auto: None, aiosmtplib's "upgrade whenever the server offers STARTTLS"
+            start_tls={SmtpTls.AUTO: None, SmtpTls.REQUIRED: True,
+                       SmtpTls.OFF: False}[s.smtp_tls],
+            cert_bundle=s.smtp_ca_file or None,
             timeout=s.smtp_timeout_seconds,
         )
 
@@ -258,6 +270,12 @@ class MailSender:
     async def _record(self, row, outcome: Outcome) -> None:
         ctx = log_ctx(notification_id=row["id"], booking_id=row["booking_id"],
                       kind=row["kind"], attempts=row["attempts"])
+        if (outcome.state == "retry" and not outcome.connection_lost
+                and row["attempts"] >= self.settings.mail_max_attempts):
+            # Refused for this mail alone, time after time: an alarm, not a retry forever.
+            # A server that is away (connection_lost) fails every mail alike: those wait.
+            outcome = Outcome("failed", f"gave up after {row['attempts']} attempts:"
+                                        f" {outcome.error}")
         if outcome.state == "sent":
             await self._mark(
                 MARK_SENT, row["id"], message_id(row["id"], row["dedupe_key"], self.sender))

@@ -14,6 +14,7 @@ import functools
 import html
 import itertools
 import logging
+import ssl
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -70,11 +71,13 @@ class CaughtMail:
 
 class MailCatcher:
     """aiosmtpd handler + store + web app. `refuse` holds recipient addresses answered with
-    a permanent 550 at RCPT (how the tests play a mailbox that does not exist)."""
+    a permanent 550 at RCPT (how the tests play a mailbox that does not exist), `defer`
+    those answered with a transient 450 (a mailbox that is never ready)."""
 
     def __init__(self, keep: int = KEEP):
         self.mails: deque[CaughtMail] = deque(maxlen=keep)
         self.refuse: set[str] = set()
+        self.defer: set[str] = set()
         self._numbers = itertools.count(1)
         self._smtp_server: asyncio.base_events.Server | None = None
         self._web: web.AppRunner | None = None
@@ -82,12 +85,15 @@ class MailCatcher:
         self.data_delay = 0.0  # seconds each mail's DATA takes: a slow, distant server
         self._in_data = 0
         self.most_at_once = 0  # the most mails ever in transfer at the same time
+        self.tls_sessions = 0  # mails that arrived over TLS
 
     # ------------------------------------------------------------------ SMTP
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
         if address.lower() in self.refuse:
             return "550 5.1.1 No such mailbox here"
+        if address.lower() in self.defer:
+            return "450 4.2.1 Mailbox busy, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -97,6 +103,7 @@ class MailCatcher:
         try:
             if self.data_delay:
                 await asyncio.sleep(self.data_delay)
+            self.tls_sessions += session.ssl is not None
             return await self._keep(envelope)
         finally:
             self._in_data -= 1
@@ -116,10 +123,14 @@ class MailCatcher:
         log.info("mail caught", extra={"ctx": {"number": mail.number}})
         return "250 Message accepted for delivery"
 
-    async def start_smtp(self, host: str, port: int) -> None:
+    async def start_smtp(self, host: str, port: int,
+                         tls_context: ssl.SSLContext | None = None) -> None:
+        """`tls_context`: the server offers STARTTLS with it, and accepts no mail before."""
         loop = asyncio.get_running_loop()
+        tls = {"tls_context": tls_context, "require_starttls": True} if tls_context else {}
         self._smtp_server = await loop.create_server(
-            lambda: SMTP(self, hostname="a6pay-mail-catcher", data_size_limit=10 * 2**20),
+            lambda: SMTP(self, hostname="a6pay-mail-catcher", data_size_limit=10 * 2**20,
+                         **tls),
             host, port,
         )
 

@@ -34,6 +34,7 @@ ALREADY_PAID = "Payment already made for this booking."
 AMOUNT_MISMATCH = "Amount does not match the booking amount."
 PAYMENT_NOT_FOUND = "Payment not found"
 ORDER_IN_PROGRESS = "The order for this booking is being created. Please retry."
+PAYMENT_AT_OLD_PRICE = "A payment at this booking's earlier price is in progress."
 ACQUIRE_TIMEOUT = 10  # seconds for a pooled connection: only short transactions wait here
 
 # SQL as constants: tests/integration/test_query_plans.py EXPLAINs each one.
@@ -54,6 +55,12 @@ RELEASE_CLAIM = "DELETE FROM order_claims WHERE booking_id = $1 AND claim_id = $
 DROP_CLAIM = "DELETE FROM order_claims WHERE booking_id = $1"
 LOCK_BOOKING_STATUS = "SELECT status FROM bookings WHERE id = $1 FOR NO KEY UPDATE"
 BOOKING_PAYMENTS = "SELECT * FROM payments WHERE booking_id = $1 ORDER BY created_at"
+# Only an order nothing was paid on yet; a payment already authorized on it is left alone.
+SUPERSEDE_ORDER = (
+    "UPDATE payments SET superseded_at = now()"
+    " WHERE id = $1 AND status = ANY($2::text[]) AND superseded_at IS NULL RETURNING id"
+)
+SUPERSEDABLE = [PaymentStatus.CREATED.value, PaymentStatus.FAILED.value]
 INSERT_PAYMENT = (
     "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
     " amount_paise, currency, next_reconcile_at)"
@@ -90,9 +97,13 @@ class OrderView:
     customer_name: str
 
 
-def receipt_for(booking: asyncpg.Record) -> str:
-    """Stable per booking (so a retried create finds its order) and unique across databases."""
-    return f"a6-bk{booking['id']}-{int(booking['created_at'].timestamp() * 1000)}"[:40]
+def receipt_for(booking: asyncpg.Record, superseded: int = 0) -> str:
+    """Stable per booking (so a retried create finds its order) and unique across databases;
+    after `superseded` orders for earlier prices, a receipt of its own (Razorpay would hand
+    back the old order for the old receipt)."""
+    receipt = f"a6-bk{booking['id']}-{int(booking['created_at'].timestamp() * 1000)}"
+    suffix = f"-p{superseded}" if superseded else ""
+    return receipt[:40 - len(suffix)] + suffix
 
 
 async def create_order(
@@ -120,7 +131,7 @@ async def create_order(
     if isinstance(claim, OrderView):
         return claim
     try:
-        order = await _create_razorpay_order(razorpay, claim.booking)
+        order = await _create_razorpay_order(razorpay, claim.booking, claim.receipt)
     except BaseException:
         # Let the next request try at once (the receipt finds any order this call made).
         with contextlib.suppress(Exception):
@@ -142,6 +153,7 @@ def claim_lease(razorpay_timeout: float) -> timedelta:
 class _Claim:
     claim_id: uuid.UUID
     booking: asyncpg.Record
+    receipt: str
 
 
 class _OrderExists(Exception):
@@ -182,9 +194,17 @@ async def _try_claim(pool, booking_id, customer_id, amount_paise, lease) -> _Cla
             raise HttpError(ALREADY_PAID, 409)
         if amount_paise != booking["amount_paise"]:
             raise HttpError(AMOUNT_MISMATCH, 400)
-        if existing:
-            raise _OrderExists(_view(existing[-1], booking))
-        return None if claim_id is None else _Claim(claim_id, booking)
+        open_orders = [p for p in existing if p["superseded_at"] is None]
+        if open_orders and open_orders[-1]["amount_paise"] == booking["amount_paise"]:
+            raise _OrderExists(_view(open_orders[-1], booking))
+        if claim_id is None:
+            return None
+        if open_orders:  # made for an earlier price: never handed out again
+            if await conn.fetchval(SUPERSEDE_ORDER, open_orders[-1]["id"], SUPERSEDABLE) is None:
+                raise HttpError(PAYMENT_AT_OLD_PRICE, 409)
+            log.info("order for an earlier price superseded", extra=log_ctx(booking_id=booking_id))
+        # Every order of the booking is superseded now (none is captured): one receipt each
+        return _Claim(claim_id, booking, receipt_for(booking, len(existing)))
 
 
 async def _release(pool: asyncpg.Pool, claim: _Claim) -> None:
@@ -231,10 +251,11 @@ async def _record(pool, claim: _Claim, order: dict, reconcile_after, correlation
     return _view(row, booking)
 
 
-async def _create_razorpay_order(razorpay: RazorpayClient, booking: asyncpg.Record) -> dict:
+async def _create_razorpay_order(razorpay: RazorpayClient, booking: asyncpg.Record,
+                                 receipt: str) -> dict:
     request = OrderRequest(
         amount_paise=booking["amount_paise"],
-        receipt=receipt_for(booking),
+        receipt=receipt,
         notes={"booking_id": str(booking["id"]), "customer_id": str(booking["customer_id"])},
     )
     rejected = HttpError("Payment provider rejected the order request.", 502)

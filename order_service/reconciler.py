@@ -13,6 +13,7 @@ from aiohttp import web
 
 from order_service.repair import repair_stuck
 from shared import metrics
+from shared.capture_hold import capture_withheld
 from shared.outbox import outbox_transaction
 from shared.payment_state import PaymentStatus
 from shared.payments import capture_authorized, record_outcome
@@ -91,7 +92,7 @@ async def _reconcile_one(pool, razorpay, settings, row) -> str:
     outcome = best_outcome(p for p in payments if p.get("order_id") == row["razorpay_order_id"])
     if outcome is not None and outcome.status is PaymentStatus.AUTHORIZED and (
         settings.capture_on_verify
-    ):
+    ) and not await capture_withheld(pool, outcome.order_id):
         outcome = await capture_authorized(razorpay, outcome) or outcome
     async with outbox_transaction(pool) as conn:
         recorded = None

@@ -18,16 +18,28 @@ from shared.passes import PASS_KINDS, pass_token, qr_data_url
 Passes = dict[str, tuple[str, str]]  # kind -> (token, data URL)
 
 STORED_PASSES = "SELECT kind, token, qr_data_url FROM passes WHERE booking_id = $1"
+# Passes admit someone to a car: only for a booking that is paid (a captured payment) and
+# not cancelled. The same condition guards the write, so a cancellation committed between
+# the check and the write still stops it.
+_PAID = """EXISTS (SELECT FROM bookings b WHERE b.id = $1 AND b.status <> 'cancelled'
+                  AND EXISTS (SELECT FROM payments paid
+                              WHERE paid.booking_id = b.id AND paid.status = 'captured'))"""
+BOOKING_PAID = f"SELECT {_PAID}"
 # A racer's row or image wins: rendering is deterministic, so it is the same picture. An
 # image is stored only on a row holding the token it shows (a row written meanwhile by a
 # process signing with another secret, mid-rotation, keeps its own token: drawn again).
-STORE_IMAGES = """
+STORE_IMAGES = f"""
 INSERT INTO passes (booking_id, kind, token, qr_data_url)
 SELECT $1, kind, token, url FROM unnest($2::text[], $3::text[], $4::text[]) AS p(kind, token, url)
+WHERE {_PAID}
 ON CONFLICT (booking_id, kind) DO UPDATE SET qr_data_url = EXCLUDED.qr_data_url
 WHERE passes.qr_data_url IS NULL AND passes.token = EXCLUDED.token
 RETURNING kind, token, qr_data_url
 """
+
+
+class BookingNotPaid(Exception):
+    """No passes for a booking that is cancelled or has no captured payment."""
 
 
 def pass_tokens(booking_id: int, secret: str) -> tuple[list[str], list[str]]:
@@ -48,8 +60,10 @@ async def issue_passes(conn: asyncpg.Connection, booking_id: int, secret: str,
     and stores whatever is missing first: a row, or a row's image.
 
     Two issuers racing both render, but a stored image is never replaced, and both answer
-    with the stored one.
+    with the stored one. BookingNotPaid for a booking cancelled or not paid.
     """
+    if not await conn.fetchval(BOOKING_PAID, booking_id):
+        raise BookingNotPaid(booking_id)
     stored = await stored_passes(conn, booking_id)
     missing = [k for k in PASS_KINDS if stored.get(k, (None, None))[1] is None]
     if not missing:

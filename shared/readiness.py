@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from shared import private_access
+
 Check = Callable[[web.Application], Awaitable[object] | object]
 
 CHECKS = web.AppKey("readiness_checks", dict)
@@ -73,8 +75,10 @@ async def readyz(request: web.Request) -> web.Response:
     results = await run_checks(request.app)
     failed = [name for name, result in results.items()
               if result != "ok" and not result.startswith(DEGRADED)]
-    body: dict = {"status": "not ready" if failed else "ready", "checks": results}
-    if failed:  # like every error answer here, it carries a `message`
-        body["message"] = "Not ready: " + ", ".join(failed)
+    body: dict = {"status": "not ready" if failed else "ready"}
+    if private_access.trusted_caller(request):  # what is inside: for the operator only
+        body["checks"] = results
+        if failed:  # like every error answer here, it carries a `message`
+            body["message"] = "Not ready: " + ", ".join(failed)
     return web.json_response(
         body, status=503 if failed else 200, headers={"Cache-Control": "no-store"})

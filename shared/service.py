@@ -8,14 +8,16 @@ import ctypes
 import gc
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import asyncpg
 import uvloop
 from aiohttp import web
+from pydantic import ValidationError
 
-from shared import local_sockets, metrics, readiness
+from shared import local_sockets, metrics, private_access, readiness
 from shared.db import FairPool, create_pool
 from shared.deadline import deadline_middleware
 from shared.http import error_middleware, health
@@ -40,6 +42,7 @@ def new_app(settings: Settings, service: str) -> web.Application:
         middlewares=[deadline_middleware, error_middleware], client_max_size=1024 * 1024,
         handler_args=metrics.handler_args(service, settings.metrics_enabled))
     app[SETTINGS] = settings
+    private_access.install(app, settings.admin_allowed_networks, private_access.socket_peer)
     app.router.add_get("/healthz", health)
     readiness.install(app)
     metrics.install(app, settings.metrics_enabled)
@@ -100,6 +103,21 @@ async def run_outbox_relay(app: web.Application) -> None:
     await relay.run()
 
 
+def settings_or_exit(service: str) -> Settings:
+    """The settings, or one line on stderr saying which variable is wrong and a non-zero
+    exit: an operator reads the reason, not a traceback."""
+    try:
+        return load_settings(a6pay_service=service)
+    except ValidationError as exc:
+        reasons = []
+        for error in exc.errors():
+            message = error["msg"].removeprefix("Value error, ")
+            field = ".".join(str(part) for part in error["loc"]).upper()
+            reasons.append(f"{field}: {message}" if field else message)
+        print(f"{service}: refusing to start: {'; '.join(reasons)}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 M_ARENA_MAX = -8  # glibc's mallopt parameter
 
 
@@ -139,7 +157,7 @@ def serve(
     cancelled, not finished for nobody; with the deadline header (shared/deadline.py) a
     brownout leaves no backlog. The Razorpay sandbox keeps working like Razorpay does."""
     cap_malloc_arenas()
-    settings = load_settings()
+    settings = settings_or_exit(service)
     settings = settings.model_copy(update={"db_application_name": service})
     setup_logging(service, settings.log_level, settings.secrets)
     path = None

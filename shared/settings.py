@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from email.utils import parseaddr
+from enum import StrEnum
 from ipaddress import ip_address
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared import local_sockets
+from shared import live_guard, local_sockets
 
 SANDBOX_KEY_ID = "rzp_test_a6sandbox"
 SANDBOX_KEY_SECRET = "a6_sandbox_key_secret"
@@ -36,6 +37,12 @@ def local_postgres_url(database: str, socket_dir: str = POSTGRES_SOCKET_DIR) -> 
 
 def split_csv(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+class SmtpTls(StrEnum):
+    AUTO = "auto"
+    REQUIRED = "required"
+    OFF = "off"
 
 
 class Settings(BaseSettings):
@@ -111,6 +118,14 @@ class Settings(BaseSettings):
     rate_limit_redis_prefix: str = "a6pay:ratelimit"  # every key the limiter writes
     auth_jwt_secret: str = ""  # set to require a customer bearer token (HS256, sub = customer id)
     admin_api_token: str = ""  # the admin API (cancel, refund) is disabled while unset
+    # Live keys refuse to start without AUTH_JWT_SECRET unless this says so on purpose
+    allow_anonymous_customers: bool = False
+    auth_jwt_audience: str = ""  # set: a token's `aud` must name it (unset: `aud` not checked)
+    auth_jwt_issuer: str = ""  # set: a token's `iss` must be it
+    # Where admin calls, /metrics, /internal/* and the detailed /readyz may come from
+    admin_allowed_networks: str = ("127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,"
+                                   "192.168.0.0/16,fc00::/7")
+    rate_limit_failed_auth: int = 10  # refused admin/staff tokens per client per window
 
     # Checkout callback (seed 000): where the browser is sent after paying
     checkout_success_url: str = "http://127.0.0.1:8080/payment/success"
@@ -155,7 +170,11 @@ class Settings(BaseSettings):
     smtp_username: str = ""
     smtp_password: str = ""
     smtp_from: str = "A6 Cars <bookings@a6cars.example>"
-    smtp_starttls: bool = False  # upgrade with STARTTLS (needed by most real providers)
+    # auto: upgrade with STARTTLS whenever the server offers it; required: never send
+    # without TLS; off: never upgrade. Unset: required with live keys and an SMTP host
+    # off this machine, else auto.
+    smtp_starttls: SmtpTls | None = None
+    smtp_ca_file: str = ""  # CA bundle the SMTP server's certificate must chain to
     smtp_timeout_seconds: float = 15.0  # connect and each SMTP command
     mail_catcher_port: int = 8025  # the bundled catcher's web page (make run)
     mail_poll_seconds: float = 2.0  # and at once when the notifier itself enqueues a mail
@@ -167,6 +186,8 @@ class Settings(BaseSettings):
     # A confirmation mail whose passes are not drawn yet waits up to this long: verify-
     # payment, usually running for the customer's browser right then, draws them once.
     mail_passes_wait_seconds: float = Field(default=1.0, ge=0)
+    # Transient refusals of one mail (not a server outage) end in `failed` after this many
+    mail_max_attempts: int = Field(default=10, ge=1)
     mail_lease_seconds: float = 120.0  # a claimed mail not marked by then is claimed again
     mail_retry_base_seconds: float = 2.0  # back-off after a transient failure, doubling
     # to at most a minute: once the server is back, no mail waits longer than that
@@ -192,6 +213,24 @@ class Settings(BaseSettings):
     metrics_poll_seconds: float = 5.0  # outbox lag, dead letters: polled this often
 
     log_level: str = Field(default="INFO")
+    # Which service this process is (serve() says): live keys check only the secrets it uses
+    a6pay_service: str = ""
+
+    @field_validator("smtp_starttls", mode="before")
+    @classmethod
+    def _starttls_from_older_booleans(cls, value):
+        """SMTP_STARTTLS was a boolean: true meant "always", false the unsafe "never"."""
+        if isinstance(value, bool) or str(value).lower() in ("true", "false", "1", "0"):
+            return SmtpTls.REQUIRED if str(value).lower() in ("true", "1") else SmtpTls.AUTO
+        return value or None
+
+    @property
+    def smtp_tls(self) -> SmtpTls:
+        if self.smtp_starttls is not None:
+            return self.smtp_starttls
+        if self.live and not _is_local(self.smtp_host):
+            return SmtpTls.REQUIRED
+        return SmtpTls.AUTO
 
     # The browser frontend (docs/frontend.md): exact origins (scheme://host[:port]) whose
     # pages may call create-order, verify-payment and payment-status; comma-separated.
@@ -257,19 +296,51 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _live_keys_need_their_own_secrets(self) -> Settings:
-        """With live keys, a secret left at its published default would let anyone forge
-        webhooks or passes: refuse to start rather than take real money that way."""
-        if self.razorpay_key_id.startswith("rzp_live_"):
-            public = [name for name, bad in (
-                ("RAZORPAY_KEY_SECRET", self.razorpay_key_secret == SANDBOX_KEY_SECRET),
-                ("RAZORPAY_WEBHOOK_SECRET", not self.webhook_secrets
-                 or SANDBOX_WEBHOOK_SECRET in self.webhook_secrets),
-                ("PASS_SIGNING_SECRET", self.pass_signing_secret == LOCAL_PASS_SECRET),
-            ) if bad]
-            if public:
-                raise ValueError("live Razorpay keys need secrets of their own: set "
-                                 + ", ".join(public))
+        """With live keys, a secret anyone could know would let them forge webhooks or
+        passes, or use the admin API: refuse to start rather than take real money that way
+        (docs/security.md)."""
+        short = [f"{name} is shorter than {live_guard.MIN_SECRET_CHARS} characters"
+                 for name, value in self._tokens().items()
+                 if value and len(value) < live_guard.MIN_SECRET_CHARS]
+        if short:
+            raise ValueError("; ".join(short))
+        if not self.live:
+            return self
+        used = live_guard.used_by(self.a6pay_service)
+
+        def uses(name: str) -> bool:
+            return used is None or name in used
+
+        secrets = {name: values for name, values in self._live_secrets().items() if uses(name)}
+        key_secret = self.razorpay_key_secret if uses("RAZORPAY_KEY_SECRET") else ""
+        reasons = live_guard.weak_secrets(secrets, key_secret=key_secret)
+        if uses("RAZORPAY_KEY_SECRET") and live_guard.is_placeholder(key_secret or "<unset>"):
+            reasons.insert(0, "RAZORPAY_KEY_SECRET is a documented placeholder")
+        if uses("RAZORPAY_WEBHOOK_SECRET") and not self.webhook_secrets:
+            reasons.append("RAZORPAY_WEBHOOK_SECRET is not set")
+        if uses("PASS_SIGNING_SECRET") and not self.pass_signing_secret:
+            reasons.append("PASS_SIGNING_SECRET is not set")
+        if uses("AUTH_JWT_SECRET") and not (self.auth_jwt_secret
+                                            or self.allow_anonymous_customers):
+            reasons.append("AUTH_JWT_SECRET is not set (or set ALLOW_ANONYMOUS_CUSTOMERS=true"
+                           " on purpose: anyone can then read any booking's payment status)")
+        if reasons:
+            raise ValueError("live Razorpay keys: " + "; ".join(reasons))
         return self
+
+    @property
+    def live(self) -> bool:
+        return self.razorpay_key_id.startswith("rzp_live_")
+
+    def _tokens(self) -> dict[str, str]:
+        """The bearer tokens of the admin and staff APIs that are configured here."""
+        return {"ADMIN_API_TOKEN": self.admin_api_token, "STAFF_API_TOKEN": self.staff_api_token}
+
+    def _live_secrets(self) -> dict[str, list[str]]:
+        singles = {"PASS_SIGNING_SECRET": self.pass_signing_secret,
+                   "AUTH_JWT_SECRET": self.auth_jwt_secret, **self._tokens()}
+        return {"RAZORPAY_WEBHOOK_SECRET": self.webhook_secrets,
+                **{name: [value] for name, value in singles.items() if value}}
 
     def public_defaults_in_use(self) -> list[str]:
         """Secrets still at their published defaults while a non-sandbox key is set."""

@@ -18,10 +18,18 @@ def random_client() -> str:
     return f"203.0.113.{random.randint(1, 254)}"
 
 
+def random_admin_client() -> str:
+    """The A6 Cars backend calls the admin API from a private network (ADMIN_ALLOWED_NETWORKS)."""
+    return f"10.113.{random.randint(0, 255)}.{random.randint(1, 254)}"
+
+
 async def call(http: aiohttp.ClientSession, method: str, url: str, client: str | None = None,
                **kw):
+    """An API call stands for a client of its own (`client`, else a random one); a call to
+    an operator's endpoint (/metrics, /readyz) comes from this machine, as it is."""
     headers = dict(kw.pop("headers", None) or {})
-    headers.setdefault("X-Forwarded-For", client or random_client())
+    if client or "/api/" in url:
+        headers.setdefault("X-Forwarded-For", client or random_client())
     async with http.request(method, url, allow_redirects=False, headers=headers, **kw) as resp:
         text = await resp.text()
         try:
@@ -99,7 +107,8 @@ async def set_fault(http, stack, **rule):
     assert status == 200, body
 
 
-ADMIN_TOKEN = "a6-e2e-admin-token"  # what testkit/stack.py gives the stack as ADMIN_API_TOKEN
+# what testkit/stack.py gives the stack as ADMIN_API_TOKEN
+ADMIN_TOKEN = "a6-e2e-admin-token-for-the-test-stack-only"
 
 
 def _admin_headers(key: str | None, token: str | None) -> dict:
@@ -114,12 +123,13 @@ def _admin_headers(key: str | None, token: str | None) -> dict:
 async def cancel_booking(http, stack, booking_id, key: str | None, body: dict | None = None,
                          token: str | None = ADMIN_TOKEN):
     return await call(http, "POST", f"{stack.gateway}/api/razorpay/bookings/{booking_id}/cancel",
-                      json=body or {}, headers=_admin_headers(key, token))
+                      client=random_admin_client(), json=body or {},
+                      headers=_admin_headers(key, token))
 
 
 async def refund(http, stack, body: dict, key: str | None, token: str | None = ADMIN_TOKEN):
     return await call(http, "POST", f"{stack.gateway}/api/razorpay/refunds", json=body,
-                      headers=_admin_headers(key, token))
+                      client=random_admin_client(), headers=_admin_headers(key, token))
 
 
 async def set_refund_behaviour(http, stack, **behaviour):
@@ -129,7 +139,7 @@ async def set_refund_behaviour(http, stack, **behaviour):
     assert status == 200, body
 
 
-STAFF_TOKEN = "a6-e2e-staff-token"  # what ops/stack.py gives the stack as STAFF_API_TOKEN
+STAFF_TOKEN = "a6-e2e-staff-token-for-the-test-stack-only"  # testkit/stack.py: STAFF_API_TOKEN
 
 
 async def scan_pass(http, stack, token: str, staff_token: str | None = STAFF_TOKEN):

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from shared.capture_hold import capture_withheld
 from shared.http import HttpError
 from shared.money import paise_to_rupees
 from shared.outbox import outbox_transaction
-from shared.pass_store import issue_passes
+from shared.pass_store import BookingNotPaid, issue_passes
 from shared.payment_state import PaymentStatus
 from shared.payments import record_outcome
 from shared.razorpay_client import (
@@ -34,6 +35,7 @@ BOOKING_NOT_FOUND = "Booking not found"
 ALREADY_PAID = "Payment already completed for this booking"
 MISMATCH = "Payment does not match this order."
 CANCELLED = "Booking was cancelled; the payment will be refunded."
+CANCELLED_UNCAPTURED = "Booking was cancelled; the payment was not captured and is released."
 VERIFIED = "✅ Payment verified and booking confirmed!"
 
 
@@ -72,12 +74,14 @@ async def verify_payment(
     if order["status"] == PaymentStatus.CAPTURED:
         return await _settled(pool, order, req.payment_id, settings)
 
-    payment = await _captured_payment(razorpay, settings, order, req.payment_id)
+    payment, withheld = await _captured_payment(pool, razorpay, settings, order, req.payment_id)
     outcome = outcome_from_payment(payment)  # None: a status we never act on (refunded)
     recorded = None
     if outcome is not None:
         async with outbox_transaction(pool) as conn:
             recorded = await record_outcome(conn, outcome, "verify", correlation_id)
+    if withheld:
+        raise HttpError(CANCELLED_UNCAPTURED, 409, code="booking_cancelled")
     if recorded is None or outcome.status is not PaymentStatus.CAPTURED:
         raise HttpError(
             f"Payment not captured by Razorpay. Status: {payment.get('status')}", 400,
@@ -92,13 +96,16 @@ def _belongs(order: asyncpg.Record, req: VerifyRequest) -> bool:
     )
 
 
-async def _captured_payment(razorpay, settings, order, payment_id: str) -> dict:
-    """The payment as Razorpay knows it, captured first if configured to; checked to be
-    this order's, for this amount."""
+async def _captured_payment(pool, razorpay, settings, order, payment_id: str):
+    """The payment as Razorpay knows it, captured first if configured to (unless its
+    booking is cancelled by now: then left authorized, and True); checked to be this
+    order's, for this amount."""
     try:
         payment = await razorpay.fetch_payment(payment_id)
         _check_matches(payment, order)
         if payment.get("status") == "authorized" and settings.capture_on_verify:
+            if await capture_withheld(pool, order["razorpay_order_id"]):
+                return payment, True
             payment = await razorpay.capture_or_fetch(payment_id, order["amount_paise"])
             _check_matches(payment, order)
     except RazorpayRejected:
@@ -109,7 +116,7 @@ async def _captured_payment(razorpay, settings, order, payment_id: str) -> dict:
     except RazorpayUnavailable:
         raise HttpError("Payment provider is unavailable. Please retry.", 503,
                         code="provider_unavailable") from None
-    return payment
+    return payment, False
 
 
 def _check_matches(payment: dict, order: asyncpg.Record) -> None:
@@ -132,14 +139,17 @@ async def _settled(pool, row, payment_id: str, settings: Settings, details=None)
     if row["razorpay_payment_id"] != payment_id:
         raise HttpError(ALREADY_PAID, 409, code="already_paid")
     details = details or row
-    if details["booking_status"] == "cancelled":
+    # The stored images (the notifier's, when it confirmed first); rendered once if none yet.
+    # The booking is read again here, after Razorpay answered: a cancellation that came
+    # while we waited gets no passes.
+    try:
+        async with pool.acquire() as conn:
+            passes = await issue_passes(conn, row["booking_id"], settings.pass_signing_secret)
+    except BookingNotPaid:
         # The capture is recorded (the money is real) with its automatic full refund
         # (shared/payments.py); no passes for a cancelled booking.
         log.warning("verify: payment captured for a cancelled booking; refunded automatically")
-        raise HttpError(CANCELLED, 409, code="booking_cancelled")
-    # The stored images (the notifier's, when it confirmed first); rendered once if none yet.
-    async with pool.acquire() as conn:
-        passes = await issue_passes(conn, row["booking_id"], settings.pass_signing_secret)
+        raise HttpError(CANCELLED, 409, code="booking_cancelled") from None
     return {
         "message": VERIFIED,
         "razorpay_payment_id": payment_id,

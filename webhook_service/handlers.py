@@ -8,6 +8,7 @@ import logging
 
 import asyncpg
 
+from shared.capture_hold import capture_withheld
 from shared.coalesce import Coalescer
 from shared.http import DB_ERRORS
 from shared.outbox import outbox_transaction
@@ -197,6 +198,8 @@ async def capture_and_record(
 ) -> None:
     """With capture on, an authorized payment is captured by us; Razorpay's answer goes
     through the state machine like any other report. Failures are left to reconciliation."""
+    if await capture_withheld(pool, outcome.order_id):  # its booking is cancelled
+        return
     captured = await capture_authorized(razorpay, outcome)
     if captured is None:
         return

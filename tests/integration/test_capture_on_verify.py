@@ -22,7 +22,8 @@ async def sandbox_settings(base_settings):
         yield settings
 
 
-async def authorized_payment(pool, settings):
+async def authorized_payment(pool, settings, outcome: str = "authorized"):
+    """A booking, its order, and a payment on it at the sandbox (`outcome`)."""
     booking = await make_booking(pool)
     razorpay = RazorpayClient(settings)
     order = await orders.create_order(
@@ -30,7 +31,7 @@ async def authorized_payment(pool, settings):
         amount_paise=booking["amount_paise"], reconcile_after=timedelta(hours=1))
     async with aiohttp.ClientSession() as http, http.post(
         f"{settings.razorpay_base_url}/sandbox/orders/{order.order_id}/pay",
-        json={"outcome": "authorized", "webhooks": {"enabled": False}},
+        json={"outcome": outcome, "webhooks": {"enabled": False}},
     ) as resp:
         checkout = await resp.json()
     return booking, razorpay, checkout

@@ -586,13 +586,74 @@ async def test_hot_routes_log_only_their_failures_at_info(http, gw, caplog):
     assert line.levelno == logging.INFO and line.ctx["status"] == resp.status == 405
 
 
-async def test_checkout_landing_pages_escape_what_they_show(gw, http):
-    async with http.get(f"{gw}/payment/failure", params={"reason": "<script>x</script>"}) as r:
-        assert r.status == 200 and r.content_type == "text/html"
-        text = await r.text()
-    assert "<script>x" not in text and "&lt;script&gt;x" in text
+async def test_checkout_landing_pages_show_only_fixed_text(gw, http):
+    for sent in ("<script>x</script>", "Call 1800-FAKE-SUPPORT to get your refund"):
+        async with http.get(f"{gw}/payment/failure", params={"reason": sent}) as r:
+            assert r.status == 200 and r.content_type == "text/html"
+            text = await r.text()
+        assert "script" not in text and "FAKE" not in text and "Reason: unknown" in text
+    async with http.get(f"{gw}/payment/failure", params={"reason": "not_captured"}) as r:
+        assert "not captured" in await r.text()
     async with http.get(f"{gw}/payment/success", params={"booking_id": "42"}) as r:
         assert "Booking 42 is paid" in await r.text()
+    async with http.get(f"{gw}/payment/success", params={"booking_id": "Call 1800"}) as r:
+        assert "1800" not in await r.text()
+
+
+# --- who may call what: admin networks, failed admin tokens, private endpoints ---------
+
+PUBLIC_CLIENT = from_client("198.51.100.7")
+REFUND = "/api/razorpay/refunds"
+
+
+async def test_admin_calls_only_from_admin_networks(http, start_gateway):
+    gw = await start_gateway(gateway_trusted_proxies="127.0.0.1")
+    resp, body = await call(http, "POST", gw + REFUND, data=b"{}", headers=PUBLIC_CLIENT)
+    assert resp.status == 403 and json.loads(body)["message"]
+    assert await status_of(http, "POST", gw + REFUND, data=b"{}",
+                           headers=from_client("10.1.2.3")) == 200
+    # customer routes stay open to everyone
+    assert await status_of(http, "POST", gw + "/api/razorpay/create-order", data=b"{}",
+                           headers=PUBLIC_CLIENT) == 200
+
+
+async def test_failed_admin_tokens_are_limited_per_client(http, start_gateway):
+    gw = await start_gateway(gateway_trusted_proxies="127.0.0.1", rate_limit_failed_auth=3)
+    me, other = from_client("10.0.0.8"), from_client("10.0.0.9")
+    wrong = [await status_of(http, "POST", gw + REFUND + "?status=401", data=b"{}",
+                             headers=me) for _ in range(3)]
+    assert wrong == [401, 401, 401]
+    resp, body = await call(http, "POST", gw + REFUND, data=b"{}", headers=me)
+    assert resp.status == 429 and int(resp.headers["Retry-After"]) >= 1
+    assert json.loads(body)["message"]
+    assert await status_of(http, "POST", gw + REFUND, data=b"{}", headers=other) == 200
+    # successful calls count nothing
+    assert all([await status_of(http, "POST", gw + REFUND, data=b"{}", headers=other) == 200
+                for _ in range(5)])
+
+
+async def test_staff_scans_come_from_anywhere_but_failed_staff_tokens_are_limited(
+        http, start_gateway):
+    gw = await start_gateway(gateway_trusted_proxies="127.0.0.1", rate_limit_failed_auth=2)
+    scan = gw + "/api/passes/scan"
+    # the counter's phones are not on the office network
+    assert await status_of(http, "POST", scan, data=b"{}", headers=PUBLIC_CLIENT) == 200
+    wrong = [await status_of(http, "POST", scan + "?status=401", data=b"{}",
+                             headers=PUBLIC_CLIENT) for _ in range(2)]
+    assert wrong == [401, 401]
+    resp, body = await call(http, "POST", scan, data=b"{}", headers=PUBLIC_CLIENT)
+    assert resp.status == 429 and json.loads(body)["message"]
+
+
+async def test_metrics_and_readiness_detail_only_for_admin_networks(http, start_gateway):
+    gw = await start_gateway(admin_allowed_networks="10.255.255.0/24")  # not loopback
+    assert await status_of(http, "GET", gw + "/metrics") == 404
+    resp, body = await call(http, "GET", gw + "/readyz")
+    assert set(json.loads(body)) <= {"status", "message"}
+    inside = await start_gateway()  # the default: loopback and private ranges
+    assert await status_of(http, "GET", inside + "/metrics") == 200
+    resp, body = await call(http, "GET", inside + "/readyz")
+    assert "checks" in json.loads(body)
 
 
 # --- payment-status calls shared (GATEWAY_STATUS_BATCH, on by default) ------------------

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import ssl
+import subprocess
 from collections import Counter
 from datetime import timedelta
 
@@ -25,6 +27,7 @@ from ops.mail_catcher import MailCatcher
 from shared.events import Envelope, PaymentCaptured
 from shared.metrics import REGISTRY
 from shared.pass_store import issue_passes
+from shared.settings import SmtpTls
 from testkit.factories import make_booking
 from testkit.infra import eventually, free_port, own_database
 
@@ -154,6 +157,12 @@ async def test_confirmation_arrives_once_with_both_passes_scannable(db, catcher)
         kind: attached[f"{kind}-pass.png"] for kind in ("collection", "return")}
 
 
+async def _failed(pool, booking_id):
+    """The booking's one mail, once it is failed for good."""
+    [row] = await mails_of(pool, booking_id)
+    return row if row["state"] == "failed" else None
+
+
 async def _sent(pool, booking_id):
     rows = await mails_of(pool, booking_id)
     return rows if rows and all(r["state"] == "sent" for r in rows) else None
@@ -201,12 +210,7 @@ async def test_permanent_refusal_is_failed_not_retried_and_shown(db, catcher):
     failed_before = mails_counted("failed")
     async with running_sender(pool, settings) as sender:
         await eventually(lambda: _sent(pool, fine["booking_id"]), timeout=30)
-
-        async def failed():
-            [row] = await mails_of(pool, refused["booking_id"])
-            return row if row["state"] == "failed" else None
-
-        row = await eventually(failed, timeout=30)
+        row = await eventually(lambda: _failed(pool, refused["booking_id"]), timeout=30)
         await settled(sender, rounds=5)
     assert row["attempts"] == 1 and "550" in row["last_error"]
     assert mails_counted("failed") == failed_before + 1  # a6pay_mails_total{outcome=failed}
@@ -324,3 +328,93 @@ async def test_a_confirmation_mail_waits_briefly_for_verify_to_draw_the_passes(d
     [mail] = caught_for(catcher, undrawn["booking_id"])
     [with_drawn] = caught_for(catcher, drawn["booking_id"])
     assert len(mail.images) == len(with_drawn.images) > 0
+
+
+async def set_email(pool, booking, email: str) -> None:
+    await pool.execute("UPDATE customers SET email = $2 WHERE id = $1",
+                       booking["customer_id"], email)
+
+
+async def test_a_non_ascii_recipient_fails_alone_and_the_rest_go(db, catcher):
+    settings, pool = db
+    odd, fine = await make_booking(pool), await make_booking(pool)
+    await set_email(pool, odd, "jösé@example.com")
+    await confirm(pool, odd)
+    await confirm(pool, fine)
+    async with running_sender(pool, settings) as sender:
+        # well before the claim's lease (30 s) would let a stalled round's rows go again
+        await eventually(lambda: _sent(pool, fine["booking_id"]), timeout=10)
+        row = await eventually(lambda: _failed(pool, odd["booking_id"]), timeout=10)
+        await settled(sender)
+    assert row["attempts"] == 1 and "address" in row["last_error"]
+    assert len(caught_for(catcher, fine["booking_id"])) == 1
+
+
+async def test_transient_refusals_end_failed_after_mail_max_attempts(db, catcher, caplog):
+    settings, pool = db
+    settings = settings.model_copy(update={"mail_max_attempts": 3,
+                                           "mail_retry_base_seconds": 0.05,
+                                           "mail_retry_max_seconds": 0.1})
+    busy = await make_booking(pool)
+    email = await pool.fetchval("SELECT email FROM customers WHERE id = $1",
+                                busy["customer_id"])
+    catcher.defer.add(email)
+    await confirm(pool, busy)
+    async with running_sender(pool, settings) as sender:
+        row = await eventually(lambda: _failed(pool, busy["booking_id"]), timeout=30)
+        await settled(sender)
+    assert row["attempts"] == 3 and "450" in row["last_error"]
+    [again] = await mails_of(pool, busy["booking_id"])
+    assert again["attempts"] == 3  # not tried again
+    alarms = [r for r in caplog.records
+              if r.levelname == "ERROR" and "mail" in r.getMessage()]
+    assert alarms
+
+
+def self_signed(tmp_path) -> tuple[ssl.SSLContext, str]:
+    """A certificate for 127.0.0.1 made here (openssl): the server's context, its CA file."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context, str(cert)
+
+
+async def test_mail_is_upgraded_to_tls_whenever_the_server_offers_it(db, tmp_path):
+    settings, pool = db
+    context, ca_file = self_signed(tmp_path)
+    tls_catcher = MailCatcher()
+    port = free_port()
+    await tls_catcher.start_smtp("127.0.0.1", port, tls_context=context)
+    try:
+        settings = settings.model_copy(update={"smtp_port": port, "smtp_ca_file": ca_file})
+        assert settings.smtp_tls.value == "auto"  # the default: nothing set
+        booking = await make_booking(pool)
+        await confirm(pool, booking)
+        async with running_sender(pool, settings):
+            await eventually(lambda: _sent(pool, booking["booking_id"]), timeout=30)
+        assert len(caught_for(tls_catcher, booking["booking_id"])) == 1
+        assert tls_catcher.tls_sessions >= 1
+    finally:
+        await tls_catcher.stop()
+
+
+async def test_required_tls_sends_nothing_to_a_server_without_it(db, catcher):
+    settings, pool = db
+    settings = settings.model_copy(update={"smtp_starttls": SmtpTls.REQUIRED})
+    booking = await make_booking(pool)
+    await confirm(pool, booking)
+    async with running_sender(pool, settings) as sender:
+
+        async def retried():
+            [row] = await mails_of(pool, booking["booking_id"])
+            return row if row["attempts"] >= 2 else None
+
+        row = await eventually(retried, timeout=30)
+        await settled(sender)
+    assert row["state"] == "pending" and "TLS" in row["last_error"]
+    assert caught_for(catcher, booking["booking_id"]) == []

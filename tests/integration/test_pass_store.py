@@ -13,6 +13,18 @@ from testkit.factories import make_booking
 SECRET = "pass-store-secret"
 
 
+async def paid_booking(pool) -> dict:
+    """A booking with a captured payment: passes are issued for nothing less."""
+    booking = await make_booking(pool)
+    n = booking["booking_id"]
+    await pool.execute(
+        "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
+        " amount_paise, status, razorpay_payment_id) VALUES ($1,$2,$3,'r',$4,'captured',$5)",
+        n, booking["customer_id"], f"order_PassPaid{n:08d}", booking["amount_paise"],
+        f"pay_PassPaid{n:010d}")
+    return booking
+
+
 def renders() -> int:
     """How often an image has been asked for (cached or not)."""
     info = passes.qr_data_url.cache_info()
@@ -31,7 +43,7 @@ async def store_marked_passes(pool, booking_id: int) -> dict:
 
 
 async def test_the_first_issuer_renders_and_stores_both(pool):
-    booking = await make_booking(pool)
+    booking = await paid_booking(pool)
     async with pool.acquire() as conn:
         issued = await issue_passes(conn, booking["booking_id"], SECRET)
         assert issued == await stored_passes(conn, booking["booking_id"])
@@ -39,7 +51,7 @@ async def test_the_first_issuer_renders_and_stores_both(pool):
 
 
 async def test_stored_passes_are_read_not_rendered_again(pool):
-    booking = await make_booking(pool)
+    booking = await paid_booking(pool)
     marked = await store_marked_passes(pool, booking["booking_id"])
     before = renders()
     async with pool.acquire() as conn:
@@ -131,7 +143,7 @@ async def test_rows_written_meanwhile_with_other_tokens_get_images_of_their_own_
     """Mid-rotation: the notifier (old secret) writes the pass rows while verify (new
     secret) renders from tokens of its own. Verify's images must not land on rows whose
     tokens they do not show: it draws again from the stored tokens."""
-    booking = await make_booking(pool)
+    booking = await paid_booking(pool)
     booking_id = booking["booking_id"]
     old_tokens = {kind: passes.pass_token(booking_id, kind, "old-secret")
                   for kind in passes.PASS_KINDS}

@@ -22,6 +22,7 @@ from notifier import report as report_sql
 from order_service import handlers as order_sql
 from order_service import reconciler as reconcile_sql
 from order_service import repair as repair_sql
+from shared import capture_hold as capture_hold_sql
 from shared import outbox as outbox_sql
 from shared import pass_store as pass_store_sql
 from shared import payments as payments_sql
@@ -52,6 +53,7 @@ def hot_queries(booking: dict) -> dict[str, tuple[str, tuple]]:
         "order.insert_payment": (order_sql.INSERT_PAYMENT, (
             bid, cid, "order_plan", "rcpt_plan", 100000, "INR", timedelta(minutes=15))),
         "order.recorded_payment": (order_sql.RECORDED_PAYMENT, (bid, order)),
+        "order.supersede_order": (order_sql.SUPERSEDE_ORDER, (bid, order_sql.SUPERSEDABLE)),
         "order.payment_status": (order_sql.PAYMENT_STATUSES, ([bid], [None])),
         "order.payment_status_owner": (order_sql.PAYMENT_STATUSES, ([bid], [cid])),
         "order.payment_status_batch": (order_sql.PAYMENT_STATUSES, (
@@ -107,6 +109,9 @@ def hot_queries(booking: dict) -> dict[str, tuple[str, tuple]]:
             ["t"] * 64, ["{}"] * 32)),
         # passes: the notifier or verify-payment, whoever needs them first
         "passes.stored": (pass_store_sql.STORED_PASSES, (bid,)),
+        "passes.booking_paid": (pass_store_sql.BOOKING_PAID, (bid,)),
+        "capture.withhold_if_cancelled": (capture_hold_sql.WITHHOLD_IF_CANCELLED, (
+            order, "booking_cancelled")),
         "passes.store_images": (pass_store_sql.STORE_IMAGES, (
             bid, ["collection"], ["t"], ["u"])),
         # the mail outbox: enqueue (any service) and the notifier's sender (every poll)

@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from gateway.ratelimit import Rate
-from gateway.shared_limits import SharedRateLimiter
+from gateway.shared_limits import SharedRateLimiter, limit_item
 from testkit import infra
 from testkit.infra import free_port
 
@@ -52,3 +52,16 @@ async def test_unreachable_redis_fails_open_with_one_warning(caplog):
     status = limiter.status()
     assert status["ok"] is False and "failing open" in status["detail"]
     await limiter.close()
+
+
+async def test_a_peek_counts_nothing_and_sees_what_the_other_gateway_counted(limiters):
+    """Failed admin tokens: counted on failure only, looked at before every call."""
+    for limiter in limiters:
+        limiter._items["failed"] = limit_item(Rate(3, 60))  # noqa: SLF001 (our own class)
+    client = "198.51.100.9"
+    assert all([(await limiters[0].peek("failed", client)).allowed for _ in range(10)])
+    for _ in range(3):
+        await limiters[0].check("failed", client)
+    blocked = await limiters[1].peek("failed", client)
+    assert not blocked.allowed and 1 <= blocked.retry_after_seconds <= 60
+    assert (await limiters[1].peek("failed", "198.51.100.10")).allowed

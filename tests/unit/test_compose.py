@@ -25,7 +25,7 @@ DOCKERFILE = "\n".join(  # instructions only, comments dropped
     line for line in (ROOT / "Dockerfile").read_text().splitlines()
     if not line.lstrip().startswith("#")
 )
-INFRA = {"postgres": "postgres:15", "rabbitmq": "rabbitmq:3.10-management",
+INFRA = {"postgres": "postgres:15", "rabbitmq": "rabbitmq:4-management",
          "mailpit": "axllent/mailpit:v1.21", "prometheus": "prom/prometheus:v2.53.0",
          "grafana": "grafana/grafana:11.1.0"}
 MAILPIT_SMTP_PORT = 1025  # the image's defaults
@@ -34,7 +34,8 @@ APP = sorted(name for name, svc in SERVICES.items() if "build" in svc)
 SETTINGS_ENV = {name.upper() for name in Settings.model_fields}
 _INTERPOLATION = re.compile(r"\$\{(\w+)(?::?([-?])([^}]*))?\}")
 # What a user puts in .env (compose refuses to start without the required ones).
-USER_ENV = {"POSTGRES_PASSWORD": "pg-pass-from-env", "RABBITMQ_PASSWORD": "mq-pass-from-env"}
+USER_ENV = {"POSTGRES_PASSWORD": "pg-pass-from-env", "RABBITMQ_PASSWORD": "mq-pass-from-env",
+            "GRAFANA_ADMIN_PASSWORD": "grafana-pass-from-env"}
 ENV_EXAMPLE = ROOT / ".env.example"
 _PORT_FIELD = re.compile(r"\b(?:s|settings)\.([a-z_]+_port)\b")
 _HEALTH_URL = re.compile(r"http://(?:127\.0\.0\.1|localhost):(\d+)/(healthz|readyz)")
@@ -273,7 +274,7 @@ def test_dockerfile_installs_the_locked_dependencies_without_dev_extras():
 def test_mail_goes_to_mailpit_whose_page_only_this_machine_sees():
     app_env = env("notifier")
     assert (app_env["SMTP_HOST"], int(app_env["SMTP_PORT"])) == ("mailpit", MAILPIT_SMTP_PORT)
-    assert app_env["SMTP_STARTTLS"] == "false"
+    assert app_env["SMTP_STARTTLS"] == "auto"  # upgraded whenever the server offers it
     raw = SERVICES["notifier"]["environment"]
     for key in ("SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_FROM",
                 "SMTP_STARTTLS"):
@@ -334,3 +335,11 @@ def test_only_the_gateway_listens_beyond_the_host():
             if name == "gateway":
                 continue
             assert str(mapping).startswith("127.0.0.1:"), f"{name} publishes {mapping} widely"
+
+
+def test_no_grafana_default_login_and_a_supported_rabbitmq():
+    raw = str(SERVICES["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"])
+    assert re.fullmatch(r"\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}", raw), raw
+    # RabbitMQ 3.x is out of community support: no security fixes
+    major = SERVICES["rabbitmq"]["image"].split(":", 1)[1].split(".")[0].split("-")[0]
+    assert int(major) >= 4

@@ -91,3 +91,20 @@ def test_an_integer_sub_is_refused():
 )
 def test_body_customer_matches(body, matches):
     assert body_customer_matches(body, "45") is matches
+
+
+def test_audience_and_issuer_are_checked_when_configured():
+    good = token(aud="a6pay", iss="https://auth.a6cars.example")
+    assert authenticate(f"Bearer {good}", SECRET, audience="a6pay",
+                        issuer="https://auth.a6cars.example") == "45"
+    for bad in (token(aud="other", iss="https://auth.a6cars.example"),
+                token(aud="a6pay", iss="https://evil.example"),
+                token(iss="https://auth.a6cars.example"),  # no aud at all
+                token(aud="a6pay")):  # no iss at all
+        with pytest.raises(AuthError):
+            authenticate(f"Bearer {bad}", SECRET, audience="a6pay",
+                         issuer="https://auth.a6cars.example")
+
+
+def test_a_token_naming_an_audience_passes_when_none_is_configured():
+    assert authenticate(f"Bearer {token(aud='a6pay')}", SECRET) == "45"

@@ -78,7 +78,7 @@ def test_parse_ip(text, expected):
 
 
 def test_a_bad_trusted_proxy_entry_fails_loudly():
-    with pytest.raises(ValueError, match="trusted proxy"):
+    with pytest.raises(ValueError, match="GATEWAY_TRUSTED_PROXIES"):
         parse_trusted_proxies(["10.0.0.1", "10.0.0.300"])
 
 

@@ -4,7 +4,8 @@ from pydantic import ValidationError
 from shared.settings import load_settings, local_postgres_url
 
 LIVE = {"razorpay_key_id": "rzp_live_ABCDEFGHIJKLMN", "razorpay_key_secret": "live-secret",
-        "razorpay_webhook_secret": "live-webhook-secret", "pass_signing_secret": "live-pass"}
+        "razorpay_webhook_secret": "live-webhook-secret-" + "w" * 20,
+        "pass_signing_secret": "live-pass-" + "p" * 30, "allow_anonymous_customers": True}
 
 
 def test_defaults_work_for_the_sandbox():
@@ -22,7 +23,7 @@ def test_live_keys_refuse_published_default_secrets(left_default):
 
 
 def test_live_keys_with_their_own_secrets_start():
-    assert load_settings(**LIVE).webhook_secrets == ["live-webhook-secret"]
+    assert load_settings(**LIVE).webhook_secrets == [LIVE["razorpay_webhook_secret"]]
 
 
 def test_rotation_list_and_test_keys_warn_about_defaults():
