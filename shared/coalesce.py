@@ -8,6 +8,9 @@ so coalescing adds no wait when there is nothing to share.
 
 A call never joins a batch that has already been sent: whatever had committed before the
 call was made is visible to the read that answers it.
+
+Writes use the same machine for group commit (`group_commit`): writes in flight together
+share one transaction, and a write with nobody to share with is a batch of one.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Generic, TypeVar
+
+from shared.http import DB_ERRORS
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -24,7 +29,9 @@ class Coalescer(Generic[K, V]):
     """`await get(key)` answers from `fetch(keys)`, which gets a list of keys (duplicates
     included) and returns one result per key, in order. At most `in_flight` fetches run at
     once, each of at most `max_batch` keys. A fetch that fails fails every call in its batch
-    with the same exception; a call that is cancelled leaves its batch to the others."""
+    with the same exception, unless `alone_unless` is given: then a batch of several that
+    fails with anything else is fetched again one key at a time, and each call gets its own
+    result or exception. A call that is cancelled leaves its batch to the others."""
 
     def __init__(
         self,
@@ -32,10 +39,12 @@ class Coalescer(Generic[K, V]):
         *,
         max_batch: int = 128,
         in_flight: int = 1,
+        alone_unless: tuple[type[BaseException], ...] | None = None,
     ) -> None:
         if max_batch < 1 or in_flight < 1:
             raise ValueError("max_batch and in_flight must be at least 1")
         self._fetch = fetch
+        self._alone_unless = alone_unless
         self._max_batch = max_batch
         self._in_flight_max = in_flight
         self._in_flight = 0
@@ -63,9 +72,15 @@ class Coalescer(Generic[K, V]):
 
     async def _run(self, batch: list[tuple[K, asyncio.Future[V]]]) -> None:
         try:
-            results = await self._fetch([key for key, _ in batch])
-            if len(results) != len(batch):
-                raise RuntimeError(f"fetch returned {len(results)} results for {len(batch)} keys")
+            try:
+                results = await self._fetch_all([key for key, _ in batch])
+            except Exception as exc:
+                if (self._alone_unless is None or len(batch) == 1
+                        or isinstance(exc, self._alone_unless)):
+                    raise
+                for key, future in batch:
+                    await self._run_alone(key, future)
+                return
         except Exception as exc:  # handed to every caller of the batch, none lost
             for _, future in batch:
                 if not future.done():
@@ -87,12 +102,38 @@ class Coalescer(Generic[K, V]):
             elif self._waiting:
                 self._send()
 
+    async def _fetch_all(self, keys: list[K]) -> Sequence[V]:
+        results = await self._fetch(keys)
+        if len(results) != len(keys):
+            raise RuntimeError(f"fetch returned {len(results)} results for {len(keys)} keys")
+        return results
+
+    async def _run_alone(self, key: K, future: asyncio.Future[V]) -> None:
+        """A batch that failed for one key's sake: each key again alone, so only the one
+        at fault fails (`alone_unless` errors, e.g. the database away, fail the batch)."""
+        try:
+            [result] = await self._fetch_all([key])
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+        else:
+            if not future.done():
+                future.set_result(result)
+
     async def close(self) -> None:
         """Cancel the fetches in flight (their callers get CancelledError)."""
         self._closed = True
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def group_commit(write: Callable[[list[K]], Awaitable[Sequence[V]]]) -> Coalescer[K, V]:
+    """Writes in flight together commit together, in one transaction `write` runs; two at
+    once per process, so one waits on the disk while the next fills. What to do when a
+    batch cannot commit, for every batched write: the database being away is every write's
+    answer; anything else is one write's fault, so each runs again alone."""
+    return Coalescer(write, max_batch=64, in_flight=2, alone_unless=DB_ERRORS)
 
 
 def first_of_each(items: Sequence[V], *keys: Callable[[V], Hashable]) -> list[int]:

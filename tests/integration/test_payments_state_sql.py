@@ -7,7 +7,7 @@ import pytest
 from ops.factories import make_booking
 from ops.infra import eventually
 from shared.payment_state import PaymentOutcome, PaymentStatus
-from shared.payments import record_outcome
+from shared.payments import RECORD_OUTCOME, record_outcome
 
 S = PaymentStatus
 
@@ -139,9 +139,11 @@ async def test_a_capture_waits_for_a_cancellation_in_flight_and_refunds_it(pool)
         capture = asyncio.create_task(apply(pool, order_id, S.CAPTURED))
 
         async def capture_waits_on_a_lock():
+            # the statement's start: pg_stat_activity keeps only its first kilobyte
             return await pool.fetchval(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock' AND query LIKE '%FOR SHARE%'")
+                " AND wait_event_type = 'Lock' AND starts_with(query, $1)",
+                RECORD_OUTCOME[:200])
 
         await eventually(capture_waits_on_a_lock)
         assert not capture.done()
