@@ -20,6 +20,7 @@ import asyncpg
 
 from shared.coalesce import Coalescer, first_of_each, group_commit
 from shared.outbox import outbox_transaction
+from shared.payment_state import PaymentOutcome
 from shared.payments import (
     BOOKING_STATUS,
     MOVE_PAYMENTS,
@@ -193,11 +194,11 @@ async def _refund_effect(conn: asyncpg.Connection, delivery: Delivery) -> Webhoo
 
 
 async def capture_and_record(
-    pool: asyncpg.Pool, razorpay: RazorpayClient, delivery: Delivery
+    pool: asyncpg.Pool, razorpay: RazorpayClient, authorized: PaymentOutcome
 ) -> None:
     """With capture on, an authorized payment is captured by us; Razorpay's answer goes
     through the state machine like any other report. Failures are left to reconciliation."""
-    captured = await capture_authorized(razorpay, delivery.payment)
+    captured = await capture_authorized(razorpay, authorized)
     if captured is None:
         return
     async with outbox_transaction(pool) as conn:

@@ -70,7 +70,7 @@ async def webhook(request: web.Request) -> web.Response:
     if (result is WebhookOutcome.APPLIED and settings.capture_on_verify
             and delivery.payment.status is PaymentStatus.AUTHORIZED):
         _in_background(request.app, handlers.capture_and_record(
-            request.app[POOL], request.app[RAZORPAY], delivery))
+            request.app[POOL], request.app[RAZORPAY], delivery.payment))
     return web.json_response({"status": "ok"})
 
 
