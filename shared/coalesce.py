@@ -72,27 +72,11 @@ class Coalescer(Generic[K, V]):
 
     async def _run(self, batch: list[tuple[K, asyncio.Future[V]]]) -> None:
         try:
-            try:
-                results = await self._fetch_all([key for key, _ in batch])
-            except Exception as exc:
-                if (self._alone_unless is None or len(batch) == 1
-                        or isinstance(exc, self._alone_unless)):
-                    raise
-                for key, future in batch:
-                    await self._run_alone(key, future)
-                return
-        except Exception as exc:  # handed to every caller of the batch, none lost
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            await self._answer(batch)
         except BaseException:  # cancelled: shutting down
             for _, future in batch:
                 future.cancel()
             raise
-        else:
-            for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
         finally:
             self._in_flight -= 1
             if self._closed:
@@ -102,21 +86,22 @@ class Coalescer(Generic[K, V]):
             elif self._waiting:
                 self._send()
 
-    async def _fetch_all(self, keys: list[K]) -> Sequence[V]:
-        results = await self._fetch(keys)
-        if len(results) != len(keys):
-            raise RuntimeError(f"fetch returned {len(results)} results for {len(keys)} keys")
-        return results
-
-    async def _run_alone(self, key: K, future: asyncio.Future[V]) -> None:
-        """A batch that failed for one key's sake: each key again alone, so only the one
-        at fault fails (`alone_unless` errors, e.g. the database away, fail the batch)."""
+    async def _answer(self, batch: list[tuple[K, asyncio.Future[V]]]) -> None:
         try:
-            [result] = await self._fetch_all([key])
+            results = await self._fetch([key for key, _ in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"fetch returned {len(results)} results for {len(batch)} keys")
         except Exception as exc:
-            if not future.done():
-                future.set_exception(exc)
-        else:
+            if len(batch) > 1 and self._alone_unless is not None and not isinstance(
+                    exc, self._alone_unless):
+                for call in batch:  # one call's fault, most likely: each again alone
+                    await self._answer([call])
+                return
+            for _, future in batch:  # handed to every caller of the batch, none lost
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)
 

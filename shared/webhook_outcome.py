@@ -15,8 +15,3 @@ class WebhookOutcome(StrEnum):
     CONFLICT = "conflict"  # another payment already holds the booking's capture
     IGNORED_EVENT = "ignored_event"  # an event we do not act on, acknowledged
     UNUSABLE_PAYLOAD = "unusable_payload"
-
-    @property
-    def needs_a_person(self) -> bool:
-        """Money may have moved without a booking to show for it (a refund to decide)."""
-        return self in (WebhookOutcome.CONFLICT, WebhookOutcome.AMOUNT_MISMATCH)

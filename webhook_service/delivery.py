@@ -21,7 +21,7 @@ class EventKind(StrEnum):
 
 
 class MalformedDelivery(ValueError):
-    """Not a JSON object with an event name: answered 400."""
+    """Not a JSON object with an event name."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,17 +34,9 @@ class Delivery:
     payment: PaymentOutcome | None  # what a PAYMENT event says happened; None if unusable
     refund: dict | None  # a REFUND event's refund entity (shared/refunds.py reads it)
     refund_target: RefundStatus | None
+    known: WebhookOutcome | None  # the outcome the payload alone decides, if it does
     payload: str  # the delivery as JSON text, kept in webhook_events
     correlation_id: str | None = None
-
-    @property
-    def known_outcome(self) -> WebhookOutcome | None:
-        """The outcome the payload alone decides; None when the database decides it."""
-        if self.kind is EventKind.OTHER:
-            return WebhookOutcome.IGNORED_EVENT
-        if self.kind is EventKind.PAYMENT and self.payment is None:
-            return WebhookOutcome.UNUSABLE_PAYLOAD
-        return None
 
 
 def parse_delivery(raw: bytes, event_id: str | None, correlation_id: str | None) -> Delivery:
@@ -67,6 +59,8 @@ def parse_delivery(raw: bytes, event_id: str | None, correlation_id: str | None)
     outcome = None
     if target is not None and payment is not None:
         outcome = outcome_from_payment({**payment, "status": target.value})
+    known = (WebhookOutcome.IGNORED_EVENT if kind is EventKind.OTHER
+             else WebhookOutcome.UNUSABLE_PAYLOAD if target and outcome is None else None)
     return Delivery(
         key=_event_key(event_id, payload, payment, refund, raw),
         event=event[:100],
@@ -76,6 +70,7 @@ def parse_delivery(raw: bytes, event_id: str | None, correlation_id: str | None)
         payment=outcome,
         refund=refund if kind is EventKind.REFUND else None,
         refund_target=refund_target,
+        known=known,
         payload=json.dumps(payload),
         correlation_id=correlation_id,
     )

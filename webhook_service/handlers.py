@@ -109,7 +109,7 @@ async def apply_delivery(pool: asyncpg.Pool, batches: Batches, delivery: Deliver
         result = await _apply_refund(pool, delivery)
     else:
         result = await batches.get(delivery)
-    if result.needs_a_person:
+    if result in (WebhookOutcome.CONFLICT, WebhookOutcome.AMOUNT_MISMATCH):
         log.warning("webhook not applied: %s", result)  # a person should look (refund?)
     return result
 
@@ -138,7 +138,7 @@ async def record_deliveries(conn: asyncpg.Connection, deliveries: list[Delivery]
                             known: WebhookOutcome | None = None) -> list[WebhookOutcome]:
     """RECORD_DELIVERIES and what follows the payments it moved, in the caller's
     transaction; `known` overrides what a (refund) delivery's payload decides."""
-    columns = [(d.key, d.event, d.order_id, d.payment_id, known or d.known_outcome,
+    columns = [(d.key, d.event, d.order_id, d.payment_id, known or d.known,
                 *_move(d), d.payload) for d in deliveries]
     try:
         rows = await conn.fetch(RECORD_DELIVERIES, *map(list, zip(*columns, strict=True)))
