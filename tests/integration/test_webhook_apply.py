@@ -16,6 +16,7 @@ from ops.factories import make_booking
 from shared.coalesce import group_commit
 from shared.payment_state import PaymentOutcome, PaymentStatus
 from shared.payments import record_outcome
+from shared.webhook_outcome import WebhookOutcome
 from webhook_service.delivery import parse_delivery
 from webhook_service.handlers import apply_deliveries, apply_delivery
 
@@ -304,3 +305,12 @@ async def test_the_database_away_reaches_every_delivery_of_the_batch(pool):
     assert all(isinstance(r, ConnectionRefusedError) for r in results)
     assert await status_of(pool, order) == "created"
     await coalescer.close()
+
+
+async def test_the_database_holds_only_the_outcomes_the_code_knows(pool):
+    insert = ("INSERT INTO webhook_events (event_key, event_type, outcome, payload)"
+              " VALUES ($1, 'x', $2, '{}')")
+    for outcome in WebhookOutcome:
+        await pool.execute(insert, f"outcome-check:{outcome}", outcome)
+    with pytest.raises(asyncpg.CheckViolationError):
+        await pool.execute(insert, "outcome-check:other", "applied_maybe")
