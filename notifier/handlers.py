@@ -13,6 +13,7 @@ consumer's group commit, shared/coalesce.py); one alone is a batch of one.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import uuid
@@ -23,7 +24,7 @@ import asyncpg
 from notifier import refund_handlers
 from notifier.mail_outbox import enqueue
 from shared.booking_state import BookingStatus
-from shared.coalesce import first_of_each
+from shared.coalesce import in_rounds
 from shared.events import Event, OrderCreated, PaymentCaptured, PaymentFailed
 from shared.logging import log_ctx
 from shared.pass_store import pass_tokens
@@ -144,30 +145,23 @@ async def payment_captured(
 
 async def confirm_bookings(conn: asyncpg.Connection, captures: list[Capture], *,
                            pass_secret: str) -> list[asyncpg.Record]:
-    """CONFIRM_BOOKINGS's row for each (event, event id), in order. A second event for an
-    event id or a booking goes in a statement after the first's (and finds what it did);
-    bookings in id order, so two statements in flight lock them in the same order."""
-    first = first_of_each(captures, lambda c: c[1], lambda c: c[0].booking_id)
-    first.sort(key=lambda n: captures[n][0].booking_id)
-    batch = [captures[n] for n in first]
-    passes = [(event.booking_id, kind, token) for event, _ in batch
+    """CONFIRM_BOOKINGS's row for each (event, event id), in order; a statement holds at
+    most one per event id and per booking."""
+    return await in_rounds(captures, functools.partial(_confirm, conn, pass_secret),
+                           lambda c: c[1], lambda c: c[0].booking_id,
+                           order=lambda c: c[0].booking_id)
+
+
+async def _confirm(conn: asyncpg.Connection, pass_secret: str, captures: list[Capture]
+                   ) -> list[asyncpg.Record]:
+    passes = [(event.booking_id, kind, token) for event, _ in captures
               for kind, token in zip(*pass_tokens(event.booking_id, pass_secret), strict=True)]
-    rows = await conn.fetch(
-        CONFIRM_BOOKINGS, CONSUMER, [event_id for _, event_id in batch],
-        *([getattr(event, name) for event, _ in batch] for name in (
+    return await conn.fetch(
+        CONFIRM_BOOKINGS, CONSUMER, [event_id for _, event_id in captures],
+        *([getattr(event, name) for event, _ in captures] for name in (
             "booking_id", "customer_id", "order_id", "payment_id", "amount_paise")),
-        [json.dumps({"amount_paise": event.amount_paise}) for event, _ in batch],
+        [json.dumps({"amount_paise": event.amount_paise}) for event, _ in captures],
         *([row[i] for row in passes] for i in range(3)))
-    results: list[asyncpg.Record | None] = [None] * len(captures)
-    for n, row in zip(first, rows, strict=True):
-        results[n] = row
-    twins = [n for n, row in enumerate(results) if row is None]
-    if twins:
-        again = await confirm_bookings(conn, [captures[n] for n in twins],
-                                       pass_secret=pass_secret)
-        for n, row in zip(twins, again, strict=True):
-            results[n] = row
-    return results
 
 
 def captured_outcome(result: asyncpg.Record, event: PaymentCaptured, event_id: uuid.UUID

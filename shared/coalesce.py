@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from shared.http import DB_ERRORS
 
@@ -133,3 +133,19 @@ def first_of_each(items: Sequence[V], *keys: Callable[[V], Hashable]) -> list[in
                 s.add(value)
             chosen.append(n)
     return chosen
+
+
+async def in_rounds(items: Sequence[K], write: Callable[[list[K]], Awaitable[Sequence[V]]],
+                    *keys: Callable[[K], Hashable], order: Callable[[K], Any]) -> list[V]:
+    """`write`'s result for each item, in order. Each round writes the items none of whose
+    keys an earlier item of the round had, sorted by `order` (so that two batches lock rows
+    in the same order); their twins go in the next round, and find what the first did."""
+    results: list[Any] = [None] * len(items)
+    waiting = list(range(len(items)))
+    while waiting:
+        chosen = [waiting[n] for n in first_of_each([items[i] for i in waiting], *keys)]
+        chosen.sort(key=lambda i: order(items[i]))
+        for i, result in zip(chosen, await write([items[i] for i in chosen]), strict=True):
+            results[i] = result
+        waiting = [i for i in waiting if i not in set(chosen)]
+    return results

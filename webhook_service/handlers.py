@@ -18,7 +18,7 @@ import logging
 
 import asyncpg
 
-from shared.coalesce import Coalescer, first_of_each, group_commit
+from shared.coalesce import Coalescer, group_commit, in_rounds
 from shared.outbox import outbox_transaction
 from shared.payment_state import PaymentOutcome
 from shared.payments import (
@@ -116,22 +116,12 @@ async def apply_delivery(pool: asyncpg.Pool, batches: Batches, delivery: Deliver
 
 async def apply_deliveries(pool: asyncpg.Pool, deliveries: list[Delivery]
                            ) -> list[WebhookOutcome]:
-    """One transaction for the deliveries, each with its outcome, in order. At most one per
-    event key and per order goes in a statement (a twin goes in the next, and finds what
-    the first did); orders in id order, so two batches lock payments in the same order."""
-    first = first_of_each(deliveries, lambda d: d.key, lambda d: d.order_id or d.key)
-    first.sort(key=lambda n: deliveries[n].order_id or "")
-    outcomes: list[WebhookOutcome | None] = [None] * len(deliveries)
+    """One transaction for the deliveries, each with its outcome, in order; a statement
+    holds at most one per event key and per order."""
     async with outbox_transaction(pool) as conn:
-        results = await record_deliveries(conn, [deliveries[n] for n in first])
-    for n, result in zip(first, results, strict=True):
-        outcomes[n] = result
-    twins = [n for n, outcome in enumerate(outcomes) if outcome is None]
-    if twins:
-        for n, result in zip(twins, await apply_deliveries(pool, [deliveries[n] for n in twins]),
-                             strict=True):
-            outcomes[n] = result
-    return outcomes
+        return await in_rounds(deliveries, functools.partial(record_deliveries, conn),
+                               lambda d: d.key, lambda d: d.order_id or d.key,
+                               order=lambda d: d.order_id or "")
 
 
 async def record_deliveries(conn: asyncpg.Connection, deliveries: list[Delivery],

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from shared.coalesce import Coalescer, first_of_each, group_commit
+from shared.coalesce import Coalescer, first_of_each, group_commit, in_rounds
 
 
 class Source:
@@ -184,3 +184,17 @@ async def test_a_group_commit_batch_fails_whole_when_the_database_is_away():
     assert results[:2] == [10, 20]
     assert all(isinstance(r, ConnectionRefusedError) for r in results[2:])
     assert source.batches == [[1], [2], [3, 4, 5]]  # nobody goes on alone into the outage
+
+
+async def test_in_rounds_puts_twins_in_later_rounds_each_round_in_order():
+    rounds = []
+
+    async def write(items):
+        rounds.append(list(items))
+        return [f"{key}{row}" for key, row in items]
+
+    items = [("b", 2), ("a", 1), ("b", 3), ("c", 1), ("d", 4)]
+    results = await in_rounds(items, write, lambda i: i[0], lambda i: i[1],
+                              order=lambda i: i[1])
+    assert results == ["b2", "a1", "b3", "c1", "d4"]
+    assert rounds == [[("a", 1), ("b", 2), ("d", 4)], [("c", 1), ("b", 3)]]
