@@ -57,11 +57,18 @@ BOOKING_DETAILS = (
 #   rendered when someone first needs them, shared/pass_store.py) and its confirmation
 #   mail (the mail outbox row notifier/mail_outbox.py's `enqueue` would write).
 # One row per input, in order; at most one input per event id and per booking (the
-# caller's to ensure, `confirm_bookings`).
+# caller's to ensure, `confirm_bookings`). The arrays reach unnest through a MATERIALIZED
+# CTE, where the planner cannot count them: every call's plan then costs the same, and
+# PostgreSQL keeps one generic plan instead of planning each call anew.
 CONFIRM_BOOKINGS = """
-WITH d AS (
-    SELECT * FROM unnest($2::uuid[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
-                         $7::bigint[], $8::text[]) WITH ORDINALITY
+WITH arrays AS MATERIALIZED (
+    SELECT $2::uuid[] AS event_id, $3::bigint[] AS booking_id, $4::bigint[] AS customer_id,
+           $5::text[] AS order_id, $6::text[] AS payment_id, $7::bigint[] AS amount_paise,
+           $8::text[] AS details, $9::bigint[] AS pass_booking, $10::text[] AS pass_kind,
+           $11::text[] AS pass_token
+), d AS (
+    SELECT d.* FROM arrays a, unnest(a.event_id, a.booking_id, a.customer_id, a.order_id,
+                                     a.payment_id, a.amount_paise, a.details) WITH ORDINALITY
         AS d(event_id, booking_id, customer_id, order_id, payment_id, amount_paise, details, n)
 ), facts AS (
     SELECT d.n, d.event_id, b.id, b.status,
@@ -83,9 +90,9 @@ WITH d AS (
 ), passes AS (
     INSERT INTO passes (booking_id, kind, token)
     SELECT c.id, p.kind, p.token
-    FROM confirmed c
-    JOIN unnest($9::bigint[], $10::text[], $11::text[]) AS p(booking_id, kind, token)
-        ON p.booking_id = c.id
+    FROM confirmed c, arrays a,
+         unnest(a.pass_booking, a.pass_kind, a.pass_token) AS p(booking_id, kind, token)
+    WHERE p.booking_id = c.id
     ON CONFLICT (booking_id, kind) DO NOTHING
 ), mail AS (
     INSERT INTO notifications (booking_id, customer_id, kind, dedupe_key, recipient, details)

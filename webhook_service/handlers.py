@@ -41,11 +41,19 @@ log = logging.getLogger(__name__)
 # ignored event, an unusable payload, a refund's); the statement decides the others from
 # the payment row it finds: `conflict` when another payment holds the booking's capture or
 # this payment is captured on another order (the unique indexes would refuse the move).
+# The arrays reach unnest through a MATERIALIZED CTE, where the planner cannot count them:
+# every call's plan then costs the same, and PostgreSQL keeps one generic plan instead of
+# planning each call anew (planning this statement costs more than running it).
 RECORD_DELIVERIES = f"""
-WITH delivered AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                         $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[],
-                         $11::text[], $12::text[])
+WITH arrays AS MATERIALIZED (
+    SELECT $1::text[] AS event_key, $2::text[] AS event_type, $3::text[] AS order_id,
+           $4::text[] AS payment_id, $5::text[] AS known, $6::text[] AS status,
+           $7::bigint[] AS amount_paise, $8::text[] AS currency, $9::text[] AS failure_code,
+           $10::text[] AS failure_reason, $11::text[] AS allowed, $12::text[] AS payload
+), delivered AS (
+    SELECT u.* FROM arrays a, unnest(a.event_key, a.event_type, a.order_id, a.payment_id,
+                                   a.known, a.status, a.amount_paise, a.currency,
+                                   a.failure_code, a.failure_reason, a.allowed, a.payload)
         WITH ORDINALITY AS u(event_key, event_type, order_id, payment_id, known, status,
                              amount_paise, currency, failure_code, failure_reason, allowed,
                              payload, n)
