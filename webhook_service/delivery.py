@@ -71,9 +71,18 @@ def parse_delivery(raw: bytes, event_id: str | None, correlation_id: str | None)
         refund=refund if kind is EventKind.REFUND else None,
         refund_target=refund_target,
         known=known,
-        payload=json.dumps(payload),
+        payload=_as_text(raw, payload),
         correlation_id=correlation_id,
     )
+
+
+def _as_text(raw: bytes, payload: dict) -> str:
+    """The JSON text to store: the signed bytes themselves when they are UTF-8 (as Razorpay
+    sends them), which spares serialising the payload again."""
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return json.dumps(payload)
 
 
 def _entity(entities: object, name: str) -> dict | None:

@@ -20,7 +20,7 @@ import asyncpg
 
 from shared.coalesce import Coalescer, group_commit, in_rounds
 from shared.outbox import outbox_transaction
-from shared.payment_state import PaymentOutcome
+from shared.payment_state import PaymentOutcome, PaymentStatus
 from shared.payments import (
     BOOKING_STATUS,
     MOVE_PAYMENTS,
@@ -158,7 +158,10 @@ def _move(d: Delivery) -> tuple:
     if p is None:
         return None, None, None, None, None, None
     return (p.status.value, p.amount_paise, p.currency, p.error_code,
-            (p.error_description or "")[:500] or None, ",".join(allowed_from(p.status)))
+            (p.error_description or "")[:500] or None, _ALLOWED[p.status])
+
+
+_ALLOWED = {status: ",".join(allowed_from(status)) for status in PaymentStatus}
 
 
 class _SeenBefore(Exception):
