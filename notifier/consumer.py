@@ -49,8 +49,6 @@ log = logging.getLogger(__name__)
 
 NAME = "notifier"
 
-# The database is away (down, restarting, unreachable, pool closing), not the event bad.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = DB_ERRORS
 
 Apply = Callable[[Event, uuid.UUID], Awaitable[bool]]
 
@@ -159,7 +157,7 @@ class MessageHandler:
         while True:
             try:
                 return await self.apply(event, event_id)
-            except TRANSIENT_ERRORS as exc:
+            except DB_ERRORS as exc:  # the database away, not the event bad
                 attempt += 1
                 if not _channel_open(message):
                     raise ChannelGone from exc
@@ -188,10 +186,8 @@ Confirms = Coalescer[Capture, asyncpg.Record]
 
 
 def confirm_batches(pool: asyncpg.Pool, pass_secret: str) -> Confirms:
-    """payment.captured events in hand together confirm in one statement: the consumer
-    holds up to NOTIFIER_PREFETCH messages at once, each in its own task, and those waiting
-    go together in the next statement. Each message is acknowledged after that commit,
-    with the outcome its own row says."""
+    """payment.captured events in hand together (up to NOTIFIER_PREFETCH, each in its own
+    task) confirm in one statement; each is acknowledged with the outcome its row says."""
 
     async def confirm(captures: list[Capture]) -> list[asyncpg.Record]:
         async with pool.acquire() as conn:

@@ -61,14 +61,11 @@ BOOKING_DETAILS = (
 # CTE, where the planner cannot count them: every call's plan then costs the same, and
 # PostgreSQL keeps one generic plan instead of planning each call anew.
 CONFIRM_BOOKINGS = """
-WITH arrays AS MATERIALIZED (
-    SELECT $2::uuid[] AS event_id, $3::bigint[] AS booking_id, $4::bigint[] AS customer_id,
-           $5::text[] AS order_id, $6::text[] AS payment_id, $7::bigint[] AS amount_paise,
-           $8::text[] AS details, $9::bigint[] AS pass_booking, $10::text[] AS pass_kind,
-           $11::text[] AS pass_token
+WITH arrays (a2, a3, a4, a5, a6, a7, a8, a9, a10, a11) AS MATERIALIZED (
+    SELECT $2::uuid[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::bigint[],
+           $8::text[], $9::bigint[], $10::text[], $11::text[]
 ), d AS (
-    SELECT d.* FROM arrays a, unnest(a.event_id, a.booking_id, a.customer_id, a.order_id,
-                                     a.payment_id, a.amount_paise, a.details) WITH ORDINALITY
+    SELECT d.* FROM arrays, unnest(a2, a3, a4, a5, a6, a7, a8) WITH ORDINALITY
         AS d(event_id, booking_id, customer_id, order_id, payment_id, amount_paise, details, n)
 ), facts AS (
     SELECT d.n, d.event_id, b.id, b.status,
@@ -90,8 +87,7 @@ WITH arrays AS MATERIALIZED (
 ), passes AS (
     INSERT INTO passes (booking_id, kind, token)
     SELECT c.id, p.kind, p.token
-    FROM confirmed c, arrays a,
-         unnest(a.pass_booking, a.pass_kind, a.pass_token) AS p(booking_id, kind, token)
+    FROM confirmed c, arrays, unnest(a9, a10, a11) AS p(booking_id, kind, token)
     WHERE p.booking_id = c.id
     ON CONFLICT (booking_id, kind) DO NOTHING
 ), mail AS (

@@ -121,31 +121,23 @@ def group_commit(write: Callable[[list[K]], Awaitable[Sequence[V]]]) -> Coalesce
     return Coalescer(write, max_batch=64, in_flight=2, alone_unless=DB_ERRORS)
 
 
-def first_of_each(items: Sequence[V], *keys: Callable[[V], Hashable]) -> list[int]:
-    """Positions of the items none of whose keys an earlier item had: for a batch that must
-    not hold two writes to one row (their twins go alone, after it)."""
-    seen: list[set] = [set() for _ in keys]
-    chosen = []
-    for n, item in enumerate(items):
-        values = [key(item) for key in keys]
-        if not any(value in s for value, s in zip(values, seen, strict=True)):
-            for value, s in zip(values, seen, strict=True):
-                s.add(value)
-            chosen.append(n)
-    return chosen
-
-
 async def in_rounds(items: Sequence[K], write: Callable[[list[K]], Awaitable[Sequence[V]]],
                     *keys: Callable[[K], Hashable], order: Callable[[K], Any]) -> list[V]:
-    """`write`'s result for each item, in order. Each round writes the items none of whose
-    keys an earlier item of the round had, sorted by `order` (so that two batches lock rows
-    in the same order); their twins go in the next round, and find what the first did."""
-    results: list[Any] = [None] * len(items)
-    waiting = list(range(len(items)))
-    while waiting:
-        chosen = [waiting[n] for n in first_of_each([items[i] for i in waiting], *keys)]
-        chosen.sort(key=lambda i: order(items[i]))
-        for i, result in zip(chosen, await write([items[i] for i in chosen]), strict=True):
-            results[i] = result
-        waiting = [i for i in waiting if i not in set(chosen)]
-    return results
+    """`write`'s result for each item, in order, in rounds that never hold two writes to
+    one row: an item goes in the first round none of whose items shares one of its keys (a
+    twin finds what the first did). Each round is sorted by `order`, so that two batches
+    lock rows in the same order."""
+    results: dict[int, V] = {}
+    while len(results) < len(items):
+        taken: list[set] = [set() for _ in keys]
+        chosen = []
+        for n, item in enumerate(items):
+            values = [key(item) for key in keys]
+            if n not in results and not any(v in t for v, t in zip(values, taken, strict=True)):
+                for value, t in zip(values, taken, strict=True):
+                    t.add(value)
+                chosen.append(n)
+        chosen.sort(key=lambda n: order(items[n]))
+        for n, result in zip(chosen, await write([items[n] for n in chosen]), strict=True):
+            results[n] = result
+    return [results[n] for n in range(len(items))]

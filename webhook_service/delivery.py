@@ -40,9 +40,11 @@ class Delivery:
 
 
 def parse_delivery(raw: bytes, event_id: str | None, correlation_id: str | None) -> Delivery:
-    """The signed bytes as a Delivery; MalformedDelivery if they are no webhook."""
+    """The signed bytes as a Delivery; MalformedDelivery if they are no webhook (JSON is
+    UTF-8 between systems: the text itself is what webhook_events keeps)."""
     try:
-        payload = json.loads(raw)
+        text = raw.decode()
+        payload = json.loads(text)
     except (ValueError, RecursionError):
         raise MalformedDelivery from None
     if not isinstance(payload, dict) or not isinstance(payload.get("event"), str):
@@ -71,18 +73,9 @@ def parse_delivery(raw: bytes, event_id: str | None, correlation_id: str | None)
         refund=refund if kind is EventKind.REFUND else None,
         refund_target=refund_target,
         known=known,
-        payload=_as_text(raw, payload),
+        payload=text,
         correlation_id=correlation_id,
     )
-
-
-def _as_text(raw: bytes, payload: dict) -> str:
-    """The JSON text to store: the signed bytes themselves when they are UTF-8 (as Razorpay
-    sends them), which spares serialising the payload again."""
-    try:
-        return raw.decode()
-    except UnicodeDecodeError:
-        return json.dumps(payload)
 
 
 def _entity(entities: object, name: str) -> dict | None:

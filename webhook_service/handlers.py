@@ -1,14 +1,10 @@
 """Applying authentic webhook deliveries, each exactly once per event key: its row in
-webhook_events, the state change it reports and the outbox event commit together or not
-at all.
+webhook_events, the state change it reports and the outbox event commit together.
 
-Deliveries in flight together share one transaction (group commit, shared/coalesce.py):
-RECORD_DELIVERIES moves every payment and records every delivery, one round trip writes
-their events, one commit, and each delivery is answered after that commit. A delivery with
-nobody to share with is a batch of one. The statement itself tells each delivery's outcome
-(duplicate, unknown order, stale, amount mismatch, conflict), so nothing is tried twice.
-A refund delivery runs alone: its effect (shared/refunds.py) first, then the same statement
-records it.
+Deliveries in flight together share one transaction (shared/coalesce.group_commit; alone,
+a batch of one): RECORD_DELIVERIES moves every payment, records every delivery and tells
+each one's outcome, so nothing is tried twice. A refund delivery runs alone: its effect
+(shared/refunds.py) first, then the same statement records it (docs/write-paths.md).
 """
 
 from __future__ import annotations
@@ -45,15 +41,11 @@ log = logging.getLogger(__name__)
 # every call's plan then costs the same, and PostgreSQL keeps one generic plan instead of
 # planning each call anew (planning this statement costs more than running it).
 RECORD_DELIVERIES = f"""
-WITH arrays AS MATERIALIZED (
-    SELECT $1::text[] AS event_key, $2::text[] AS event_type, $3::text[] AS order_id,
-           $4::text[] AS payment_id, $5::text[] AS known, $6::text[] AS status,
-           $7::bigint[] AS amount_paise, $8::text[] AS currency, $9::text[] AS failure_code,
-           $10::text[] AS failure_reason, $11::text[] AS allowed, $12::text[] AS payload
+WITH arrays (a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12) AS MATERIALIZED (
+    SELECT $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+           $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[]
 ), delivered AS (
-    SELECT u.* FROM arrays a, unnest(a.event_key, a.event_type, a.order_id, a.payment_id,
-                                   a.known, a.status, a.amount_paise, a.currency,
-                                   a.failure_code, a.failure_reason, a.allowed, a.payload)
+    SELECT u.* FROM arrays, unnest(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12)
         WITH ORDINALITY AS u(event_key, event_type, order_id, payment_id, known, status,
                              amount_paise, currency, failure_code, failure_reason, allowed,
                              payload, n)

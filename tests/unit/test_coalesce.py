@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from shared.coalesce import Coalescer, first_of_each, group_commit, in_rounds
+from shared.coalesce import Coalescer, group_commit, in_rounds
 
 
 class Source:
@@ -134,13 +134,6 @@ async def test_close_cancels_the_fetch_in_flight_and_what_waits_for_the_next():
 def test_bounds_are_checked():
     with pytest.raises(ValueError):
         Coalescer(Source().fetch, max_batch=0)
-
-
-def test_first_of_each_keeps_the_first_item_for_every_key():
-    items = [("k1", "o1"), ("k2", "o2"), ("k1", "o3"), ("k3", "o2"), ("k4", "o4"), ("k4", "o4")]
-    assert first_of_each(items, lambda i: i[0], lambda i: i[1]) == [0, 1, 4]
-    assert first_of_each(items, lambda i: i[0]) == [0, 1, 3, 4]
-    assert first_of_each([], lambda i: i) == []
 
 
 class PoisonSource(Source):
