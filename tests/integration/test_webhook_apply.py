@@ -238,8 +238,9 @@ async def test_a_second_capture_for_a_paid_booking_is_a_conflict_in_its_batch(po
 async def test_a_payment_captured_on_another_order_is_a_conflict(pool, batches):
     _, first = await open_order(pool)
     _, second = await open_order(pool)
-    assert await batches.deliver("id:evt_1", captured(first, "pay_SHARED")) == "applied"
-    assert await batches.deliver("id:evt_2", captured(second, "pay_SHARED")) == "conflict"
+    shared = "pay_shared_" + first
+    assert await batches.deliver("id:1" + first, captured(first, shared)) == "applied"
+    assert await batches.deliver("id:2" + first, captured(second, shared)) == "conflict"
     assert await status_of(pool, second) == "created"
 
 
