@@ -59,7 +59,10 @@ BOOKING_DETAILS = (
 # One row per input, in order; at most one input per event id and per booking (the
 # caller's to ensure, `confirm_bookings`). The arrays reach unnest through a MATERIALIZED
 # CTE, where the planner cannot count them: every call's plan then costs the same, and
-# PostgreSQL keeps one generic plan instead of planning each call anew.
+# PostgreSQL keeps one generic plan instead of planning each call anew. That plan may be
+# made while the tables are small, so the lookups are one index probe per row (a LATERAL
+# subquery kept apart by OFFSET 0, a scalar subquery), never a join it could turn into a
+# scan of the whole table.
 CONFIRM_BOOKINGS = """
 WITH arrays (a2, a3, a4, a5, a6, a7, a8, a9, a10, a11) AS MATERIALIZED (
     SELECT $2::uuid[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::bigint[],
@@ -69,11 +72,12 @@ WITH arrays (a2, a3, a4, a5, a6, a7, a8, a9, a10, a11) AS MATERIALIZED (
         AS d(event_id, booking_id, customer_id, order_id, payment_id, amount_paise, details, n)
 ), facts AS (
     SELECT d.n, d.event_id, b.id, b.status,
-           EXISTS (SELECT FROM payments p WHERE p.razorpay_order_id = d.order_id
-                   AND p.booking_id = b.id AND p.customer_id = d.customer_id
-                   AND p.razorpay_payment_id = d.payment_id AND p.amount_paise = d.amount_paise
-                   AND p.status = 'captured') AS backed
-    FROM d LEFT JOIN bookings b ON b.id = d.booking_id
+           (SELECT true FROM payments p WHERE p.razorpay_order_id = d.order_id
+            AND p.booking_id = b.id AND p.customer_id = d.customer_id
+            AND p.razorpay_payment_id = d.payment_id AND p.amount_paise = d.amount_paise
+            AND p.status = 'captured') IS NOT NULL AS backed
+    FROM d LEFT JOIN LATERAL (
+        SELECT id, status FROM bookings WHERE id = d.booking_id OFFSET 0) b ON true
 ), fresh AS (
     INSERT INTO inbox (consumer, event_id) SELECT $1, facts.event_id FROM facts
     WHERE facts.backed

@@ -39,7 +39,10 @@ log = logging.getLogger(__name__)
 # this payment is captured on another order (the unique indexes would refuse the move).
 # The arrays reach unnest through a MATERIALIZED CTE, where the planner cannot count them:
 # every call's plan then costs the same, and PostgreSQL keeps one generic plan instead of
-# planning each call anew (planning this statement costs more than running it).
+# planning each call anew (planning this statement costs more than running it). That plan
+# may be made while the tables are still small, so each lookup is written as one index
+# probe per row (a LATERAL subquery kept apart by OFFSET 0, a scalar subquery) rather than a
+# join or EXISTS the planner could turn into a scan of the whole table.
 RECORD_DELIVERIES = f"""
 WITH arrays (a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12) AS MATERIALIZED (
     SELECT $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
@@ -60,10 +63,11 @@ WITH arrays (a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12) AS MATERIALIZED 
                OR EXISTS (SELECT FROM payments c
                           WHERE c.razorpay_payment_id = delivered.payment_id
                           AND c.status = 'captured' AND c.id <> p.id)), false) AS conflict,
-           EXISTS (SELECT FROM webhook_events w WHERE w.event_key = delivered.event_key)
-               AS seen
-    FROM delivered
-    LEFT JOIN payments p ON p.razorpay_order_id = delivered.order_id AND delivered.known IS NULL
+           (SELECT true FROM webhook_events w WHERE w.event_key = delivered.event_key)
+               IS NOT NULL AS seen
+    FROM delivered LEFT JOIN LATERAL (
+        SELECT * FROM payments WHERE razorpay_order_id = delivered.order_id
+                                 AND delivered.known IS NULL OFFSET 0) p ON true
 ), d AS (
     SELECT order_id, status, payment_id, amount_paise, currency, failure_code, failure_reason,
            string_to_array(allowed, ',') AS allowed, n
