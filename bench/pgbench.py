@@ -21,8 +21,7 @@ from pathlib import Path
 from bench.seed import AMOUNT_PAISE, sample_payload
 from shared.events import Envelope, PaymentCaptured
 from shared.outbox import INSERT_EVENT
-from shared.payment_state import PaymentStatus
-from shared.payments import allowed_from
+from shared.payment_state import PaymentStatus, allowed_sources
 from webhook_service.handlers import RECORD_DELIVERIES
 
 SEQUENCE = "bench_pgbench_order"
@@ -57,7 +56,7 @@ def webhook_transaction(order_prefix: str, routing_key: str) -> str:
     order = f"(SELECT {_literal(order_prefix)} || currval('{SEQUENCE}'))"
     payment = f"(SELECT {_literal('pay_' + order_prefix)} || currval('{SEQUENCE}'))"
     payload = _literal(json.dumps(sample_payload()))
-    allowed = _literal(",".join(allowed_from(PaymentStatus.CAPTURED)))
+    allowed = _literal(",".join(allowed_sources(PaymentStatus.CAPTURED)))
     event = PaymentCaptured(booking_id=1, customer_id=1, order_id="order_pgbench",
                             payment_id="pay_pgbench", amount_paise=AMOUNT_PAISE, source="webhook")
     envelope = _literal(json.dumps(Envelope.wrap(event, "webhook_service").model_dump(mode="json")))

@@ -74,13 +74,6 @@ SELECT moved.*,{BOOKING_STATUS} FROM moved
 # booking, or this payment for another order). The UPDATE then runs after a savepoint, so
 # the violation does not abort the caller's transaction; the savepoint is never released
 # (the caller's COMMIT ends it): RELEASE would be one more round trip for nothing.
-SAVEPOINT = "SAVEPOINT record_outcome"
-ROLLBACK_TO_SAVEPOINT = "ROLLBACK TO SAVEPOINT record_outcome"
-
-
-def allowed_from(status: PaymentStatus) -> list[str]:
-    """MOVE_PAYMENTS's `allowed` for a move to `status`."""
-    return [s.value for s in allowed_sources(status)]
 
 
 async def record_outcome(
@@ -91,14 +84,14 @@ async def record_outcome(
         return Recorded(False, await find_by_order(conn, outcome.order_id))
     guarded = outcome.status is PaymentStatus.CAPTURED
     if guarded:
-        await conn.execute(SAVEPOINT)
+        await conn.execute("SAVEPOINT record_outcome")
     try:
         row = await conn.fetchrow(
             RECORD_OUTCOME,
             outcome.order_id,
             outcome.status.value,
             outcome.payment_id,
-            allowed_from(outcome.status),
+            allowed_sources(outcome.status),
             outcome.error_code,
             (outcome.error_description or "")[:500] or None,
             outcome.amount_paise,
@@ -107,7 +100,7 @@ async def record_outcome(
     except asyncpg.UniqueViolationError:
         if not guarded:
             raise
-        await conn.execute(ROLLBACK_TO_SAVEPOINT)
+        await conn.execute("ROLLBACK TO SAVEPOINT record_outcome")
         return Recorded(False, await find_by_order(conn, outcome.order_id))
     if row is None:
         return Recorded(False, await find_by_order(conn, outcome.order_id))

@@ -16,11 +16,10 @@ import asyncpg
 
 from shared.coalesce import Coalescer, group_commit, in_rounds
 from shared.outbox import outbox_transaction
-from shared.payment_state import PaymentOutcome, PaymentStatus
+from shared.payment_state import PaymentOutcome, PaymentStatus, allowed_sources
 from shared.payments import (
     BOOKING_STATUS,
     MOVE_PAYMENTS,
-    allowed_from,
     capture_authorized,
     payments_moved,
     record_outcome,
@@ -41,8 +40,9 @@ log = logging.getLogger(__name__)
 # every call's plan then costs the same, and PostgreSQL keeps one generic plan instead of
 # planning each call anew (planning this statement costs more than running it). That plan
 # may be made while the tables are still small, so each lookup is written as one index
-# probe per row (a LATERAL subquery kept apart by OFFSET 0, a scalar subquery) rather than a
-# join or EXISTS the planner could turn into a scan of the whole table.
+# probe per row (a LATERAL subquery kept apart by OFFSET 0, a scalar subquery, the booking's
+# other captures read through all its payments) rather than a join, an EXISTS or a partial
+# index the planner could turn into a scan of the whole table.
 RECORD_DELIVERIES = f"""
 WITH arrays (a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12) AS MATERIALIZED (
     SELECT $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
@@ -58,8 +58,6 @@ WITH arrays (a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12) AS MATERIALIZED 
                AS mismatch,
            coalesce(delivered.status = 'captured' AND (
                (p.status = 'captured' AND p.razorpay_payment_id <> delivered.payment_id)
-               -- all of the booking's payments (payments_booking): whichever partial
-               -- index of captured ones looks cheapest on young statistics may not be it
                OR (SELECT bool_or(c.status = 'captured') FROM payments c
                    WHERE c.booking_id = p.booking_id AND c.id <> p.id)
                OR EXISTS (SELECT FROM payments c
@@ -150,8 +148,8 @@ async def record_deliveries(conn: asyncpg.Connection, deliveries: list[Delivery]
 
 
 def _move(d: Delivery) -> tuple:
-    """The delivery's (status, amount, currency, failure code, failure reason, allowed)
-    columns; `allowed` comma-separated (an array cannot hold one array per row)."""
+    """Status, amount, currency, failure code and reason, and `allowed` comma-separated (an
+    array cannot hold one array per row)."""
     p = d.payment
     if p is None:
         return None, None, None, None, None, None
@@ -159,7 +157,7 @@ def _move(d: Delivery) -> tuple:
             (p.error_description or "")[:500] or None, _ALLOWED[p.status])
 
 
-_ALLOWED = {status: ",".join(allowed_from(status)) for status in PaymentStatus}
+_ALLOWED = {status: ",".join(allowed_sources(status)) for status in PaymentStatus}
 
 
 class _SeenBefore(Exception):
