@@ -22,8 +22,7 @@ from bench.seed import AMOUNT_PAISE, sample_payload
 from shared.events import Envelope, PaymentCaptured
 from shared.outbox import INSERT_EVENT
 from shared.payment_state import PaymentStatus, allowed_sources
-from shared.payments import record_outcome_and
-from webhook_service.handlers import INSERT_APPLIED_DELIVERY
+from webhook_service.handlers import RECORD_DELIVERIES
 
 SEQUENCE = "bench_pgbench_order"
 
@@ -48,27 +47,27 @@ def _bind(sql: str, values: dict[int, str]) -> str:
 
 
 def webhook_transaction(order_prefix: str, routing_key: str) -> str:
-    """The body of webhook_service.handlers.apply_webhook for a first payment.captured.
-    The outbox row gets `routing_key`, so the caller can keep the event from the notifier."""
+    """The body of webhook_service.handlers.apply_deliveries for a first payment.captured,
+    alone in its batch. The outbox row gets `routing_key`, so the caller can keep the event
+    from the notifier."""
+    # ids unique per transaction and per run (the prefix differs between passes); nextval
+    # in the first argument (in a scalar subquery too): it picks this transaction's order
+    key = f"(SELECT {_literal('id:evt_' + order_prefix)} || nextval('{SEQUENCE}'))"
     order = f"(SELECT {_literal(order_prefix)} || currval('{SEQUENCE}'))"
-    # ids unique per transaction and per run (the prefix differs between passes)
-    key = f"(SELECT {_literal('id:evt_' + order_prefix)} || currval('{SEQUENCE}'))"
     payment = f"(SELECT {_literal('pay_' + order_prefix)} || currval('{SEQUENCE}'))"
     payload = _literal(json.dumps(sample_payload()))
-    sources = "{" + ",".join(s.value for s in allowed_sources(PaymentStatus.CAPTURED)) + "}"
+    allowed = _literal(",".join(allowed_sources(PaymentStatus.CAPTURED)))
     event = PaymentCaptured(booking_id=1, customer_id=1, order_id="order_pgbench",
                             payment_id="pay_pgbench", amount_paise=AMOUNT_PAISE, source="webhook")
     envelope = _literal(json.dumps(Envelope.wrap(event, "webhook_service").model_dump(mode="json")))
     statements = [
         "BEGIN",
-        # No savepoint: the webhook captures without one (a unique violation reruns the
-        # whole transaction with it). The delivery is recorded in the capture's statement.
-        # nextval first (in a scalar subquery too): it picks this transaction's order
-        _bind(record_outcome_and(INSERT_APPLIED_DELIVERY), {
-            1: f"(SELECT {_literal(order_prefix)} || nextval('{SEQUENCE}'))", 2: "'captured'",
-            3: payment, 4: f"'{sources}'", 5: "NULL", 6: "NULL", 7: str(AMOUNT_PAISE),
-            8: "'INR'", 9: key, 10: "'payment.captured'", 11: order, 12: payment,
-            13: payload}),
+        # The delivery is recorded in the capture's statement.
+        _bind(RECORD_DELIVERIES, {
+            1: f"ARRAY[{key}]", 2: "ARRAY['payment.captured']", 3: f"ARRAY[{order}]",
+            4: f"ARRAY[{payment}]", 5: "ARRAY[NULL]", 6: "ARRAY['captured']",
+            7: f"ARRAY[{AMOUNT_PAISE}]", 8: "ARRAY['INR']", 9: "ARRAY[NULL]",
+            10: "ARRAY[NULL]", 11: f"ARRAY[{allowed}]", 12: f"ARRAY[{payload}]"}),
         _bind(INSERT_EVENT, {1: TIME_ORDERED_UUID, 2: _literal(routing_key), 3: envelope}),
         "COMMIT",
     ]

@@ -8,8 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from notifier.confirm_batch import confirm_batches
-from notifier.consumer import MessageHandler, NotifierConsumer, pool_apply
+from notifier.consumer import MessageHandler, NotifierConsumer, confirm_batches, pool_apply
 from notifier.dlq import dead_letter_depth
 from notifier.mail_sender import MailSender
 from shared import metrics, readiness
@@ -40,8 +39,7 @@ async def _run_mail_sender(app: web.Application) -> None:
 
 async def _consumer_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    confirms = (confirm_batches(app[POOL], settings.pass_signing_secret)
-                if settings.notifier_confirm_batch else None)
+    confirms = confirm_batches(app[POOL], settings.pass_signing_secret)
     consumer = NotifierConsumer(settings, MessageHandler(pool_apply(app[POOL], settings,
                                                                     confirms)))
     app[CONSUMER] = consumer
@@ -54,8 +52,7 @@ async def _consumer_ctx(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    if confirms is not None:
-        await confirms.close()
+    await confirms.close()
 
 
 async def _poll_dead_letters(consumer: NotifierConsumer) -> None:

@@ -30,9 +30,15 @@ import asyncpg
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from pydantic import ValidationError
 
-from notifier.handlers import UnbackedCapture, apply_event, captured_outcome
+from notifier.handlers import (
+    Capture,
+    UnbackedCapture,
+    apply_event,
+    captured_outcome,
+    confirm_bookings,
+)
 from shared import metrics
-from shared.coalesce import Coalescer
+from shared.coalesce import Coalescer, group_commit
 from shared.events import Envelope, Event, PaymentCaptured
 from shared.http import DB_ERRORS
 from shared.logging import log_ctx
@@ -43,8 +49,6 @@ log = logging.getLogger(__name__)
 
 NAME = "notifier"
 
-# The database is away (down, restarting, unreachable, pool closing), not the event bad.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = DB_ERRORS
 
 Apply = Callable[[Event, uuid.UUID], Awaitable[bool]]
 
@@ -153,7 +157,7 @@ class MessageHandler:
         while True:
             try:
                 return await self.apply(event, event_id)
-            except TRANSIENT_ERRORS as exc:
+            except DB_ERRORS as exc:  # the database away, not the event bad
                 attempt += 1
                 if not _channel_open(message):
                     raise ChannelGone from exc
@@ -178,21 +182,27 @@ class MessageHandler:
             await asyncio.gather(*pending, return_exceptions=True)
 
 
-def pool_apply(pool: asyncpg.Pool, settings: Settings, confirms: Coalescer | None = None
-               ) -> Apply:
-    """The real adapter: one pooled connection, one transaction per event; with `confirms`,
-    payment.captured events in hand together share one (notifier/confirm_batch.py)."""
+Confirms = Coalescer[Capture, asyncpg.Record]
+
+
+def confirm_batches(pool: asyncpg.Pool, pass_secret: str) -> Confirms:
+    """payment.captured events in hand together (up to NOTIFIER_PREFETCH, each in its own
+    task) confirm in one statement; each is acknowledged with the outcome its row says."""
+
+    async def confirm(captures: list[Capture]) -> list[asyncpg.Record]:
+        async with pool.acquire() as conn:
+            return await confirm_bookings(conn, captures, pass_secret=pass_secret)
+
+    return group_commit(confirm)
+
+
+def pool_apply(pool: asyncpg.Pool, settings: Settings, confirms: Confirms) -> Apply:
+    """The real adapter: one pooled connection, one transaction per event; payment.captured
+    events through `confirms`."""
 
     async def apply(event: Event, event_id: uuid.UUID) -> bool:
-        if confirms is not None and isinstance(event, PaymentCaptured):
-            try:
-                row = await confirms.get((event, event_id))
-            except TRANSIENT_ERRORS:
-                raise  # the database is away: retried like any event
-            except Exception:
-                row = None  # the batch failed: alone, the event shows whether it was this one
-            if row is not None:
-                return captured_outcome(row, event, event_id)
+        if isinstance(event, PaymentCaptured):
+            return captured_outcome(await confirms.get((event, event_id)), event, event_id)
         async with pool.acquire() as conn:
             return await apply_event(
                 conn, event, event_id, pass_secret=settings.pass_signing_secret

@@ -7,12 +7,13 @@ under another event id is one too.
 
 `payment.captured`, the event every paid booking brings, is one statement (CONFIRM_BOOKINGS):
 one round trip and no explicit transaction, and nothing rendered (pass images are drawn
-when someone first needs them). Events in hand together share that statement
-(notifier/confirm_batch.py).
+when someone first needs them). Events in hand together share that statement (the
+consumer's group commit, shared/coalesce.py); one alone is a batch of one.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import uuid
@@ -22,6 +23,8 @@ import asyncpg
 
 from notifier import refund_handlers, scan_handlers
 from notifier.mail_outbox import enqueue
+from shared.booking_state import BookingStatus
+from shared.coalesce import in_rounds
 from shared.events import Event, OrderCreated, PaymentCaptured, PaymentFailed
 from shared.logging import log_ctx
 from shared.pass_store import pass_tokens
@@ -41,8 +44,8 @@ BOOKING_DETAILS = (
     " JOIN cars car ON car.id = b.car_id WHERE b.id = $1"
 )
 
-# payment.captured in one statement (atomic: all of it commits or none of it), for one
-# event or for several at once (notifier/confirm_batch.py), one input row each:
+# payment.captured in one statement (atomic: all of it commits or none of it), one input
+# row per event:
 # - `facts`: the booking, and whether a capture our own services recorded stands behind the
 #   event (the broker is not a source of truth: the event is written in the same
 #   transaction as the capture, so a real one always finds it);
@@ -54,17 +57,27 @@ BOOKING_DETAILS = (
 #   rendered when someone first needs them, shared/pass_store.py) and its confirmation
 #   mail (the mail outbox row notifier/mail_outbox.py's `enqueue` would write).
 # One row per input, in order; at most one input per event id and per booking (the
-# caller's to ensure). `inputs` is the input rows (event_id, booking_id, customer_id,
-# order_id, payment_id, amount_paise, details, n), `passes` the passes (booking_id, kind,
-# token): one template for the single-event statement and the batched one.
-_CONFIRM = """
-WITH d AS ({inputs}), facts AS (
+# caller's to ensure, `confirm_bookings`). The arrays reach unnest through a MATERIALIZED
+# CTE, where the planner cannot count them: every call's plan then costs the same, and
+# PostgreSQL keeps one generic plan instead of planning each call anew. That plan may be
+# made while the tables are small, so the lookups are one index probe per row (a LATERAL
+# subquery kept apart by OFFSET 0, a scalar subquery), never a join it could turn into a
+# scan of the whole table.
+CONFIRM_BOOKINGS = """
+WITH arrays (a2, a3, a4, a5, a6, a7, a8, a9, a10, a11) AS MATERIALIZED (
+    SELECT $2::uuid[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::bigint[],
+           $8::text[], $9::bigint[], $10::text[], $11::text[]
+), d AS (
+    SELECT d.* FROM arrays, unnest(a2, a3, a4, a5, a6, a7, a8) WITH ORDINALITY
+        AS d(event_id, booking_id, customer_id, order_id, payment_id, amount_paise, details, n)
+), facts AS (
     SELECT d.n, d.event_id, b.id, b.status,
-           EXISTS (SELECT FROM payments p WHERE p.razorpay_order_id = d.order_id
-                   AND p.booking_id = b.id AND p.customer_id = d.customer_id
-                   AND p.razorpay_payment_id = d.payment_id AND p.amount_paise = d.amount_paise
-                   AND p.status = 'captured') AS backed
-    FROM d LEFT JOIN bookings b ON b.id = d.booking_id
+           (SELECT true FROM payments p WHERE p.razorpay_order_id = d.order_id
+            AND p.booking_id = b.id AND p.customer_id = d.customer_id
+            AND p.razorpay_payment_id = d.payment_id AND p.amount_paise = d.amount_paise
+            AND p.status = 'captured') IS NOT NULL AS backed
+    FROM d LEFT JOIN LATERAL (
+        SELECT id, status FROM bookings WHERE id = d.booking_id OFFSET 0) b ON true
 ), fresh AS (
     INSERT INTO inbox (consumer, event_id) SELECT $1, facts.event_id FROM facts
     WHERE facts.backed
@@ -78,7 +91,8 @@ WITH d AS ({inputs}), facts AS (
 ), passes AS (
     INSERT INTO passes (booking_id, kind, token)
     SELECT c.id, p.kind, p.token
-    FROM confirmed c JOIN {passes} AS p(booking_id, kind, token) ON p.booking_id = c.id
+    FROM confirmed c, arrays, unnest(a9, a10, a11) AS p(booking_id, kind, token)
+    WHERE p.booking_id = c.id
     ON CONFLICT (booking_id, kind) DO NOTHING
 ), mail AS (
     INSERT INTO notifications (booking_id, customer_id, kind, dedupe_key, recipient, details)
@@ -91,23 +105,6 @@ SELECT f.status, f.backed, f.event_id IN (SELECT event_id FROM fresh) AS fresh,
        f.n IN (SELECT n FROM confirmed) AS confirmed
 FROM facts f ORDER BY f.n
 """
-# One event: $2-$7 its event id, booking id, customer id, order id, payment id, amount;
-# $8, $9 its passes' kinds and tokens; $10 the mail's details. With one row the batched
-# statement costs PostgreSQL 2.7 times as much (800 against 300-340 µs of CPU an event).
-CONFIRM_BOOKING = _CONFIRM.format(
-    inputs="SELECT $2::uuid AS event_id, $3::bigint AS booking_id, $4::bigint AS customer_id,"
-           " $5::text AS order_id, $6::text AS payment_id, $7::bigint AS amount_paise,"
-           " $10::text AS details, 1::bigint AS n",
-    passes="(SELECT $3::bigint, k.kind, k.token FROM unnest($8::text[], $9::text[])"
-           " AS k(kind, token))")
-# Many events: $2-$7 arrays of the same, $8-$10 the passes (booking id, kind, token), $11
-# the mails' details.
-CONFIRM_BOOKINGS = _CONFIRM.format(
-    inputs="SELECT * FROM unnest($2::uuid[], $3::bigint[], $4::bigint[], $5::text[],"
-           " $6::text[], $7::bigint[], $11::text[]) WITH ORDINALITY"
-           " AS d(event_id, booking_id, customer_id, order_id, payment_id, amount_paise,"
-           " details, n)",
-    passes="unnest($8::bigint[], $9::text[], $10::text[])")
 
 
 class BookingNotFound(LookupError):
@@ -143,30 +140,35 @@ def in_inbox_transaction(effect: Callable[..., Awaitable[None]]) -> Apply:
     return apply
 
 
+Capture = tuple[PaymentCaptured, uuid.UUID]
+
+
 async def payment_captured(
     conn: asyncpg.Connection, event: PaymentCaptured, event_id: uuid.UUID, *, pass_secret: str
 ) -> bool:
-    kinds, tokens = pass_tokens(event.booking_id, pass_secret)
-    result = await conn.fetchrow(
-        CONFIRM_BOOKING, CONSUMER, event_id, event.booking_id, event.customer_id,
-        event.order_id, event.payment_id, event.amount_paise, kinds, tokens,
-        json.dumps({"amount_paise": event.amount_paise}))
+    [result] = await confirm_bookings(conn, [(event, event_id)], pass_secret=pass_secret)
     return captured_outcome(result, event, event_id)
 
 
-async def confirm_bookings(
-    conn: asyncpg.Connection, captures: list[tuple[PaymentCaptured, uuid.UUID]], *,
-    pass_secret: str,
-) -> list[asyncpg.Record]:
-    """CONFIRM_BOOKINGS for each (event, event id): one statement, one row each, in order."""
+async def confirm_bookings(conn: asyncpg.Connection, captures: list[Capture], *,
+                           pass_secret: str) -> list[asyncpg.Record]:
+    """CONFIRM_BOOKINGS's row for each (event, event id), in order; a statement holds at
+    most one per event id and per booking."""
+    return await in_rounds(captures, functools.partial(_confirm, conn, pass_secret),
+                           lambda c: c[1], lambda c: c[0].booking_id,
+                           order=lambda c: c[0].booking_id)
+
+
+async def _confirm(conn: asyncpg.Connection, pass_secret: str, captures: list[Capture]
+                   ) -> list[asyncpg.Record]:
     passes = [(event.booking_id, kind, token) for event, _ in captures
               for kind, token in zip(*pass_tokens(event.booking_id, pass_secret), strict=True)]
     return await conn.fetch(
         CONFIRM_BOOKINGS, CONSUMER, [event_id for _, event_id in captures],
         *([getattr(event, name) for event, _ in captures] for name in (
             "booking_id", "customer_id", "order_id", "payment_id", "amount_paise")),
-        *([row[i] for row in passes] for i in range(3)),
-        [json.dumps({"amount_paise": event.amount_paise}) for event, _ in captures])
+        [json.dumps({"amount_paise": event.amount_paise}) for event, _ in captures],
+        *([row[i] for row in passes] for i in range(3)))
 
 
 def captured_outcome(result: asyncpg.Record, event: PaymentCaptured, event_id: uuid.UUID
@@ -181,7 +183,7 @@ def captured_outcome(result: asyncpg.Record, event: PaymentCaptured, event_id: u
         return False  # this event id was applied before
     if result["confirmed"]:
         log.info("booking confirmed", extra=_ctx(event, event_id))
-    elif result["status"] != "confirmed":
+    elif result["status"] != BookingStatus.CONFIRMED:
         # Paid after cancellation: no passes, no confirmation; it is refunded automatically
         # (shared/payments.py wrote that refund with the capture).
         log.warning("capture for a cancelled booking", extra=_ctx(event, event_id))
@@ -192,7 +194,7 @@ async def payment_failed(
     conn: asyncpg.Connection, event: PaymentFailed, event_id: uuid.UUID, *, pass_secret: str
 ) -> None:
     booking = await _booking(conn, event.booking_id, lock=True)
-    if booking["status"] != "pending":
+    if booking["status"] != BookingStatus.PENDING:
         # Events are not ordered: an old attempt's failure after the booking was paid
         # (or cancelled) must not tell the customer their payment failed.
         log.info("failure for a settled booking ignored", extra=_ctx(event, event_id))

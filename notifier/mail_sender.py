@@ -34,6 +34,7 @@ import asyncpg
 from notifier.mail_message import BadAddress, compose, envelope_address, message_id, png_of
 from shared.http import DB_ERRORS
 from shared.logging import log_ctx
+from shared.mail_state import MailState
 from shared.metrics import MAILS, MAILS_PENDING
 from shared.pass_store import issue_passes
 from shared.passes import PASS_KINDS
@@ -96,7 +97,7 @@ COUNT_PENDING = "SELECT count(*) FROM notifications WHERE state = 'pending'"
 
 @dataclass(frozen=True)
 class Outcome:
-    state: str  # sent | retry | failed
+    state: MailState  # pending: tried again later
     error: str | None = None
     connection_lost: bool = False  # the rest of the round would fail the same way
 
@@ -206,15 +207,15 @@ class MailSender:
     async def _deliver(self, row, smtp):
         try:
             message = await self._compose(row)
-        except BadAddress as exc:
-            return Outcome("failed", f"bad address: {exc}"), smtp
+        except BadAddress:
+            return Outcome(MailState.FAILED, "bad address: not a mail address"), smtp
         except DB_ERRORS:
             raise  # the database is away: the round ends, every row waits for it
         except Exception as exc:
             # Whatever this one mail holds that we cannot write: it fails alone (and
             # after MAIL_MAX_ATTEMPTS for good); the rest of the batch goes on.
             log.exception("mail sender: cannot compose the mail")
-            return Outcome("retry", f"cannot compose: {type(exc).__name__}"), smtp
+            return Outcome(MailState.PENDING, f"cannot compose: {type(exc).__name__}"), smtp
         try:
             if smtp is None:
                 smtp = self._client()
@@ -230,13 +231,13 @@ class MailSender:
             # Our From, our login or our TLS settings: every mail would fail the same way.
             # An operator fixes the settings; the mails wait instead of failing for good.
             log.error("mail sender: SMTP refuses our settings (%s)", _describe(exc))
-            return Outcome("retry", f"settings refused: {_describe(exc)}", True), None
+            return Outcome(MailState.PENDING, f"settings refused: {_describe(exc)}", True), None
         except aiosmtplib.SMTPResponseException as exc:  # e.g. DATA refused
             outcome = _by_code(exc.code, f"message refused: {_describe(exc)}")
             return outcome, (smtp if smtp.is_connected else None)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            return Outcome("retry", f"server unreachable: {_describe(exc)}", True), None
-        return Outcome("sent"), smtp
+            return Outcome(MailState.PENDING, f"server unreachable: {_describe(exc)}", True), None
+        return Outcome(MailState.SENT), smtp
 
     def _client(self) -> aiosmtplib.SMTP:
         s = self.settings
@@ -270,17 +271,17 @@ class MailSender:
     async def _record(self, row, outcome: Outcome) -> None:
         ctx = log_ctx(notification_id=row["id"], booking_id=row["booking_id"],
                       kind=row["kind"], attempts=row["attempts"])
-        if (outcome.state == "retry" and not outcome.connection_lost
+        if (outcome.state is MailState.PENDING and not outcome.connection_lost
                 and row["attempts"] >= self.settings.mail_max_attempts):
             # Refused for this mail alone, time after time: an alarm, not a retry forever.
             # A server that is away (connection_lost) fails every mail alike: those wait.
-            outcome = Outcome("failed", f"gave up after {row['attempts']} attempts:"
-                                        f" {outcome.error}")
-        if outcome.state == "sent":
+            outcome = Outcome(MailState.FAILED, f"gave up after {row['attempts']} attempts:"
+                                                f" {outcome.error}")
+        if outcome.state is MailState.SENT:
             await self._mark(
                 MARK_SENT, row["id"], message_id(row["id"], row["dedupe_key"], self.sender))
             log.info("mail sent", extra=ctx)
-        elif outcome.state == "failed":
+        elif outcome.state is MailState.FAILED:
             await self._mark(MARK_FAILED, row["id"], outcome.error)
             # An alarm: the customer will not get this mail unless someone acts.
             log.error("mail refused for good: %s", outcome.error, extra=ctx)
@@ -315,12 +316,12 @@ class MailSender:
         MAILS_PENDING.set(await self.pool.fetchval(COUNT_PENDING))
 
 
-_METRIC = {"sent": "sent", "retry": "retried", "failed": "failed"}
+_METRIC = {MailState.SENT: "sent", MailState.PENDING: "retried", MailState.FAILED: "failed"}
 
 
 def _by_code(code: int, error: str) -> Outcome:
     """5xx: refused for good. 4xx (and anything odd): try again later."""
-    return Outcome("failed" if 500 <= code < 600 else "retry", error)
+    return Outcome(MailState.FAILED if 500 <= code < 600 else MailState.PENDING, error)
 
 
 def _describe(exc: BaseException) -> str:

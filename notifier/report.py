@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from shared.mail_state import MailState
 from shared.money import paise_to_rupees
 from shared.refunds import refund_view
 
@@ -66,9 +67,9 @@ def _mail(row) -> dict:
     mail = {"kind": row["kind"], "recipient": row["recipient"], "state": row["state"],
             "attempts": row["attempts"], "created_at": _iso(row["created_at"]),
             "sent_at": _iso(row["sent_at"])}
-    if row["state"] == "pending" and row["attempts"]:
+    if row["state"] == MailState.PENDING and row["attempts"]:
         mail["next_attempt_at"] = _iso(row["next_attempt_at"])
-    if row["last_error"] and row["state"] != "sent":
+    if row["last_error"] and row["state"] != MailState.SENT:
         mail["error"] = row["last_error"]
     return mail
 

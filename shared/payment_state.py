@@ -1,4 +1,4 @@
-"""The one payment state machine. Pure: no I/O. `payments_repo` applies it in SQL.
+"""The one payment state machine. Pure: no I/O. shared/payments.py applies it in SQL.
 
 A payment row is one Razorpay order. Its status only moves forward:
 

@@ -74,9 +74,6 @@ class Settings(BaseSettings):
     razorpay_timeout_seconds: float = 5.0
     razorpay_max_concurrency: int = 32  # Razorpay calls in flight per process
     capture_on_verify: bool = False  # capture `authorized` payments (verify, webhook, reconcile)
-    # Captures delivered together commit in one transaction (webhook_service/capture_batch.py).
-    # Off: one transaction each (the same outcome, at more CPU and more commits per delivery).
-    webhook_capture_batch: bool = True
     create_order_concurrency: int = 5  # creates waiting on Razorpay at once, per process
 
     # Where each service listens; `WORKERS` processes of each share its port (SO_REUSEPORT)
@@ -157,11 +154,8 @@ class Settings(BaseSettings):
     stuck_repair_max_gap_seconds: float = 3600.0
     notifier_delivery_limit: int = 5
     # Messages each notifier holds at once: enough for two full confirmation batches
-    # (notifier/confirm_batch.py), so one commits while the next fills.
+    # (shared/coalesce.group_commit), so one commits while the next fills.
     notifier_prefetch: int = 128
-    # payment.captured events in hand together confirm in one statement
-    # (notifier/confirm_batch.py). Off: one statement each.
-    notifier_confirm_batch: bool = True
 
     # Mail over SMTP. `make run` starts the bundled catcher on this host and port when
     # SMTP_HOST is not set; set SMTP_HOST (and the rest) to use a real mail server.

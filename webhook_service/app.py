@@ -10,26 +10,25 @@ from aiohttp import web
 from shared.service import POOL, background, new_app, razorpay_ctx, run_outbox_relay
 from shared.settings import Settings
 from webhook_service import routes
-from webhook_service.capture_batch import capture_batches
-from webhook_service.views import BACKGROUND, CAPTURES
+from webhook_service.handlers import delivery_batches
+from webhook_service.views import BACKGROUND, DELIVERIES
 
 
 def create_app(settings: Settings, *, relay: bool = True):
     app = new_app(settings, "webhook_service")
     app.cleanup_ctx.append(razorpay_ctx)
     app.cleanup_ctx.append(_background_tasks)
-    if settings.webhook_capture_batch:
-        app.cleanup_ctx.append(_capture_batches)
+    app.cleanup_ctx.append(_delivery_batches)
     if relay:
         app.cleanup_ctx.append(background("outbox-relay", run_outbox_relay))
     routes.setup(app)
     return app
 
 
-async def _capture_batches(app: web.Application) -> AsyncIterator[None]:
-    app[CAPTURES] = capture_batches(app[POOL])
+async def _delivery_batches(app: web.Application) -> AsyncIterator[None]:
+    app[DELIVERIES] = delivery_batches(app[POOL])
     yield
-    await app[CAPTURES].close()
+    await app[DELIVERIES].close()
 
 
 async def _background_tasks(app: web.Application) -> AsyncIterator[None]:

@@ -1,206 +1,204 @@
-"""Applying one authentic webhook delivery, exactly once per event key, in one transaction:
-the delivery row, the state change and the outbox event commit together or not at all."""
+"""Applying authentic webhook deliveries, each exactly once per event key: its row in
+webhook_events, the state change it reports and the outbox event commit together.
+
+Deliveries in flight together share one transaction (shared/coalesce.group_commit; alone,
+a batch of one): RECORD_DELIVERIES moves every payment, records every delivery and tells
+each one's outcome, so nothing is tried twice. A refund delivery runs alone: its effect
+(shared/refunds.py) first, then the same statement records it (docs/write-paths.md).
+"""
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import logging
 
 import asyncpg
 
 from shared.capture_hold import capture_withheld
-from shared.coalesce import Coalescer
-from shared.http import DB_ERRORS
+from shared.coalesce import Coalescer, group_commit, in_rounds
 from shared.outbox import outbox_transaction
-from shared.payment_state import PaymentOutcome, PaymentStatus
-from shared.payments import AlsoWhenApplied, Recorded, capture_authorized, record_outcome
-from shared.razorpay_client import RazorpayClient
-from shared.razorpay_map import (
-    event_target,
-    outcome_from_payment,
-    refund_event_target,
-    refund_outcome,
+from shared.payment_state import PaymentOutcome, PaymentStatus, allowed_sources
+from shared.payments import (
+    BOOKING_STATUS,
+    MOVE_PAYMENTS,
+    capture_authorized,
+    payments_moved,
+    record_outcome,
 )
+from shared.razorpay_client import RazorpayClient
+from shared.razorpay_map import refund_outcome
 from shared.refunds import find_refund_for, record_refund_outcome
-from webhook_service.capture_batch import Capture
+from shared.webhook_outcome import WebhookOutcome
+from webhook_service.delivery import Delivery, EventKind
 
 log = logging.getLogger(__name__)
 
-INSERT_DELIVERY = (
-    "INSERT INTO webhook_events (event_key, event_type, razorpay_order_id,"
-    " razorpay_payment_id, outcome, payload) VALUES ($1, $2, $3, $4, $5, $6)"
-    " ON CONFLICT (event_key) DO NOTHING RETURNING true"
+# One input row per delivery. `known` is the outcome decided before the statement (an
+# ignored event, an unusable payload, a refund's); the statement decides the others from
+# the payment row it finds: `conflict` when another payment holds the booking's capture or
+# this payment is captured on another order (the unique indexes would refuse the move).
+# The arrays reach unnest through a MATERIALIZED CTE, where the planner cannot count them:
+# every call's plan then costs the same, and PostgreSQL keeps one generic plan instead of
+# planning each call anew (planning this statement costs more than running it). That plan
+# may be made while the tables are still small, so each lookup is written as one index
+# probe per row (a LATERAL subquery kept apart by OFFSET 0, a scalar subquery, the booking's
+# other captures read through all its payments) rather than a join, an EXISTS or a partial
+# index the planner could turn into a scan of the whole table.
+RECORD_DELIVERIES = f"""
+WITH arrays (a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12) AS MATERIALIZED (
+    SELECT $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+           $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[]
+), delivered AS (
+    SELECT u.* FROM arrays, unnest(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12)
+        WITH ORDINALITY AS u(event_key, event_type, order_id, payment_id, known, status,
+                             amount_paise, currency, failure_code, failure_reason, allowed,
+                             payload, n)
+), facts AS (
+    SELECT delivered.*, p.id AS payment_row,
+           p.amount_paise <> delivered.amount_paise OR p.currency <> delivered.currency
+               AS mismatch,
+           coalesce(delivered.status = 'captured' AND (
+               (p.status = 'captured' AND p.razorpay_payment_id <> delivered.payment_id)
+               OR (SELECT bool_or(c.status = 'captured') FROM payments c
+                   WHERE c.booking_id = p.booking_id AND c.id <> p.id)
+               OR EXISTS (SELECT FROM payments c
+                          WHERE c.razorpay_payment_id = delivered.payment_id
+                          AND c.status = 'captured' AND c.id <> p.id)), false) AS conflict,
+           (SELECT true FROM webhook_events w WHERE w.event_key = delivered.event_key)
+               IS NOT NULL AS seen
+    FROM delivered LEFT JOIN LATERAL (
+        SELECT * FROM payments WHERE razorpay_order_id = delivered.order_id
+                                 AND delivered.known IS NULL OFFSET 0) p ON true
+), d AS (
+    SELECT order_id, status, payment_id, amount_paise, currency, failure_code, failure_reason,
+           string_to_array(allowed, ',') AS allowed, n
+    FROM facts WHERE payment_row IS NOT NULL AND NOT seen AND NOT conflict
+), moved AS ({MOVE_PAYMENTS}), recorded AS (
+    INSERT INTO webhook_events (event_key, event_type, razorpay_order_id, razorpay_payment_id,
+                                outcome, payload)
+    SELECT f.event_key, f.event_type, f.order_id, f.payment_id, CASE
+               WHEN f.known IS NOT NULL THEN f.known
+               WHEN f.n IN (SELECT n FROM moved) THEN 'applied'
+               WHEN f.payment_row IS NULL THEN 'unknown_order'
+               WHEN f.status <> 'failed' AND f.mismatch THEN 'amount_mismatch'
+               WHEN f.conflict THEN 'conflict'
+               ELSE 'stale' END,
+           f.payload::jsonb
+    FROM facts f
+    ON CONFLICT (event_key) DO NOTHING
+    RETURNING event_key, outcome
 )
-# The same row, written by the state change's own statement when it applies (the usual
-# case: one round trip fewer); its parameters follow the state change's eight.
-INSERT_APPLIED_DELIVERY = (
-    "INSERT INTO webhook_events (event_key, event_type, razorpay_order_id,"
-    " razorpay_payment_id, outcome, payload) SELECT $9, $10, $11, $12, 'applied', $13"
-    " FROM moved ON CONFLICT (event_key) DO NOTHING RETURNING true"
-)
+SELECT r.outcome AS recorded, moved.*,{BOOKING_STATUS}
+FROM facts f LEFT JOIN recorded r ON r.event_key = f.event_key
+LEFT JOIN moved ON moved.n = f.n
+ORDER BY f.n
+"""
 
 
-def event_key(header_id: str | None, payload: dict, raw: bytes) -> str:
-    """Razorpay's X-Razorpay-Event-Id, or a key that is stable across redeliveries."""
-    if header_id:
-        return "id:" + header_id
-    entity = _payment_entity(payload) or {}
-    parts = [str(payload.get("event")), str(entity.get("id")), str(entity.get("order_id")),
-             str(payload.get("created_at"))]
-    refund = _refund_entity(payload)
-    if refund is not None:
-        parts.append(str(refund.get("id")))
-    if payload.get("created_at") is None:
-        parts.append(hashlib.sha256(raw).hexdigest())
-    return "derived:" + hashlib.sha256("|".join(parts).encode()).hexdigest()
+class TryAgain(Exception):
+    """A delivery raced another transaction (a twin recording its key, a second capture for
+    the booking) and was rolled back: answered 503, so Razorpay delivers it again."""
 
 
-def _payment_entity(payload: dict) -> dict | None:
-    try:
-        entity = payload["payload"]["payment"]["entity"]
-    except (KeyError, TypeError):
-        return None
-    return entity if isinstance(entity, dict) else None
+Batches = Coalescer[Delivery, WebhookOutcome]
 
 
-def _refund_entity(payload: dict) -> dict | None:
-    try:
-        entity = payload["payload"]["refund"]["entity"]
-    except (KeyError, TypeError):
-        return None
-    return entity if isinstance(entity, dict) else None
+def delivery_batches(pool: asyncpg.Pool) -> Batches:
+    return group_commit(functools.partial(apply_deliveries, pool))
 
 
-def outcome_of(payload: dict) -> PaymentOutcome | None:
-    """What the event says happened, in our vocabulary; None if it isn't a payment event."""
-    target = event_target(payload.get("event"))
-    entity = _payment_entity(payload)
-    if target is None or entity is None:
-        return None
-    return outcome_from_payment({**entity, "status": target.value})
-
-
-class _SeenBefore(Exception):
-    """Rolls a delivery's transaction back: its event key was recorded (and applied) before."""
-
-
-async def apply_webhook(
-    pool: asyncpg.Pool, key: str, payload: dict, correlation_id: str | None,
-    captures: Coalescer[Capture, str | None] | None = None,
-) -> str:
-    """Returns what happened: applied / duplicate / ignored_event / unknown_order / stale /
-    amount_mismatch / conflict / unusable_payload. With `captures`, a capture first tries
-    to commit with the others in flight (webhook_service/capture_batch.py)."""
-    outcome = outcome_of(payload)
-    if captures is not None and outcome is not None and (
-            outcome.status is PaymentStatus.CAPTURED):
-        try:
-            result = await captures.get(Capture(key, outcome, delivery_columns(payload),
-                                                payload, correlation_id))
-        except DB_ERRORS:
-            raise  # the database is away: this delivery's answer (503), alone or not
-        except Exception:
-            result = None  # the batch failed: alone, the delivery shows whether it was this one
-        if result is not None:
-            return result
-    try:
-        result = await _apply_once(pool, key, payload, outcome, correlation_id, guarded=False)
-    except asyncpg.UniqueViolationError:
-        # A capture another payment of the booking already holds (or a payment that settled
-        # another order): all rolled back; again, behind the savepoint that records it.
-        result = await _apply_once(pool, key, payload, outcome, correlation_id, guarded=True)
-    if result in ("conflict", "amount_mismatch"):
+async def apply_delivery(pool: asyncpg.Pool, batches: Batches, delivery: Delivery
+                         ) -> WebhookOutcome:
+    """What became of the delivery; raises what the database raised (a 5xx: retried)."""
+    if delivery.kind is EventKind.REFUND:
+        result = await _apply_refund(pool, delivery)
+    else:
+        result = await batches.get(delivery)
+    if result in (WebhookOutcome.CONFLICT, WebhookOutcome.AMOUNT_MISMATCH):
         log.warning("webhook not applied: %s", result)  # a person should look (refund?)
     return result
 
 
-def delivery_columns(payload: dict) -> tuple[str, str | None, str | None]:
-    """The delivery row's event name, order id and payment id, cut to their columns."""
-    entity = _payment_entity(payload) or {}
-    order_id, payment_id = (v if isinstance(v, str) else None
-                            for v in (entity.get("order_id"), entity.get("id")))
-    return str(payload.get("event"))[:100], order_id and order_id[:64], (
-        payment_id and payment_id[:64])
+async def apply_deliveries(pool: asyncpg.Pool, deliveries: list[Delivery]
+                           ) -> list[WebhookOutcome]:
+    """One transaction for the deliveries, each with its outcome, in order; a statement
+    holds at most one per event key and per order."""
+    async with outbox_transaction(pool) as conn:
+        return await in_rounds(deliveries, functools.partial(record_deliveries, conn),
+                               lambda d: d.key, lambda d: d.order_id or d.key,
+                               order=lambda d: d.order_id or "")
 
 
-async def _apply_once(pool, key: str, payload: dict, outcome: PaymentOutcome | None,
-                      correlation_id, *, guarded: bool) -> str:
-    delivery = (key, *delivery_columns(payload))
+async def record_deliveries(conn: asyncpg.Connection, deliveries: list[Delivery],
+                            known: WebhookOutcome | None = None) -> list[WebhookOutcome]:
+    """RECORD_DELIVERIES and what follows the payments it moved, in the caller's
+    transaction; `known` overrides what a (refund) delivery's payload decides."""
+    columns = [(d.key, d.event, d.order_id, d.payment_id, known or d.known,
+                *_move(d), d.payload) for d in deliveries]
+    try:
+        rows = await conn.fetch(RECORD_DELIVERIES, *map(list, zip(*columns, strict=True)))
+    except asyncpg.UniqueViolationError as exc:
+        raise TryAgain from exc
+    moved = [(row, d.payment, d.correlation_id)
+             for row, d in zip(rows, deliveries, strict=True) if row["id"] is not None]
+    if any(row["recorded"] is None and row["id"] is not None for row in rows):
+        raise TryAgain  # a twin recorded the key meanwhile: this move is rolled back
+    await payments_moved(conn, moved, "webhook")
+    return [WebhookOutcome(row["recorded"]) if row["recorded"] else WebhookOutcome.DUPLICATE
+            for row in rows]
+
+
+def _move(d: Delivery) -> tuple:
+    """Status, amount, currency, failure code and reason, and `allowed` comma-separated (an
+    array cannot hold one array per row)."""
+    p = d.payment
+    if p is None:
+        return None, None, None, None, None, None
+    return (p.status.value, p.amount_paise, p.currency, p.error_code,
+            (p.error_description or "")[:500] or None, _ALLOWED[p.status])
+
+
+_ALLOWED = {status: ",".join(allowed_sources(status)) for status in PaymentStatus}
+
+
+class _SeenBefore(Exception):
+    """Rolls a refund delivery's effect back: its event key was recorded before."""
+
+
+async def _apply_refund(pool: asyncpg.Pool, delivery: Delivery) -> WebhookOutcome:
     try:
         async with outbox_transaction(pool) as conn:
-            result, first_time = await _apply(conn, payload, outcome, correlation_id, guarded,
-                                              AlsoWhenApplied(INSERT_APPLIED_DELIVERY,
-                                                              (*delivery, payload)))
-            if first_time is None:  # not recorded with the state change
-                # The delivery is recorded after it is applied, outcome included.
-                first_time = await conn.fetchval(INSERT_DELIVERY, *delivery, result, payload)
-            # A key recorded before rolls it all back (a racing twin waits on the key's
-            # unique index, then lands here).
-            if not first_time:
+            effect = await _refund_effect(conn, delivery)
+            [recorded] = await record_deliveries(conn, [delivery], known=effect)
+            if recorded is WebhookOutcome.DUPLICATE:
                 raise _SeenBefore
     except _SeenBefore:
-        return "duplicate"
-    return result
+        return WebhookOutcome.DUPLICATE
+    return recorded
 
 
-async def _apply(conn, payload: dict, outcome: PaymentOutcome | None, correlation_id,
-                 guarded: bool, delivery: AlsoWhenApplied) -> tuple[str, bool | None]:
-    """(what happened, whether the delivery was recorded as new with it; None: not yet)."""
-    if refund_event_target(payload.get("event")) is not None:
-        return await _apply_refund(conn, payload, correlation_id), None
-    if event_target(payload.get("event")) is None:
-        return "ignored_event", None
-    if outcome is None:
-        return "unusable_payload", None
-    recorded = await record_outcome(conn, outcome, "webhook", correlation_id,
-                                    savepoint=guarded, also=delivery)
-    if recorded.applied:
-        return "applied", recorded.also_done
-    return _not_applied(outcome, recorded), None
-
-
-def _not_applied(outcome: PaymentOutcome, recorded: Recorded) -> str:
-    if recorded.payment is None:
-        return "unknown_order"
-    if recorded.conflict:
-        return "conflict"
-    row = recorded.payment
-    if outcome.status is not PaymentStatus.FAILED and (
-        row["amount_paise"] != outcome.amount_paise or row["currency"] != outcome.currency
-    ):
-        return "amount_mismatch"
-    if (
-        outcome.status is PaymentStatus.CAPTURED
-        and row["status"] == PaymentStatus.CAPTURED
-        and row["razorpay_payment_id"] != outcome.payment_id
-    ):
-        return "conflict"  # a second payment captured for a paid booking: needs a refund
-    return "stale"
-
-
-async def _apply_refund(conn, payload: dict, correlation_id) -> str:
+async def _refund_effect(conn: asyncpg.Connection, delivery: Delivery) -> WebhookOutcome:
     """refund.created / refund.processed / refund.failed through the refund state machine."""
-    entity = _refund_entity(payload)
-    if entity is None:
-        return "unusable_payload"
-    ours = await find_refund_for(conn, entity)
+    if delivery.refund is None:
+        return WebhookOutcome.UNUSABLE_PAYLOAD
+    ours = await find_refund_for(conn, delivery.refund)
     if ours is None:
-        return "unknown_refund"  # e.g. made in Razorpay's dashboard: recorded, not applied
-    outcome = refund_outcome(entity, ours["id"], refund_event_target(payload.get("event")))
+        return WebhookOutcome.UNKNOWN_REFUND  # e.g. made in Razorpay's dashboard
+    outcome = refund_outcome(delivery.refund, ours["id"], delivery.refund_target)
     if outcome is None:
-        return "unusable_payload"
-    recorded = await record_refund_outcome(conn, outcome, "webhook", correlation_id)
-    return "applied" if recorded.applied else "stale"
+        return WebhookOutcome.UNUSABLE_PAYLOAD
+    recorded = await record_refund_outcome(conn, outcome, "webhook", delivery.correlation_id)
+    return WebhookOutcome.APPLIED if recorded.applied else WebhookOutcome.STALE
 
 
 async def capture_and_record(
-    pool: asyncpg.Pool, razorpay: RazorpayClient, outcome: PaymentOutcome
+    pool: asyncpg.Pool, razorpay: RazorpayClient, authorized: PaymentOutcome
 ) -> None:
     """With capture on, an authorized payment is captured by us; Razorpay's answer goes
     through the state machine like any other report. Failures are left to reconciliation."""
-    if await capture_withheld(pool, outcome.order_id):  # its booking is cancelled
+    if await capture_withheld(pool, authorized.order_id):  # its booking is cancelled
         return
-    captured = await capture_authorized(razorpay, outcome)
+    captured = await capture_authorized(razorpay, authorized)
     if captured is None:
         return
     async with outbox_transaction(pool) as conn:

@@ -3,31 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 
 from aiohttp import web
 
 from shared import metrics
-from shared.coalesce import Coalescer
 from shared.http import HttpError
 from shared.payment_state import PaymentStatus
 from shared.service import POOL, RAZORPAY, SETTINGS
 from shared.signatures import webhook_signature_valid
+from shared.webhook_outcome import WebhookOutcome
 from webhook_service import handlers
+from webhook_service.delivery import MalformedDelivery, parse_delivery
 
 log = logging.getLogger(__name__)
 BACKGROUND = web.AppKey("background", set)
-CAPTURES: web.AppKey[Coalescer] = web.AppKey("captures")
-_ROUTINE = frozenset({"applied", "duplicate", "stale"})
+DELIVERIES: web.AppKey[handlers.Batches] = web.AppKey("deliveries")
+_ROUTINE = frozenset({WebhookOutcome.APPLIED, WebhookOutcome.DUPLICATE, WebhookOutcome.STALE})
 
 # Razorpay's event names (`payment.captured`, `refund.processed`, …): a signed delivery's
 # name is Razorpay's, a finite list; the pattern still keeps odd values from minting series.
 _EVENT_NAME = re.compile(r"[a-z_]{1,30}(\.[a-z_]{1,30}){1,2}")
 UNVERIFIED = "unverified"  # the event label before the signature is checked
 # What we record in webhook_events → what the metric says.
-_OUTCOME_LABEL = {"ignored_event": "unknown_event"}
+_OUTCOME_LABEL = {WebhookOutcome.IGNORED_EVENT: "unknown_event"}
 
 
 def _count(event: object, outcome: str) -> None:
@@ -49,32 +49,28 @@ async def webhook(request: web.Request) -> web.Response:
         log.warning("webhook rejected: bad signature")
         raise HttpError("Invalid webhook signature", 400)
     try:
-        payload = json.loads(raw)
-    except (ValueError, RecursionError):
+        delivery = parse_delivery(raw, request.headers.get("X-Razorpay-Event-Id", "")[:128] or None,
+                                  request.headers.get("X-Request-Id"))
+    except MalformedDelivery:
         _count(metrics.OTHER, "malformed")
         raise HttpError("Malformed webhook payload", 400) from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("event"), str):
-        _count(metrics.OTHER, "malformed")
-        raise HttpError("Malformed webhook payload", 400)
-
-    header_id = request.headers.get("X-Razorpay-Event-Id", "")[:128] or None
-    key = handlers.event_key(header_id, payload, raw)
     try:
-        result = await handlers.apply_webhook(
-            request.app[POOL], key, payload, request.headers.get("X-Request-Id"),
-            request.app.get(CAPTURES))
+        result = await handlers.apply_delivery(request.app[POOL], request.app[DELIVERIES],
+                                               delivery)
+    except handlers.TryAgain:
+        _count(delivery.event, "error")
+        raise HttpError("Webhook not applied yet. Please retry.", 503) from None
     except Exception:
-        _count(payload["event"], "error")  # database away: 503, Razorpay retries
+        _count(delivery.event, "error")  # database away: 503, Razorpay retries
         raise
-    _count(payload["event"], result)
+    _count(delivery.event, result)
     # Every delivery is in webhook_events with its outcome; the log line is for the unusual.
     level = logging.DEBUG if result in _ROUTINE else logging.INFO
-    log.log(level, "webhook handled", extra={"ctx": {"event": payload["event"], "result": result}})
-    if result == "applied" and settings.capture_on_verify:
-        outcome = handlers.outcome_of(payload)
-        if outcome is not None and outcome.status is PaymentStatus.AUTHORIZED:
-            _in_background(request.app, handlers.capture_and_record(
-                request.app[POOL], request.app[RAZORPAY], outcome))
+    log.log(level, "webhook handled", extra={"ctx": {"event": delivery.event, "result": result}})
+    if (result is WebhookOutcome.APPLIED and settings.capture_on_verify
+            and delivery.payment.status is PaymentStatus.AUTHORIZED):
+        _in_background(request.app, handlers.capture_and_record(
+            request.app[POOL], request.app[RAZORPAY], delivery.payment))
     return web.json_response({"status": "ok"})
 
 

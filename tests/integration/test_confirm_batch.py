@@ -1,5 +1,5 @@
-"""payment.captured events in hand together confirm in one statement
-(notifier/confirm_batch.py), against the real PostgreSQL: each event gets the outcome it
+"""payment.captured events in hand together confirm in one statement (the notifier's group
+commit, notifier/consumer.py), against the real PostgreSQL: each event gets the outcome it
 gets alone, every effect happens once, and a failed batch is nobody else's failure."""
 
 from __future__ import annotations
@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from notifier import confirm_batch
 from notifier.consumer import pool_apply
-from notifier.handlers import BookingNotFound, UnbackedCapture
-from shared.coalesce import Coalescer
+from notifier.handlers import BookingNotFound, UnbackedCapture, confirm_bookings
+from shared.coalesce import Coalescer, group_commit
 from shared.passes import passes_for
 from testkit.factories import make_booking
 from tests.integration.test_notifier import captured, recorded_capture, rewrap, state
@@ -31,14 +30,15 @@ def recording_confirms(pool) -> tuple[Coalescer, Record]:
 
     async def fetch(captures):
         record.batches.append(len(captures))
-        rows = await confirm_batch.confirm_together(pool, SECRET, captures)
-        record.confirmed_together += [event.booking_id for (event, _), row
-                                      in zip(captures, rows, strict=True)
-                                      if row is not None and row["confirmed"]]
+        async with pool.acquire() as conn:
+            rows = await confirm_bookings(conn, captures, pass_secret=SECRET)
+        if len(captures) > 1:
+            record.confirmed_together += [event.booking_id for (event, _), row
+                                          in zip(captures, rows, strict=True)
+                                          if row["confirmed"]]
         return rows
 
-    return Coalescer(fetch, max_batch=confirm_batch.MAX_BATCH,
-                     in_flight=confirm_batch.IN_FLIGHT), record
+    return group_commit(fetch), record
 
 
 @pytest.fixture
@@ -106,27 +106,39 @@ async def test_each_event_in_a_batch_gets_the_outcome_it_gets_alone(pool, settin
 
 
 async def test_a_batch_that_fails_sends_its_events_alone(pool, settings):
-    """Not the database being away: each event runs alone, so only one at fault fails."""
-    async def broken(captures):
-        raise RuntimeError("a batch that cannot run")
-
-    apply = pool_apply(pool, settings, Coalescer(broken, max_batch=64, in_flight=1))
-    bookings = [await make_booking(pool) for _ in range(3)]
+    """Not the database being away: each event runs alone, so only the one at fault fails
+    (here a batch-mate the statement cannot take: an amount too large for bigint)."""
+    confirms, record = recording_confirms(pool)
+    apply = pool_apply(pool, settings, confirms)
+    bookings = [await make_booking(pool) for _ in range(5)]
     envelopes = [await recorded_capture(pool, b) for b in bookings]
-    assert await apply_all(apply, envelopes) == [True] * 3
+    poisoned = captured(await make_booking(pool))
+    poisoned.data["amount_paise"] = 2**70
+    results = await apply_all(apply, [*envelopes[:3], poisoned, *envelopes[3:]])
+    assert results[:3] + results[4:] == [True] * 5
+    assert isinstance(results[3], Exception) and not isinstance(results[3], UnbackedCapture)
+    assert any(size > 1 for size in record.batches)
     for booking in bookings:
         assert (await state(pool, booking["booking_id"]))["status"] == "confirmed"
+    await confirms.close()
 
 
 async def test_the_database_away_fails_the_batch_for_every_event(pool, settings):
     """A transient failure is every event's answer (the consumer retries each): none of
     them goes on alone into the same outage."""
+    calls = []
+
     async def away(captures):
+        calls.append(len(captures))
         raise ConnectionRefusedError("database away")
 
-    apply = pool_apply(pool, settings, Coalescer(away, max_batch=64, in_flight=1))
-    booking = await make_booking(pool)
-    envelope = await recorded_capture(pool, booking)
-    [result] = await apply_all(apply, [envelope])
-    assert isinstance(result, ConnectionRefusedError)
-    assert (await state(pool, booking["booking_id"]))["status"] == "pending"
+    confirms = group_commit(away)
+    apply = pool_apply(pool, settings, confirms)
+    bookings = [await make_booking(pool) for _ in range(4)]
+    envelopes = [await recorded_capture(pool, b) for b in bookings]
+    results = await apply_all(apply, envelopes)
+    assert all(isinstance(r, ConnectionRefusedError) for r in results)
+    assert sum(calls) == 4  # each event once: none went on alone after its batch failed
+    for booking in bookings:
+        assert (await state(pool, booking["booking_id"]))["status"] == "pending"
+    await confirms.close()

@@ -29,7 +29,6 @@ from shared import payments as payments_sql
 from testkit.history import GROWING_TABLES, add_paid_history
 from testkit.infra import own_database
 from verification_service import handlers as verify_sql
-from webhook_service import capture_batch as capture_batch_sql
 from webhook_service import handlers as webhook_sql
 
 HISTORY = 30_000
@@ -74,21 +73,10 @@ def hot_queries(booking: dict) -> dict[str, tuple[str, tuple]]:
         "payments.by_order": (payments_sql.PAYMENT_BY_ORDER, (order,)),
         "verify.order_with_booking": (verify_sql.ORDER_WITH_BOOKING, (order,)),
         # webhook ingest
-        "webhook.insert_delivery": (webhook_sql.INSERT_DELIVERY, (
-            "id:evt_plan", "payment.captured", order, "pay_plan", "applied", payload)),
-        "webhook.capture_with_delivery": (
-            payments_sql.record_outcome_and(webhook_sql.INSERT_APPLIED_DELIVERY), (
-                order, "captured", "pay_plan", ["created", "authorized", "failed"], None, None,
-                100000, "INR", "id:evt_plan", "payment.captured", order, "pay_plan", payload)),
-        "webhook.captures_with_deliveries": (capture_batch_sql.CAPTURES_WITH_DELIVERIES, (
-            [order], ["pay_plan"], [100000], ["INR"], ["created", "authorized", "failed"],
-            ["id:evt_plan"], ["payment.captured"], [order], ["pay_plan"], [json.dumps(payload)])),
-        "webhook.captures_with_deliveries_64": (
-            capture_batch_sql.CAPTURES_WITH_DELIVERIES, (
-                *([f"{order}{n}" for n in range(64)] for _ in range(2)), [100000] * 64,
-                ["INR"] * 64, ["created", "authorized", "failed"],
-                *([f"{order}{n}" for n in range(64)] for _ in range(4)),
-                [json.dumps(payload)] * 64)),
+        "webhook.record_delivery": (webhook_sql.RECORD_DELIVERIES, delivery_columns(
+            [order], payload)),
+        "webhook.record_deliveries_64": (webhook_sql.RECORD_DELIVERIES, delivery_columns(
+            [f"{order}{n}" for n in range(64)], payload)),
         # outbox: producers and relay
         "outbox.insert": (outbox_sql.INSERT_EVENT, (event, "payment.captured",
                                                      json.dumps(payload))),
@@ -99,14 +87,14 @@ def hot_queries(booking: dict) -> dict[str, tuple[str, tuple]]:
         # notifier
         "notifier.inbox": (notifier_sql.INSERT_INBOX, ("notifier", event)),
         "notifier.booking_details": (notifier_sql.BOOKING_DETAILS, (bid,)),
-        "notifier.confirm_booking": (notifier_sql.CONFIRM_BOOKING, (
-            "notifier", event, bid, cid, order, "pay_plan", 100000, ["collection"], ["t"],
-            "{}")),
+        "notifier.confirm_booking": (notifier_sql.CONFIRM_BOOKINGS, (
+            "notifier", [event], [bid], [cid], [order], ["pay_plan"], [100000], ["{}"],
+            [bid, bid], ["collection", "return"], ["t", "u"])),
         "notifier.confirm_bookings_32": (notifier_sql.CONFIRM_BOOKINGS, (
             "notifier", [uuid.uuid4() for _ in range(32)], [bid + n for n in range(32)],
-            [cid] * 32, [order] * 32, ["pay_plan"] * 32, [100000] * 32,
+            [cid] * 32, [order] * 32, ["pay_plan"] * 32, [100000] * 32, ["{}"] * 32,
             [bid + n for n in range(32) for _ in range(2)], ["collection", "return"] * 32,
-            ["t"] * 64, ["{}"] * 32)),
+            ["t"] * 64)),
         # passes: the notifier or verify-payment, whoever needs them first
         "passes.stored": (pass_store_sql.STORED_PASSES, (bid,)),
         "passes.booking_paid": (pass_store_sql.BOOKING_PAID, (bid,)),
@@ -130,6 +118,15 @@ def hot_queries(booking: dict) -> dict[str, tuple[str, tuple]]:
         "report.passes": (report_sql.PASSES, (bid,)),
         "report.notifications": (report_sql.NOTIFICATIONS, (bid,)),
     }
+
+
+def delivery_columns(orders: list[str], payload: dict) -> tuple:
+    """RECORD_DELIVERIES's arguments: a first payment.captured for each order."""
+    n = len(orders)
+    return ([f"id:evt_{o}" for o in orders], ["payment.captured"] * n, orders,
+            [f"pay_{o}" for o in orders], [None] * n, ["captured"] * n, [100000] * n,
+            ["INR"] * n, [None] * n, [None] * n, ["created,failed,authorized"] * n,
+            [json.dumps(payload)] * n)
 
 
 def seq_scans(plan: dict) -> list[str]:

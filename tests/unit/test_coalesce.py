@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from shared.coalesce import Coalescer, first_of_each
+from shared.coalesce import Coalescer, group_commit, in_rounds
 
 
 class Source:
@@ -136,8 +136,58 @@ def test_bounds_are_checked():
         Coalescer(Source().fetch, max_batch=0)
 
 
-def test_first_of_each_keeps_the_first_item_for_every_key():
-    items = [("k1", "o1"), ("k2", "o2"), ("k1", "o3"), ("k3", "o2"), ("k4", "o4"), ("k4", "o4")]
-    assert first_of_each(items, lambda i: i[0], lambda i: i[1]) == [0, 1, 4]
-    assert first_of_each(items, lambda i: i[0]) == [0, 1, 3, 4]
-    assert first_of_each([], lambda i: i) == []
+class PoisonSource(Source):
+    """Fails any batch that holds `poison` with `error`, as a database refuses one row."""
+
+    def __init__(self, poison: int, error: Exception) -> None:
+        super().__init__()
+        self.poison, self.error = poison, error
+
+    async def fetch(self, keys: list[int]) -> list[int]:
+        self.batches.append(list(keys))
+        await self.gate.wait()
+        if self.poison in keys:
+            raise self.error
+        return [key * 10 for key in keys]
+
+
+async def poisoned_batch(error: Exception) -> tuple[PoisonSource, list]:
+    """Writes 1 and 2 in flight (a group commit runs two at once), then 3, 4 and 5 in one
+    batch, where 4 is refused with `error`."""
+    source = PoisonSource(4, error)
+    source.gate.clear()
+    writes = group_commit(source.fetch)
+    calls = await start(writes, 1, 2)
+    calls += await start(writes, 3, 4, 5)
+    source.gate.set()
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    await writes.close()
+    return source, results
+
+
+async def test_a_group_commit_batch_that_fails_runs_each_write_alone():
+    source, results = await poisoned_batch(ValueError("row 4 refused"))
+    assert results[:3] == [10, 20, 30] and results[4] == 50
+    assert isinstance(results[3], ValueError)
+    assert source.batches == [[1], [2], [3, 4, 5], [3], [4], [5]]
+
+
+async def test_a_group_commit_batch_fails_whole_when_the_database_is_away():
+    source, results = await poisoned_batch(ConnectionRefusedError("database away"))
+    assert results[:2] == [10, 20]
+    assert all(isinstance(r, ConnectionRefusedError) for r in results[2:])
+    assert source.batches == [[1], [2], [3, 4, 5]]  # nobody goes on alone into the outage
+
+
+async def test_in_rounds_puts_twins_in_later_rounds_each_round_in_order():
+    rounds = []
+
+    async def write(items):
+        rounds.append(list(items))
+        return [f"{key}{row}" for key, row in items]
+
+    items = [("b", 2), ("a", 1), ("b", 3), ("c", 1), ("d", 4)]
+    results = await in_rounds(items, write, lambda i: i[0], lambda i: i[1],
+                              order=lambda i: i[1])
+    assert results == ["b2", "a1", "b3", "c1", "d4"]
+    assert rounds == [[("a", 1), ("b", 2), ("d", 4)], [("c", 1), ("b", 3)]]

@@ -80,8 +80,8 @@ def test_envelope_address_takes_the_bare_address():
 
 
 @pytest.mark.parametrize(("code", "state"), [(550, "failed"), (553, "failed"),
-                                             (554, "failed"), (450, "retry"),
-                                             (451, "retry"), (421, "retry")])
+                                             (554, "failed"), (450, "pending"),
+                                             (451, "pending"), (421, "pending")])
 def test_5xx_is_permanent_4xx_is_transient(code, state):
     assert _by_code(code, "x").state == state
 
