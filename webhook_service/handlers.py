@@ -9,8 +9,11 @@ import logging
 import asyncpg
 
 from shared.coalesce import Coalescer
+from shared.disputes import apply_dispute_webhook, is_dispute_event
+from shared.duplicate_payments import refund_second_capture
 from shared.http import DB_ERRORS
 from shared.outbox import outbox_transaction
+from shared.outside_refunds import record_outside_refund
 from shared.payment_state import PaymentOutcome, PaymentStatus
 from shared.payments import AlsoWhenApplied, Recorded, capture_authorized, record_outcome
 from shared.razorpay_client import RazorpayClient
@@ -147,6 +150,8 @@ async def _apply(conn, payload: dict, outcome: PaymentOutcome | None, correlatio
     """(what happened, whether the delivery was recorded as new with it; None: not yet)."""
     if refund_event_target(payload.get("event")) is not None:
         return await _apply_refund(conn, payload, correlation_id), None
+    if is_dispute_event(payload.get("event")):  # chargebacks: shared/disputes.py
+        return await apply_dispute_webhook(conn, payload), None
     if event_target(payload.get("event")) is None:
         return "ignored_event", None
     if outcome is None:
@@ -155,7 +160,10 @@ async def _apply(conn, payload: dict, outcome: PaymentOutcome | None, correlatio
                                     savepoint=guarded, also=delivery)
     if recorded.applied:
         return "applied", recorded.also_done
-    return _not_applied(outcome, recorded), None
+    result = _not_applied(outcome, recorded)
+    if result == "conflict":  # charged twice: the second payment goes back, once
+        await refund_second_capture(conn, outcome, "webhook", correlation_id)
+    return result, None
 
 
 def _not_applied(outcome: PaymentOutcome, recorded: Recorded) -> str:
@@ -183,8 +191,9 @@ async def _apply_refund(conn, payload: dict, correlation_id) -> str:
     if entity is None:
         return "unusable_payload"
     ours = await find_refund_for(conn, entity)
-    if ours is None:
-        return "unknown_refund"  # e.g. made in Razorpay's dashboard: recorded, not applied
+    if ours is None:  # made at Razorpay without us (its dashboard): recorded and counted
+        return await record_outside_refund(
+            conn, entity, refund_event_target(payload.get("event")), "webhook", correlation_id)
     outcome = refund_outcome(entity, ours["id"], refund_event_target(payload.get("event")))
     if outcome is None:
         return "unusable_payload"
