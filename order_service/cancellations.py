@@ -11,6 +11,7 @@ import logging
 
 import asyncpg
 
+from order_service.dispute_schemas import DISPUTED
 from order_service.refund_truth import catch_up_refunds
 from shared.dispute_state import OPEN_STATUSES
 from shared.events import BookingCancelled
@@ -35,8 +36,6 @@ BOOKING_NOT_FOUND = "Booking not found"
 NOT_PAID = "Booking has no captured payment to refund"
 NOTHING_LEFT = "Nothing left to refund for this booking"
 FEE_TOO_HIGH = "cancellation_fee is more than the amount paid"
-DISPUTED = ("The payment has an open dispute (chargeback): no refund or cancellation until"
-            " it is decided, so the customer is not paid twice")
 
 
 async def refuse_if_disputed(conn: asyncpg.Connection, payment) -> None:

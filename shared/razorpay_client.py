@@ -171,6 +171,11 @@ class RazorpayClient:
     async def fetch_refund(self, razorpay_refund_id: str) -> dict[str, Any]:
         return await self._call("fetch_refund", self._client.refund.fetch, razorpay_refund_id)
 
+    async def recent_refunds(self, count: int = 100) -> list[dict[str, Any]]:
+        """The newest refunds on the account, whoever made them (GET /v1/refunds)."""
+        answer = await self._call("list_refunds", self._client.refund.all, {"count": count})
+        return list(answer.get("items", []))
+
     async def fetch_dispute(self, dispute_id: str) -> dict[str, Any]:
         return await self._call("fetch_dispute", self._client.dispute.fetch, dispute_id)
 
