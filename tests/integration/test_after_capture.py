@@ -12,10 +12,11 @@ import pytest
 
 from order_service import cancellations
 from order_service import handlers as orders
+from order_service.reconciler import reconcile
 from order_service.refund_worker import refund_pass
 from razorpay_sandbox.checkout import payment_signature
 from shared.http import HttpError
-from tests.integration.test_refunds import control, paid_booking, pool, razorpay
+from tests.integration.test_refunds import control, open_order, paid_booking, pool, razorpay
 from tests.integration.test_refunds import own as own  # noqa: F401 (fixtures)
 from tests.integration.test_refunds import settings as settings  # noqa: F401
 from verification_service.handlers import VerifyRequest, verify_payment
@@ -160,3 +161,23 @@ async def test_a_lost_dashboard_refund_is_never_refunded_again(pool, razorpay, s
     assert (rest["refund"]["amount"], rest["remaining"]) == (500.0, 0)
     at_razorpay = await razorpay.fetch_payment_refunds(payment["razorpay_payment_id"])
     assert sorted(r["amount"] for r in at_razorpay) == [50_000, 100_000]
+
+
+async def test_the_reconciler_refunds_a_second_capture_it_finds(pool, razorpay, settings):
+    booking_id, order_id = await open_order(pool, razorpay)
+    first = await control(settings, f"/sandbox/orders/{order_id}/pay",
+                          {"webhooks": {"enabled": False}})
+    second = await second_capture(settings, order_id)  # both before we heard of either
+
+    await reconcile(pool, razorpay, settings, everything=True)
+    await reconcile(pool, razorpay, settings, everything=True)
+
+    both = {first["razorpay_payment_id"], second["id"]}
+    kept = (await booking_payment(pool, booking_id))["razorpay_payment_id"]
+    assert kept in both
+    rows = await refunds_of(pool, booking_id)
+    assert [(r["cause"], r["razorpay_payment_id"]) for r in rows] == [
+        ("duplicate_payment", (both - {kept}).pop())]
+    found_by = await pool.fetchval(
+        "SELECT found_by FROM duplicate_payments WHERE booking_id = $1", booking_id)
+    assert found_by == "reconcile"
