@@ -111,8 +111,8 @@ class DisputeBook:
         store.payments[payment.id] = payment
         order.payment_ids.append(payment.id)
         order.attempts += 1
-        events = [store._move(payment, PaymentStatus.AUTHORIZED, "payment.authorized"),
-                  store._move(payment, PaymentStatus.CAPTURED, "payment.captured")]
+        events = [store.move_payment(payment, PaymentStatus.AUTHORIZED, "payment.authorized"),
+                  store.move_payment(payment, PaymentStatus.CAPTURED, "payment.captured")]
         return payment, events
 
     def dashboard_refund(self, payment_id: str, amount: int | None) -> tuple[Refund, list[Event]]:

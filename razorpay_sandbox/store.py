@@ -170,10 +170,10 @@ class Store:
         order.record_attempt(payment.id)
         events: list[Event] = []
         if outcome in (Outcome.FAILED, Outcome.LATE_AUTHORIZED):
-            events.append(self._move(payment, PaymentStatus.FAILED, "payment.failed"))
+            events.append(self.move_payment(payment, PaymentStatus.FAILED, "payment.failed"))
             if outcome is Outcome.FAILED:
                 return payment, events
-        events.append(self._move(payment, PaymentStatus.AUTHORIZED, "payment.authorized"))
+        events.append(self.move_payment(payment, PaymentStatus.AUTHORIZED, "payment.authorized"))
         # An order created with payment_capture=0 keeps its payments authorized until
         # our services capture them through the API.
         if outcome is not Outcome.AUTHORIZED and order.payment_capture:
@@ -260,13 +260,13 @@ class Store:
 
     def _capture(self, payment: Payment) -> list[Event]:
         order = self.orders[payment.order_id]
-        events = [self._move(payment, PaymentStatus.CAPTURED, "payment.captured")]
+        events = [self.move_payment(payment, PaymentStatus.CAPTURED, "payment.captured")]
         if order.status is not OrderStatus.PAID:
             order.mark_paid()
             events.append(self._event("order.paid", payment, order))
         return events
 
-    def _move(self, payment: Payment, target: PaymentStatus, event: str) -> Event:
+    def move_payment(self, payment: Payment, target: PaymentStatus, event: str) -> Event:
         payment.move_to(target)
         return self._event(event, payment)
 
