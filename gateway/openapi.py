@@ -22,6 +22,16 @@ from pydantic import BaseModel, TypeAdapter
 from gateway import staff_page
 from gateway.errors import BODY_TIMEOUT, FORBIDDEN, UNAVAILABLE, UPSTREAM_TIMEOUT
 from gateway.routes import ROUTES, Route
+from order_service.dispute_schemas import (
+    CANNOT_ACCEPT,
+    CANNOT_CONTEST,
+    DISPUTED,
+    NOT_OURS_YET,
+    UNKNOWN_STATUS,
+    DisputeActionResponse,
+    DisputesResponse,
+)
+from order_service.dispute_schemas import NOT_FOUND as DISPUTE_NOT_FOUND
 from order_service.schemas import (
     CancelBody,
     CancelResponse,
@@ -96,6 +106,18 @@ _ADMIN_ERRORS = {
                 "Idempotency-Key was already used with a different request"),
 }
 _ADMIN = {"security": ({"adminBearer": []},), "headers": (_IDEMPOTENCY_KEY,)}
+_DISPUTE_EXAMPLE = {
+    "dispute_id": "disp_AHfqOvkldwsbqt", "booking_id": 123, "amount": 1500.0,
+    "amount_deducted": 1500.0, "status": "open", "phase": "chargeback",
+    "reason_code": "chargeback_request", "respond_by": "2026-01-08T10:00:00+00:00",
+    "evidence_submitted_at": None, "created_at": "2026-01-05T10:00:00+00:00"}
+_DISPUTE_ERRORS = {
+    400: errors("A missing Idempotency-Key, or Razorpay refused the request (its message).",
+                "Idempotency-Key header is required"),
+    401: _ADMIN_ERRORS[401], 403: _ADMIN_ERRORS[403],
+    404: errors("No such dispute.", DISPUTE_NOT_FOUND),
+    422: _ADMIN_ERRORS[422],
+}
 
 DOCS: dict[str, Doc] = {
     "create_order": Doc(
@@ -199,7 +221,8 @@ DOCS: dict[str, Doc] = {
             "cancelled_at": "2026-01-05T10:00:00+00:00",
             "refund": {**_REFUND_EXAMPLE, "amount": 1300.0, "cause": "cancellation"}}),
         errors={**_ADMIN_ERRORS, 409: errors(
-            "A request with this key is still being answered.",
+            "The payment's dispute is open, or a request with this key is still being"
+            " answered.", DISPUTED,
             "A request with this Idempotency-Key is still in progress; retry shortly")},
         **_ADMIN),
     "refund": Doc(
@@ -211,7 +234,36 @@ DOCS: dict[str, Doc] = {
         errors={**_ADMIN_ERRORS, 409: errors(
             "Unpaid, nothing left to refund, or the same key in progress.",
             "Booking has no captured payment to refund",
-            "Nothing left to refund for this booking")},
+            "Nothing left to refund for this booking", DISPUTED)},
+        **_ADMIN),
+    "list_disputes": Doc(
+        "listDisputes", "Admin: disputes (chargebacks), nearest respond_by first",
+        description="Optional `?status=` (open, action_required, under_review, won, lost,"
+                    " closed).",
+        ok=(200, DisputesResponse, {"disputes": [_DISPUTE_EXAMPLE]}),
+        errors={400: errors("An unknown status.", UNKNOWN_STATUS),
+                401: _ADMIN_ERRORS[401], 403: _ADMIN_ERRORS[403]},
+        security=({"adminBearer": []},)),
+    "contest_dispute": Doc(
+        "contestDispute", "Admin: contest a dispute with evidence from our records",
+        description="Builds a PDF from the booking, payment, passes, confirmation mail, refunds"
+                    " and cancellation policy, uploads it (POST /v1/documents) and submits it"
+                    " (PATCH /v1/disputes/{id}/contest). The same Idempotency-Key gives the"
+                    " first answer and calls Razorpay once.",
+        ok=(200, DisputeActionResponse, {"message": "Dispute contested", "dispute": {
+            **_DISPUTE_EXAMPLE, "status": "under_review",
+            "evidence_submitted_at": "2026-01-06T09:00:00+00:00"}}),
+        errors={**_DISPUTE_ERRORS, 409: errors(
+            "Not waiting for evidence any more, or its capture is not recorded yet.",
+            CANNOT_CONTEST, NOT_OURS_YET)},
+        **_ADMIN),
+    "accept_dispute": Doc(
+        "acceptDispute", "Admin: accept a dispute (Razorpay keeps the disputed amount)",
+        ok=(200, DisputeActionResponse, {"message": "Dispute accepted", "dispute": {
+            **_DISPUTE_EXAMPLE, "status": "lost"}}),
+        errors={**_DISPUTE_ERRORS, 409: errors(
+            "Not waiting for an answer any more.",
+            CANNOT_ACCEPT)},
         **_ADMIN),
     "pass_scan": Doc(
         "scanPass", "Staff: record a pass used at the counter (collection or return)",

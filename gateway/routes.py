@@ -65,6 +65,12 @@ ROUTES = (
           "order_service_url", None, False, False, admin=True),
     Route("pass_scan", "POST", "/api/passes/scan",
           "order_service_url", PASS_SCAN, False, False, staff=True),
+    Route("list_disputes", "GET", "/api/razorpay/disputes",
+          "order_service_url", None, False, False, admin=True),
+    Route("contest_dispute", "POST", "/api/razorpay/disputes/{dispute_id}/contest",
+          "order_service_url", None, False, False, admin=True),
+    Route("accept_dispute", "POST", "/api/razorpay/disputes/{dispute_id}/accept",
+          "order_service_url", None, False, False, admin=True),
 )  # fmt: skip
 
 

@@ -19,6 +19,8 @@ KINDS = (
     "refund_initiated",
     "refund_processed",
     "refund_failed",
+    "duplicate_payment_refund",
+    "dispute_opened",
 )
 
 

@@ -136,6 +136,26 @@ def _refund_failed(b, d):
     ])
 
 
+def _duplicate_payment_refund(b, d):
+    return (f"You were charged twice for booking #{b['id']}: refund started", [
+        f"Your booking of {b['car_name']} ({dates(b)}) was paid twice. It stays confirmed with"
+        " the first payment.",
+        f"The second payment of {_amount(b, d)} is on its way back to your original payment"
+        " method; banks usually credit it within 5-7 working days.",
+    ])
+
+
+def _dispute_opened(b, d):
+    respond_by = d.get("respond_by") or "unknown"
+    return (f"Chargeback on booking #{b['id']}: respond by {respond_by}", [
+        f"A dispute ({d.get('phase') or 'chargeback'}, reason {d.get('reason_code') or '-'}) of"
+        f" {_amount(b, d)} was opened on the payment for booking #{b['id']} ({b['car_name']},"
+        f" {dates(b)}). Razorpay holds the disputed amount.",
+        f"It is lost automatically unless evidence is submitted by {respond_by}:"
+        " `a6pay dispute contest <dispute id>` builds and submits it from our records.",
+    ])
+
+
 _WORDING = {
     "payment_confirmed": _confirmed,
     "payment_failed": _failed,
@@ -143,4 +163,6 @@ _WORDING = {
     "refund_initiated": _refund_initiated,
     "refund_processed": _refund_processed,
     "refund_failed": _refund_failed,
+    "duplicate_payment_refund": _duplicate_payment_refund,
+    "dispute_opened": _dispute_opened,
 }

@@ -39,7 +39,8 @@ async def booking_cancelled(
 async def refund_created(
     conn: asyncpg.Connection, event: RefundCreated, event_id: uuid.UUID, *, pass_secret: str
 ) -> None:
-    await _mail(conn, event, "refund_initiated")
+    charged_twice = event.cause == "duplicate_payment"
+    await _mail(conn, event, "duplicate_payment_refund" if charged_twice else "refund_initiated")
     log.info("refund initiated", extra=log_ctx(
         booking_id=event.booking_id, refund_id=event.refund_id, event_id=str(event_id)))
 

@@ -8,6 +8,7 @@ import json
 import sys
 from datetime import date, timedelta
 
+from ops import dispute_cli
 from shared.db import create_database_if_missing, create_pool, migrate
 from shared.money import AmountError, paise_to_rupees, rupees_to_paise
 from shared.refunds import MIN_REFUND_PAISE
@@ -66,6 +67,8 @@ async def booking(settings: Settings, booking_id: int) -> dict:
     pool = await create_pool(settings)
     try:
         report = await booking_report(pool, booking_id)
+        if report is not None:
+            report |= await dispute_cli.after_capture(pool, booking_id)
     finally:
         await pool.close()
     return report if report is not None else {"booking_id": booking_id, "error": "not found"}
@@ -219,6 +222,7 @@ def _parser() -> argparse.ArgumentParser:
     dead = sub.add_parser("dlq", help="dead-lettered events: list or replay")
     dead.add_argument("action", choices=["list", "replay"])
     dead.add_argument("--limit", type=int, default=None)
+    dispute_cli.add_commands(sub)
     return parser
 
 
@@ -249,6 +253,11 @@ def main(argv: list[str] | None = None) -> int:
                 result = asyncio.run(check_pass(settings, args.token))
             case "dlq":
                 result = asyncio.run(dlq(settings, args.action, args.limit))
+            case "disputes":
+                result = asyncio.run(dispute_cli.disputes(settings, args.status))
+            case "dispute":
+                result = asyncio.run(dispute_cli.dispute(
+                    settings, args.action, args.dispute_id, _with_pool_and_razorpay))
     except AmountError as exc:
         print(json.dumps({"error": str(exc)}))
         return 2

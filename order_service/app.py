@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from order_service import routes
+from order_service.dispute_watch import run_dispute_watch
 from order_service.handlers import status_reads
 from order_service.keys import CREATE_POOL, STATUS_READS
 from order_service.reconciler import run_reconciler
@@ -33,6 +34,7 @@ def create_app(settings: Settings, *, relay: bool = True, reconciler: bool = Tru
     if reconciler:
         app.cleanup_ctx.append(background("reconciler", run_reconciler))
         app.cleanup_ctx.append(background("refund-worker", run_refund_worker))
+        app.cleanup_ctx.append(background("dispute-watch", run_dispute_watch))
     routes.setup(app)
     return app
 

@@ -11,16 +11,20 @@ import logging
 
 import asyncpg
 
+from order_service.dispute_schemas import DISPUTED
+from order_service.refund_truth import catch_up_refunds
 from shared.booking_state import BookingStatus, can_transition
+from shared.dispute_state import OPEN_STATUSES
 from shared.events import BookingCancelled
 from shared.http import HttpError
 from shared.logging import log_ctx
 from shared.money import paise_to_rupees
 from shared.outbox import add_event, outbox_transaction
-from shared.razorpay_client import RazorpayClient
+from shared.razorpay_client import RazorpayClient, RazorpayError
 from shared.refunds import (
     MIN_REFUND_PAISE,
     RefundCapExceeded,
+    RefundWhileDisputed,
     create_refund,
     refund_view,
     submit_refund,
@@ -36,6 +40,14 @@ FEE_TOO_HIGH = "cancellation_fee is more than the amount paid"
 CAR_OUT = "Booking can no longer be cancelled"
 
 
+async def refuse_if_disputed(conn: asyncpg.Connection, payment) -> None:
+    """409 while the payment's dispute is open (the refunds table's trigger says so too)."""
+    if payment is not None and await conn.fetchval(
+        "SELECT true FROM disputes WHERE razorpay_payment_id = $1 AND status = ANY($2::text[])"
+        " LIMIT 1", payment["razorpay_payment_id"], OPEN_STATUSES):
+        raise HttpError(DISPUTED, 409)
+
+
 async def cancel_booking(
     pool: asyncpg.Pool,
     razorpay: RazorpayClient,
@@ -47,6 +59,7 @@ async def cancel_booking(
 ) -> dict:
     """Cancel; if paid, refund all not yet refunded minus the fee. Again: the same answer."""
     refund_id = None
+    await _catch_up_refunds(pool, razorpay, booking_id)
     async with outbox_transaction(pool) as conn:
         booking = await _lock_booking(conn, booking_id)
         status = BookingStatus(booking["status"])
@@ -55,6 +68,7 @@ async def cancel_booking(
             raise HttpError(f"{CAR_OUT}: the booking is {status.value}", 409)
         if booking["status"] != "cancelled":
             payment = await _captured_payment(conn, booking_id)
+            await refuse_if_disputed(conn, payment)
             if payment is not None and fee_paise > payment["amount_paise"]:
                 raise HttpError(FEE_TOO_HIGH, 400)
             await conn.execute(
@@ -68,9 +82,12 @@ async def cancel_booking(
                 if refund_paise < MIN_REFUND_PAISE:
                     refund_paise = 0  # below Razorpay's minimum: the fee keeps it
             if refund_paise:
-                refund = await create_refund(
-                    conn, payment, refund_paise, cause="cancellation", reason=reason,
-                    producer=PRODUCER, correlation_id=correlation_id)
+                try:
+                    refund = await create_refund(
+                        conn, payment, refund_paise, cause="cancellation", reason=reason,
+                        producer=PRODUCER, correlation_id=correlation_id)
+                except RefundWhileDisputed:  # opened since we looked: the database refuses
+                    raise HttpError(DISPUTED, 409) from None
                 refund_id = refund["id"]
             await add_event(conn, BookingCancelled(
                 booking_id=booking_id, customer_id=booking["customer_id"],
@@ -113,6 +130,7 @@ async def refund_booking(
     correlation_id: str | None = None,
 ) -> dict:
     """Refund part or (by default) all of what remains of the booking's captured payment."""
+    await _catch_up_refunds(pool, razorpay, booking_id)
     async with outbox_transaction(pool) as conn:
         existing = idempotency_key and await conn.fetchrow(
             "SELECT * FROM refunds WHERE idempotency_key = $1", idempotency_key)
@@ -121,6 +139,7 @@ async def refund_booking(
             payment = await _captured_payment(conn, booking_id)
             if payment is None:
                 raise HttpError(NOT_PAID, 409)
+            await refuse_if_disputed(conn, payment)
             remaining = payment["amount_paise"] - payment["refunded_paise"]
             if remaining <= 0:
                 raise HttpError(NOTHING_LEFT, 409)
@@ -138,9 +157,20 @@ async def refund_booking(
                     correlation_id=correlation_id)
             except RefundCapExceeded:  # cannot happen under the lock; the database agrees
                 raise HttpError(NOTHING_LEFT, 409) from None
+            except RefundWhileDisputed:
+                raise HttpError(DISPUTED, 409) from None
     row = await submit_refund(pool, razorpay, existing["id"]) or existing
     return {"message": "Refund initiated", "refund": refund_view(row),
             "remaining": paise_to_rupees(await _remaining(pool, booking_id))}
+
+
+async def _catch_up_refunds(pool, razorpay, booking_id: int) -> None:
+    """Razorpay's refunds of the payment first, so we never ask for more than remains there.
+    Razorpay away: the refund row waits for it anyway (the worker sends it), so we go on."""
+    try:
+        await catch_up_refunds(pool, razorpay, booking_id)
+    except RazorpayError as exc:
+        log.warning("refunds not compared with Razorpay: %s", type(exc).__name__)
 
 
 async def _lock_booking(conn: asyncpg.Connection, booking_id: int) -> asyncpg.Record:

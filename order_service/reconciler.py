@@ -14,11 +14,12 @@ from aiohttp import web
 from order_service.repair import repair_stuck
 from shared import metrics
 from shared.capture_hold import capture_withheld
+from shared.duplicate_payments import refund_second_capture
 from shared.outbox import outbox_transaction
-from shared.payment_state import PaymentStatus
+from shared.payment_state import PaymentOutcome, PaymentStatus
 from shared.payments import capture_authorized, record_outcome
 from shared.razorpay_client import RazorpayClient, RazorpayError
-from shared.razorpay_map import best_outcome
+from shared.razorpay_map import best_outcome, outcome_from_payment
 from shared.service import POOL, RAZORPAY, SETTINGS
 from shared.settings import Settings
 
@@ -81,6 +82,15 @@ async def reconcile(
             return summary
 
 
+def second_captures(payments: list[dict], order_id: str, kept: PaymentOutcome):
+    """Captured payments on the order besides the one the booking keeps."""
+    for entity in payments:
+        other = outcome_from_payment(entity)
+        if other is not None and other.order_id == order_id and (
+                other.status is PaymentStatus.CAPTURED and other.payment_id != kept.payment_id):
+            yield other
+
+
 async def _reconcile_one(pool, razorpay, settings, row) -> str:
     """What became of one order: captured, failed, authorized, unchanged or errors."""
     try:
@@ -98,6 +108,11 @@ async def _reconcile_one(pool, razorpay, settings, row) -> str:
         recorded = None
         if outcome is not None:
             recorded = await record_outcome(conn, outcome, "reconcile", None)
+            # charged twice: each capture the booking does not keep is refunded, once
+            kept_elsewhere = [outcome] if recorded.conflict else []
+            for other in [*kept_elsewhere, *second_captures(payments, row["razorpay_order_id"],
+                                                           outcome)]:
+                await refund_second_capture(conn, other, "reconcile", None)
         result = outcome.status.value if recorded is not None and recorded.applied else (
             "unchanged")
         attempts = row["reconcile_attempts"] + 1

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from order_service import admin, staff, views
+from order_service import admin, dispute_admin, staff, views
 from shared import status_batch
 
 
@@ -13,3 +13,6 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/razorpay/bookings/{booking_id}/cancel", admin.cancel_booking)
     app.router.add_post("/api/razorpay/refunds", admin.refund)
     app.router.add_post("/api/passes/scan", staff.scan_pass)
+    app.router.add_get("/api/razorpay/disputes", dispute_admin.list_disputes)
+    app.router.add_post("/api/razorpay/disputes/{dispute_id}/contest", dispute_admin.contest)
+    app.router.add_post("/api/razorpay/disputes/{dispute_id}/accept", dispute_admin.accept)

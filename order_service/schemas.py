@@ -103,7 +103,8 @@ class Refund(BaseModel):
     amount: float = Field(description="Rupees.")
     status: Literal["requested", "pending", "processed", "failed"]
     final: bool
-    cause: Literal["admin", "cancellation", "captured_after_cancellation"]
+    cause: Literal["admin", "cancellation", "captured_after_cancellation", "duplicate_payment",
+                   "outside"]
     reason: str | None = None
     failure_reason: str | None = None
     created_at: datetime

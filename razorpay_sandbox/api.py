@@ -62,9 +62,11 @@ async def capture_payment(request: web.Request) -> web.Response:
 
 async def refund_payment(request: web.Request) -> web.Response:
     new_refund = parse_refund(parse_json_object(await request.read(), allow_empty=True))
-    refund, events = request.app[STORE].refund(request.match_info["payment_id"], new_refund)
+    key = request.headers.get("X-Refund-Idempotency")
+    refund, events = request.app[STORE].refund(request.match_info["payment_id"], new_refund, key)
     request.app[DISPATCHER].publish(events, WebhookOptions())
-    request.app[REFUND_SETTLER].settle_later(refund.id)
+    if events:  # a refund made now, not one an idempotency key found again
+        request.app[REFUND_SETTLER].settle_later(refund.id)
     return web.json_response(refund.entity())
 
 

@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from razorpay_sandbox import api, checkout, checkout_script, control
+from razorpay_sandbox import api, checkout, checkout_script, control, dispute_api
+from razorpay_sandbox.disputes import DisputeBook
 from razorpay_sandbox.faults import FaultInjector
-from razorpay_sandbox.keys import DISPATCHER, FAULTS, REFUND_SETTLER, SETTINGS, STORE
+from razorpay_sandbox.keys import DISPATCHER, DISPUTES, FAULTS, REFUND_SETTLER, SETTINGS, STORE
 from razorpay_sandbox.middleware import api_middleware, error_middleware
 from razorpay_sandbox.refunds import RefundSettler
 from razorpay_sandbox.store import Store
@@ -51,10 +52,12 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[STORE] = Store()
+    app[DISPUTES] = DisputeBook(app[STORE])
     app[FAULTS] = FaultInjector()
     app.cleanup_ctx.append(webhook_dispatcher)
     api.add_routes(app)
     checkout.add_routes(app)
     checkout_script.add_routes(app)
     control.add_routes(app)
+    dispute_api.add_routes(app)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from razorpay_sandbox.disputes import DisputeBook
 from razorpay_sandbox.faults import FaultInjector
 from razorpay_sandbox.refunds import RefundSettler
 from razorpay_sandbox.store import Store
@@ -15,3 +16,4 @@ STORE = web.AppKey("store", Store)
 FAULTS = web.AppKey("faults", FaultInjector)
 DISPATCHER = web.AppKey("dispatcher", WebhookDispatcher)
 REFUND_SETTLER = web.AppKey("refund_settler", RefundSettler)
+DISPUTES = web.AppKey("disputes", DisputeBook)

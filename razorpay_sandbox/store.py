@@ -63,6 +63,7 @@ class Event:
     order: dict[str, Any] | None
     created_at: int
     refund: dict[str, Any] | None = None
+    dispute: dict[str, Any] | None = None
 
 
 class Store:
@@ -75,6 +76,7 @@ class Store:
         self.payments: dict[str, Payment] = {}
         self.order_by_receipt: dict[str, str] = {}
         self.refunds: dict[str, Refund] = {}
+        self.refund_by_idempotency_key: dict[str, str] = {}  # X-Refund-Idempotency
         self.refund_outcome = RefundStatus.PROCESSED  # where pending refunds end up
         self.orders_created = 0
         self.api_requests = 0
@@ -168,10 +170,10 @@ class Store:
         order.record_attempt(payment.id)
         events: list[Event] = []
         if outcome in (Outcome.FAILED, Outcome.LATE_AUTHORIZED):
-            events.append(self._move(payment, PaymentStatus.FAILED, "payment.failed"))
+            events.append(self.move_payment(payment, PaymentStatus.FAILED, "payment.failed"))
             if outcome is Outcome.FAILED:
                 return payment, events
-        events.append(self._move(payment, PaymentStatus.AUTHORIZED, "payment.authorized"))
+        events.append(self.move_payment(payment, PaymentStatus.AUTHORIZED, "payment.authorized"))
         # An order created with payment_capture=0 keeps its payments authorized until
         # our services capture them through the API.
         if outcome is not Outcome.AUTHORIZED and order.payment_capture:
@@ -180,8 +182,14 @@ class Store:
 
     # Refunds
 
-    def refund(self, payment_id: str, request: NewRefund) -> tuple[Refund, list[Event]]:
-        """A refund on a captured payment; it starts `pending` (see `settle_refund`)."""
+    def refund(
+        self, payment_id: str, request: NewRefund, idempotency_key: str | None = None
+    ) -> tuple[Refund, list[Event]]:
+        """A refund on a captured payment; it starts `pending` (see `settle_refund`). A key
+        seen before gives the refund it made, and nothing new."""
+        known = self.refund_by_idempotency_key.get(idempotency_key or "")
+        if known is not None:
+            return self.refunds[known], []
         payment = self.payment(payment_id)
         if payment.status is PaymentStatus.REFUNDED:
             raise ApiError(FULLY_REFUNDED, field="amount", step="refund")
@@ -204,6 +212,8 @@ class Store:
             speed_requested=request.speed,
         )
         self.refunds[refund.id] = refund
+        if idempotency_key:
+            self.refund_by_idempotency_key[idempotency_key] = refund.id
         payment.amount_refunded += amount
         if payment.amount_refunded >= payment.amount:
             payment.move_to(PaymentStatus.REFUNDED)
@@ -250,13 +260,13 @@ class Store:
 
     def _capture(self, payment: Payment) -> list[Event]:
         order = self.orders[payment.order_id]
-        events = [self._move(payment, PaymentStatus.CAPTURED, "payment.captured")]
+        events = [self.move_payment(payment, PaymentStatus.CAPTURED, "payment.captured")]
         if order.status is not OrderStatus.PAID:
             order.mark_paid()
             events.append(self._event("order.paid", payment, order))
         return events
 
-    def _move(self, payment: Payment, target: PaymentStatus, event: str) -> Event:
+    def move_payment(self, payment: Payment, target: PaymentStatus, event: str) -> Event:
         payment.move_to(target)
         return self._event(event, payment)
 

@@ -70,6 +70,9 @@ class Delivery:
 def event_body(event: Event) -> bytes:
     payload: dict[str, Any] = {}
     contains = []
+    if event.dispute is not None:
+        payload["dispute"] = {"entity": event.dispute}
+        contains.append("dispute")
     if event.refund is not None:
         payload["refund"] = {"entity": event.refund}
         contains.append("refund")

@@ -88,6 +88,24 @@ REFUNDS = Counter(
     "a6pay_refunds", "Refunds, by outcome (requested|processed|failed).",
     ["outcome"], registry=REGISTRY)
 
+# The money after capture: second captures, refunds made without us, disputes.
+DUPLICATE_PAYMENTS = Counter(
+    "a6pay_duplicate_payments", "Second captured payments found for a paid booking (refunded).",
+    ["found_by"], registry=REGISTRY)
+OUTSIDE_REFUNDS = Counter(
+    "a6pay_outside_refunds", "Refunds made at Razorpay without us (its dashboard), recorded.",
+    registry=REGISTRY)
+DISPUTE_EVENTS = Counter(
+    "a6pay_dispute_events", "Dispute changes applied, by the status they moved to.",
+    ["status"], registry=REGISTRY)
+DISPUTES_OPEN = Gauge(
+    "a6pay_disputes_open", "Disputes open (evidence wanted or under review).",
+    registry=REGISTRY)
+DISPUTE_RESPOND_BY = Gauge(
+    "a6pay_dispute_respond_by_seconds",
+    "Seconds to the nearest respond_by of a dispute still waiting for us (+Inf: none).",
+    registry=REGISTRY)
+
 UNMATCHED_ROUTE = "unmatched"
 OTHER = "other"  # a label value from outside that did not look like one of ours
 

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 class Recorded:
     applied: bool  # False: duplicate, stale, or refused by the amount check / invariants
     payment: asyncpg.Record | None  # the row after the attempt; None for an unknown order
+    conflict: bool = False  # another payment already holds this booking's capture
 
 
 # The transition, one text for every statement that moves payments. It reads its input
@@ -101,7 +102,7 @@ async def record_outcome(
         if not guarded:
             raise
         await conn.execute("ROLLBACK TO SAVEPOINT record_outcome")
-        return Recorded(False, await find_by_order(conn, outcome.order_id))
+        return Recorded(False, await find_by_order(conn, outcome.order_id), conflict=True)
     if row is None:
         return Recorded(False, await find_by_order(conn, outcome.order_id))
     await payments_moved(conn, [(row, outcome, correlation_id)], source)

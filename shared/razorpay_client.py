@@ -23,6 +23,11 @@ from shared.settings import Settings
 REFUND_NOTE = "a6_refund_id"  # the notes key naming our refund row on a Razorpay refund
 
 
+def refund_idempotency_key(refund_id: int) -> str:
+    """Razorpay's X-Refund-Idempotency for our refund row: the same row, the same key."""
+    return f"a6-refund-{refund_id}"
+
+
 class RazorpayError(Exception):
     """Base: Razorpay could not give us an answer we can act on."""
 
@@ -125,14 +130,17 @@ class RazorpayClient:
         self, payment_id: str, amount_paise: int, *, refund_id: int, receipt: str
     ) -> dict[str, Any]:
         """Ask for a refund. `refund_id` (our row) goes into notes so that a refund whose
-        answer was lost is found again by `find_refund` instead of being asked for twice."""
+        answer was lost is found again by `find_refund` instead of being asked for twice, and
+        names Razorpay's refund idempotency key: a retry of the call gets the same refund."""
         body = {
             "amount": amount_paise,
             "speed": "normal",
             "receipt": receipt,
             "notes": {REFUND_NOTE: str(refund_id)},
         }
-        return await self._call("refund_payment", self._client.payment.refund, payment_id, body)
+        headers = {"X-Refund-Idempotency": refund_idempotency_key(refund_id)}
+        return await self._call("refund_payment", self._client.payment.refund, payment_id, body,
+                                headers=headers)
 
     async def fetch_payment_refunds(self, payment_id: str) -> list[dict[str, Any]]:
         answer = await self._call("fetch_payment_refunds",
@@ -150,13 +158,34 @@ class RazorpayClient:
     async def fetch_refund(self, razorpay_refund_id: str) -> dict[str, Any]:
         return await self._call("fetch_refund", self._client.refund.fetch, razorpay_refund_id)
 
-    async def _call(self, operation: str, method, *args) -> dict[str, Any]:
+    async def recent_refunds(self, count: int = 100) -> list[dict[str, Any]]:
+        """The newest refunds on the account, whoever made them (GET /v1/refunds)."""
+        answer = await self._call("list_refunds", self._client.refund.all, {"count": count})
+        return list(answer.get("items", []))
+
+    async def fetch_dispute(self, dispute_id: str) -> dict[str, Any]:
+        return await self._call("fetch_dispute", self._client.dispute.fetch, dispute_id)
+
+    async def accept_dispute(self, dispute_id: str) -> dict[str, Any]:
+        return await self._call("accept_dispute", self._client.dispute.accept, dispute_id, {})
+
+    async def contest_dispute(self, dispute_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._call("contest_dispute", self._client.dispute.contest, dispute_id,
+                                body)
+
+    async def upload_document(self, name: str, content: bytes, mime_type: str,
+                              purpose: str = "dispute_evidence") -> dict[str, Any]:
+        """POST /v1/documents, multipart: the file and its purpose."""
+        return await self._call("create_document", self._client.document.create,
+                                {"file": (name, content, mime_type), "purpose": purpose})
+
+    async def _call(self, operation: str, method, *args, **options) -> dict[str, Any]:
         """Every call is counted by operation and result (ok, rejected, unavailable,
         timeout) and timed: the dashboard's Razorpay latency and error rate."""
         started = time.perf_counter()
         result = "unavailable"
         try:
-            answer = await self._call_sdk(method, *args)
+            answer = await self._call_sdk(method, *args, **options)
             result = "ok"
             return answer
         except RazorpayTimeout:
@@ -172,8 +201,8 @@ class RazorpayClient:
             metrics.RAZORPAY_REQUESTS.labels(operation, result).inc()
             metrics.RAZORPAY_DURATION.labels(operation).observe(time.perf_counter() - started)
 
-    async def _call_sdk(self, method, *args) -> dict[str, Any]:
-        call = functools.partial(method, *args, timeout=self.timeout)
+    async def _call_sdk(self, method, *args, **options) -> dict[str, Any]:
+        call = functools.partial(method, *args, timeout=self.timeout, **options)
         try:
             # The SDK is blocking (requests); keep it off the event loop. The outer
             # wait_for is a backstop in case the socket timeout does not fire.

@@ -47,6 +47,19 @@ class RefundCapExceeded(Exception):
     """The database refused the refund: it would refund more than was captured."""
 
 
+class RefundWhileDisputed(Exception):
+    """The database refused the refund: the payment has an open dispute."""
+
+
+@dataclass(frozen=True)
+class RefundedPayment:
+    """What a refund row names besides the booking's payment row (all optional)."""
+
+    razorpay_payment_id: str | None = None  # None: the booking's captured payment
+    duplicate_payment_id: int | None = None  # a second capture of the booking
+    razorpay_refund_id: str | None = None  # a refund Razorpay made without us
+
+
 @dataclass(frozen=True)
 class Recorded:
     applied: bool
@@ -63,17 +76,25 @@ async def create_refund(
     idempotency_key: str | None = None,
     producer: str,
     correlation_id: str | None = None,
+    refunded: RefundedPayment | None = None,
 ) -> asyncpg.Record:
-    """The refund row and its `refund.created` event, in the caller's transaction."""
+    """The refund row and its `refund.created` event, in the caller's transaction. The
+    refund is of the booking's captured payment `payment`, unless `refunded` names another
+    Razorpay payment (a duplicate of it) or a refund Razorpay already made."""
+    refunded = refunded or RefundedPayment()
     try:
         async with conn.transaction():  # savepoint: a refused insert must not abort the caller
             row = await conn.fetchrow(
                 "INSERT INTO refunds (payment_id, booking_id, amount_paise, cause, reason,"
-                " idempotency_key) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
+                " idempotency_key, razorpay_payment_id, duplicate_payment_id,"
+                " razorpay_refund_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *",
                 payment["id"], payment["booking_id"], amount_paise, cause,
-                (reason or "")[:500] or None, idempotency_key,
+                (reason or "")[:500] or None, idempotency_key, refunded.razorpay_payment_id,
+                refunded.duplicate_payment_id, refunded.razorpay_refund_id,
             )
     except asyncpg.CheckViolationError as exc:
+        if exc.constraint_name == "refunds_not_while_disputed":
+            raise RefundWhileDisputed(str(exc)) from None
         raise RefundCapExceeded(str(exc)) from None
     await add_event(conn, RefundCreated(
         refund_id=row["id"], booking_id=row["booking_id"], customer_id=payment["customer_id"],
@@ -149,17 +170,16 @@ async def find_refund_for(conn: asyncpg.Connection, entity: dict) -> asyncpg.Rec
     note = str((entity.get("notes") or {}).get(REFUND_NOTE, ""))
     ours = int(note) if note.isascii() and note.isdigit() and len(note) < 19 else None
     return await conn.fetchrow(
-        "SELECT r.* FROM refunds r JOIN payments p ON p.id = r.payment_id"
+        "SELECT r.* FROM refunds r"
         " WHERE (r.razorpay_refund_id = $1 OR (r.id = $2 AND r.razorpay_refund_id IS NULL))"
-        " AND p.razorpay_payment_id = $3 LIMIT 1", razorpay_id, ours, payment_id)
+        " AND r.razorpay_payment_id = $3 LIMIT 1", razorpay_id, ours, payment_id)
 
 
 _CLAIM_FOR_SUBMIT = """
 UPDATE refunds r SET next_check_at = now() + $2::interval, attempts = r.attempts + 1,
     updated_at = now()
-FROM payments p
-WHERE r.id = $1 AND r.status = 'requested' AND r.next_check_at <= now() AND p.id = r.payment_id
-RETURNING r.*, p.razorpay_payment_id
+WHERE r.id = $1 AND r.status = 'requested' AND r.next_check_at <= now()
+RETURNING r.*
 """
 
 

@@ -191,6 +191,11 @@ class Settings(BaseSettings):
     # follow); never longer, so mail keeps moving under any load.
     mail_give_way_seconds: float = 0.1
 
+    # Disputes (chargebacks): who is told when one opens, and how often the open ones are
+    # looked at (gauges, the ops mail, linking a dispute to a capture seen after it)
+    ops_email: str = "ops@a6cars.example"
+    dispute_watch_seconds: float = 5.0
+
     # Sandbox
     sandbox_webhook_url: str = "http://127.0.0.1:8080/api/razorpay/webhook"
     # where the checkout page returns the browser when the link names no callback_url

@@ -88,6 +88,7 @@ class Stack:
             "STAFF_API_TOKEN": STAFF_TOKEN,
             "SANDBOX_REFUND_DELAY_SECONDS": "1",
             "REFUND_POLL_SECONDS": "0.5",
+            "DISPUTE_WATCH_SECONDS": "0.5",
             # as `make run`: the gateway reaches the services on Unix sockets
             "SOCKET_DIR": str(log_dir / "sockets"),
             **{var: str(self.ports[name]) for name, var in SERVICES.items()},

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from shared.capture_hold import capture_withheld
+from shared.duplicate_payments import refund_second_capture
 from shared.http import HttpError
 from shared.money import paise_to_rupees
 from shared.outbox import outbox_transaction
@@ -20,11 +21,13 @@ from shared.payment_state import PaymentStatus
 from shared.payments import record_outcome
 from shared.razorpay_client import (
     RazorpayClient,
+    RazorpayError,
     RazorpayRejected,
     RazorpayTimeout,
     RazorpayUnavailable,
 )
 from shared.razorpay_map import outcome_from_payment
+from shared.refunds import submit_refund
 from shared.settings import Settings
 from shared.signatures import checkout_signature_valid
 
@@ -72,6 +75,8 @@ async def verify_payment(
     if order is None or not _belongs(order, req):
         raise HttpError(BOOKING_NOT_FOUND, 404, code="not_found")
     if order["status"] == PaymentStatus.CAPTURED:
+        if order["razorpay_payment_id"] != req.payment_id:  # charged twice: refund this one
+            await refund_if_second_capture(pool, razorpay, order, req.payment_id, correlation_id)
         return await _settled(pool, order, req.payment_id, settings)
 
     payment, withheld = await _captured_payment(pool, razorpay, settings, order, req.payment_id)
@@ -80,6 +85,10 @@ async def verify_payment(
     if outcome is not None:
         async with outbox_transaction(pool) as conn:
             recorded = await record_outcome(conn, outcome, "verify", correlation_id)
+            second = recorded.conflict and await refund_second_capture(
+                conn, outcome, "verify", correlation_id)
+        if second:
+            await submit_refund(pool, razorpay, second)
     if withheld:
         raise HttpError(CANCELLED_UNCAPTURED, 409, code="booking_cancelled")
     if recorded is None or outcome.status is not PaymentStatus.CAPTURED:
@@ -88,6 +97,23 @@ async def verify_payment(
             code="not_captured",
         )
     return await _settled(pool, recorded.payment, req.payment_id, settings, order)
+
+
+async def refund_if_second_capture(pool, razorpay, order, payment_id: str, correlation_id) -> None:
+    """A verify of another payment for this paid order: if Razorpay says it is captured for
+    this order, it is a second charge, refunded in full once (the 409 answers anyway)."""
+    try:
+        payment = await razorpay.fetch_payment(payment_id)
+    except RazorpayError as exc:
+        log.warning("verify: second payment not fetched: %s", type(exc).__name__)
+        return  # the webhook or the reconciler finds it
+    outcome = outcome_from_payment(payment)
+    if outcome is None or outcome.order_id != order["razorpay_order_id"]:
+        return
+    async with outbox_transaction(pool) as conn:
+        refund_id = await refund_second_capture(conn, outcome, "verify", correlation_id)
+    if refund_id:
+        await submit_refund(pool, razorpay, refund_id)
 
 
 def _belongs(order: asyncpg.Record, req: VerifyRequest) -> bool:

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from enum import StrEnum
 
+from shared.disputes import DisputeReport, is_dispute_event, report_of_webhook
 from shared.payment_state import PaymentOutcome
 from shared.razorpay_map import event_target, outcome_from_payment, refund_event_target
 from shared.refund_state import RefundStatus
@@ -16,7 +17,8 @@ from shared.webhook_outcome import WebhookOutcome
 
 class EventKind(StrEnum):
     PAYMENT = "payment"  # moves a payment: payment.authorized / captured / failed, order.paid
-    REFUND = "refund"  # moves one of our refunds: refund.created / processed / failed
+    REFUND = "refund"  # moves a refund (ours or one made at Razorpay): refund.*
+    DISPUTE = "dispute"  # moves a chargeback: payment.dispute.*
     OTHER = "other"  # acknowledged and recorded, nothing else
 
 
@@ -34,6 +36,7 @@ class Delivery:
     payment: PaymentOutcome | None  # what a PAYMENT event says happened; None if unusable
     refund: dict | None  # a REFUND event's refund entity (shared/refunds.py reads it)
     refund_target: RefundStatus | None
+    dispute: DisputeReport | None  # a DISPUTE event's report; None if unusable
     known: WebhookOutcome | None  # the outcome the payload alone decides, if it does
     payload: str  # the delivery as JSON text, kept in webhook_events
     correlation_id: str | None = None
@@ -55,7 +58,7 @@ def parse_delivery(raw: bytes, event_id: str | None, correlation_id: str | None)
     refund = _entity(entities, "refund")
     target, refund_target = event_target(event), refund_event_target(event)
     kind = (EventKind.PAYMENT if target else EventKind.REFUND if refund_target
-            else EventKind.OTHER)
+            else EventKind.DISPUTE if is_dispute_event(event) else EventKind.OTHER)
     order_id, payment_id = (v if isinstance(v, str) else None
                             for v in ((payment or {}).get("order_id"), (payment or {}).get("id")))
     outcome = None
@@ -72,6 +75,7 @@ def parse_delivery(raw: bytes, event_id: str | None, correlation_id: str | None)
         payment=outcome,
         refund=refund if kind is EventKind.REFUND else None,
         refund_target=refund_target,
+        dispute=report_of_webhook(payload) if kind is EventKind.DISPUTE else None,
         known=known,
         payload=text,
         correlation_id=correlation_id,

@@ -3,8 +3,10 @@ webhook_events, the state change it reports and the outbox event commit together
 
 Deliveries in flight together share one transaction (shared/coalesce.group_commit; alone,
 a batch of one): RECORD_DELIVERIES moves every payment, records every delivery and tells
-each one's outcome, so nothing is tried twice. A refund delivery runs alone: its effect
-(shared/refunds.py) first, then the same statement records it (docs/write-paths.md).
+each one's outcome, so nothing is tried twice; a second captured payment for a paid booking
+gets its full refund written in the same transaction (shared/duplicate_payments.py). A
+refund or dispute delivery runs alone: its effect (shared/refunds.py, shared/disputes.py)
+first, then the same statement records it (docs/write-paths.md).
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ import asyncpg
 
 from shared.capture_hold import capture_withheld
 from shared.coalesce import Coalescer, group_commit, in_rounds
+from shared.disputes import apply_dispute
+from shared.duplicate_payments import refund_second_capture
 from shared.outbox import outbox_transaction
+from shared.outside_refunds import record_outside_refund
 from shared.payment_state import PaymentOutcome, PaymentStatus, allowed_sources
 from shared.payments import (
     BOOKING_STATUS,
@@ -110,12 +115,13 @@ def delivery_batches(pool: asyncpg.Pool) -> Batches:
 async def apply_delivery(pool: asyncpg.Pool, batches: Batches, delivery: Delivery
                          ) -> WebhookOutcome:
     """What became of the delivery; raises what the database raised (a 5xx: retried)."""
-    if delivery.kind is EventKind.REFUND:
-        result = await _apply_refund(pool, delivery)
+    effect = _EFFECT_ALONE.get(delivery.kind)
+    if effect is not None:
+        result = await _apply_alone(pool, delivery, effect)
     else:
         result = await batches.get(delivery)
-    if result in (WebhookOutcome.CONFLICT, WebhookOutcome.AMOUNT_MISMATCH):
-        log.warning("webhook not applied: %s", result)  # a person should look (refund?)
+    if result is WebhookOutcome.AMOUNT_MISMATCH:
+        log.warning("webhook not applied: %s", result)  # a person should look
     return result
 
 
@@ -144,8 +150,12 @@ async def record_deliveries(conn: asyncpg.Connection, deliveries: list[Delivery]
     if any(row["recorded"] is None and row["id"] is not None for row in rows):
         raise TryAgain  # a twin recorded the key meanwhile: this move is rolled back
     await payments_moved(conn, moved, "webhook")
-    return [WebhookOutcome(row["recorded"]) if row["recorded"] else WebhookOutcome.DUPLICATE
-            for row in rows]
+    outcomes = [WebhookOutcome(row["recorded"]) if row["recorded"] else WebhookOutcome.DUPLICATE
+                for row in rows]
+    for outcome, d in zip(outcomes, deliveries, strict=True):
+        if outcome is WebhookOutcome.CONFLICT:  # charged twice: the second payment goes back
+            await refund_second_capture(conn, d.payment, "webhook", d.correlation_id)
+    return outcomes
 
 
 def _move(d: Delivery) -> tuple:
@@ -162,14 +172,14 @@ _ALLOWED = {status: ",".join(allowed_sources(status)) for status in PaymentStatu
 
 
 class _SeenBefore(Exception):
-    """Rolls a refund delivery's effect back: its event key was recorded before."""
+    """Rolls a lone delivery's effect back: its event key was recorded before."""
 
 
-async def _apply_refund(pool: asyncpg.Pool, delivery: Delivery) -> WebhookOutcome:
+async def _apply_alone(pool: asyncpg.Pool, delivery: Delivery, effect) -> WebhookOutcome:
     try:
         async with outbox_transaction(pool) as conn:
-            effect = await _refund_effect(conn, delivery)
-            [recorded] = await record_deliveries(conn, [delivery], known=effect)
+            result = await effect(conn, delivery)
+            [recorded] = await record_deliveries(conn, [delivery], known=result)
             if recorded is WebhookOutcome.DUPLICATE:
                 raise _SeenBefore
     except _SeenBefore:
@@ -182,13 +192,26 @@ async def _refund_effect(conn: asyncpg.Connection, delivery: Delivery) -> Webhoo
     if delivery.refund is None:
         return WebhookOutcome.UNUSABLE_PAYLOAD
     ours = await find_refund_for(conn, delivery.refund)
-    if ours is None:
-        return WebhookOutcome.UNKNOWN_REFUND  # e.g. made in Razorpay's dashboard
+    if ours is None:  # made at Razorpay without us (its dashboard): recorded and counted
+        return WebhookOutcome(await record_outside_refund(
+            conn, delivery.refund, delivery.refund_target, "webhook", delivery.correlation_id))
     outcome = refund_outcome(delivery.refund, ours["id"], delivery.refund_target)
     if outcome is None:
         return WebhookOutcome.UNUSABLE_PAYLOAD
     recorded = await record_refund_outcome(conn, outcome, "webhook", delivery.correlation_id)
     return WebhookOutcome.APPLIED if recorded.applied else WebhookOutcome.STALE
+
+
+async def _dispute_effect(conn: asyncpg.Connection, delivery: Delivery) -> WebhookOutcome:
+    """payment.dispute.* through the dispute state machine, in any order, before or after
+    the capture it is about."""
+    if delivery.dispute is None:
+        return WebhookOutcome.UNUSABLE_PAYLOAD
+    result, _ = await apply_dispute(conn, delivery.dispute)
+    return WebhookOutcome(result)
+
+
+_EFFECT_ALONE = {EventKind.REFUND: _refund_effect, EventKind.DISPUTE: _dispute_effect}
 
 
 async def capture_and_record(

@@ -22,6 +22,7 @@ import time
 
 import aiohttp
 
+from bench.chaos import after_capture
 from bench.chaos.env import ChaosEnv
 from bench.chaos.faults import Chaos
 from bench.chaos.ledger import (
@@ -107,7 +108,8 @@ async def ledger_rows(env: ChaosEnv, http, plans, traffic: Traffic, recorder) ->
         paid_ids = {r[0] for r in await conn.fetch(
             "SELECT DISTINCT booking_id FROM payments WHERE status = 'captured'")}
         captured = {r[0]: r[1] for r in await conn.fetch(
-            "SELECT razorpay_payment_id, amount_paise FROM payments WHERE status = 'captured'")}
+            "SELECT razorpay_payment_id, amount_paise FROM payments WHERE status = 'captured'"
+            " UNION ALL SELECT razorpay_payment_id, amount_paise FROM duplicate_payments")}
     at_razorpay = await razorpay_captured(http, env.stack.sandbox, order_ids)
     dead = (await queue_depths(env.broker.url))[DLQ] or 0
     states = await webhook_states(http, env.stack.sandbox)
@@ -136,6 +138,7 @@ async def ledger_rows(env: ChaosEnv, http, plans, traffic: Traffic, recorder) ->
         check("events applied by the notifier (inbox)", counts["consumed"], counts["events"]),
         check("bookings ending as planned", as_planned, len(driven)),
         *refunds,
+        *await after_capture.ledger_rows(env.pool, http, env.stack.sandbox, order_ids, driven),
         Row("forged deliveries accepted", f"{accepted} of {forged}", 0, accepted == 0),
         check("events in outbox unsent", counts["unsent"], 0),
         check("messages dead-lettered", dead, 0),

@@ -138,7 +138,9 @@ def refund_rows(counts: dict, at_razorpay: list[dict], captured: dict[str, int],
     and none past what was captured. `captured`: Razorpay payment id -> captured paise."""
     processed = [r for r in at_razorpay if r["status"] == "processed"]
     live = [r for r in at_razorpay if r["status"] != "failed"]
-    notes = Counter(str((r.get("notes") or {}).get("a6_refund_id")) for r in at_razorpay)
+    # refunds made in the dashboard carry no note of ours: not ours to count here
+    notes = Counter(str(note) for r in at_razorpay
+                    if (note := (r.get("notes") or {}).get("a6_refund_id")) is not None)
     per_payment = Counter()
     for refund in live:
         per_payment[refund["payment_id"]] += refund["amount"]

@@ -30,6 +30,8 @@ SCENARIOS = {
 
 # After a paid booking is confirmed, what the admin API does to it (None: nothing).
 REFUND_ACTIONS = ("partial", "partial_twice", "full", "cancel")
+# ...or what happens to its money without the admin API
+AFTER_CAPTURE = ("second_capture", "dashboard_refund", "dispute_won", "dispute_lost")
 
 FORGERIES = (
     "webhook_wrong_secret",  # payment.captured for this order, signed with a guessed secret
@@ -64,6 +66,8 @@ class Plan:
     poll_status: bool
     forgeries: list[str] = field(default_factory=list)
     refund_action: str | None = None  # one of REFUND_ACTIONS, on a confirmed booking
+    after_capture: str | None = None  # one of AFTER_CAPTURE (bench/chaos/after_capture.py)
+    disputed_paise: int = 0  # what its dispute asked back
     booking_id: int | None = None  # set once the booking exists
     ordered: bool = False  # create-order answered 200
     refunds_made: int = 0  # refunds the admin API answered with (each expected processed)
@@ -108,6 +112,10 @@ def make_plans(count: int, seed: int) -> list[Plan]:
         if SCENARIOS[scenario][1] and scenario not in ("captured_silent", "cancelled_then_paid"):
             if rng.random() < 0.3:
                 refund_action = rng.choice(REFUND_ACTIONS)
+        after_capture = None
+        if refund_action is None and scenario in ("captured", "late_authorized"):
+            if rng.random() < 0.25:
+                after_capture = rng.choice(AFTER_CAPTURE)
         plans.append(Plan(
             index=index,
             scenario=scenario,
@@ -119,5 +127,6 @@ def make_plans(count: int, seed: int) -> list[Plan]:
             poll_status=rng.random() < 0.3,
             forgeries=forgeries,
             refund_action=refund_action,
+            after_capture=after_capture,
         ))
     return plans

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import asyncpg
 
+from bench.chaos.after_capture import after_capture
 from bench.chaos.plan import Plan
 from bench.chaos.record import Recorder
 from shared.settings import SANDBOX_WEBHOOK_SECRET
@@ -97,6 +98,8 @@ async def run_booking(t: Traffic, plan: Plan) -> None:
         t.paid_checkouts.append({**checkout, "booking": booking})
     if plan.refund_action is not None:
         await _refund_action(t, plan, booking)
+    if plan.after_capture is not None:
+        await after_capture(t, plan, booking, _confirmed_within)
 
 
 async def _refund_action(t: Traffic, plan: Plan, booking: dict) -> None:

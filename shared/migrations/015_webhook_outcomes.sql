@@ -3,5 +3,5 @@
 -- holding off the webhook's inserts for the length of the scan.
 ALTER TABLE webhook_events ADD CONSTRAINT webhook_events_outcome_check CHECK (outcome IN (
     'applied', 'duplicate', 'stale', 'unknown_order', 'unknown_refund', 'amount_mismatch',
-    'conflict', 'ignored_event', 'unusable_payload')) NOT VALID;
+    'conflict', 'ignored_event', 'unusable_payload', 'outside_refund_over_cap')) NOT VALID;
 ALTER TABLE webhook_events VALIDATE CONSTRAINT webhook_events_outcome_check;

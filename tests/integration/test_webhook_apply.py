@@ -176,7 +176,7 @@ async def test_each_delivery_in_a_batch_gets_its_own_outcome(pool, batches):
         ("id:evt_nowhere", captured("order_nowhere", "pay_nowhere")),
         (f"id:evt_{short}", short_payload),
         ("id:evt_late_fail", captured(late, "pay_other", "payment.failed")),
-        ("id:evt_other", captured(late, "pay_" + late, "payment.dispute.created")),
+        ("id:evt_other", captured(late, "pay_" + late, "invoice.paid")),  # not ours to act on
         ("id:evt_unusable", no_entity),
     ]
     results = await batches.deliver_all(deliveries)

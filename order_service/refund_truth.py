@@ -1,0 +1,59 @@
+"""Razorpay is the truth about a payment's refunds. Before we ask for a refund, the payment's
+`amount_refunded` at Razorpay is compared with what we count; refunds listed there that we
+have not seen (a dashboard refund whose webhook was lost) are recorded first (cause
+`outside`), so what we think remains is what Razorpay would still refund."""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+
+from shared.outbox import outbox_transaction
+from shared.outside_refunds import record_outside_refund
+from shared.razorpay_client import RazorpayClient
+from shared.razorpay_map import refund_status
+from shared.refunds import find_refund_for
+
+log = logging.getLogger(__name__)
+
+_COUNTED = """
+SELECT razorpay_payment_id, refunded_paise FROM payments
+WHERE booking_id = $1 AND status = 'captured'
+"""
+
+
+async def catch_up_refunds(pool: asyncpg.Pool, razorpay: RazorpayClient, booking_id: int) -> int:
+    """Record the refunds Razorpay made of the booking's payment that we have not seen;
+    how many. Raises RazorpayError when Razorpay cannot say."""
+    async with pool.acquire() as conn:
+        counted = await conn.fetchrow(_COUNTED, booking_id)
+    if counted is None:
+        return 0
+    payment = await razorpay.fetch_payment(counted["razorpay_payment_id"])
+    refunded = payment.get("amount_refunded")
+    if not isinstance(refunded, int) or refunded <= counted["refunded_paise"]:
+        return 0
+    return await record_unseen_refunds(pool, razorpay, counted["razorpay_payment_id"])
+
+
+async def record_unseen_refunds(
+    pool: asyncpg.Pool, razorpay: RazorpayClient, razorpay_payment_id: str
+) -> int:
+    return await record_refund_entities(pool, await razorpay.fetch_payment_refunds(
+        razorpay_payment_id))
+
+
+async def record_refund_entities(pool: asyncpg.Pool, entities: list[dict]) -> int:
+    """Each Razorpay refund entity we do not have yet, recorded; how many were new."""
+    recorded = 0
+    for entity in entities:
+        status = refund_status(entity.get("status"))
+        if status is None:
+            continue
+        async with outbox_transaction(pool) as conn:
+            if await find_refund_for(conn, entity) is not None:
+                continue
+            result = await record_outside_refund(conn, entity, status, "reconcile", None)
+            recorded += result == "applied"
+    return recorded

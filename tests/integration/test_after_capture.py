@@ -1,0 +1,183 @@
+"""The money after capture against the real database and the sandbox, through the official
+SDK: a second capture refunded once (redelivered, racing verify), refunds made in Razorpay's
+dashboard counted once, and a lost one never over-refunded."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+
+from order_service import cancellations
+from order_service import handlers as orders
+from order_service.reconciler import reconcile
+from order_service.refund_worker import refund_pass
+from razorpay_sandbox.checkout import payment_signature
+from shared.http import HttpError
+from tests.integration.test_refunds import control, open_order, paid_booking, pool, razorpay
+from tests.integration.test_refunds import own as own  # noqa: F401 (fixtures)
+from tests.integration.test_refunds import settings as settings  # noqa: F401
+from tests.support.webhooks import apply_webhook
+from verification_service.handlers import VerifyRequest, verify_payment
+
+_ = (pool, razorpay)  # fixtures
+
+
+def webhook(event: str, payment: dict, refund: dict | None = None) -> dict:
+    payload = {"payment": {"entity": payment}}
+    if refund is not None:
+        payload["refund"] = {"entity": refund}
+    return {"entity": "event", "event": event, "payload": payload,
+            "created_at": int(time.time())}
+
+
+def key() -> str:
+    return "id:" + uuid.uuid4().hex
+
+
+async def booking_payment(pool, booking_id):
+    return await pool.fetchrow(
+        "SELECT * FROM payments WHERE booking_id = $1 AND status = 'captured'", booking_id)
+
+
+async def refunds_of(pool, booking_id):
+    return await pool.fetch(
+        "SELECT * FROM refunds WHERE booking_id = $1 ORDER BY id", booking_id)
+
+
+async def second_capture(settings, order_id) -> dict:
+    return await control(settings, f"/sandbox/orders/{order_id}/second-capture",
+                         {"webhooks": {"enabled": False}})
+
+
+async def send_due_refunds(pool, razorpay):
+    await pool.execute("UPDATE refunds SET next_check_at = now() WHERE status = 'requested'")
+    await refund_pass(pool, razorpay)
+
+
+async def test_a_second_capture_is_refunded_once_under_redelivery(pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    first = await booking_payment(pool, booking_id)
+    second = await second_capture(settings, first["razorpay_order_id"])
+
+    delivery = webhook("payment.captured", second)
+    first_key = key()
+    outcomes = [await apply_webhook(pool, first_key, delivery, None),
+                await apply_webhook(pool, first_key, delivery, None),  # redelivered
+                await apply_webhook(pool, key(), delivery, None)]  # a second event id
+    assert outcomes == ["conflict", "duplicate", "conflict"]
+
+    [refund] = await refunds_of(pool, booking_id)
+    assert (refund["cause"], refund["amount_paise"], refund["status"]) == (
+        "duplicate_payment", 150_000, "requested")
+    assert refund["razorpay_payment_id"] == second["id"]
+    await send_due_refunds(pool, razorpay)
+    await send_due_refunds(pool, razorpay)
+    at_razorpay = await razorpay.fetch_payment_refunds(second["id"])
+    assert [r["amount"] for r in at_razorpay] == [150_000]
+    assert await razorpay.fetch_payment_refunds(first["razorpay_payment_id"]) == []
+    # the booking keeps its first payment, untouched, and stays paid
+    status = await orders.payment_status(orders.status_reads(pool), booking_id)
+    assert (status["status"], status["paid"]) == ("paid", True)
+    created = await pool.fetch(
+        "SELECT body->'data'->>'cause' AS cause FROM outbox WHERE routing_key = 'refund.created'"
+        " AND (body->'data'->>'booking_id')::bigint = $1", booking_id)
+    assert [r["cause"] for r in created] == ["duplicate_payment"]  # the notifier's mail
+
+
+async def test_verify_and_webhook_racing_make_one_refund(pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    first = await booking_payment(pool, booking_id)
+    order_id = first["razorpay_order_id"]
+    second = await second_capture(settings, order_id)
+    request = VerifyRequest(order_id, second["id"],
+                            payment_signature(order_id, second["id"],
+                                              settings.razorpay_key_secret),
+                            booking_id, first["customer_id"])
+
+    results = await asyncio.gather(
+        verify_payment(pool, razorpay, settings, request),
+        apply_webhook(pool, key(), webhook("payment.captured", second), None),
+        verify_payment(pool, razorpay, settings, request),
+        return_exceptions=True)
+
+    assert [r.status for r in results if isinstance(r, HttpError)] == [409, 409]  # the seed's
+    assert "conflict" in results
+    await send_due_refunds(pool, razorpay)
+    rows = await refunds_of(pool, booking_id)
+    assert [(r["cause"], r["amount_paise"]) for r in rows] == [("duplicate_payment", 150_000)]
+    assert len(await razorpay.fetch_payment_refunds(second["id"])) == 1
+
+
+async def test_a_dashboard_refund_is_counted_once(pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    payment = await booking_payment(pool, booking_id)
+    refund = await control(settings,
+                           f"/sandbox/payments/{payment['razorpay_payment_id']}/dashboard-refund",
+                           {"webhooks": {"enabled": False}})
+    entity = await razorpay.fetch_payment(payment["razorpay_payment_id"])
+    created, processed = key(), key()
+    processed_refund = {**refund, "status": "processed"}
+
+    outcomes = [
+        await apply_webhook(pool, created, webhook("refund.created", entity, refund), None),
+        await apply_webhook(pool, processed, webhook("refund.processed", entity,
+                                                     processed_refund), None),
+        await apply_webhook(pool, processed, webhook("refund.processed", entity,
+                                                     processed_refund), None),
+        await apply_webhook(pool, key(), webhook("refund.processed", entity,
+                                                 processed_refund), None),
+    ]
+
+    assert outcomes == ["applied", "applied", "duplicate", "stale"]
+    [row] = await refunds_of(pool, booking_id)
+    assert (row["cause"], row["status"], row["amount_paise"], row["razorpay_refund_id"]) == (
+        "outside", "processed", 150_000, refund["id"])
+    assert (await booking_payment(pool, booking_id))["refunded_paise"] == 150_000
+    status = await orders.payment_status(orders.status_reads(pool), booking_id)
+    assert (status["status"], status["paid"]) == ("refunded", False)
+
+
+async def test_a_lost_dashboard_refund_is_never_refunded_again(pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    payment = await booking_payment(pool, booking_id)
+    await control(settings,
+                  f"/sandbox/payments/{payment['razorpay_payment_id']}/dashboard-refund",
+                  {"amount": 100_000, "webhooks": {"enabled": False}})  # its webhooks lost
+
+    with pytest.raises(HttpError) as refused:
+        await cancellations.refund_booking(pool, razorpay, booking_id, amount_paise=100_000)
+    assert refused.value.status == 400
+    assert "more than remains to refund (500" in refused.value.message
+
+    rows = await refunds_of(pool, booking_id)
+    assert [(r["cause"], r["amount_paise"]) for r in rows] == [("outside", 100_000)]
+    assert not await pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE routing_key = 'refund.failed'"
+        " AND (body->'data'->>'booking_id')::bigint = $1", booking_id)
+    rest = await cancellations.refund_booking(pool, razorpay, booking_id)  # what remains
+    assert (rest["refund"]["amount"], rest["remaining"]) == (500.0, 0)
+    at_razorpay = await razorpay.fetch_payment_refunds(payment["razorpay_payment_id"])
+    assert sorted(r["amount"] for r in at_razorpay) == [50_000, 100_000]
+
+
+async def test_the_reconciler_refunds_a_second_capture_it_finds(pool, razorpay, settings):
+    booking_id, order_id = await open_order(pool, razorpay)
+    first = await control(settings, f"/sandbox/orders/{order_id}/pay",
+                          {"webhooks": {"enabled": False}})
+    second = await second_capture(settings, order_id)  # both before we heard of either
+
+    await reconcile(pool, razorpay, settings, everything=True)
+    await reconcile(pool, razorpay, settings, everything=True)
+
+    both = {first["razorpay_payment_id"], second["id"]}
+    kept = (await booking_payment(pool, booking_id))["razorpay_payment_id"]
+    assert kept in both
+    rows = await refunds_of(pool, booking_id)
+    assert [(r["cause"], r["razorpay_payment_id"]) for r in rows] == [
+        ("duplicate_payment", (both - {kept}).pop())]
+    found_by = await pool.fetchval(
+        "SELECT found_by FROM duplicate_payments WHERE booking_id = $1", booking_id)
+    assert found_by == "reconcile"

@@ -1,0 +1,207 @@
+"""Disputes against the real database and the sandbox, through the official SDK: events in
+any order and again, before the capture; refunds refused while open; contested with a PDF
+the sandbox accepts and won after a late under_review; accepted and lost; the admin API."""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from pypdf import PdfReader
+
+from order_service import cancellations, disputes
+from order_service.app import create_app
+from order_service.dispute_watch import watch_disputes
+from order_service.evidence import gather_evidence
+from order_service.evidence_pdf import evidence_pdf
+from shared import metrics
+from shared.http import HttpError
+from tests.integration.test_refunds import control, open_order, paid_booking, pool, razorpay
+from tests.integration.test_refunds import own as own  # noqa: F401 (fixtures)
+from tests.integration.test_refunds import settings as settings  # noqa: F401
+from tests.support.webhooks import apply_webhook
+
+_ = (pool, razorpay)  # fixtures
+
+
+def dispute_webhook(event: str, dispute: dict, payment: dict, at: int | None = None) -> dict:
+    return {"entity": "event", "event": event, "created_at": at or int(time.time()),
+            "payload": {"payment": {"entity": payment}, "dispute": {"entity": dispute}}}
+
+
+def key() -> str:
+    return "id:" + uuid.uuid4().hex
+
+
+async def captured_payment_id(pool, booking_id) -> str:
+    return await pool.fetchval(
+        "SELECT razorpay_payment_id FROM payments WHERE booking_id = $1 AND status = 'captured'",
+        booking_id)
+
+
+async def raise_dispute(settings, razorpay, payment_id: str, **body) -> tuple[dict, dict]:
+    dispute = await control(settings, f"/sandbox/payments/{payment_id}/dispute",
+                            {"webhooks": {"enabled": False}, **body})
+    return dispute, await razorpay.fetch_payment(payment_id)
+
+
+async def deliver(pool, event: str, dispute: dict, payment: dict, at=None) -> str:
+    return await apply_webhook(pool, key(), dispute_webhook(event, dispute, payment, at), None)
+
+
+async def dispute_row(pool, dispute_id):
+    return await pool.fetchrow("SELECT * FROM disputes WHERE razorpay_dispute_id = $1",
+                               dispute_id)
+
+
+async def test_contested_with_our_pdf_and_won_after_a_late_under_review(pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    payment_id = await captured_payment_id(pool, booking_id)
+    dispute, payment = await raise_dispute(settings, razorpay, payment_id)
+    opened = int(time.time()) - 5
+
+    assert await deliver(pool, "payment.dispute.created", dispute, payment, opened) == "applied"
+    assert await deliver(pool, "payment.dispute.created", dispute, payment, opened) == "stale"
+    row = await dispute_row(pool, dispute["id"])
+    assert (row["status"], row["booking_id"], row["amount_paise"]) == ("open", booking_id,
+                                                                      150_000)
+    assert row["respond_by"] is not None
+
+    for refund in (cancellations.refund_booking(pool, razorpay, booking_id),
+                   cancellations.cancel_booking(pool, razorpay, booking_id)):
+        with pytest.raises(HttpError) as refused:
+            await refund
+        assert (refused.value.status, refused.value.message) == (409, cancellations.DISPUTED)
+    assert not await pool.fetchval("SELECT count(*) FROM refunds WHERE booking_id = $1",
+                                   booking_id)
+
+    answer = await disputes.contest_dispute(pool, razorpay, dispute["id"])
+    assert answer["dispute"]["status"] == "under_review"
+    at_razorpay = await razorpay.fetch_dispute(dispute["id"])
+    evidence = at_razorpay["evidence"]
+    assert at_razorpay["status"] == "under_review" and evidence["submitted_at"]
+    assert len(evidence["proof_of_service"]) == 1 and evidence["proof_of_service"][0].startswith(
+        "doc_")
+    assert f"#{booking_id}" in evidence["summary"] and len(evidence["summary"]) <= 1000
+    with pytest.raises(HttpError) as again:  # submitted: nothing more to contest
+        await disputes.contest_dispute(pool, razorpay, dispute["id"])
+    assert again.value.status == 409
+
+    won = await control(settings, f"/sandbox/disputes/{dispute['id']}/decide",
+                        {"decision": "won", "webhooks": {"enabled": False}})
+    assert await deliver(pool, "payment.dispute.won", won, payment) == "applied"
+    late = {**won, "status": "under_review"}
+    assert await deliver(pool, "payment.dispute.under_review", late, payment, opened) == "stale"
+    row = await dispute_row(pool, dispute["id"])
+    assert (row["status"], row["amount_deducted_paise"]) == ("won", 0)
+    changes = await pool.fetch("SELECT to_status FROM dispute_changes WHERE dispute_id = $1"
+                               " ORDER BY id", row["id"])
+    assert [c["to_status"] for c in changes] == ["open", "under_review", "won"]
+    # decided: refunds are possible again
+    assert (await cancellations.refund_booking(pool, razorpay, booking_id, amount_paise=100)
+            )["refund"]["amount"] == 1.0
+
+
+async def test_the_evidence_pdf_carries_our_records(pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    payment = await pool.fetchrow(
+        "SELECT * FROM payments WHERE booking_id = $1 AND status = 'captured'", booking_id)
+    async with pool.acquire() as conn:
+        records = await gather_evidence(conn, booking_id, payment["id"], "card")
+    text = "".join(page.extract_text() for page in PdfReader(
+        io.BytesIO(evidence_pdf(records, "disp_X"))).pages)
+    for expected in (f"booking #{booking_id}", records.booking["car_name"],
+                     records.booking["customer_name"], "INR 1,500.00", "Method: card",
+                     "Cancellation policy"):
+        assert expected in text
+
+
+async def test_accepted_and_lost(pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    dispute, payment = await raise_dispute(settings, razorpay,
+                                           await captured_payment_id(pool, booking_id),
+                                           amount=50_000, phase="pre_arbitration")
+    await deliver(pool, "payment.dispute.created", dispute, payment)
+
+    answer = await disputes.accept_dispute(pool, razorpay, dispute["id"])
+
+    assert answer["dispute"]["status"] == "lost"
+    assert (await razorpay.fetch_dispute(dispute["id"]))["status"] == "lost"
+    row = await dispute_row(pool, dispute["id"])
+    assert (row["status"], row["amount_deducted_paise"], row["phase"]) == (
+        "lost", 50_000, "pre_arbitration")
+    lost_event = {**dispute, "status": "lost", "amount_deducted": 50_000}
+    assert await deliver(pool, "payment.dispute.lost", lost_event, payment) == "stale"
+    with pytest.raises(HttpError) as refused:
+        await disputes.accept_dispute(pool, razorpay, dispute["id"])
+    assert refused.value.status == 409
+    with pytest.raises(HttpError) as unknown:
+        await disputes.accept_dispute(pool, razorpay, "disp_Unknown0000000")
+    assert unknown.value.status == 404
+
+
+async def test_before_the_capture_kept_then_linked_mailed_to_ops_and_measured(
+        pool, razorpay, settings):
+    booking_id, order_id = await open_order(pool, razorpay)
+    paid = await control(settings, f"/sandbox/orders/{order_id}/pay",
+                         {"webhooks": {"enabled": False}})  # not recorded by us yet
+    dispute, payment = await raise_dispute(settings, razorpay, paid["razorpay_payment_id"],
+                                           respond_in_seconds=3600)
+    action = {**dispute, "status": "open"}
+    # action_required and under_review before created, all before the capture
+    assert await deliver(pool, "payment.dispute.action_required", action, payment) == "applied"
+    assert await deliver(pool, "payment.dispute.created", dispute, payment) == "stale"
+    row = await dispute_row(pool, dispute["id"])
+    assert (row["status"], row["booking_id"]) == ("action_required", None)
+
+    await apply_webhook(pool, key(), {"entity": "event", "event": "payment.captured",
+                                      "created_at": int(time.time()),
+                                      "payload": {"payment": {"entity": payment}}}, None)
+    await watch_disputes(pool, "ops@example.test")
+    await watch_disputes(pool, "ops@example.test")
+
+    row = await dispute_row(pool, dispute["id"])
+    assert row["booking_id"] == booking_id and row["ops_notified_at"] is not None
+    mails = await pool.fetch("SELECT recipient, kind FROM notifications WHERE booking_id = $1"
+                             " AND kind = 'dispute_opened'", booking_id)
+    assert [(m["recipient"], m["kind"]) for m in mails] == [("ops@example.test",
+                                                            "dispute_opened")]
+    assert metrics.REGISTRY.get_sample_value("a6pay_disputes_open") >= 1
+    nearest = metrics.REGISTRY.get_sample_value("a6pay_dispute_respond_by_seconds")
+    assert 0 < nearest <= timedelta(hours=1).total_seconds()
+
+
+async def test_the_admin_api_lists_contests_once_per_key(pool, razorpay, settings, own):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    dispute, payment = await raise_dispute(settings, razorpay,
+                                           await captured_payment_id(pool, booking_id))
+    await deliver(pool, "payment.dispute.created", dispute, payment)
+    app = create_app(settings.model_copy(update={"admin_api_token": "secret"}),
+                     relay=False, reconciler=False)
+    auth = {"Authorization": "Bearer secret"}
+    async with TestClient(TestServer(app)) as client:
+        listed = await client.get("/api/razorpay/disputes?status=open", headers=auth)
+        body = await listed.json()
+        assert listed.status == 200
+        [mine] = [d for d in body["disputes"] if d["dispute_id"] == dispute["id"]]
+        assert (mine["booking_id"], mine["amount"], mine["status"]) == (booking_id, 1500.0,
+                                                                       "open")
+        bad = await client.get("/api/razorpay/disputes?status=maybe", headers=auth)
+        assert bad.status == 400 and "status must be one of" in (await bad.json())["message"]
+
+        path = f"/api/razorpay/disputes/{dispute['id']}/contest"
+        headers = {**auth, "Idempotency-Key": str(uuid.uuid4())}
+        first = await client.post(path, headers=headers)
+        second = await client.post(path, headers=headers)
+        assert first.status == 200 and (await first.json())["dispute"]["status"] == (
+            "under_review")
+        assert (second.status, await second.json()) == (200, await first.json())
+        other_key = await client.post(path, headers={**auth, "Idempotency-Key": "k2"})
+        assert other_key.status == 409
+        missing = await client.post("/api/razorpay/disputes/disp_None/accept",
+                                    headers={**auth, "Idempotency-Key": "k3"})
+        assert (missing.status, await missing.json()) == (404, {"message": "Dispute not found"})
