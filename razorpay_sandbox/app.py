@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from razorpay_sandbox import api, checkout, control
+from razorpay_sandbox import api, checkout, control, settlement_api
 from razorpay_sandbox.faults import FaultInjector
 from razorpay_sandbox.keys import DISPATCHER, FAULTS, REFUND_SETTLER, SETTINGS, STORE
 from razorpay_sandbox.middleware import api_middleware, error_middleware
@@ -53,7 +53,9 @@ def create_app(settings: Settings) -> web.Application:
     app[STORE] = Store()
     app[FAULTS] = FaultInjector()
     app.cleanup_ctx.append(webhook_dispatcher)
+    app.cleanup_ctx.append(settlement_api.settlement_clock)
     api.add_routes(app)
     checkout.add_routes(app)
     control.add_routes(app)
+    settlement_api.add_routes(app)
     return app

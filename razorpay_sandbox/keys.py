@@ -6,6 +6,7 @@ from aiohttp import web
 
 from razorpay_sandbox.faults import FaultInjector
 from razorpay_sandbox.refunds import RefundSettler
+from razorpay_sandbox.settlements import SettlementBook
 from razorpay_sandbox.store import Store
 from razorpay_sandbox.webhooks import WebhookDispatcher
 from shared.settings import Settings
@@ -15,3 +16,4 @@ STORE = web.AppKey("store", Store)
 FAULTS = web.AppKey("faults", FaultInjector)
 DISPATCHER = web.AppKey("dispatcher", WebhookDispatcher)
 REFUND_SETTLER = web.AppKey("refund_settler", RefundSettler)
+BOOK = web.AppKey("settlement_book", SettlementBook)

@@ -21,6 +21,7 @@ from shared.razorpay_map import (
     refund_outcome,
 )
 from shared.refunds import find_refund_for, record_refund_outcome
+from shared.settlements import SETTLEMENT_PROCESSED, record_settlement_event
 from webhook_service.capture_batch import Capture
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,9 @@ async def _apply(conn, payload: dict, outcome: PaymentOutcome | None, correlatio
     """(what happened, whether the delivery was recorded as new with it; None: not yet)."""
     if refund_event_target(payload.get("event")) is not None:
         return await _apply_refund(conn, payload, correlation_id), None
+    # Settlements: recorded here, reconciled by order_service (shared/settlements.py).
+    if payload.get("event") == SETTLEMENT_PROCESSED:
+        return await record_settlement_event(conn, payload), None
     if event_target(payload.get("event")) is None:
         return "ignored_event", None
     if outcome is None:
