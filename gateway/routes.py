@@ -60,6 +60,10 @@ ROUTES = (
           "order_service_url", None, False, False, admin=True),
     Route("refund", "POST", "/api/razorpay/refunds",
           "order_service_url", None, False, False, admin=True),
+    Route("settlements", "GET", "/api/razorpay/settlements",
+          "order_service_url", None, False, False, admin=True),
+    Route("ledger", "GET", "/api/razorpay/ledger.csv",
+          "order_service_url", None, False, False, admin=True),
 )  # fmt: skip
 
 

@@ -9,13 +9,12 @@ from aiohttp import web
 
 from order_service.admin import require_admin
 from order_service.ledger import month_so_far, write_ledger
+from order_service.settlement_schemas import BAD_DATE, BAD_PAGE, SettlementAnswer
 from shared.http import HttpError
 from shared.money import paise_to_rupees
 from shared.service import POOL
 
 MAX_LEDGER_DAYS = 366
-BAD_DATE = "from and to must be dates (YYYY-MM-DD), from not after to, at most a year apart"
-BAD_PAGE = "count must be 1 to 1000 and skip at least 0"
 
 NEWEST = """
 SELECT settlement_id, utr, amount_paise, fees_paise, tax_paise, settled_at, items, status,
@@ -26,18 +25,18 @@ FROM settlements ORDER BY settled_at DESC, settlement_id LIMIT $1 OFFSET $2
 
 def settlement_answer(row) -> dict:
     difference = row["difference_paise"]
-    return {
-        "settlement_id": row["settlement_id"],
-        "utr": row["utr"],
-        "amount": paise_to_rupees(row["amount_paise"]),
-        "fees": paise_to_rupees(row["fees_paise"]),
-        "tax": paise_to_rupees(row["tax_paise"]),
-        "settled_at": row["settled_at"].astimezone(UTC).isoformat(),
-        "items": row["items"],
-        "status": row["status"],
-        "matched": row["status"] == "matched",
-        "difference": None if difference is None else paise_to_rupees(difference),
-    }
+    return SettlementAnswer(
+        settlement_id=row["settlement_id"],
+        utr=row["utr"],
+        amount=paise_to_rupees(row["amount_paise"]),
+        fees=paise_to_rupees(row["fees_paise"]),
+        tax=paise_to_rupees(row["tax_paise"]),
+        settled_at=row["settled_at"].astimezone(UTC).isoformat(),
+        items=row["items"],
+        status=row["status"],
+        matched=row["status"] == "matched",
+        difference=None if difference is None else paise_to_rupees(difference),
+    ).model_dump()
 
 
 def _page(query) -> tuple[int, int]:
