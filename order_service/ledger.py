@@ -10,13 +10,14 @@ from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 
+AUTHORIZED_DAYS = timedelta(days=6)
 COLUMNS = ("date", "booking_id", "order_id", "payment_id", "type", "amount", "fee", "tax",
            "net", "settlement_id", "utr")
 
 
 def _rupees(paise: str) -> str:
-    """Paise as rupees with two decimals, as text (numeric prints both decimals)."""
-    return f"round(({paise}) / 100.0, 2)::numeric(20, 2)"
+    """Paise as rupees: a numeric of scale 2, exact, printed with both decimals."""
+    return f"({paise})::numeric * 0.01"
 
 
 def _day(moment: str) -> str:
@@ -24,8 +25,13 @@ def _day(moment: str) -> str:
 
 
 # Our payments and refunds from their own tables (settled or not), then every settlement
-# item that is neither (adjustments, disputes, entities we do not know). Each part is a
-# range scan on its own index; $1 and $2 bound the days, [from, to + 1 day).
+# item that is neither (adjustments, disputes, entities we do not know). Each part reads a
+# range of its own index; $1 and $2 bound the days, [from, to + 1 day). A payment's item
+# is dated when Razorpay created the payment, at most AUTHORIZED_DAYS before its capture
+# (Razorpay refunds an authorized payment not captured by then), so the items read for the
+# range's payments start that much earlier: the month's, never the whole history. Rows
+# come by kind (payments, refunds, the rest), each roughly by date, unsorted: a sort of a
+# month's rows would cost more than writing them.
 LEDGER = f"""
 SELECT {_day("at")} AS date, booking_id, order_id, payment_id, type,
        {_rupees("amount")} AS amount, {_rupees("fee")} AS fee, {_rupees("tax")} AS tax,
@@ -35,7 +41,9 @@ FROM (
            p.razorpay_payment_id AS payment_id, 'payment' AS type, p.amount_paise AS amount,
            i.fee_paise AS fee, i.tax_paise AS tax, p.amount_paise - i.fee_paise AS net,
            i.settlement_id, i.utr
-    FROM payments p LEFT JOIN settlement_items i ON i.payment_ref = p.id
+    FROM payments p LEFT JOIN settlement_items i
+         ON i.payment_ref = p.id AND i.created_at >= $1::timestamptz - $3::interval
+            AND i.created_at < $2
     WHERE p.status = 'captured' AND p.captured_at >= $1 AND p.captured_at < $2
   UNION ALL
     SELECT r.processed_at, r.booking_id, p.razorpay_order_id, p.razorpay_payment_id, 'refund',
@@ -55,10 +63,9 @@ FROM (
     LEFT JOIN payments p ON p.status = 'captured'
           AND p.razorpay_payment_id = CASE WHEN i.type = 'payment' THEN i.entity_id
                                            ELSE i.payment_id END
-    WHERE i.payment_ref IS NULL AND i.refund_ref IS NULL
-      AND i.created_at >= $1 AND i.created_at < $2
+    WHERE i.created_at >= $1 AND i.created_at < $2
+      AND i.payment_ref IS NULL AND i.refund_ref IS NULL
 ) movements
-ORDER BY at, type, payment_id
 """
 
 
@@ -76,4 +83,5 @@ async def write_ledger(conn: asyncpg.Connection, first: date, last: date,
                        write: Callable[[bytes], Awaitable[None]]) -> None:
     """The CSV (header first) from `first` to `last`, both included, to `write`."""
     start, end = bounds(first, last)
-    await conn.copy_from_query(LEDGER, start, end, output=write, format="csv", header=True)
+    await conn.copy_from_query(LEDGER, start, end, AUTHORIZED_DAYS, output=write, format="csv",
+                               header=True)

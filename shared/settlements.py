@@ -87,7 +87,9 @@ _TYPE_NAMES = frozenset(t.value for t in ItemType)
 _MONEY = ("credit", "debit", "amount")
 
 # Each item is linked to our payment or refund through the unique indexes on Razorpay's
-# ids; one we do not know is recorded with no link. A recorded item is never written again.
+# ids (one probe per item: LATERAL … LIMIT 1 keeps the planner from hashing the whole
+# payments table for a page); one we do not know is recorded with no link. A recorded
+# item is never written again.
 INSERT_ITEMS = f"""
 INSERT INTO settlement_items (settlement_id, entity_id, type, credit_paise, debit_paise,
     amount_paise, fee_paise, tax_paise, utr, order_id, payment_id, dispute_id, method,
@@ -97,9 +99,14 @@ SELECT i.settlement_id, i.entity_id, i.type, i.credit, i.debit, i.amount, i.fee,
        to_timestamp(i.settled_at), p.id, r.id
 FROM unnest({", ".join(f"${n}::{t}[]" for n, t in enumerate(_TYPES, 1))})
      AS i({", ".join(_COLUMNS)})
-LEFT JOIN payments p
-       ON i.type = 'payment' AND p.status = 'captured' AND p.razorpay_payment_id = i.entity_id
-LEFT JOIN refunds r ON i.type = 'refund' AND r.razorpay_refund_id = i.entity_id
+LEFT JOIN LATERAL (
+    SELECT id FROM payments
+    WHERE i.type = 'payment' AND status = 'captured' AND razorpay_payment_id = i.entity_id
+    LIMIT 1) p ON true
+LEFT JOIN LATERAL (
+    SELECT id FROM refunds
+    WHERE i.type = 'refund' AND razorpay_refund_id = i.entity_id
+    LIMIT 1) r ON true
 ON CONFLICT (settlement_id, entity_id) DO NOTHING
 """
 
@@ -139,7 +146,13 @@ class ItemColumns:
 
 
 async def record_items(conn, items: ItemColumns) -> None:
-    if len(items):
+    if not len(items):
+        return
+    async with conn.transaction():
+        # A page lost in a crash is fetched again (the settlement is still pending), and
+        # the verdict's own commit flushes every page before it: no reason to wait for
+        # each page's WAL flush.
+        await conn.execute("SET LOCAL synchronous_commit = off")
         await conn.execute(INSERT_ITEMS, *items.columns)
 
 

@@ -55,10 +55,8 @@ CREATE INDEX settlement_items_payment ON settlement_items (payment_ref)
     WHERE payment_ref IS NOT NULL;
 CREATE INDEX settlement_items_refund ON settlement_items (refund_ref)
     WHERE refund_ref IS NOT NULL;
--- The ledger's rows that are not one of our payments or refunds (adjustments, disputes,
--- entities we do not know), by the day the money moved.
-CREATE INDEX settlement_items_unlinked ON settlement_items (created_at)
-    WHERE payment_ref IS NULL AND refund_ref IS NULL;
+-- The ledger reads a month's items by the day the money moved, whatever the history.
+CREATE INDEX settlement_items_created ON settlement_items (created_at);
 
 -- The ledger's and the unsettled check's range scans over captured payments.
 CREATE INDEX payments_captured_at ON payments (captured_at) WHERE status = 'captured';
