@@ -35,6 +35,7 @@ from shared.settlements import (
 log = logging.getLogger(__name__)
 
 RECON_PAGE = 1000  # the most Razorpay's recon API gives at once
+WRITERS = 2  # pages written at once, each on its own connection
 LIST_PAGE = 100  # the most its settlements list gives at once
 LEASE = timedelta(minutes=10)  # a claimed settlement is left alone this long by other replicas
 RETRY = timedelta(minutes=30)  # a settlement whose items are not out yet is asked about again
@@ -81,8 +82,9 @@ def _start_of(day: date) -> datetime:
 
 
 async def reconcile_day(pool: asyncpg.Pool, razorpay: RazorpayClient, day: date) -> DayResult:
-    """Records every recon item of `day` (page by page, the next fetched while this one is
-    written), then judges each of that day's settlements we know of."""
+    """Records every recon item of `day`, then judges each of that day's settlements we
+    know of. A pipeline: the next page is fetched while this one is read and up to WRITERS
+    earlier ones are written, each on its own connection (the database has cores too)."""
     result = DayResult(day)
     seen: set[str] = set()
 
@@ -90,7 +92,12 @@ async def reconcile_day(pool: asyncpg.Pool, razorpay: RazorpayClient, day: date)
         return asyncio.ensure_future(razorpay.settlement_recon(
             day.year, day.month, day.day, count=RECON_PAGE, skip=skip))
 
+    async def write(columns: ItemColumns) -> None:
+        async with pool.acquire() as conn:
+            await record_items(conn, columns)
+
     skip, pending = 0, fetch(0)
+    writing: set[asyncio.Task] = set()
     try:
         while pending is not None:
             page = await pending
@@ -101,13 +108,21 @@ async def reconcile_day(pool: asyncpg.Pool, razorpay: RazorpayClient, day: date)
                 columns.add(item)
             del page
             seen.update(columns.columns[0])
-            async with pool.acquire() as conn:
-                await record_items(conn, columns)
             result.items += len(columns)
             result.unreadable += columns.unreadable
+            if len(writing) >= WRITERS:
+                done, writing = await asyncio.wait(writing, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()  # a failed write fails the day: it is tried again whole
+            writing.add(asyncio.create_task(write(columns)))
+        for task in await asyncio.gather(*writing, return_exceptions=True):
+            if isinstance(task, BaseException):
+                raise task
+        writing.clear()
     finally:
-        if pending is not None:
-            pending.cancel()
+        for task in [*writing, *([pending] if pending is not None else [])]:
+            task.cancel()
+        await asyncio.gather(*writing, return_exceptions=True)
     async with pool.acquire() as conn:
         seen.update(r["settlement_id"] for r in await conn.fetch(OF_DAY, _start_of(day)))
         for settlement_id in sorted(seen):

@@ -340,3 +340,22 @@ async def test_a6pay_recon_exits_1_when_anything_is_flagged(pool, razorpay, sett
     later = datetime.now(UTC).date() + timedelta(days=settings.settlement_due_days + 1)
     code, report = await a6pay(settings, "recon", "--date", later.isoformat())
     assert code == 1 and report["unsettled"]
+
+
+async def test_a_day_of_many_pages_and_unknown_payments_is_recorded_whole(pool, razorpay,
+                                                                         settings):
+    """Three pages of payments our database never heard of: each kept, unlinked; the
+    settlement matches; a second pass adds nothing."""
+    day = date(2026, 3, 1)
+    (made,) = (await control(settings, "/sandbox/settlements/month", {
+        "prefix": "U", "per_day": 2_500, "days": 1, "amount": 100_000,
+        "first_day_at": at(day)}))["settlements"]
+    await poll_settlements(pool, razorpay, datetime.now(UTC), since=start(day))
+    for _ in range(2):
+        result = await reconcile_day(pool, razorpay, day)
+        assert (result.items, result.unreadable) == (2_500, 0)
+        assert [(v.settlement_id, v.status) for v in result.verdicts] == [(made["id"], "matched")]
+    counts = await pool.fetchrow(
+        "SELECT count(*) AS items, count(payment_ref) AS linked FROM settlement_items"
+        " WHERE settlement_id = $1", made["id"])
+    assert (counts["items"], counts["linked"]) == (2_500, 0)
