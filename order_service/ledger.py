@@ -11,6 +11,8 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 
 AUTHORIZED_DAYS = timedelta(days=6)
+# A year of rows read by a slow client still ends within this; past it the query is cut.
+LEDGER_TIMEOUT_SECONDS = 900.0
 COLUMNS = ("date", "booking_id", "order_id", "payment_id", "type", "amount", "fee", "tax",
            "net", "settlement_id", "utr")
 
@@ -83,5 +85,9 @@ async def write_ledger(conn: asyncpg.Connection, first: date, last: date,
                        write: Callable[[bytes], Awaitable[None]]) -> None:
     """The CSV (header first) from `first` to `last`, both included, to `write`."""
     start, end = bounds(first, last)
-    await conn.copy_from_query(LEDGER, start, end, AUTHORIZED_DAYS, output=write, format="csv",
-                               header=True)
+    # One read-only snapshot for the whole file, with a deadline of its own: the pool's
+    # command timeout is for queries that answer in milliseconds.
+    async with conn.transaction(readonly=True):
+        await conn.execute(f"SET LOCAL statement_timeout = '{int(LEDGER_TIMEOUT_SECONDS)}s'")
+        await conn.copy_from_query(LEDGER, start, end, AUTHORIZED_DAYS, output=write,
+                                   format="csv", header=True, timeout=LEDGER_TIMEOUT_SECONDS)

@@ -21,7 +21,7 @@ from razorpay_sandbox.settlements import (
     SettlementBook,
     SyntheticItems,
 )
-from razorpay_sandbox.validation import is_int, parse_json_object
+from razorpay_sandbox.validation import is_int, parse_json_object, query_int
 from razorpay_sandbox.webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
@@ -30,19 +30,9 @@ FIRST_TIMESTAMP, LAST_TIMESTAMP = 946684800, 4765046400
 MAX_LIST_PAGE, MAX_RECON_PAGE = 100, 1000
 
 
-def _query_int(query, name: str, default: int | None, message: str | None = None) -> int | None:
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ApiError(message or f"The {name} must be an integer.", field=name) from None
-
-
 def _page(query, maximum: int) -> tuple[int, int]:
-    count = _query_int(query, "count", 10)
-    skip = _query_int(query, "skip", 0)
+    count = query_int(query, "count", 10)
+    skip = query_int(query, "skip", 0)
     if count < 1:
         raise ApiError("The count must be at least 1.", field="count")
     if count > maximum:
@@ -54,7 +44,7 @@ def _page(query, maximum: int) -> tuple[int, int]:
 
 def _timestamp(query, name: str) -> int | None:
     message = f"{name} must be between {FIRST_TIMESTAMP} and {LAST_TIMESTAMP}"
-    value = _query_int(query, name, None, message)
+    value = query_int(query, name, None, message)
     if value is not None and not FIRST_TIMESTAMP <= value <= LAST_TIMESTAMP:
         raise ApiError(message, field=name)
     return value
@@ -82,9 +72,9 @@ async def recon_combined(request: web.Request) -> web.Response:
         raise ApiError("The year field is required.", field="year")
     if query.get("month") in (None, ""):
         raise ApiError("The month field is required.", field="month")
-    year = _query_int(query, "year", None, "The year must be 4 digits.")
-    month = _query_int(query, "month", None, "The month is not a valid month.")
-    day = _query_int(query, "day", None, "The day must be between 1 and 2 digits.")
+    year = query_int(query, "year", None, "The year must be 4 digits.")
+    month = query_int(query, "month", None, "The month is not a valid month.")
+    day = query_int(query, "day", None, "The day must be between 1 and 2 digits.")
     if not 1000 <= year <= 9999:
         raise ApiError("The year must be 4 digits.", field="year")
     if not 1 <= month <= 12:

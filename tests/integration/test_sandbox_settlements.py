@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 import pytest_asyncio
+import razorpay
 from razorpay.errors import BadRequestError
 
 from shared.settings import load_settings
@@ -129,3 +130,21 @@ async def test_list_and_fetch_refusals(client):
         await sdk(client.settlement.all, {"count": 0})
     with pytest.raises(BadRequestError, match="does not exist"):
         await sdk(client.settlement.fetch, "setl_Nope0000000000")
+
+
+async def test_the_settlement_clock_settles_what_is_due(sandbox, receiver):
+    """SANDBOX_SETTLE_EVERY: a second sandbox on a short clock settles a payment unasked."""
+    settings = sandbox.settings.model_copy(update={"sandbox_settle_every": 0.1})
+    async with base.running_sandbox(settings) as ticking:
+        clock_client = razorpay.Client(auth=(KEY_ID, KEY_SECRET), base_url=ticking.url)
+        payment = await captured(clock_client, ticking, 100_000)
+        deliveries = await receiver.wait_for(1)
+        while not any(d.event == "settlement.processed" for d in deliveries):
+            deliveries = await receiver.wait_for(len(deliveries) + 1)
+        (settled,) = [d for d in deliveries if d.event == "settlement.processed"]
+        setl = settled.json["payload"]["settlement"]["entity"]
+        assert setl["amount"] == 100_000 - 2_360
+        day = datetime.fromtimestamp(setl["created_at"], UTC)
+        recon = await sdk(clock_client.settlement.report,
+                          {"year": day.year, "month": day.month, "day": day.day})
+        assert [i["entity_id"] for i in recon["items"]] == [payment]
