@@ -153,13 +153,17 @@ async def child_reconcile() -> dict:
         seconds = time.perf_counter() - started
         cpu = procstat.cpu_seconds(os.getpid(), False) - cpu
         verdicts = [v.status for d in days for v in d.verdicts]
+        # The database's share: its backends for this run's connections (opened by us).
+        backends = await pool.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        database_cpu = sum(procstat.cpu_seconds(r["pid"], False) for r in backends)
     finally:
         razorpay.close()
         await pool.close()
     items = sum(d.items for d in days)
     return {"settlements": settlements, "items": items, "seconds": seconds, "cpu_seconds": cpu,
             "matched": verdicts.count("matched"), "flagged": verdicts.count("flagged"),
-            "peak_rss_mb": _peak_rss_mb()}
+            "database_cpu_seconds": database_cpu, "peak_rss_mb": _peak_rss_mb()}
 
 
 async def child_ledger() -> dict:
@@ -202,7 +206,10 @@ async def one_size(items: int) -> dict:
         try:
             env = _env(database_url, sandbox_url)
             made = await settle_month(sandbox_url, per_day)
+            sandbox_cpu = procstat.cpu_seconds(sandbox.pid, False)
             reconciled = await asyncio.to_thread(run_child, "reconcile", env)
+            reconciled["sandbox_cpu_seconds"] = procstat.cpu_seconds(sandbox.pid,
+                                                                     False) - sandbox_cpu
             ledger = await asyncio.to_thread(run_child, "ledger", env)
         finally:
             sandbox.terminate()
@@ -224,6 +231,8 @@ def summary(results: list[dict]) -> list[dict]:
             "items": r["items"], "settlements": r["settlements"], "matched": r["matched"],
             "flagged": r["flagged"], "items_per_second": r["items"] / r["seconds"],
             "cpu_us_per_item": cost * 1e6, "cost_ratio": base_cost / cost,
+            "sandbox_cpu_us_per_item": r["sandbox_cpu_seconds"] / r["items"] * 1e6,
+            "database_cpu_us_per_item": r["database_cpu_seconds"] / r["items"] * 1e6,
             "peak_rss_mb": r["peak_rss_mb"], "ledger_rows": led["rows"],
             "ledger_mb_per_second": led["bytes"] / 1e6 / led["seconds"],
             "ledger_peak_rss_mb": led["peak_rss_mb"]})
@@ -249,6 +258,10 @@ def table(lines: list[dict]) -> str:
             f" {x['ledger_mb_per_second']:.1f}"
             f" {ok(x['ledger_mb_per_second'], TARGETS['ledger_mb_per_second'])} |"
             f" {x['ledger_peak_rss_mb']:.0f} |")
+    out.append("")
+    out.append("CPU per item elsewhere, the same runs (sandbox · database backends): " + ", ".join(
+        f"{x['items']:,}: {x['sandbox_cpu_us_per_item']:.1f} · {x['database_cpu_us_per_item']:.1f}"
+        " µs" for x in lines) + f". Load average at the end: {os.getloadavg()[0]:.1f}.")
     out.append("")
     out.append(f"Targets: ≥ {TARGETS['items_per_second']:,} items/s, cost ratio ≥"
                f" {TARGETS['cost_ratio']}, peak RSS ≤ {TARGETS['peak_rss_mb']} MB, ledger ≥"

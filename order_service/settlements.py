@@ -43,6 +43,8 @@ FIRST_POLL_LOOKBACK = timedelta(days=7)
 # A captured payment is looked at for this long after it fell due: later than that it has
 # been reported every day for weeks, and the check's cost stays that of a bounded range.
 UNSETTLED_WINDOW = timedelta(days=60)
+# Two months of captures, one index probe each: more than the pool's command timeout allows.
+UNSETTLED_TIMEOUT_SECONDS = 25.0
 
 CLAIM_DUE = """
 UPDATE settlements SET next_check_at = now() + $2::interval
@@ -180,7 +182,8 @@ async def unsettled_payments(pool: asyncpg.Pool, now: datetime, due_days: int) -
     """Captured payments with no settlement item `due_days` after their capture."""
     due_before = now - timedelta(days=due_days)
     async with pool.acquire() as conn:
-        rows = await conn.fetch(UNSETTLED, due_before, due_before - UNSETTLED_WINDOW)
+        rows = await conn.fetch(UNSETTLED, due_before, due_before - UNSETTLED_WINDOW,
+                                timeout=UNSETTLED_TIMEOUT_SECONDS)
     return [dict(r) for r in rows]
 
 
