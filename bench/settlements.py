@@ -8,7 +8,8 @@ For each size, on a database of its own: N captured payments written with SQL, t
 computes on demand), then a child process runs the reconciler's own code (the poll, then
 every due settlement's day, page by page) and reports items/s, CPU per item (utime + stime
 from /proc) and its peak RSS (VmHWM); a second child serves GET /api/razorpay/ledger.csv
-for the month from the order_service app and reads it over HTTP: MB/s and peak RSS.
+for the month from the order_service app, read over HTTP by this process: MB/s, and the
+serving process's peak RSS.
 """
 
 from __future__ import annotations
@@ -167,7 +168,8 @@ async def child_reconcile() -> dict:
 
 
 async def child_ledger() -> dict:
-    """The order_service app serving ledger.csv for the month, read over HTTP here."""
+    """The order_service app serving ledger.csv (as `python -m order_service` would, without
+    its background work): says its port, serves until told on stdin, then says its peak RSS."""
     from aiohttp import web
 
     from order_service.app import create_app
@@ -177,11 +179,25 @@ async def child_ledger() -> dict:
     runner = web.AppRunner(create_app(load_settings(), relay=False, reconciler=False))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    last = MONTH + timedelta(days=DAYS - 1)
-    size = rows = 0
+    print(json.dumps({"port": port}), flush=True)
     try:
+        await asyncio.to_thread(sys.stdin.readline)
+    finally:
+        await runner.cleanup()
+    return {"peak_rss_mb": _peak_rss_mb()}
+
+
+async def read_ledger(env: dict) -> dict:
+    """The month's ledger.csv over HTTP from a serving child: MB/s, and the child's RSS."""
+    server = subprocess.Popen([sys.executable, "-m", "bench.settlements", "--child", "ledger"],
+                              env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        port = json.loads(await asyncio.to_thread(server.stdout.readline))["port"]
+        last = MONTH + timedelta(days=DAYS - 1)
+        size = rows = 0
         started = time.perf_counter()
-        async with aiohttp.ClientSession() as http, http.get(
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=60)
+        async with aiohttp.ClientSession(timeout=timeout) as http, http.get(
                 f"http://127.0.0.1:{port}/api/razorpay/ledger.csv",
                 params={"from": MONTH.isoformat(), "to": last.isoformat()},
                 headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as resp:
@@ -190,9 +206,15 @@ async def child_ledger() -> dict:
                 size += len(chunk)
                 rows += chunk.count(b"\n")
         seconds = time.perf_counter() - started
+        server.stdin.write("done\n")
+        server.stdin.flush()
+        served = json.loads(await asyncio.to_thread(server.stdout.readline))
+        await asyncio.to_thread(server.wait, 30)
     finally:
-        await runner.cleanup()
-    return {"bytes": size, "rows": rows - 1, "seconds": seconds, "peak_rss_mb": _peak_rss_mb()}
+        if server.poll() is None:  # it failed on the way: do not leave it serving
+            server.kill()
+            server.wait()
+    return {"bytes": size, "rows": rows - 1, "seconds": seconds, **served}
 
 
 async def one_size(items: int) -> dict:
@@ -210,7 +232,7 @@ async def one_size(items: int) -> dict:
             reconciled = await asyncio.to_thread(run_child, "reconcile", env)
             reconciled["sandbox_cpu_seconds"] = procstat.cpu_seconds(sandbox.pid,
                                                                      False) - sandbox_cpu
-            ledger = await asyncio.to_thread(run_child, "ledger", env)
+            ledger = await read_ledger(env)
         finally:
             sandbox.terminate()
             sandbox.wait(timeout=10)
