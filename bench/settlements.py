@@ -294,7 +294,9 @@ def table(lines: list[dict]) -> str:
 
 def write_docs(path: Path, text: str) -> None:
     """Replaces the generated section of `path` (between its markers) with `text`."""
-    doc = path.read_text()
+    doc = path.read_text() if path.exists() else ""
+    if DOCS_START not in doc or DOCS_END not in doc:  # another folder (make bench OUTPUT=…)
+        doc += f"{DOCS_START}\n{DOCS_END}\n"
     head, rest = doc.split(DOCS_START, 1)
     _, tail = rest.split(DOCS_END, 1)
     path.write_text(f"{head}{DOCS_START}\n{text}\n{DOCS_END}{tail}")
