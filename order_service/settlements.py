@@ -85,9 +85,29 @@ def _start_of(day: date) -> datetime:
 
 async def reconcile_day(pool: asyncpg.Pool, razorpay: RazorpayClient, day: date) -> DayResult:
     """Records every recon item of `day`, then judges each of that day's settlements we
-    know of. A pipeline: the next page is fetched while this one is read and up to WRITERS
-    earlier ones are written, each on its own connection (the database has cores too)."""
+    know of (a settlement with no item out yet is asked about again later)."""
     result = DayResult(day)
+    seen = await _record_pages(pool, razorpay, day, result)
+    async with pool.acquire() as conn:
+        seen.update(r["settlement_id"] for r in await conn.fetch(OF_DAY, _start_of(day)))
+        for settlement_id in sorted(seen):
+            verdict = await judge(conn, settlement_id)
+            result.verdicts.append(verdict)
+            if verdict.status is None and verdict.items == 0:
+                await conn.execute(RETRY_LATER, settlement_id, RETRY)
+    if result.unreadable:
+        log.warning("settlement recon: items we could not read were left out",
+                    extra=log_ctx(day=day.isoformat(), unreadable=result.unreadable))
+    for verdict in result.verdicts:
+        _report(verdict)
+    return result
+
+
+async def _record_pages(pool: asyncpg.Pool, razorpay: RazorpayClient, day: date,
+                        result: DayResult) -> set[str]:
+    """The day's pages, as a pipeline: the next page is fetched while this one is read and
+    up to WRITERS earlier ones are written, each on its own connection (the database has
+    cores too). Returns the settlements the items named."""
     seen: set[str] = set()
 
     def fetch(skip: int) -> asyncio.Future:
@@ -117,27 +137,15 @@ async def reconcile_day(pool: asyncpg.Pool, razorpay: RazorpayClient, day: date)
                 for task in done:
                     task.result()  # a failed write fails the day: it is tried again whole
             writing.add(asyncio.create_task(write(columns)))
-        for task in await asyncio.gather(*writing, return_exceptions=True):
-            if isinstance(task, BaseException):
-                raise task
+        for outcome in await asyncio.gather(*writing, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
         writing.clear()
     finally:
         for task in [*writing, *([pending] if pending is not None else [])]:
             task.cancel()
         await asyncio.gather(*writing, return_exceptions=True)
-    async with pool.acquire() as conn:
-        seen.update(r["settlement_id"] for r in await conn.fetch(OF_DAY, _start_of(day)))
-        for settlement_id in sorted(seen):
-            verdict = await judge(conn, settlement_id)
-            result.verdicts.append(verdict)
-            if verdict.status is None and verdict.items == 0:
-                await conn.execute(RETRY_LATER, settlement_id, RETRY)
-    if result.unreadable:
-        log.warning("settlement recon: items we could not read were left out",
-                    extra=log_ctx(day=day.isoformat(), unreadable=result.unreadable))
-    for verdict in result.verdicts:
-        _report(verdict)
-    return result
+    return seen
 
 
 def _report(verdict: Verdict) -> None:
