@@ -28,6 +28,7 @@ import aiohttp
 import asyncpg
 
 from bench import counting_cost, pgbench, procstat, seed, wrk
+from bench import settlements as settlement_bench
 from bench.report import print_and_write
 from shared.db import create_database_if_missing, drop_database, migrate
 from testkit import api_client, infra
@@ -523,6 +524,8 @@ async def run(history: int, output: Path) -> None:
             infra.delete_vhost(vhost)
     print_and_write(empty, full, rss, metrics, history=history, history_seconds=filled.seconds,
                     total_seconds=time.perf_counter() - started, output=output)
+    # Settlement reconciliation: its own databases and processes, with the stack stopped.
+    await settlement_bench.run(sorted({100_000, history}), output / "settlements.md")
 
 
 def main() -> None:

@@ -43,6 +43,7 @@ from order_service.schemas import (
     ScanBody,
     ScanResponse,
 )
+from order_service.settlement_schemas import BAD_DATE, BAD_PAGE, SettlementsResponse
 from shared.http import BODY_TOO_LARGE
 from shared.schemas import ErrorBody, PositiveId, Readiness, Status
 from verification_service.schemas import CallbackForm, VerifyBody, VerifyPaymentResponse
@@ -118,6 +119,14 @@ _DISPUTE_ERRORS = {
     404: errors("No such dispute.", DISPUTE_NOT_FOUND),
     422: _ADMIN_ERRORS[422],
 }
+_ADMIN_SECURITY = ({"adminBearer": []},)
+_ADMIN_AUTH = {status: _ADMIN_ERRORS[status] for status in (401, 403)}
+
+
+def _query(name: str, description: str, kind: str) -> dict:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": {"type": kind}}
+
 
 DOCS: dict[str, Doc] = {
     "create_order": Doc(
@@ -301,6 +310,30 @@ DOCS: dict[str, Doc] = {
                         "Pass revoked: take the keys, call the office"),
         },
         security=({"staffBearer": []},)),
+    "settlements": Doc(
+        "listSettlements", "Admin: Razorpay's settlements, newest first, matched or flagged",
+        description="Each settlement with its items' verdict: `matched` when its items'"
+                    " credits minus debits equal its amount, else `flagged` with the"
+                    " `difference` (rupees); `pending` until its items are fetched.",
+        headers=(_query("count", "At most this many (1-1000, default 100).", "integer"),
+                 _query("skip", "Skip this many of the newest.", "integer")),
+        ok=(200, SettlementsResponse, {"settlements": [{
+            "settlement_id": "setl_DGlQ1Rj8os78Ec", "utr": "1568176960vxp0rj",
+            "amount": 2939.0, "fees": 70.8, "tax": 10.8,
+            "settled_at": "2026-01-10T12:00:00+00:00", "items": 2, "status": "matched",
+            "matched": True, "difference": 0.0}]}),
+        errors={400: errors("Bad paging.", BAD_PAGE), **_ADMIN_AUTH}, security=_ADMIN_SECURITY),
+    "ledger": Doc(
+        "ledgerCsv", "Admin: the ledger as CSV, one row per money movement",
+        description="Columns: date, booking_id, order_id, payment_id, type (payment, refund,"
+                    " dispute_deduction, dispute_reversal, adjustment, transfer), amount, fee"
+                    " (GST included), tax (the GST in it), net, settlement_id, utr; rupees with"
+                    " two decimals; fee, settlement_id and utr empty until settled. Default"
+                    " range: this month so far.",
+        headers=(_query("from", "First day, YYYY-MM-DD.", "string"),
+                 _query("to", "Last day, YYYY-MM-DD (included).", "string")),
+        ok=(200, None, None),
+        errors={400: errors("Bad dates.", BAD_DATE), **_ADMIN_AUTH}, security=_ADMIN_SECURITY),
 }
 
 # The answers the gateway gives itself, whatever the service.

@@ -71,6 +71,10 @@ ROUTES = (
           "order_service_url", None, False, False, admin=True),
     Route("accept_dispute", "POST", "/api/razorpay/disputes/{dispute_id}/accept",
           "order_service_url", None, False, False, admin=True),
+    Route("settlements", "GET", "/api/razorpay/settlements",
+          "order_service_url", None, False, False, admin=True),
+    Route("ledger", "GET", "/api/razorpay/ledger.csv",
+          "order_service_url", None, False, False, admin=True),
 )  # fmt: skip
 
 

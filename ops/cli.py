@@ -8,7 +8,7 @@ import json
 import sys
 from datetime import date, timedelta
 
-from ops import dispute_cli
+from ops import dispute_cli, settlements_cli
 from shared.db import create_database_if_missing, create_pool, migrate
 from shared.money import AmountError, paise_to_rupees, rupees_to_paise
 from shared.refunds import MIN_REFUND_PAISE
@@ -223,12 +223,15 @@ def _parser() -> argparse.ArgumentParser:
     dead.add_argument("action", choices=["list", "replay"])
     dead.add_argument("--limit", type=int, default=None)
     dispute_cli.add_commands(sub)
+    settlements_cli.add_commands(sub)  # recon, ledger
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = load_settings()
+    if args.command in settlements_cli.COMMANDS:
+        return settlements_cli.run(args, settings)
     try:
         match args.command:
             case "demo-booking":

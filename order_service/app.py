@@ -12,6 +12,7 @@ from order_service.handlers import status_reads
 from order_service.keys import CREATE_POOL, STATUS_READS
 from order_service.reconciler import run_reconciler
 from order_service.refund_worker import run_refund_worker
+from order_service.settlements import run_settlements
 from shared.service import (
     POOL,
     SETTINGS,
@@ -35,6 +36,7 @@ def create_app(settings: Settings, *, relay: bool = True, reconciler: bool = Tru
         app.cleanup_ctx.append(background("reconciler", run_reconciler))
         app.cleanup_ctx.append(background("refund-worker", run_refund_worker))
         app.cleanup_ctx.append(background("dispute-watch", run_dispute_watch))
+        app.cleanup_ctx.append(background("settlements", run_settlements))
     routes.setup(app)
     return app
 

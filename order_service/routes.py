@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from order_service import admin, dispute_admin, staff, views
+from order_service import admin, dispute_admin, settlements_admin, staff, views
 from shared import status_batch
 
 
@@ -16,3 +16,5 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/razorpay/disputes", dispute_admin.list_disputes)
     app.router.add_post("/api/razorpay/disputes/{dispute_id}/contest", dispute_admin.contest)
     app.router.add_post("/api/razorpay/disputes/{dispute_id}/accept", dispute_admin.accept)
+    app.router.add_get("/api/razorpay/settlements", settlements_admin.list_settlements)
+    app.router.add_get("/api/razorpay/ledger.csv", settlements_admin.ledger_csv)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from razorpay_sandbox import api, checkout, checkout_script, control, dispute_api
+from razorpay_sandbox import api, checkout, checkout_script, control, dispute_api, settlement_api
 from razorpay_sandbox.disputes import DisputeBook
 from razorpay_sandbox.faults import FaultInjector
 from razorpay_sandbox.keys import DISPATCHER, DISPUTES, FAULTS, REFUND_SETTLER, SETTINGS, STORE
@@ -55,9 +55,11 @@ def create_app(settings: Settings) -> web.Application:
     app[DISPUTES] = DisputeBook(app[STORE])
     app[FAULTS] = FaultInjector()
     app.cleanup_ctx.append(webhook_dispatcher)
+    app.cleanup_ctx.append(settlement_api.settlement_clock)
     api.add_routes(app)
     checkout.add_routes(app)
     checkout_script.add_routes(app)
     control.add_routes(app)
     dispute_api.add_routes(app)
+    settlement_api.add_routes(app)
     return app

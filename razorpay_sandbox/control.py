@@ -7,7 +7,7 @@ from aiohttp import web
 from razorpay_sandbox.entities import RefundStatus
 from razorpay_sandbox.errors import ApiError, not_found
 from razorpay_sandbox.faults import FaultRule
-from razorpay_sandbox.keys import DISPATCHER, DISPUTES, FAULTS, REFUND_SETTLER, STORE
+from razorpay_sandbox.keys import BOOK, DISPATCHER, DISPUTES, FAULTS, REFUND_SETTLER, STORE
 from razorpay_sandbox.validation import parse_json_object
 
 
@@ -61,6 +61,7 @@ async def set_refund_behaviour(request: web.Request) -> web.Response:
 async def reset(request: web.Request) -> web.Response:
     request.app[STORE].reset()
     request.app[DISPUTES].reset()
+    request.app[BOOK].reset()
     request.app[FAULTS].clear()
     await request.app[DISPATCHER].reset()
     return web.json_response({"status": "reset"})

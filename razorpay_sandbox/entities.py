@@ -138,8 +138,11 @@ class Payment:
 
     def entity(self) -> dict[str, Any]:
         captured = self.status in (PaymentStatus.CAPTURED, PaymentStatus.REFUNDED)
-        # Razorpay fills fee and tax (GST on the fee) when the payment is captured.
-        fee = self.amount * 2 // 100 if captured else None
+        # Razorpay fills fee and tax (GST on the fee) when the payment is captured: 2% and
+        # 18% GST on it, as the sandbox's settlements charge by default.
+        base = (self.amount * 200 + 5_000) // 10_000
+        tax = (base * 18 + 50) // 100 if captured else None
+        fee = base + tax if captured else None
         body: dict[str, Any] = {
             "id": self.id,
             "entity": "payment",
@@ -162,7 +165,7 @@ class Payment:
             "contact": "+919000090000",
             "notes": {},
             "fee": fee,
-            "tax": fee * 18 // 118 if fee is not None else None,
+            "tax": tax,
             **self.error,
             "acquirer_data": {},
             "created_at": self.created_at,

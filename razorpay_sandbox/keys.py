@@ -7,6 +7,7 @@ from aiohttp import web
 from razorpay_sandbox.disputes import DisputeBook
 from razorpay_sandbox.faults import FaultInjector
 from razorpay_sandbox.refunds import RefundSettler
+from razorpay_sandbox.settlements import SettlementBook
 from razorpay_sandbox.store import Store
 from razorpay_sandbox.webhooks import WebhookDispatcher
 from shared.settings import Settings
@@ -17,3 +18,4 @@ FAULTS = web.AppKey("faults", FaultInjector)
 DISPATCHER = web.AppKey("dispatcher", WebhookDispatcher)
 REFUND_SETTLER = web.AppKey("refund_settler", RefundSettler)
 DISPUTES = web.AppKey("disputes", DisputeBook)
+BOOK = web.AppKey("settlement_book", SettlementBook)

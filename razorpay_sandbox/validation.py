@@ -116,8 +116,8 @@ def parse_capture(body: dict[str, Any]) -> tuple[int, str | None]:
 
 def parse_page(query: dict[str, str]) -> tuple[int, int]:
     """`count` (1..100, default 10) and `skip` (>= 0) as Razorpay's list endpoints take them."""
-    count = _query_int(query, "count", 10)
-    skip = _query_int(query, "skip", 0)
+    count = query_int(query, "count", 10)
+    skip = query_int(query, "skip", 0)
     if not 1 <= count <= MAX_PAGE:
         raise ApiError(f"The count must be between 1 and {MAX_PAGE}.", field="count")
     if skip < 0:
@@ -125,14 +125,16 @@ def parse_page(query: dict[str, str]) -> tuple[int, int]:
     return count, skip
 
 
-def _query_int(query: dict[str, str], name: str, default: int) -> int:
+def query_int(query, name: str, default: int | None, message: str | None = None) -> int | None:
+    """An integer query parameter; `message` (default: "The <name> must be an integer.")
+    refuses one that is not."""
     raw = query.get(name)
     if raw is None or raw == "":
         return default
     try:
         return int(raw)
     except ValueError:
-        raise ApiError(f"The {name} must be an integer.", field=name) from None
+        raise ApiError(message or f"The {name} must be an integer.", field=name) from None
 
 
 REFUND_FIELDS = frozenset({"amount", "speed", "notes", "receipt"})

@@ -121,6 +121,16 @@ class WebhookDispatcher:
         if copies:
             self._spawn(self._send_in_order(copies))
 
+    def publish_entity(self, name: str, key: str, entity: dict[str, Any], created_at: int
+                       ) -> None:
+        """An event about an entity that is not a payment (`settlement.processed`)."""
+        body = {"entity": "event", "account_id": ACCOUNT_ID, "event": name, "contains": [key],
+                "payload": {key: {"entity": entity}}, "created_at": created_at}
+        record = Delivery(event_id=new_id(), event=name, payment_id="", order_id="",
+                          body=json.dumps(body, separators=(",", ":")).encode())
+        self.deliveries[record.event_id] = record
+        self._spawn(self._send_with_retries(record))
+
     def redeliver(self, event_id: str) -> Delivery | None:
         record = self.deliveries.get(event_id)
         if record is not None:

@@ -105,6 +105,18 @@ DISPUTE_RESPOND_BY = Gauge(
     "a6pay_dispute_respond_by_seconds",
     "Seconds to the nearest respond_by of a dispute still waiting for us (+Inf: none).",
     registry=REGISTRY)
+SETTLEMENTS_UNMATCHED = Gauge(
+    "a6pay_settlements_unmatched", "Settlements whose items do not add up to their amount.",
+    registry=REGISTRY)
+PAYMENTS_UNSETTLED = Gauge(
+    "a6pay_payments_unsettled", "Captured payments past SETTLEMENT_DUE_DAYS with no settlement.",
+    registry=REGISTRY)
+SETTLEMENT_FEES = Gauge(
+    "a6pay_settlement_fees_paise", "Razorpay's fees (GST included) settled this month, paise.",
+    registry=REGISTRY)
+SETTLEMENT_GST = Gauge(
+    "a6pay_settlement_gst_paise", "The GST within those fees, settled this month, paise.",
+    registry=REGISTRY)
 
 UNMATCHED_ROUTE = "unmatched"
 OTHER = "other"  # a label value from outside that did not look like one of ours

@@ -179,6 +179,25 @@ class RazorpayClient:
         return await self._call("create_document", self._client.document.create,
                                 {"file": (name, content, mime_type), "purpose": purpose})
 
+    async def list_settlements(self, *, since: int, count: int, skip: int
+                               ) -> list[dict[str, Any]]:
+        """Settlements made from `since` (unix seconds) on, newest first, one page."""
+        answer = await self._call("list_settlements", self._client.settlement.all,
+                                  {"from": since, "count": count, "skip": skip})
+        return list(answer.get("items", []))
+
+    async def fetch_settlement(self, settlement_id: str) -> dict[str, Any]:
+        return await self._call("fetch_settlement", self._client.settlement.fetch,
+                                settlement_id)
+
+    async def settlement_recon(self, year: int, month: int, day: int, *, count: int,
+                               skip: int) -> list[dict[str, Any]]:
+        """One page of the items settled on that day (`/v1/settlements/recon/combined`)."""
+        answer = await self._call("settlement_recon", self._client.settlement.report,
+                                  {"year": year, "month": month, "day": day, "count": count,
+                                   "skip": skip})
+        return list(answer.get("items", []))
+
     async def _call(self, operation: str, method, *args, **options) -> dict[str, Any]:
         """Every call is counted by operation and result (ok, rejected, unavailable,
         timeout) and timed: the dashboard's Razorpay latency and error rate."""

@@ -211,6 +211,18 @@ class Settings(BaseSettings):
     metrics_enabled: bool = True  # /metrics and per-request counting; off to measure its cost
     metrics_poll_seconds: float = 5.0  # outbox lag, dead letters: polled this often
 
+    # Settlements (order_service/settlements.py): a captured payment with no settlement item
+    # this many days later is flagged unsettled; Razorpay's list is polled this often for
+    # settlements whose webhook never came; pending ones are looked for this often.
+    settlement_due_days: int = Field(default=3, ge=1)
+    settlement_poll_seconds: float = 24 * 3600.0
+    settlement_check_seconds: float = 30.0
+    # The bundled sandbox settles what is captured or refunded every this many seconds
+    # (0: only when a test or `make run` asks), charging this fee plus GST on it.
+    sandbox_settle_every: float = Field(default=0.0, ge=0)
+    sandbox_fee_basis_points: int = Field(default=200, ge=0, le=10_000)
+    sandbox_gst_percent: int = Field(default=18, ge=0, le=100)
+
     log_level: str = Field(default="INFO")
     # Which service this process is (serve() says): live keys check only the secrets it uses
     a6pay_service: str = ""

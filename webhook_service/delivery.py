@@ -12,6 +12,7 @@ from shared.disputes import DisputeReport, is_dispute_event, report_of_webhook
 from shared.payment_state import PaymentOutcome
 from shared.razorpay_map import event_target, outcome_from_payment, refund_event_target
 from shared.refund_state import RefundStatus
+from shared.settlements import SETTLEMENT_PROCESSED, Settlement, settlement_of_event
 from shared.webhook_outcome import WebhookOutcome
 
 
@@ -19,6 +20,7 @@ class EventKind(StrEnum):
     PAYMENT = "payment"  # moves a payment: payment.authorized / captured / failed, order.paid
     REFUND = "refund"  # moves a refund (ours or one made at Razorpay): refund.*
     DISPUTE = "dispute"  # moves a chargeback: payment.dispute.*
+    SETTLEMENT = "settlement"  # a payout to record and reconcile: settlement.processed
     OTHER = "other"  # acknowledged and recorded, nothing else
 
 
@@ -37,6 +39,7 @@ class Delivery:
     refund: dict | None  # a REFUND event's refund entity (shared/refunds.py reads it)
     refund_target: RefundStatus | None
     dispute: DisputeReport | None  # a DISPUTE event's report; None if unusable
+    settlement: Settlement | None  # a SETTLEMENT event's settlement; None if unusable
     known: WebhookOutcome | None  # the outcome the payload alone decides, if it does
     payload: str  # the delivery as JSON text, kept in webhook_events
     correlation_id: str | None = None
@@ -58,7 +61,8 @@ def parse_delivery(raw: bytes, event_id: str | None, correlation_id: str | None)
     refund = _entity(entities, "refund")
     target, refund_target = event_target(event), refund_event_target(event)
     kind = (EventKind.PAYMENT if target else EventKind.REFUND if refund_target
-            else EventKind.DISPUTE if is_dispute_event(event) else EventKind.OTHER)
+            else EventKind.DISPUTE if is_dispute_event(event)
+            else EventKind.SETTLEMENT if event == SETTLEMENT_PROCESSED else EventKind.OTHER)
     order_id, payment_id = (v if isinstance(v, str) else None
                             for v in ((payment or {}).get("order_id"), (payment or {}).get("id")))
     outcome = None
@@ -76,6 +80,7 @@ def parse_delivery(raw: bytes, event_id: str | None, correlation_id: str | None)
         refund=refund if kind is EventKind.REFUND else None,
         refund_target=refund_target,
         dispute=report_of_webhook(payload) if kind is EventKind.DISPUTE else None,
+        settlement=settlement_of_event(payload) if kind is EventKind.SETTLEMENT else None,
         known=known,
         payload=text,
         correlation_id=correlation_id,
@@ -96,8 +101,10 @@ def _event_key(event_id: str | None, payload: dict, payment: dict | None, refund
     payment = payment or {}
     parts = [str(payload.get("event")), str(payment.get("id")), str(payment.get("order_id")),
              str(payload.get("created_at"))]
-    if refund is not None:
-        parts.append(str(refund.get("id")))
+    for other in (refund, _entity(payload.get("payload"), "dispute"),
+                  _entity(payload.get("payload"), "settlement")):
+        if other is not None:
+            parts.append(str(other.get("id")))
     if payload.get("created_at") is None:
         parts.append(hashlib.sha256(raw).hexdigest())
     return "derived:" + hashlib.sha256("|".join(parts).encode()).hexdigest()

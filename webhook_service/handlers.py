@@ -5,8 +5,9 @@ Deliveries in flight together share one transaction (shared/coalesce.group_commi
 a batch of one): RECORD_DELIVERIES moves every payment, records every delivery and tells
 each one's outcome, so nothing is tried twice; a second captured payment for a paid booking
 gets its full refund written in the same transaction (shared/duplicate_payments.py). A
-refund or dispute delivery runs alone: its effect (shared/refunds.py, shared/disputes.py)
-first, then the same statement records it (docs/write-paths.md).
+refund, dispute or settlement delivery runs alone: its effect (shared/refunds.py,
+shared/disputes.py, shared/settlements.py) first, then the same statement records it
+(docs/write-paths.md).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from shared.payments import (
 from shared.razorpay_client import RazorpayClient
 from shared.razorpay_map import refund_outcome
 from shared.refunds import find_refund_for, record_refund_outcome
+from shared.settlements import record_settlement
 from shared.webhook_outcome import WebhookOutcome
 from webhook_service.delivery import Delivery, EventKind
 
@@ -211,7 +213,17 @@ async def _dispute_effect(conn: asyncpg.Connection, delivery: Delivery) -> Webho
     return WebhookOutcome(result)
 
 
-_EFFECT_ALONE = {EventKind.REFUND: _refund_effect, EventKind.DISPUTE: _dispute_effect}
+async def _settlement_effect(conn: asyncpg.Connection, delivery: Delivery) -> WebhookOutcome:
+    """The settlement is recorded `pending`; order_service's reconciler fetches its items
+    (order_service/settlements.py), which takes longer than Razorpay waits for an answer."""
+    if delivery.settlement is None:
+        return WebhookOutcome.UNUSABLE_PAYLOAD
+    new = await record_settlement(conn, delivery.settlement, "webhook")
+    return WebhookOutcome.APPLIED if new else WebhookOutcome.STALE
+
+
+_EFFECT_ALONE = {EventKind.REFUND: _refund_effect, EventKind.DISPUTE: _dispute_effect,
+                 EventKind.SETTLEMENT: _settlement_effect}
 
 
 async def capture_and_record(
