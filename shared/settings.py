@@ -239,9 +239,7 @@ class Settings(BaseSettings):
         """True when we reach a broker on another host with RabbitMQ's published account
         (guest/guest, also what an AMQP URL without credentials means): whoever reaches
         that broker can publish events to us."""
-        url = urlsplit(self.amqp_url)
-        user, password = unquote(url.username or "guest"), unquote(url.password or "guest")
-        return (user, password) == ("guest", "guest") and not _is_local(url.hostname)
+        return any(_guest_on_another_host(url) for url in split_csv(self.amqp_url))
 
     @property
     def webhook_secrets(self) -> list[str]:
@@ -257,6 +255,12 @@ class Settings(BaseSettings):
         values = [self.razorpay_key_secret, self.pass_signing_secret, self.auth_jwt_secret,
                   self.smtp_password, self.admin_api_token]
         return [v for v in values + self.webhook_secrets if v]
+
+
+def _guest_on_another_host(amqp_url: str) -> bool:
+    url = urlsplit(amqp_url)
+    user, password = unquote(url.username or "guest"), unquote(url.password or "guest")
+    return (user, password) == ("guest", "guest") and not _is_local(url.hostname)
 
 
 def _is_local(host: str | None) -> bool:
