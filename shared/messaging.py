@@ -63,6 +63,11 @@ class BrokerNodes:
         self.urls = broker_urls(settings)
         self._start = 0
 
+    @property
+    def first(self) -> str:
+        """The node the next connection tries first."""
+        return self.urls[self._start]
+
     def next(self) -> None:
         self._start = (self._start + 1) % len(self.urls)
 

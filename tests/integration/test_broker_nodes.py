@@ -1,0 +1,32 @@
+"""AMQP_URL as a list of nodes, against the real broker: a connection goes to the first
+node that answers, and one that is away costs a refused attempt, not the connection."""
+
+from __future__ import annotations
+
+import pytest
+
+from ops.infra import free_port
+from shared.messaging import BrokerNodes
+from shared.settings import load_settings
+
+
+def away() -> str:
+    return f"amqp://guest:guest@127.0.0.1:{free_port()}/"  # nothing listens there
+
+
+async def test_a_connection_goes_to_the_first_node_that_answers(amqp_url):
+    nodes = BrokerNodes(load_settings(amqp_url=f"{away()},{amqp_url}"))
+    connection = await nodes.connect(timeout=5)
+    try:
+        channel = await connection.channel()
+        await channel.declare_queue(exclusive=True)  # a working broker connection
+    finally:
+        await connection.close()
+    # the node that answered is tried first next time: the one away costs nothing more
+    assert nodes.first == amqp_url
+
+
+async def test_no_node_answering_is_the_last_nodes_error():
+    nodes = BrokerNodes(load_settings(amqp_url=f"{away()},{away()}"))
+    with pytest.raises(ConnectionError):
+        await nodes.connect(timeout=2)
