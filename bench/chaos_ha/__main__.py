@@ -18,6 +18,7 @@ import logging
 import sys
 
 from bench.chaos_ha.run import render, run
+from shared.logging import PoolFloorNoise
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,6 +51,8 @@ async def main_async(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:  # our own pool rides out the failovers too
+        handler.addFilter(PoolFloorNoise())
     return asyncio.run(main_async(parse_args(argv)))
 
 
