@@ -34,7 +34,9 @@ def doubled(row: dict) -> bool:
 async def caught_mails(http: aiohttp.ClientSession, catcher: str,
                        booking_ids: list[int]) -> dict[int, set[str]]:
     """Distinct confirmation mails the catcher holds per booking (it keeps the newest)."""
-    async with http.get(f"{catcher}/api/mails") as answer:
+    # the catcher renders every mail it keeps for this call: slow with hundreds
+    async with http.get(f"{catcher}/api/mails",
+                        timeout=aiohttp.ClientTimeout(total=120)) as answer:
         mails = await answer.json()
     wanted = {f"#{booking_id} ": booking_id for booking_id in booking_ids}
     found: dict[int, set[str]] = defaultdict(set)
