@@ -18,7 +18,9 @@ WEBHOOK = "webhook (sandbox)"
 class Outage:
     what: str
     injected: float  # time.monotonic() when the node went
-    repaired: float  # when the tier could serve again (standby promoted; node stopped)
+    # when the tier could serve again: the standby promoted; for a broker node, at once
+    # (the other nodes serve while it stops)
+    repaired: float
 
 
 async def database_failover(world: HaWorld, recorder: Recorder, pause: float) -> Outage:
@@ -48,7 +50,7 @@ async def broker_node_loss(world: HaWorld, recorder: Recorder) -> Outage:
     await asyncio.to_thread(leader.stop)
     recorder.close_window(window)
     return Outage(f"RabbitMQ node {leader.nodename} (leader of the notifier's queue) stopped",
-                  injected, time.monotonic())
+                  injected, injected)
 
 
 def webhook_errors(recorder: Recorder, start: float, end: float) -> list[float]:

@@ -88,6 +88,15 @@ class ConfirmationSampler:
                 pass
             await asyncio.sleep(self.interval)
 
+    def longest_stall(self, start: float, end: float) -> float:
+        """The longest time within [start, end] in which no booking was confirmed (a
+        failed read counts as no confirmation)."""
+        rises = [t for (t, count), (_, before) in zip(self.samples[1:], self.samples,
+                                                      strict=False)
+                 if start <= t <= end and count > before]
+        marks = [start, *rises, min(end, self.samples[-1][0] if self.samples else end)]
+        return max((b - a for a, b in zip(marks, marks[1:], strict=False)), default=0.0)
+
     def resumed_after(self, at: float) -> float | None:
         """Seconds from `at` to the first confirmation after it (None: none came)."""
         before = [count for t, count in self.samples if t <= at]
