@@ -18,7 +18,7 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.chaos.env import WebhookTap
+from bench.chaos.env import WebhookTap, stop_at_once
 from bench.chaos.record import Recorder
 from ops.ha_cluster import PostgresPair, RabbitCluster
 from ops.stack import Stack
@@ -91,7 +91,7 @@ class HaWorld:
         if self.pool is not None:
             self.pool.terminate()  # its server may be the one a fault left dead
         if self.stack is not None:
-            await asyncio.to_thread(self.stack.stop_all)
+            await asyncio.to_thread(stop_at_once, self.stack)
         await self.tap.close()
         for cluster in (self.rabbit, self.postgres):
             with contextlib.suppress(Exception):

@@ -18,7 +18,7 @@ BOOKINGS = 30
 
 
 async def test_every_booking_is_confirmed_once_through_a_failover_and_a_broker_node_loss():
-    report = await run(BOOKINGS, per_second=1.5, failover_back=False, pause=1.0,
+    report = await run(BOOKINGS, per_second=3, failover_back=False, pause=1.0,
                        settle_seconds=60)
     summary = render(report)
     assert report.settled, summary
