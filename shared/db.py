@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from shared.outage import DatabaseWatch
+from shared.outage import database_watch
 from shared.settings import Settings
 
 _MIGRATION_LOCK = 7_411_001  # pg_advisory_lock key: one migrator at a time
@@ -141,7 +141,7 @@ async def create_pool(settings: Settings) -> asyncpg.Pool:
         init=_init_connection,
         reset=_release_as_is,
         # opens every connection: one warning when none can be opened, one when it can again
-        connect=DatabaseWatch(settings.db_application_name).connect,
+        connect=database_watch(settings.db_application_name).connect,
     )
     return await pool
 

@@ -38,6 +38,17 @@ class OutageWatch:
             log.warning(f"{self.dependency} back", extra=log_ctx(component=self.component))
 
 
+_database_watches: dict[str, DatabaseWatch] = {}
+
+
+def database_watch(component: str) -> DatabaseWatch:
+    """The one watch of this process's pools for `component`: a service with two pools
+    still says it once each way."""
+    if component not in _database_watches:
+        _database_watches[component] = DatabaseWatch(component)
+    return _database_watches[component]
+
+
 class DatabaseWatch(OutageWatch):
     """Opens a pool's connections (asyncpg's `connect=` hook): a connection that cannot be
     opened is the database (or, with a multi-host DATABASE_URL, every read-write primary)
