@@ -90,12 +90,15 @@ class ConfirmationSampler:
 
     def longest_stall(self, start: float, end: float) -> float:
         """The longest time within [start, end] in which no booking was confirmed (a
-        failed read counts as no confirmation)."""
+        failed read counts as no confirmation), up to the last confirmation of the run:
+        once every booking is confirmed, nothing is left to confirm."""
         rises = [t for (t, count), (_, before) in zip(self.samples[1:], self.samples,
-                                                      strict=False)
-                 if start <= t <= end and count > before]
-        marks = [start, *rises, min(end, self.samples[-1][0] if self.samples else end)]
-        return max((b - a for a, b in zip(marks, marks[1:], strict=False)), default=0.0)
+                                                      strict=False) if count > before]
+        if not rises:
+            return 0.0
+        end = min(end, rises[-1])
+        marks = [start, *(t for t in rises if start <= t <= end), end]
+        return max(0.0, *(b - a for a, b in zip(marks, marks[1:], strict=False)))
 
     def resumed_after(self, at: float) -> float | None:
         """Seconds from `at` to the first confirmation after it (None: none came)."""
