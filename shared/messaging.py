@@ -75,12 +75,17 @@ class BrokerNodes:
         error: BaseException | None = None
         for step in range(len(self.urls)):
             index = (self._start + step) % len(self.urls)
+            # aio_pika.connect's own steps, keeping hold of the connection so a failed one
+            # is closed here: left to the collector, its finaliser makes a coroutine that
+            # nobody awaits when it runs outside the event loop's thread
+            connection = aio_pika.Connection(self.urls[index], **kwargs)
             try:
-                connection = await aio_pika.connect(self.urls[index], timeout=timeout, **kwargs)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # this node is away or refusing: try the next
-                error = exc
+                await connection.connect(timeout=timeout)
+            except BaseException as exc:
+                await connection.close()
+                if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
+                    raise
+                error = exc  # this node is away or refusing: try the next
                 continue
             self._start = index
             return connection
