@@ -10,7 +10,7 @@ UV_STAMP := $(VENV)/.uv-$(UV_VERSION)
 STAMP := $(VENV)/.installed
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test install lock lock-check lint chaos bench bench-ab clean
+.PHONY: run test install lock lock-check lint chaos chaos-ha bench bench-ab clean
 
 # uv itself comes from PyPI, pinned, into the project's venv: nothing else to install.
 $(UV_STAMP):
@@ -45,6 +45,11 @@ lint: $(STAMP)
 
 chaos: $(STAMP)
 	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
+
+# A PostgreSQL primary + synchronous standby and three RabbitMQ nodes built here (root),
+# both faults and a failover back under >= 1,000 paid bookings: the ledger and outages.
+chaos-ha: $(STAMP)
+	$(BIN)/python -m bench.chaos_ha $(CHAOS_HA_ARGS)
 
 # wrk is the load generator and valgrind counts instructions (Debian packages); matplotlib
 # (the `bench` extra) draws the plot.

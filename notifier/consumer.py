@@ -25,9 +25,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aio_pika
 import asyncpg
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 from pydantic import ValidationError
 
 from notifier.handlers import (
@@ -42,7 +41,13 @@ from shared.coalesce import Coalescer, group_commit
 from shared.events import Envelope, Event, PaymentCaptured
 from shared.http import DB_ERRORS
 from shared.logging import log_ctx
-from shared.messaging import CONSUMERS, BrokerWatch, declare_consumer_queue
+from shared.messaging import (
+    CONSUMERS,
+    BrokerNodes,
+    BrokerWatch,
+    declare_consumer_queue,
+    until_closed,
+)
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -212,16 +217,18 @@ def pool_apply(pool: asyncpg.Pool, settings: Settings, confirms: Confirms) -> Ap
 
 
 class NotifierConsumer:
-    """Owns the robust connection: connects (waiting for the broker if it is not up yet),
-    declares the quorum queue with its DLX, consumes until cancelled. aio-pika's robust
-    connection re-declares the topology and re-consumes after a broker restart."""
+    """Owns the connection: connects to the first broker node that answers (waiting for
+    one if none is up yet), declares the quorum queue with its DLX, consumes until the
+    connection is lost, then does it all again on another node. Unacked deliveries of the
+    lost connection are redelivered by the broker and absorbed by the inbox."""
 
     def __init__(self, settings: Settings, handler: MessageHandler):
         self.settings = settings
         self.handler = handler
         self.ready = asyncio.Event()  # set once consuming; tests wait on it
-        self.connection: AbstractRobustConnection | None = None
+        self.connection: AbstractConnection | None = None
         self.broker = BrokerWatch("notifier consumer")
+        self.nodes = BrokerNodes(settings)
 
     async def run(self) -> None:
         while True:
@@ -249,7 +256,8 @@ class NotifierConsumer:
             await queue.consume(self.handler)
             self.ready.set()
             log.info("consuming", extra=log_ctx(queue=queue.name))
-            await asyncio.Future()  # until cancelled
+            self.broker.lost(await until_closed(self.connection, channel))
+            self.nodes.next()
         finally:
             self.ready.clear()
             await self.handler.drain(grace_seconds=5)
@@ -258,24 +266,22 @@ class NotifierConsumer:
                 with contextlib.suppress(Exception):
                     await connection.close()
 
-    async def _connect(self) -> AbstractRobustConnection:
+    async def _connect(self) -> AbstractConnection:
         delay = 0.5
         while True:
             try:
-                connection = await aio_pika.connect_robust(
-                    self.settings.amqp_url,
-                    timeout=10,
+                connection = await self.nodes.connect(
+                    timeout=5,
                     client_properties={
                         "connection_name": f"{NAME}@{socket.gethostname()}:{os.getpid()}"
                     },
                 )
-            except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as exc:
+            except Exception as exc:  # no node answered; CancelledError is not caught
                 self.broker.lost(exc)  # once; not once per attempt
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5)
                 continue
             self.broker.back()
-            self.broker.follow(connection)  # later outages: the robust connection reconnects
             return connection
 
 

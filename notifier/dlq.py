@@ -18,7 +18,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from shared.events import EVENT_TYPES
 from shared.logging import scrub
-from shared.messaging import dead_letter_queue_name, declare_exchange
+from shared.messaging import BrokerNodes, dead_letter_queue_name, declare_exchange
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ async def _dlq(
     settings: Settings, publisher_confirms: bool = False
 ) -> AsyncIterator[tuple[AbstractChannel, AbstractQueue | None]]:
     """The DLQ, or None when no notifier ever declared it (nothing has died yet)."""
-    connection = await aio_pika.connect(settings.amqp_url, timeout=10)
+    connection = await BrokerNodes(settings).connect(timeout=10)
     async with connection:
         channel = await connection.channel(
             publisher_confirms=publisher_confirms, on_return_raises=publisher_confirms

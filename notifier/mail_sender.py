@@ -114,6 +114,7 @@ class MailSender:
         self._idle: list[asyncio.Event] = []  # senders waiting for work, each its own bell
         self._woken_while_busy = False
         self._busy = 0  # senders in a round
+        self._database_away = False  # an outage is one line each way, not one per round
         self.rounds = 0  # completed rounds, of all senders: a seam for tests
         self.server_away = False  # the last round could not reach the SMTP server
 
@@ -150,10 +151,15 @@ class MailSender:
                     pass
                 if first:  # one count per poll is enough for the gauge
                     await self._count_pending()
+                if self._database_away:
+                    self._database_away = False
+                    log.warning("mail sender: database back")
             except asyncio.CancelledError:
                 raise
             except DB_ERRORS as exc:
-                log.warning("mail sender: database unavailable (%s)", type(exc).__name__)
+                if not self._database_away:
+                    self._database_away = True
+                    log.warning("mail sender: database unavailable (%s)", type(exc).__name__)
             except Exception:
                 log.exception("mail sender round failed")
             finally:

@@ -52,13 +52,19 @@ async def refund_pass(pool: asyncpg.Pool, razorpay: RazorpayClient, batch: int =
 
 async def run_refund_worker(app: web.Application) -> None:
     settings = app[SETTINGS]
+    failing = False  # an outage is one line when it starts and one when it ends
     while True:
         try:
             summary = await refund_pass(app[POOL], app[RAZORPAY])
             if summary["submitted"] or summary["polled"]:
                 log.info("refund pass", extra={"ctx": summary})
+            if failing:
+                failing = False
+                log.warning("refund passes resumed")
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # database away: next tick
-            log.warning("refund pass failed: %s", type(exc).__name__)
+            if not failing:
+                failing = True
+                log.warning("refund pass failed: %s", type(exc).__name__)
         await asyncio.sleep(settings.refund_poll_seconds)

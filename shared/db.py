@@ -9,6 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from shared.outage import database_watch
 from shared.settings import Settings
 
 _MIGRATION_LOCK = 7_411_001  # pg_advisory_lock key: one migrator at a time
@@ -146,6 +147,8 @@ async def create_pool(settings: Settings) -> FairPool:
         server_settings=session_settings(settings),
         init=_init_connection,
         reset=_release_as_is,
+        # opens every connection: one warning when none can be opened, one when it can again
+        connect=database_watch(settings.db_application_name).connect,
     )
     return FairPool(pool, settings.db_pool_max)
 
@@ -180,13 +183,20 @@ async def migrate(database_url: str) -> list[str]:
 
 
 def with_database(database_url: str, name: str) -> str:
+    """The same server(s) and options, another database. Works on a multi-host URL
+    (`postgresql://u@h1:p1,h2:p2/db?target_session_attrs=read-write`): only the path
+    changes, and a URL's port is never parsed here (urlsplit cannot read several)."""
     parts = urlsplit(database_url)
     return urlunsplit(parts._replace(path="/" + name))
 
 
+def database_name(database_url: str) -> str:
+    return urlsplit(database_url).path.lstrip("/")
+
+
 async def create_database_if_missing(database_url: str) -> bool:
     """Connects to the server's `postgres` database and creates ours if it is absent."""
-    name = urlsplit(database_url).path.lstrip("/")
+    name = database_name(database_url)
     conn = await asyncpg.connect(with_database(database_url, "postgres"))
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
@@ -198,7 +208,7 @@ async def create_database_if_missing(database_url: str) -> bool:
 
 
 async def drop_database(database_url: str) -> None:
-    name = urlsplit(database_url).path.lstrip("/")
+    name = database_name(database_url)
     conn = await asyncpg.connect(with_database(database_url, "postgres"))
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

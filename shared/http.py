@@ -20,6 +20,8 @@ DB_ERRORS = (
     asyncpg.InterfaceError,
     asyncpg.AdminShutdownError,  # what in-flight connections get when PostgreSQL restarts
     asyncpg.CrashShutdownError,
+    # multi-host DATABASE_URL while no host is a read-write primary (a failover under way)
+    asyncpg.exceptions.TargetServerAttributeNotMatched,
     ConnectionError,
     OSError,
     TimeoutError,

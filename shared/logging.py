@@ -89,6 +89,19 @@ class AmqpLibraryNoise(logging.Filter):
         return True
 
 
+class PoolFloorNoise(logging.Filter):
+    """asyncpg logs each failed attempt to reopen a pool's floor of connections as a
+    warning with a traceback, for as long as the database is away. shared.outage's
+    DatabaseWatch says it once each way, so these lines become DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "asyncpg.pool" and str(record.msg).startswith(
+                "Failed to restore the pool connection floor"):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
+
 def register_secrets(secrets: list[str]) -> None:
     _secrets[:] = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
 
@@ -98,6 +111,7 @@ def setup_logging(service: str, level: str = "INFO", secrets: list[str] | None =
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
     handler.addFilter(AmqpLibraryNoise())
+    handler.addFilter(PoolFloorNoise())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -117,6 +117,14 @@ SETTLEMENT_FEES = Gauge(
 SETTLEMENT_GST = Gauge(
     "a6pay_settlement_gst_paise", "The GST within those fees, settled this month, paise.",
     registry=REGISTRY)
+# Outages of the data tier as this process sees them: 0 while it cannot reach the database
+# primary or any broker node; a reconnect counted each time it reaches one again.
+DEPENDENCY_UP = Gauge(
+    "a6pay_dependency_up", "1 while this process reaches the dependency (database|broker).",
+    ["dependency"], registry=REGISTRY)
+RECONNECTS = Counter(
+    "a6pay_reconnects", "Times this process reached a dependency again after losing it.",
+    ["dependency"], registry=REGISTRY)
 
 UNMATCHED_ROUTE = "unmatched"
 OTHER = "other"  # a label value from outside that did not look like one of ours

@@ -21,7 +21,7 @@ import asyncpg
 
 from shared import metrics
 from shared.events import Envelope, Event
-from shared.messaging import BrokerWatch, declare_topology
+from shared.messaging import BrokerNodes, BrokerWatch, declare_topology
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -108,9 +108,10 @@ class OutboxRelay:
         self.pool = pool
         self.settings = settings
         self._wake = asyncio.Event()
-        self._connection: aio_pika.abc.AbstractRobustConnection | None = None
+        self._connection: aio_pika.abc.AbstractConnection | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
         self._broker = BrokerWatch("outbox relay")
+        self._nodes = BrokerNodes(settings)
 
     def wake(self) -> None:
         self._wake.set()
@@ -134,6 +135,7 @@ class OutboxRelay:
                     # One line when it stops, one when it resumes: not one per retry.
                     if isinstance(exc, BrokerUnavailable):
                         self._broker.lost(exc.__cause__)
+                        self._nodes.next()  # the node we had is the likeliest to be away
                     elif not paused:
                         paused = True
                         log.warning("outbox relay paused: %s", type(exc).__name__)
@@ -212,7 +214,7 @@ class OutboxRelay:
             raise BrokerUnavailable from ConnectionError("broker connection lost")
         if self._exchange is None:
             try:
-                self._connection = await aio_pika.connect(self.settings.amqp_url, timeout=5)
+                self._connection = await self._nodes.connect(timeout=5)
                 # on_return_raises: an unroutable message fails publish() instead of being
                 # confirmed and silently dropped, so its row stays unsent.
                 channel = await self._connection.channel(

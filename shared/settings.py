@@ -366,9 +366,7 @@ class Settings(BaseSettings):
         """True when we reach a broker on another host with RabbitMQ's published account
         (guest/guest, also what an AMQP URL without credentials means): whoever reaches
         that broker can publish events to us."""
-        url = urlsplit(self.amqp_url)
-        user, password = unquote(url.username or "guest"), unquote(url.password or "guest")
-        return (user, password) == ("guest", "guest") and not _is_local(url.hostname)
+        return any(_guest_on_another_host(url) for url in split_csv(self.amqp_url))
 
     @property
     def webhook_secrets(self) -> list[str]:
@@ -389,6 +387,12 @@ class Settings(BaseSettings):
     def pass_secrets(self) -> list[str]:
         """The secret passes are signed with, then those whose passes still verify."""
         return [self.pass_signing_secret, *split_csv(self.pass_signing_secrets_old)]
+
+
+def _guest_on_another_host(amqp_url: str) -> bool:
+    url = urlsplit(amqp_url)
+    user, password = unquote(url.username or "guest"), unquote(url.password or "guest")
+    return (user, password) == ("guest", "guest") and not _is_local(url.hostname)
 
 
 def _is_local(host: str | None) -> bool:

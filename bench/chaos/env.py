@@ -77,7 +77,7 @@ class WebhookTap:
             await self._runner.cleanup()
 
 
-def _stop_all(stack: Stack) -> None:
+def stop_at_once(stack: Stack) -> None:
     """SIGTERM to every service at once; SIGKILL to any still there 20 s later."""
     procs = list(stack.procs.values())
     stack.procs.clear()
@@ -124,7 +124,7 @@ class ChaosEnv:
         if self.pool is not None:
             await self.pool.close()
         if self.stack is not None:
-            await asyncio.to_thread(_stop_all, self.stack)
+            await asyncio.to_thread(stop_at_once, self.stack)
         await self.tap.close()
         if self.broker is not None:
             with contextlib.suppress(Exception):

@@ -48,6 +48,9 @@ def test_smtp_from_must_be_an_address():
     ("amqp://guest:guest@10.0.0.5/vhost", True),
     ("amqp://a6pay:s3cret@rabbitmq:5672/", False),
     ("amqp://guest:other@rabbitmq:5672/", False),
+    # a cluster: any node reached with the default account is one too many
+    ("amqp://a6pay:s3cret@rabbit-0:5672/,amqp://a6pay:s3cret@rabbit-1:5672/", False),
+    ("amqp://a6pay:s3cret@rabbit-0:5672/,amqp://guest:guest@rabbit-1:5672/", True),
 ])
 def test_the_default_broker_account_on_another_host_is_flagged(url, exposed):
     assert load_settings(amqp_url=url).broker_default_account_exposed() is exposed
