@@ -15,6 +15,7 @@ from aiohttp import web
 from order_service.refund_truth import record_refund_entities
 from shared import metrics
 from shared.dispute_state import OPEN_STATUSES, DisputeStatus
+from shared.outage import FailingStreak
 from shared.razorpay_client import RazorpayClient, RazorpayError
 from shared.service import POOL, RAZORPAY, SETTINGS
 
@@ -81,6 +82,7 @@ async def sweep_refunds(pool: asyncpg.Pool, razorpay: RazorpayClient) -> int:
 async def run_dispute_watch(app: web.Application) -> None:
     settings = app[SETTINGS]
     next_sweep = 0.0
+    streak = FailingStreak(log, "dispute watch")
     while True:
         try:
             await watch_disputes(app[POOL], settings.ops_email)
@@ -89,8 +91,9 @@ async def run_dispute_watch(app: web.Application) -> None:
                 found = await sweep_refunds(app[POOL], app[RAZORPAY])
                 if found:
                     log.info("refunds made at Razorpay found", extra={"ctx": {"found": found}})
+            streak.succeeded()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # database away: next tick
-            log.warning("dispute watch failed: %s", type(exc).__name__)
+            streak.failed(exc)
         await asyncio.sleep(settings.dispute_watch_seconds)

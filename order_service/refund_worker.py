@@ -11,6 +11,7 @@ import logging
 import asyncpg
 from aiohttp import web
 
+from shared.outage import FailingStreak
 from shared.razorpay_client import RazorpayClient
 from shared.refunds import SUBMIT_LEASE, poll_refund, submit_refund
 from shared.service import POOL, RAZORPAY, SETTINGS
@@ -52,19 +53,15 @@ async def refund_pass(pool: asyncpg.Pool, razorpay: RazorpayClient, batch: int =
 
 async def run_refund_worker(app: web.Application) -> None:
     settings = app[SETTINGS]
-    failing = False  # an outage is one line when it starts and one when it ends
+    streak = FailingStreak(log, "refund pass")
     while True:
         try:
             summary = await refund_pass(app[POOL], app[RAZORPAY])
             if summary["submitted"] or summary["polled"]:
                 log.info("refund pass", extra={"ctx": summary})
-            if failing:
-                failing = False
-                log.warning("refund passes resumed")
+            streak.succeeded()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # database away: next tick
-            if not failing:
-                failing = True
-                log.warning("refund pass failed: %s", type(exc).__name__)
+            streak.failed(exc)
         await asyncio.sleep(settings.refund_poll_seconds)

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from shared import metrics
 from shared.logging import log_ctx
+from shared.outage import FailingStreak
 from shared.razorpay_client import RazorpayClient
 from shared.service import POOL, RAZORPAY, SETTINGS
 from shared.settings import Settings
@@ -230,6 +231,7 @@ async def run_settlements(app: web.Application) -> None:
     poll and the unsettled check every SETTLEMENT_POLL_SECONDS, first at start."""
     pool, razorpay, settings = app[POOL], app[RAZORPAY], app[SETTINGS]
     last_poll = None
+    streak = FailingStreak(log, "settlement pass")
     while True:
         try:
             if last_poll is None or time.monotonic() - last_poll >= (
@@ -239,8 +241,9 @@ async def run_settlements(app: web.Application) -> None:
                 log.info("settlement poll", extra=log_ctx(**summary))
             elif await reconcile_due(pool, razorpay):
                 await refresh_gauges(pool, datetime.now(UTC))
+            streak.succeeded()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # Razorpay or the database away: again on the next tick
-            log.warning("settlement pass failed: %s", type(exc).__name__)
+            streak.failed(exc)
         await asyncio.sleep(settings.settlement_check_seconds)

@@ -38,6 +38,25 @@ class OutageWatch:
             log.warning(f"{self.dependency} back", extra=log_ctx(component=self.component))
 
 
+class FailingStreak:
+    """A background loop's failures as two lines: one when its passes start failing, one when
+    a pass succeeds again. A loop retrying every few seconds through an outage would
+    otherwise log every try."""
+
+    def __init__(self, logger: logging.Logger, what: str):
+        self.log, self.what, self.failing = logger, what, False
+
+    def failed(self, error: BaseException) -> None:
+        if not self.failing:
+            self.failing = True
+            self.log.warning("%s failed: %s", self.what, type(error).__name__)
+
+    def succeeded(self) -> None:
+        if self.failing:
+            self.failing = False
+            self.log.warning("%s resumed", self.what)
+
+
 _database_watches: dict[str, DatabaseWatch] = {}
 
 

@@ -25,11 +25,14 @@ def random_admin_client() -> str:
 
 async def call(http: aiohttp.ClientSession, method: str, url: str, client: str | None = None,
                **kw):
-    """An API call stands for a client of its own (`client`, else a random one); a call to
+    """An API call stands for a client of its own (`client`, else a random one: a private
+    address when it carries the admin token, as the A6 Cars backend's calls do); a call to
     an operator's endpoint (/metrics, /readyz) comes from this machine, as it is."""
     headers = dict(kw.pop("headers", None) or {})
     if client or "/api/" in url:
-        headers.setdefault("X-Forwarded-For", client or random_client())
+        as_admin = headers.get("Authorization") == f"Bearer {ADMIN_TOKEN}"
+        headers.setdefault("X-Forwarded-For",
+                           client or (random_admin_client() if as_admin else random_client()))
     async with http.request(method, url, allow_redirects=False, headers=headers, **kw) as resp:
         text = await resp.text()
         try:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from testkit.api_client import ADMIN_TOKEN, call, pay
+from testkit.api_client import ADMIN_TOKEN, call, pay, random_admin_client
 from testkit.infra import eventually
 from tests.e2e.flows import a6pay, booking_with_order, wait_paid
 
@@ -49,5 +49,6 @@ async def test_a_settlement_reaches_the_admin_api_and_the_ledger(http, stack, po
     assert [(r["type"], r["amount"], r["fee"], r["settlement_id"]) for r in rows] == [
         ("payment", "1500.00", "35.40", settlement_id)]
 
-    status, body, _ = await call(http, "GET", f"{stack.gateway}/api/razorpay/settlements")
+    status, body, _ = await call(http, "GET", f"{stack.gateway}/api/razorpay/settlements",
+                                 client=random_admin_client())  # the backend's network, no token
     assert status == 401 and "message" in body
