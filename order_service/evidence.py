@@ -50,8 +50,9 @@ async def gather_evidence(
         payment=await conn.fetchrow("SELECT * FROM payments WHERE id = $1", payment_id),
         payment_method=payment_method,
         passes=await conn.fetch(
-            "SELECT kind, created_at, revoked_at FROM passes WHERE booking_id = $1"
-            " ORDER BY kind", booking_id),
+            "SELECT p.kind, p.created_at, p.revoked_at, s.scanned_at FROM passes p"
+            " LEFT JOIN pass_scans s ON s.booking_id = p.booking_id AND s.kind = p.kind"
+            " WHERE p.booking_id = $1 ORDER BY p.kind", booking_id),
         confirmation=await conn.fetchrow(
             "SELECT message_id, sent_at, recipient FROM notifications WHERE booking_id = $1"
             " AND kind = 'payment_confirmed' ORDER BY id LIMIT 1", booking_id),
@@ -73,6 +74,7 @@ def summary(records: EvidenceRecords) -> str:
     """The contest's summary (Razorpay takes at most 1000 characters); names the booking."""
     b, p = records.booking, records.payment
     issued = [r for r in records.passes if r["created_at"]]
+    used = {r["kind"]: r["scanned_at"] for r in records.passes if r["scanned_at"]}
     text = (
         f"A6 Cars booking #{b['id']}: {b['car_name']} rented by {b['customer_name']} from"
         f" {b['start_date']} to {b['end_date']}, paid {inr(p['amount_paise'])}"
@@ -80,6 +82,9 @@ def summary(records: EvidenceRecords) -> str:
         f" {when(b['confirmed_at'])} and the customer was sent {len(issued)} signed QR passes"
         f" (collection and return) by e-mail"
         + (f" at {when(records.confirmation['sent_at'])}" if records.confirmation else "")
+        + (f". The car was collected with the customer's pass at {when(used['collection'])}"
+           if "collection" in used else "")
+        + (f" and returned with it at {when(used['return'])}" if "return" in used else "")
         + ". The service was provided as booked; the attached record lists the booking, the"
         " payment, the passes, the confirmation mail, refunds and our cancellation policy."
     )

@@ -61,6 +61,8 @@ def evidence_pdf(records: EvidenceRecords, dispute_id: str) -> bytes:
     doc.heading("Passes (signed QR codes, checked at the counter)")
     for row in records.passes:
         state = f"revoked {when(row['revoked_at'])}" if row["revoked_at"] else "valid"
+        if row["scanned_at"]:
+            state += f", used at the counter {when(row['scanned_at'])}"
         doc.line(f"{row['kind'].capitalize()} pass", f"issued {when(row['created_at'])}, {state}")
     if not records.passes:
         doc.line("No passes were issued")

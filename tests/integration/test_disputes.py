@@ -16,10 +16,12 @@ from pypdf import PdfReader
 from order_service import cancellations, disputes
 from order_service.app import create_app
 from order_service.dispute_watch import watch_disputes
-from order_service.evidence import gather_evidence
+from order_service.evidence import gather_evidence, summary
 from order_service.evidence_pdf import evidence_pdf
+from order_service.pass_scans import scan_pass
 from shared import metrics
 from shared.http import HttpError
+from shared.pass_store import issue_passes
 from tests.integration.test_refunds import control, open_order, paid_booking, pool, razorpay
 from tests.integration.test_refunds import own as own  # noqa: F401 (fixtures)
 from tests.integration.test_refunds import settings as settings  # noqa: F401
@@ -118,6 +120,28 @@ async def test_the_evidence_pdf_carries_our_records(pool, razorpay, settings):
                      records.booking["customer_name"], "INR 1,500.00", "Method: card",
                      "Cancellation policy"):
         assert expected in text
+    assert "used at the counter" not in text and "collected" not in summary(records)
+
+
+async def test_the_evidence_names_when_the_car_was_collected(pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    payment = await pool.fetchrow(
+        "SELECT * FROM payments WHERE booking_id = $1 AND status = 'captured'", booking_id)
+    async with pool.acquire() as conn:  # what verify-payment does for the customer
+        await conn.execute("UPDATE bookings SET status = 'confirmed', confirmed_at = now()"
+                           " WHERE id = $1", booking_id)
+        await issue_passes(conn, booking_id, settings.pass_signing_secret)
+    token = await pool.fetchval(
+        "SELECT token FROM passes WHERE booking_id = $1 AND kind = 'collection'", booking_id)
+    any_day = settings.model_copy(update={"pass_grace_hours": 24 * 3650})
+    assert (await scan_pass(pool, any_day, token)).status == 200
+    async with pool.acquire() as conn:
+        records = await gather_evidence(conn, booking_id, payment["id"], "card")
+    text = "".join(page.extract_text() for page in PdfReader(
+        io.BytesIO(evidence_pdf(records, "disp_X"))).pages)
+    assert "used at the counter" in text
+    assert "collected with the customer's pass" in summary(records)
+    assert len(summary(records)) <= 1000
 
 
 async def test_accepted_and_lost(pool, razorpay, settings):
