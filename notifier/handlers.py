@@ -43,14 +43,12 @@ log = logging.getLogger(__name__)
 CONSUMER = "notifier"
 
 # A row for this id with another fact is the mark of a forger's reuse: taken over, and the
-# event applied (its effect is idempotent on its own).
-_INBOX_CONFLICT = (
-    " ON CONFLICT (consumer, event_id) DO UPDATE SET fact = EXCLUDED.fact"
-    " WHERE inbox.fact <> EXCLUDED.fact"
-)
+# event applied (its effect is idempotent on its own). CONFIRM_BOOKINGS's `fresh` does the
+# same for captures.
 INSERT_INBOX = (
     "INSERT INTO inbox (consumer, event_id, fact) VALUES ($1, $2, $3)"
-    + _INBOX_CONFLICT + " RETURNING true"
+    " ON CONFLICT (consumer, event_id) DO UPDATE SET fact = EXCLUDED.fact"
+    " WHERE inbox.fact <> EXCLUDED.fact RETURNING true"
 )
 # The attempt a payment.failed reports: its order, of that booking and customer.
 FAILED_ATTEMPT = (

@@ -240,3 +240,27 @@ async def test_only_processed_refunds_make_a_full_refund(pool):
     assert await apply(pool, RefundProcessed(refund_id=last, amount_paise=100_000,
                                              source="webhook", **common))
     assert (await facts(pool, booking["booking_id"]))["revoked"] == 2
+
+
+async def test_a_reused_event_id_does_not_drop_the_real_capture(pool):
+    """The same for payment.captured, whose inbox row the confirmation statement writes."""
+    old = await paid_booking(pool)
+    fresh = await make_booking(pool)
+    n = fresh["booking_id"]
+    real = PaymentCaptured(booking_id=n, customer_id=fresh["customer_id"],
+                           order_id=f"order_Frg{n:011d}", payment_id=f"pay_Frg{n:013d}",
+                           amount_paise=fresh["amount_paise"], source="webhook")
+    await pool.execute(
+        "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
+        " amount_paise, status, razorpay_payment_id) VALUES ($1,$2,$3,'r',$4,'captured',$5)",
+        n, real.customer_id, real.order_id, real.amount_paise, real.payment_id)
+    replayed = PaymentCaptured(
+        booking_id=old["booking_id"], customer_id=old["customer_id"],
+        order_id=f"order_Frg{old['booking_id']:011d}",
+        payment_id=f"pay_Frg{old['booking_id']:013d}", amount_paise=150_000,
+        source="webhook")
+    event_id = uuid.uuid4()
+    assert await apply(pool, replayed, event_id)  # backed, and changes nothing
+    assert await apply(pool, real, event_id)
+    assert (await facts(pool, n))["status"] == "confirmed"
+    assert not await apply(pool, real, event_id)  # its redelivery is a duplicate
