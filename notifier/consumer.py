@@ -3,8 +3,10 @@
 Failure policy, per message:
 - cannot be parsed (not JSON, not an Envelope, unknown type, invalid data): poison, so
   `reject(requeue=False)` sends it straight to the dead-letter queue;
-- a `payment.captured` that no captured payment in `payments` stands behind (forged, or
-  corrupt): refused at once with an ALARM log line, `reject(requeue=False)` to the DLQ;
+- an event the database does not stand behind (a `payment.captured` with no captured
+  payment, a `booking.cancelled` for a booking not cancelled, a `refund.*` for another
+  booking's refund or one not in that state...: forged, or corrupt): refused at once with
+  an ALARM log line, `reject(requeue=False)` to the DLQ;
 - the database is unreachable: a transient failure that must not burn the delivery limit,
   so the message stays unacked and handling is retried in-process with backoff
   (0.5 s doubling to 5 s) until the database answers;
@@ -29,9 +31,9 @@ import asyncpg
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 from pydantic import ValidationError
 
+from notifier.backing import UnbackedEvent
 from notifier.handlers import (
     Capture,
-    UnbackedCapture,
     apply_event,
     captured_outcome,
     confirm_bookings,
@@ -128,11 +130,12 @@ class MessageHandler:
             return
         except asyncio.CancelledError:
             raise
-        except UnbackedCapture:
-            # Someone who can publish to our exchange tried to confirm a booking nobody paid
-            # for (or an event was corrupted): never retried, kept in the DLQ for inspection.
-            log.error("ALARM: payment.captured without a captured payment on record;"
-                      " refused and dead-lettered", extra=log_ctx(**ctx, alarm="unbacked_capture"))
+        except UnbackedEvent as exc:
+            # Someone who can publish to our exchange claimed a fact the database does not
+            # hold (a capture nobody paid, a cancellation nobody made, another booking's
+            # refund), or an event was corrupted: never retried, kept in the DLQ to inspect.
+            log.error("ALARM: %s not backed by the database; refused and dead-lettered",
+                      envelope.type, extra=log_ctx(**ctx, alarm=exc.alarm))
             await _settle(message.reject(requeue=False), "reject")
             self._settled("refused", ctx["event_id"], envelope.type)
             return

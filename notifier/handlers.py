@@ -1,9 +1,16 @@
 """What the notifier does with each event: plain functions over an asyncpg connection.
 
-No aio-pika or aiohttp here. Each event's inbox row (consumer, event id) is written in the
-same transaction as its effect, so a redelivery (same event id) is a no-op, and every
-effect is also guarded by a unique constraint or a conditional UPDATE, so the same fact
-under another event id is one too.
+No aio-pika or aiohttp here. Each event's inbox row (consumer, event id, and a digest of
+the fact it reports) is written in the same transaction as its effect, so a redelivery
+(same event id, same fact) is a no-op, and every effect is also guarded by a unique
+constraint or a conditional UPDATE, so the same fact under another event id is one too.
+
+The broker is not believed: every handler reads the row its event claims (the payment
+captured or failed, the booking cancelled, the refund in that state, the scan made) and
+raises UnbackedEvent when the database does not hold it, which rolls the inbox row back
+with everything else. Mails take their recipient and figures from the database. An event
+id a forger reused on another fact is not a duplicate of the real event: the inbox row's
+fact differs, so the real event still takes effect (and the effects are idempotent).
 
 `payment.captured`, the event every paid booking brings, is one statement (CONFIRM_BOOKINGS):
 one round trip and no explicit transaction, and nothing rendered (pass images are drawn
@@ -22,20 +29,36 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from notifier import refund_handlers, scan_handlers
+from notifier.backing import UnbackedEvent, fact_of
 from notifier.mail_outbox import enqueue
 from shared.booking_state import BookingStatus
 from shared.coalesce import in_rounds
 from shared.events import Event, OrderCreated, PaymentCaptured, PaymentFailed
 from shared.logging import log_ctx
 from shared.pass_store import pass_tokens
+from shared.payment_state import PaymentStatus
 
 log = logging.getLogger(__name__)
 
 CONSUMER = "notifier"
 
+# A row for this id with another fact is the mark of a forger's reuse: taken over, and the
+# event applied (its effect is idempotent on its own). CONFIRM_BOOKINGS's `fresh` does the
+# same for captures.
 INSERT_INBOX = (
-    "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2)"
-    " ON CONFLICT DO NOTHING RETURNING true"
+    "INSERT INTO inbox (consumer, event_id, fact) VALUES ($1, $2, $3)"
+    " ON CONFLICT (consumer, event_id) DO UPDATE SET fact = EXCLUDED.fact"
+    " WHERE inbox.fact <> EXCLUDED.fact RETURNING true"
+)
+# The attempt a payment.failed reports: its order, of that booking and customer.
+FAILED_ATTEMPT = (
+    "SELECT status, razorpay_order_id, razorpay_payment_id, failure_reason FROM payments"
+    " WHERE razorpay_order_id = $1 AND booking_id = $2 AND customer_id = $3"
+)
+# The order an order.created names, for that booking and customer.
+ORDER_ON_RECORD = (
+    "SELECT status FROM payments WHERE razorpay_order_id = $1 AND booking_id = $2"
+    " AND customer_id = $3"
 )
 BOOKING_DETAILS = (
     "SELECT b.id, b.status, b.amount_paise, b.start_date, b.end_date, b.customer_id,"
@@ -64,14 +87,15 @@ BOOKING_DETAILS = (
 # subquery kept apart by OFFSET 0, a scalar subquery), never a join it could turn into a
 # scan of the whole table.
 CONFIRM_BOOKINGS = """
-WITH arrays (a2, a3, a4, a5, a6, a7, a8, a9, a10, a11) AS MATERIALIZED (
+WITH arrays (a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12) AS MATERIALIZED (
     SELECT $2::uuid[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::bigint[],
-           $8::text[], $9::bigint[], $10::text[], $11::text[]
+           $8::text[], $9::bigint[], $10::text[], $11::text[], $12::bytea[]
 ), d AS (
-    SELECT d.* FROM arrays, unnest(a2, a3, a4, a5, a6, a7, a8) WITH ORDINALITY
-        AS d(event_id, booking_id, customer_id, order_id, payment_id, amount_paise, details, n)
+    SELECT d.* FROM arrays, unnest(a2, a3, a4, a5, a6, a7, a8, a12) WITH ORDINALITY
+        AS d(event_id, booking_id, customer_id, order_id, payment_id, amount_paise, details,
+             fact, n)
 ), facts AS (
-    SELECT d.n, d.event_id, b.id, b.status,
+    SELECT d.n, d.event_id, d.fact, b.id, b.status,
            (SELECT true FROM payments p WHERE p.razorpay_order_id = d.order_id
             AND p.booking_id = b.id AND p.customer_id = d.customer_id
             AND p.razorpay_payment_id = d.payment_id AND p.amount_paise = d.amount_paise
@@ -79,9 +103,11 @@ WITH arrays (a2, a3, a4, a5, a6, a7, a8, a9, a10, a11) AS MATERIALIZED (
     FROM d LEFT JOIN LATERAL (
         SELECT id, status FROM bookings WHERE id = d.booking_id OFFSET 0) b ON true
 ), fresh AS (
-    INSERT INTO inbox (consumer, event_id) SELECT $1, facts.event_id FROM facts
-    WHERE facts.backed
-    ON CONFLICT DO NOTHING RETURNING event_id
+    INSERT INTO inbox (consumer, event_id, fact) SELECT $1, facts.event_id, facts.fact
+    FROM facts WHERE facts.backed
+    ON CONFLICT (consumer, event_id) DO UPDATE SET fact = EXCLUDED.fact
+    WHERE inbox.fact <> EXCLUDED.fact
+    RETURNING event_id
 ), confirmed AS (
     UPDATE bookings SET status = 'confirmed', confirmed_at = now()
     FROM facts
@@ -111,9 +137,10 @@ class BookingNotFound(LookupError):
     """The event names a booking we do not have: retried, then dead-lettered."""
 
 
-class UnbackedCapture(Exception):
-    """A payment.captured that no captured payment in our database stands behind (forged,
-    or corrupt): refused, never retried, dead-lettered at once and raised as an alarm."""
+class UnbackedCapture(UnbackedEvent):
+    """A payment.captured that no captured payment in our database stands behind."""
+
+    alarm = "unbacked_capture"
 
 
 Apply = Callable[..., Awaitable[bool]]  # (conn, event, event_id, *, pass_secret) -> fresh
@@ -132,7 +159,7 @@ def in_inbox_transaction(effect: Callable[..., Awaitable[None]]) -> Apply:
 
     async def apply(conn, event, event_id, *, pass_secret: str) -> bool:
         async with conn.transaction():
-            if not await conn.fetchval(INSERT_INBOX, CONSUMER, event_id):
+            if not await conn.fetchval(INSERT_INBOX, CONSUMER, event_id, fact_of(event)):
                 return False
             await effect(conn, event, event_id, pass_secret=pass_secret)
         return True
@@ -168,7 +195,8 @@ async def _confirm(conn: asyncpg.Connection, pass_secret: str, captures: list[Ca
         *([getattr(event, name) for event, _ in captures] for name in (
             "booking_id", "customer_id", "order_id", "payment_id", "amount_paise")),
         [json.dumps({"amount_paise": event.amount_paise}) for event, _ in captures],
-        *([row[i] for row in passes] for i in range(3)))
+        *([row[i] for row in passes] for i in range(3)),
+        [fact_of(event) for event, _ in captures])
 
 
 def captured_outcome(result: asyncpg.Record, event: PaymentCaptured, event_id: uuid.UUID
@@ -194,12 +222,21 @@ async def payment_failed(
     conn: asyncpg.Connection, event: PaymentFailed, event_id: uuid.UUID, *, pass_secret: str
 ) -> None:
     booking = await _booking(conn, event.booking_id, lock=True)
-    if booking["status"] != BookingStatus.PENDING:
+    payment = await conn.fetchrow(
+        FAILED_ATTEMPT, event.order_id, event.booking_id, event.customer_id)
+    # The failure is written with its event; an order never failed was never reported so.
+    if payment is None or payment["status"] == PaymentStatus.CREATED:
+        raise UnbackedEvent(event.booking_id)
+    if (payment["status"] != PaymentStatus.FAILED
+            or booking["status"] != BookingStatus.PENDING):
         # Events are not ordered: an old attempt's failure after the booking was paid
-        # (or cancelled) must not tell the customer their payment failed.
-        log.info("failure for a settled booking ignored", extra=_ctx(event, event_id))
+        # (or cancelled), or after a late authorisation, must not tell the customer
+        # their payment failed.
+        log.info("failure for a settled payment ignored", extra=_ctx(event, event_id))
         return
-    attempt = event.payment_id or event.order_id
+    # One mail per failed attempt on record: the key and the reason are the database's,
+    # so a sender choosing payment ids or reasons mails nobody anything new.
+    attempt = payment["razorpay_payment_id"] or payment["razorpay_order_id"]
     await enqueue(
         conn,
         booking_id=booking["id"],
@@ -207,7 +244,7 @@ async def payment_failed(
         kind="payment_failed",
         dedupe_key=f"payment_failed:{booking['id']}:{attempt}",
         # Razorpay's reason is for the customer; the attempt's ids stay out of the mail.
-        details={"reason": event.error_description},
+        details={"reason": payment["failure_reason"]},
     )
     log.info("payment failure notified", extra=_ctx(event, event_id))
 
@@ -215,8 +252,11 @@ async def payment_failed(
 async def order_created(
     conn: asyncpg.Connection, event: OrderCreated, event_id: uuid.UUID, *, pass_secret: str
 ) -> bool:
-    """Nothing to do but remember it was seen: one statement, no transaction."""
-    return bool(await conn.fetchval(INSERT_INBOX, CONSUMER, event_id))
+    """Nothing to do but remember it was seen, for an order we made."""
+    if await conn.fetchval(ORDER_ON_RECORD, event.order_id, event.booking_id,
+                           event.customer_id) is None:
+        raise UnbackedEvent(event.booking_id)
+    return bool(await conn.fetchval(INSERT_INBOX, CONSUMER, event_id, fact_of(event)))
 
 
 HANDLERS: dict[type[Event], Apply] = {

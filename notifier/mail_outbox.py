@@ -25,15 +25,19 @@ KINDS = (
 
 
 # ::text::jsonb so the caller's connection needs no jsonb codec of ours.
+# The recipient is the booking's own customer, as the database says: never an address or
+# a customer the caller was told about by someone else.
 INSERT = (
     "INSERT INTO notifications (booking_id, customer_id, kind, dedupe_key, recipient, details)"
-    " SELECT $1, c.id, $3, $4, c.email, $5::text::jsonb FROM customers c WHERE c.id = $2"
+    " SELECT b.id, c.id, $3, $4, c.email, $5::text::jsonb"
+    " FROM bookings b JOIN customers c ON c.id = b.customer_id WHERE b.id = $1 AND c.id = $2"
     " ON CONFLICT (dedupe_key) DO NOTHING RETURNING true"
 )
 
 
 class UnknownCustomer(LookupError):
-    """enqueue() was given a customer id we do not have."""
+    """enqueue() was given a customer who is not the booking's (or a booking we do not
+    have)."""
 
 
 async def enqueue(
@@ -64,6 +68,7 @@ async def enqueue(
     )
     if added:
         return True
-    if not await conn.fetchval("SELECT true FROM customers WHERE id = $1", customer_id):
+    if not await conn.fetchval("SELECT true FROM notifications WHERE dedupe_key = $1",
+                               dedupe_key):
         raise UnknownCustomer(customer_id)
     return False

@@ -63,7 +63,7 @@ RETURNING n.id, n.booking_id, n.kind, n.dedupe_key, n.recipient, n.details, n.at
 
 # The booking as the mail shows it, and its pass images if the mail carries them: read
 # right before each mail is sent, so passes go out only while they admit someone (not for
-# a booking cancelled meanwhile).
+# a booking cancelled meanwhile, nor passes revoked by a full refund).
 BOOKING_FOR_MAIL = """
 SELECT b.id, b.status, b.amount_paise, b.start_date, b.end_date,
        c.name AS customer_name, car.name AS car_name, p.kinds AS pass_kinds,
@@ -72,7 +72,8 @@ FROM bookings b JOIN customers c ON c.id = b.customer_id JOIN cars car ON car.id
 LEFT JOIN LATERAL (
     SELECT array_agg(kind ORDER BY kind) AS kinds,
            array_agg(qr_data_url ORDER BY kind) AS images
-    FROM passes WHERE booking_id = b.id AND $2 AND b.status = 'confirmed') p ON true
+    FROM passes WHERE booking_id = b.id AND revoked_at IS NULL AND $2
+      AND b.status = 'confirmed') p ON true
 WHERE b.id = $1
 """
 
@@ -270,7 +271,8 @@ class MailSender:
                 # Not drawn yet (the booking was confirmed by a webhook and nobody has
                 # looked at the passes since): rendered and stored now, off the event loop.
                 stored = await issue_passes(conn, row["booking_id"], self.pass_secret)
-                images = {kind: url for kind, (_, url) in stored.items()}
+                images = {kind: url for kind, (_, url) in stored.items()
+                          if kind in booking["pass_kinds"]}  # live ones only
         passes = {kind: png_of(url) for kind, url in images.items()}
         return compose(row, booking, passes, self.sender)
 

@@ -1,6 +1,8 @@
 """What the notifier does with cancellation and refund events: revoke passes, and (with the
 mail outbox) tell the customer. Same contract as notifier/handlers.py: called inside the
-inbox transaction; every effect is idempotent on its own too (revoked_at set once)."""
+inbox transaction; every effect is idempotent on its own too (revoked_at set once); an
+event the database does not stand behind raises UnbackedEvent (defined here, below the
+handlers that import this module) and so leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -9,9 +11,11 @@ import uuid
 
 import asyncpg
 
+from notifier.backing import UnbackedEvent
 from notifier.mail_outbox import enqueue
 from shared.events import BookingCancelled, RefundCreated, RefundFailed, RefundProcessed
 from shared.logging import log_ctx
+from shared.refund_state import RefundStatus
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +28,44 @@ async def revoke_passes(conn: asyncpg.Connection, booking_id: int) -> int:
     return int(status.split()[-1])
 
 
+# The cancellation a booking.cancelled reports, as the database holds it.
+CANCELLATION = """
+SELECT b.cancellation_reason, b.cancellation_fee_paise,
+       (SELECT r.amount_paise FROM refunds r WHERE r.booking_id = b.id
+        AND r.cause = 'cancellation' ORDER BY r.id LIMIT 1) AS refund_paise
+FROM bookings b WHERE b.id = $1 AND b.customer_id = $2 AND b.status = 'cancelled'
+"""
+# The refund a refund.* event reports: that refund, of that booking and customer, for that
+# amount.
+REFUND = """
+SELECT r.status, r.amount_paise, r.cause FROM refunds r JOIN bookings b ON b.id = r.booking_id
+WHERE r.id = $1 AND r.booking_id = $2 AND b.customer_id = $3 AND r.amount_paise = $4
+"""
+# Nothing paid is kept: the processed refunds of the booking's payment (a duplicate
+# payment's refunds are the duplicate's) reach what was captured. Refunds still pending
+# count for nothing: one that fails later must not have revoked the passes.
+FULLY_REFUNDED = """
+SELECT p.amount_paise <= (SELECT COALESCE(sum(x.amount_paise), 0) FROM refunds x
+                          WHERE x.payment_id = p.id AND x.duplicate_payment_id IS NULL
+                            AND x.status = 'processed')
+FROM refunds r JOIN payments p ON p.id = r.payment_id
+WHERE r.id = $1 AND r.duplicate_payment_id IS NULL
+"""
+
+
 async def booking_cancelled(
     conn: asyncpg.Connection, event: BookingCancelled, event_id: uuid.UUID, *, pass_secret: str
 ) -> None:
+    cancellation = await conn.fetchrow(CANCELLATION, event.booking_id, event.customer_id)
+    if cancellation is None:  # the booking is not cancelled: nobody cancelled it
+        raise UnbackedEvent(event.booking_id)
     revoked = await revoke_passes(conn, event.booking_id)
     await enqueue(conn, booking_id=event.booking_id, customer_id=event.customer_id,
                   kind="booking_cancelled", dedupe_key=f"booking_cancelled:{event.booking_id}",
-                  details={"reason": event.reason, "refund_amount_paise": event.refund_paise,
-                           "cancellation_fee_paise": event.cancellation_fee_paise})
+                  details={"reason": cancellation["cancellation_reason"],
+                           "refund_amount_paise": cancellation["refund_paise"] or 0,
+                           "cancellation_fee_paise":
+                               cancellation["cancellation_fee_paise"] or 0})
     log.info("booking cancelled: passes revoked", extra=log_ctx(
         booking_id=event.booking_id, event_id=str(event_id), revoked=revoked))
 
@@ -39,8 +73,10 @@ async def booking_cancelled(
 async def refund_created(
     conn: asyncpg.Connection, event: RefundCreated, event_id: uuid.UUID, *, pass_secret: str
 ) -> None:
-    charged_twice = event.cause == "duplicate_payment"
-    await _mail(conn, event, "duplicate_payment_refund" if charged_twice else "refund_initiated")
+    refund = await _refund(conn, event)
+    charged_twice = refund["cause"] == "duplicate_payment"
+    await _mail(conn, event, refund,
+                "duplicate_payment_refund" if charged_twice else "refund_initiated")
     log.info("refund initiated", extra=log_ctx(
         booking_id=event.booking_id, refund_id=event.refund_id, event_id=str(event_id)))
 
@@ -48,12 +84,10 @@ async def refund_created(
 async def refund_processed(
     conn: asyncpg.Connection, event: RefundProcessed, event_id: uuid.UUID, *, pass_secret: str
 ) -> None:
-    fully = await conn.fetchval(
-        "SELECT p.refunded_paise >= p.amount_paise FROM refunds r"
-        " JOIN payments p ON p.id = r.payment_id WHERE r.id = $1", event.refund_id)
-    if fully:  # nothing paid is kept: the passes are no longer good
-        await revoke_passes(conn, event.booking_id)
-    await _mail(conn, event, "refund_processed")
+    refund = await _refund(conn, event, RefundStatus.PROCESSED)
+    if await conn.fetchval(FULLY_REFUNDED, event.refund_id):
+        await revoke_passes(conn, event.booking_id)  # the refund's own booking (_refund)
+    await _mail(conn, event, refund, "refund_processed")
     log.info("refund processed", extra=log_ctx(
         booking_id=event.booking_id, refund_id=event.refund_id, event_id=str(event_id)))
 
@@ -61,16 +95,26 @@ async def refund_processed(
 async def refund_failed(
     conn: asyncpg.Connection, event: RefundFailed, event_id: uuid.UUID, *, pass_secret: str
 ) -> None:
-    await _mail(conn, event, "refund_failed")
+    refund = await _refund(conn, event, RefundStatus.FAILED)
+    await _mail(conn, event, refund, "refund_failed")
     log.error("refund failed: listed by a6pay refunds-needed", extra=log_ctx(
         booking_id=event.booking_id, refund_id=event.refund_id, event_id=str(event_id)))
 
 
-async def _mail(conn, event, kind: str) -> None:
+async def _refund(conn, event, status: RefundStatus | None = None) -> asyncpg.Record:
+    """The refund row the event reports, in `status` if given; UnbackedEvent otherwise."""
+    refund = await conn.fetchrow(
+        REFUND, event.refund_id, event.booking_id, event.customer_id, event.amount_paise)
+    if refund is None or (status is not None and refund["status"] != status):
+        raise UnbackedEvent(event.booking_id)
+    return refund
+
+
+async def _mail(conn, event, refund, kind: str) -> None:
     # Razorpay's own error text stays with ops (refunds-needed); the customer gets ours.
     await enqueue(conn, booking_id=event.booking_id, customer_id=event.customer_id, kind=kind,
                   dedupe_key=f"{kind}:{event.refund_id}",
-                  details={"amount_paise": event.amount_paise})
+                  details={"amount_paise": refund["amount_paise"]})
 
 
 HANDLERS = {

@@ -63,8 +63,10 @@ async def test_late_authorisation_failed_then_captured_confirms_once(stack, http
     await wait_confirmed(pool, booking["booking_id"])
     await asyncio.sleep(1)
     got = await counts(pool, booking["booking_id"])
-    assert got == {"captured": 1, "captured_events": 1, "passes": 2, "confirmations": 1,
-                   "failures": 1}
+    # The failure is mailed only while the payment is failed in the database: at most once,
+    # and not at all if the late capture was recorded before the notifier read it.
+    assert got.pop("failures") <= 1
+    assert got == {"captured": 1, "captured_events": 1, "passes": 2, "confirmations": 1}
 
 
 async def test_captured_then_failed_stays_paid(stack, http, pool):

@@ -24,7 +24,7 @@ from notifier.mail_sender import CLAIM_DUE, MailSender
 from ops.cli import booking as booking_command
 from ops.cli import check_pass
 from ops.mail_catcher import MailCatcher
-from shared.events import Envelope, PaymentCaptured
+from shared.events import Envelope, PaymentCaptured, RefundProcessed
 from shared.metrics import REGISTRY
 from shared.pass_store import issue_passes
 from shared.settings import SmtpTls
@@ -418,3 +418,33 @@ async def test_required_tls_sends_nothing_to_a_server_without_it(db, catcher):
         await settled(sender)
     assert row["state"] == "pending" and "TLS" in row["last_error"]
     assert caught_for(catcher, booking["booking_id"]) == []
+
+
+async def test_a_confirmation_sent_after_a_full_refund_carries_no_passes(db, catcher):
+    settings, pool = db
+    booking = await make_booking(pool, 250_000)
+    await confirm(pool, booking)
+    async with pool.acquire() as conn:
+        payment_id = await conn.fetchval(
+            "SELECT id FROM payments WHERE booking_id = $1", booking["booking_id"])
+        refund_id = await conn.fetchval(
+            "INSERT INTO refunds (payment_id, booking_id, amount_paise, cause, status,"
+            " next_check_at) VALUES ($1, $2, 250000, 'admin', 'processed', NULL) RETURNING id",
+            payment_id, booking["booking_id"])
+        event = RefundProcessed(refund_id=refund_id, booking_id=booking["booking_id"],
+                                customer_id=booking["customer_id"], amount_paise=250_000,
+                                source="webhook")
+        assert await apply_event(conn, event, Envelope.wrap(event, "t").id, pass_secret=SECRET)
+        assert await conn.fetchval(  # the full refund revoked both passes
+            "SELECT count(*) FROM passes WHERE booking_id = $1 AND revoked_at IS NOT NULL",
+            booking["booking_id"]) == 2
+    async with running_sender(pool, settings) as sender:
+        await eventually(lambda: _sent(pool, booking["booking_id"]), timeout=30)
+        await settled(sender)
+    mails = {m.message["X-A6Pay-Kind"]: m.message
+             for m in caught_for(catcher, booking["booking_id"])}
+    assert set(mails) == {"payment_confirmed", "refund_processed"}
+    confirmation = mails["payment_confirmed"]
+    assert not list(confirmation.iter_attachments())
+    assert not [p for p in confirmation.walk() if p["Content-ID"]]
+    assert "pass" not in confirmation.get_body(("plain",)).get_content().lower()

@@ -7,23 +7,19 @@ import asyncio
 import json
 import subprocess
 import uuid
-from collections import Counter
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import aio_pika
 import aiohttp
 import pytest
-from aiohttp import web
 
-from notifier.app import CONSUMER, create_app
 from notifier.dlq import list_dead_letters, replay_dead_letters
 from notifier.handlers import BookingNotFound, UnbackedCapture, apply_event
 from notifier.report import booking_report
 from shared.events import Envelope, OrderCreated, PaymentCaptured, PaymentFailed
-from shared.messaging import declare_exchange
 from shared.passes import passes_for, verify_pass_token
 from testkit.factories import make_booking
 from testkit.infra import eventually, free_port
+from tests.support.notifier import Bus, Notifier
 
 EXCHANGE = "a6pay.events.notifiertest"
 DELIVERY_LIMIT = 2
@@ -39,75 +35,11 @@ def settings(base_settings):
     )
 
 
-class Notifier:
-    """The notifier app served in-process, with a log of how each message was settled."""
-
-    def __init__(self, settings):
-        self.settings = settings
-        self.port = free_port()
-        self.app = create_app(settings)
-        self.runner = web.AppRunner(self.app)
-        self.outcomes: list[tuple[str, str | None]] = []
-
-    async def start(self) -> Notifier:
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-        consumer = self.app[CONSUMER]
-        consumer.handler.listeners.append(lambda *outcome: self.outcomes.append(outcome))
-        await asyncio.wait_for(consumer.ready.wait(), 20)
-        return self
-
-    async def stop(self) -> None:
-        await self.runner.cleanup()
-
-    def count(self, event_id, outcome: str) -> int:
-        return Counter(self.outcomes)[(outcome, str(event_id))]
-
-    async def settled(self, event_id, outcome: str = "applied", times: int = 1, timeout=15):
-        async def done():
-            return self.count(event_id, outcome) >= times
-
-        await eventually(done, timeout=timeout)
-
-
 @pytest.fixture(scope="module")
 async def notifier(settings):
     running = await Notifier(settings).start()
     yield running
     await running.stop()
-
-
-class Bus:
-    def __init__(self, settings):
-        self.settings = settings
-
-    async def __aenter__(self) -> Bus:
-        self.connection = await aio_pika.connect(self.settings.amqp_url, timeout=10)
-        channel = await self.connection.channel(publisher_confirms=True)
-        self.exchange = await declare_exchange(channel, self.settings)
-        return self
-
-    async def __aexit__(self, *_):
-        await self.connection.close()
-
-    async def publish(
-        self,
-        envelope: Envelope | None = None,
-        *,
-        body: bytes | None = None,
-        routing_key: str | None = None,
-        message_id: str | None = None,
-    ) -> None:
-        message = aio_pika.Message(
-            body=body if body is not None else envelope.model_dump_json().encode(),
-            message_id=message_id or str(envelope.id),
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            type=envelope.type if envelope else None,
-        )
-        await self.exchange.publish(
-            message, routing_key=routing_key or envelope.type, mandatory=True
-        )
 
 
 @pytest.fixture
@@ -147,13 +79,23 @@ def failed(booking: dict, payment_id: str | None = "pay_ItgFailed0001") -> Envel
         PaymentFailed(
             booking_id=booking["booking_id"],
             customer_id=booking["customer_id"],
-            order_id=f"order_Itg{booking['booking_id']:010d}",
+            order_id=f"order_ItgF{booking['booking_id']:09d}",
             payment_id=payment_id,
             error_code="BAD_REQUEST_ERROR",
             source="webhook",
         ),
         "test",
     )
+
+
+async def recorded_failure(pool, booking: dict, payment_id: str = "pay_ItgFailed0001") -> None:
+    """The failed attempt our services would have recorded (on an order of its own)."""
+    await pool.execute(
+        "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
+        " amount_paise, status, razorpay_payment_id, failure_reason)"
+        " VALUES ($1,$2,$3,'r',$4,'failed',$5,'Card declined')",
+        booking["booking_id"], booking["customer_id"], f"order_ItgF{booking['booking_id']:09d}",
+        booking["amount_paise"], payment_id)
 
 
 def rewrap(envelope: Envelope) -> Envelope:
@@ -224,16 +166,18 @@ async def test_racing_duplicates_apply_once(pool):
 
 async def test_handler_failure_notifies_once_per_payment_and_not_after_confirmation(pool):
     booking = await make_booking(pool)
+    await recorded_failure(pool, booking, "pay_ItgFailA00001")
     assert await apply(pool, failed(booking, "pay_ItgFailA00001"))
     assert await apply(pool, failed(booking, "pay_ItgFailA00001"))  # other id, same payment
-    assert await apply(pool, failed(booking, None))  # no payment id: keyed by the order
+    assert await apply(pool, failed(booking, None))  # keyed by the attempt on record
     now = await state(pool, booking["booking_id"])
     assert now["status"] == "pending" and now["passes"] == []
-    assert [n["kind"] for n in now["notifications"]] == ["payment_failed"] * 2
+    assert [(n["kind"], n["details"]) for n in now["notifications"]] == [
+        ("payment_failed", {"reason": "Card declined"})]
     await apply(pool, await recorded_capture(pool, booking))
     await apply(pool, failed(booking, "pay_ItgLateFail001"))  # an old attempt, reported late
     kinds = [n["kind"] for n in (await state(pool, booking["booking_id"]))["notifications"]]
-    assert kinds == ["payment_failed", "payment_failed", "payment_confirmed"]
+    assert kinds == ["payment_failed", "payment_confirmed"]
 
 
 async def test_handler_order_created_only_inboxes(pool):
@@ -242,11 +186,15 @@ async def test_handler_order_created_only_inboxes(pool):
         OrderCreated(
             booking_id=booking["booking_id"],
             customer_id=booking["customer_id"],
-            order_id="order_ItgOc0000001",
-            amount_paise=1,
+            order_id=f"order_ItgOc{booking['booking_id']:09d}",
+            amount_paise=booking["amount_paise"],
         ),
         "t",
     )
+    await pool.execute(  # the order our services made, and recorded
+        "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
+        " amount_paise) VALUES ($1, $2, $3, 'r', $4)", booking["booking_id"],
+        booking["customer_id"], envelope.data["order_id"], booking["amount_paise"])
     assert await apply(pool, envelope) is True
     assert await apply(pool, envelope) is False
     now = await state(pool, booking["booking_id"])
@@ -359,6 +307,7 @@ async def test_capture_delivered_many_times_applies_once(pool, bus, notifier, se
 
 async def test_failure_delivered_notifies_once_and_booking_stays_pending(pool, bus, notifier):
     booking = await make_booking(pool)
+    await recorded_failure(pool, booking)
     envelope = failed(booking)
     await bus.publish(envelope)
     await bus.publish(envelope)

@@ -18,7 +18,9 @@ import pytest
 from notifier import handlers as notifier_sql
 from notifier import mail_outbox as mail_outbox_sql
 from notifier import mail_sender as mail_sql
+from notifier import refund_handlers as refund_notes_sql
 from notifier import report as report_sql
+from notifier import scan_handlers as scan_notes_sql
 from order_service import handlers as order_sql
 from order_service import reconciler as reconcile_sql
 from order_service import repair as repair_sql
@@ -85,16 +87,23 @@ def hot_queries(booking: dict) -> dict[str, tuple[str, tuple]]:
         "outbox.count_attempt": (outbox_sql.COUNT_ATTEMPT, ([event],)),
         "outbox.lag": (outbox_sql.OUTBOX_LAG, ()),
         # notifier
-        "notifier.inbox": (notifier_sql.INSERT_INBOX, ("notifier", event)),
+        "notifier.inbox": (notifier_sql.INSERT_INBOX, ("notifier", event, b"f")),
+        "notifier.failed_attempt": (notifier_sql.FAILED_ATTEMPT, (order, bid, cid)),
+        "notifier.order_on_record": (notifier_sql.ORDER_ON_RECORD, (order, bid, cid)),
+        "notifier.cancellation": (refund_notes_sql.CANCELLATION, (bid, cid)),
+        "notifier.refund": (refund_notes_sql.REFUND, (1, bid, cid, 100000)),
+        "notifier.fully_refunded": (refund_notes_sql.FULLY_REFUNDED, (1,)),
+        "notifier.scan_on_record": (scan_notes_sql.SCAN_ON_RECORD, (
+            bid, "collection", "collected", cid)),
         "notifier.booking_details": (notifier_sql.BOOKING_DETAILS, (bid,)),
         "notifier.confirm_booking": (notifier_sql.CONFIRM_BOOKINGS, (
             "notifier", [event], [bid], [cid], [order], ["pay_plan"], [100000], ["{}"],
-            [bid, bid], ["collection", "return"], ["t", "u"])),
+            [bid, bid], ["collection", "return"], ["t", "u"], [b"f"])),
         "notifier.confirm_bookings_32": (notifier_sql.CONFIRM_BOOKINGS, (
             "notifier", [uuid.uuid4() for _ in range(32)], [bid + n for n in range(32)],
             [cid] * 32, [order] * 32, ["pay_plan"] * 32, [100000] * 32, ["{}"] * 32,
             [bid + n for n in range(32) for _ in range(2)], ["collection", "return"] * 32,
-            ["t"] * 64)),
+            ["t"] * 64, [b"f"] * 32)),
         # passes: the notifier or verify-payment, whoever needs them first
         "passes.stored": (pass_store_sql.STORED_PASSES, (bid,)),
         "passes.booking_paid": (pass_store_sql.BOOKING_PAID, (bid,)),
