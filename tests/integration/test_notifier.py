@@ -7,23 +7,19 @@ import asyncio
 import json
 import subprocess
 import uuid
-from collections import Counter
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import aio_pika
 import aiohttp
 import pytest
-from aiohttp import web
 
-from notifier.app import CONSUMER, create_app
 from notifier.dlq import list_dead_letters, replay_dead_letters
 from notifier.handlers import BookingNotFound, UnbackedCapture, apply_event
 from notifier.report import booking_report
-from shared.events import Envelope, OrderCreated, PaymentCaptured, PaymentFailed
-from shared.messaging import declare_exchange
+from shared.events import Envelope, OrderCreated, PaymentFailed
 from shared.passes import passes_for, verify_pass_token
 from testkit.factories import make_booking
 from testkit.infra import eventually, free_port
+from tests.support.notifier import Bus, Notifier, captured, recorded_capture, rewrap, state
 
 EXCHANGE = "a6pay.events.notifiertest"
 DELIVERY_LIMIT = 2
@@ -39,37 +35,6 @@ def settings(base_settings):
     )
 
 
-class Notifier:
-    """The notifier app served in-process, with a log of how each message was settled."""
-
-    def __init__(self, settings):
-        self.settings = settings
-        self.port = free_port()
-        self.app = create_app(settings)
-        self.runner = web.AppRunner(self.app)
-        self.outcomes: list[tuple[str, str | None]] = []
-
-    async def start(self) -> Notifier:
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-        consumer = self.app[CONSUMER]
-        consumer.handler.listeners.append(lambda *outcome: self.outcomes.append(outcome))
-        await asyncio.wait_for(consumer.ready.wait(), 20)
-        return self
-
-    async def stop(self) -> None:
-        await self.runner.cleanup()
-
-    def count(self, event_id, outcome: str) -> int:
-        return Counter(self.outcomes)[(outcome, str(event_id))]
-
-    async def settled(self, event_id, outcome: str = "applied", times: int = 1, timeout=15):
-        async def done():
-            return self.count(event_id, outcome) >= times
-
-        await eventually(done, timeout=timeout)
-
-
 @pytest.fixture(scope="module")
 async def notifier(settings):
     running = await Notifier(settings).start()
@@ -77,69 +42,10 @@ async def notifier(settings):
     await running.stop()
 
 
-class Bus:
-    def __init__(self, settings):
-        self.settings = settings
-
-    async def __aenter__(self) -> Bus:
-        self.connection = await aio_pika.connect(self.settings.amqp_url, timeout=10)
-        channel = await self.connection.channel(publisher_confirms=True)
-        self.exchange = await declare_exchange(channel, self.settings)
-        return self
-
-    async def __aexit__(self, *_):
-        await self.connection.close()
-
-    async def publish(
-        self,
-        envelope: Envelope | None = None,
-        *,
-        body: bytes | None = None,
-        routing_key: str | None = None,
-        message_id: str | None = None,
-    ) -> None:
-        message = aio_pika.Message(
-            body=body if body is not None else envelope.model_dump_json().encode(),
-            message_id=message_id or str(envelope.id),
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            type=envelope.type if envelope else None,
-        )
-        await self.exchange.publish(
-            message, routing_key=routing_key or envelope.type, mandatory=True
-        )
-
-
 @pytest.fixture
 async def bus(settings, notifier):
     async with Bus(settings) as bus:
         yield bus
-
-
-def captured(booking: dict, payment_id: str | None = None) -> Envelope:
-    return Envelope.wrap(
-        PaymentCaptured(
-            booking_id=booking["booking_id"],
-            customer_id=booking["customer_id"],
-            order_id=f"order_Itg{booking['booking_id']:010d}",
-            payment_id=payment_id or f"pay_Itg{booking['booking_id']:011d}",
-            amount_paise=booking["amount_paise"],
-            source="webhook",
-        ),
-        "test",
-    )
-
-
-async def recorded_capture(pool, booking: dict) -> Envelope:
-    """The captured payment our services would have recorded, and its event."""
-    envelope = captured(booking)
-    async with pool.acquire() as conn:
-        await conn.execute(
-            "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
-            " amount_paise, status, razorpay_payment_id) VALUES ($1,$2,$3,'r',$4,'captured',$5)",
-            booking["booking_id"], booking["customer_id"], envelope.data["order_id"],
-            booking["amount_paise"], envelope.data["payment_id"])
-    return envelope
 
 
 def failed(booking: dict, payment_id: str | None = "pay_ItgFailed0001") -> Envelope:
@@ -154,27 +60,6 @@ def failed(booking: dict, payment_id: str | None = "pay_ItgFailed0001") -> Envel
         ),
         "test",
     )
-
-
-def rewrap(envelope: Envelope) -> Envelope:
-    """The same fact under a new event id (e.g. verify and webhook both reporting it)."""
-    return Envelope(type=envelope.type, producer="other", data=envelope.data)
-
-
-async def state(pool, booking_id: int) -> dict:
-    async with pool.acquire() as conn:
-        return {
-            "status": await conn.fetchval("SELECT status FROM bookings WHERE id=$1", booking_id),
-            "passes": await conn.fetch(
-                "SELECT kind, token, qr_data_url FROM passes WHERE booking_id=$1 ORDER BY kind",
-                booking_id,
-            ),
-            "notifications": await conn.fetch(
-                "SELECT kind, dedupe_key, recipient, details, state FROM notifications"
-                " WHERE booking_id=$1 ORDER BY id",
-                booking_id,
-            ),
-        }
 
 
 async def dead_letter(settings, message_id: str) -> dict | None:
