@@ -19,7 +19,8 @@ from shared.events import Envelope, OrderCreated, PaymentFailed
 from shared.passes import passes_for, verify_pass_token
 from testkit.factories import make_booking
 from testkit.infra import eventually, free_port
-from tests.support.notifier import Bus, Notifier, captured, recorded_capture, rewrap, state
+from tests.support.notifier import Bus, Notifier
+from tests.support.notifier_events import captured, recorded_capture, rewrap, state
 
 EXCHANGE = "a6pay.events.notifiertest"
 DELIVERY_LIMIT = 2
