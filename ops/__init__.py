@@ -1,2 +1,3 @@
-"""Tools that span several services: the ops CLI, the stack runner, and the helpers that
-start a stack for tests, the benchmark and the chaos run. Nothing in shared/ imports this."""
+"""What operators run across the services: the `a6pay` CLI, the stack runner (`make run`)
+with its demo storefront, the mail catcher and the observability configuration. Nothing in
+shared/ imports this."""

@@ -174,8 +174,8 @@ class Settings(BaseSettings):
     mail_poll_seconds: float = 2.0  # and at once when the notifier itself enqueues a mail
     mail_batch_size: int = Field(default=20, ge=1)
     # Senders at once, each with its own SMTP connection and its own claimed batch. One
-    # sender waits out every SMTP round trip in turn: a few mails a second to a provider
-    # 50 ms away, minutes of queue after a burst.
+    # sender waits out every SMTP round trip in turn, so a burst's mails queue behind a
+    # distant provider's latency.
     mail_concurrency: int = Field(default=4, ge=1, le=32)
     # A confirmation mail whose passes are not drawn yet waits up to this long: verify-
     # payment, usually running for the customer's browser right then, draws them once.

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from testkit.api_client import create_order, payment_status
+from testkit.api_client import create_order, pay, payment_status
 from testkit.factories import make_booking
 from testkit.infra import eventually
 
@@ -49,6 +49,14 @@ async def wait_paid(http, stack, booking_id: int, timeout: float = 20) -> dict:
         return body if status == 200 and body["paid"] else None
 
     return await eventually(paid, timeout=timeout)
+
+
+async def paid_booking(http, stack, pool, amount_paise=150_000):
+    booking, order_id = await booking_with_order(http, stack, pool, amount_paise)
+    await pay(http, stack, order_id)
+    await wait_paid(http, stack, booking["booking_id"])
+    await wait_confirmed(pool, booking["booking_id"])
+    return booking
 
 
 async def counts(pool, booking_id: int) -> dict:

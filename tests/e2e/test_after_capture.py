@@ -11,8 +11,7 @@ import pytest
 
 from testkit.api_client import ADMIN_TOKEN, call, payment_status, refund
 from testkit.infra import eventually
-from tests.e2e.flows import a6pay
-from tests.e2e.test_refunds import paid_booking
+from tests.e2e.flows import a6pay, paid_booking
 
 pytestmark = pytest.mark.e2e
 TWICE = {"enabled": True, "duplicate": 1}  # every webhook delivered twice

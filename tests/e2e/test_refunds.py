@@ -16,21 +16,13 @@ from testkit.api_client import (
     set_refund_behaviour,
 )
 from testkit.infra import eventually
-from tests.e2e.flows import a6pay, booking_with_order, wait_confirmed, wait_paid
+from tests.e2e.flows import a6pay, booking_with_order, paid_booking
 
 pytestmark = pytest.mark.e2e
 
 
 def key() -> str:
     return str(uuid.uuid4())
-
-
-async def paid_booking(http, stack, pool, amount_paise=150_000):
-    booking, order_id = await booking_with_order(http, stack, pool, amount_paise)
-    await pay(http, stack, order_id)
-    await wait_paid(http, stack, booking["booking_id"])
-    await wait_confirmed(pool, booking["booking_id"])
-    return booking
 
 
 async def refunds_of(pool, booking_id):

@@ -5,32 +5,16 @@ it is back, never a traceback or a warning per reconnect attempt from the AMQP l
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 
 from testkit.api_client import call
 from testkit.infra import eventually
+from tests.support.logs import BROKER_USERS, log_sizes, new_lines
 
 pytestmark = pytest.mark.e2e
 
-BROKER_USERS = ("order_service", "verification_service", "webhook_service", "notifier")
 OUTAGE_SECONDS = 12  # long enough for several reconnect attempts (aio-pika's are 5 s apart)
-
-
-def log_sizes(stack) -> dict[str, int]:
-    return {name: (stack.log_dir / f"{name}.log").stat().st_size for name in BROKER_USERS}
-
-
-def new_lines(stack, since: dict[str, int]) -> dict[str, list[dict]]:
-    lines = {}
-    for name, offset in since.items():
-        with open(stack.log_dir / f"{name}.log", "rb") as log:
-            log.seek(offset)
-            text = log.read().decode(errors="replace")
-        lines[name] = [json.loads(line) if line.startswith("{") else {"raw": line}
-                       for line in text.splitlines() if line.strip()]
-    return lines
 
 
 async def readiness(http, stack, name: str) -> tuple[int, dict]:

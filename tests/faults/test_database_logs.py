@@ -12,7 +12,7 @@ import pytest
 
 from testkit.api_client import call
 from testkit.infra import eventually
-from tests.faults.test_broker_logs import log_sizes, new_lines
+from tests.support.logs import log_sizes, new_lines
 
 pytestmark = pytest.mark.e2e
 

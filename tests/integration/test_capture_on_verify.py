@@ -1,17 +1,12 @@
 """Capture on verify / on payment.authorized (CAPTURE_ON_VERIFY=true), through the handler
 seams, against an in-process sandbox and the real database. No broker needed."""
 
-from datetime import timedelta
-
-import aiohttp
 import pytest
 
-from order_service import handlers as orders
 from shared.http import HttpError
 from shared.payment_state import PaymentOutcome, PaymentStatus
-from shared.razorpay_client import RazorpayClient
-from testkit.factories import make_booking
 from testkit.inprocess import running_sandbox
+from tests.support.orders import authorized_payment
 from verification_service import handlers as verification
 from webhook_service import handlers as webhooks
 
@@ -20,21 +15,6 @@ from webhook_service import handlers as webhooks
 async def sandbox_settings(base_settings):
     async with running_sandbox(base_settings, capture_on_verify=True) as settings:
         yield settings
-
-
-async def authorized_payment(pool, settings, outcome: str = "authorized"):
-    """A booking, its order, and a payment on it at the sandbox (`outcome`)."""
-    booking = await make_booking(pool)
-    razorpay = RazorpayClient(settings)
-    order = await orders.create_order(
-        pool, razorpay, booking_id=booking["booking_id"], customer_id=booking["customer_id"],
-        amount_paise=booking["amount_paise"], reconcile_after=timedelta(hours=1))
-    async with aiohttp.ClientSession() as http, http.post(
-        f"{settings.razorpay_base_url}/sandbox/orders/{order.order_id}/pay",
-        json={"outcome": outcome, "webhooks": {"enabled": False}},
-    ) as resp:
-        checkout = await resp.json()
-    return booking, razorpay, checkout
 
 
 async def test_verify_captures_an_authorized_payment_once(pool, sandbox_settings):

@@ -14,7 +14,7 @@ from notifier.handlers import BookingNotFound, UnbackedCapture, confirm_bookings
 from shared.coalesce import Coalescer, group_commit
 from shared.passes import passes_for
 from testkit.factories import make_booking
-from tests.integration.test_notifier import captured, recorded_capture, rewrap, state
+from tests.support.notifier_events import captured, recorded_capture, rewrap, state
 
 SECRET = "itg-secret"
 

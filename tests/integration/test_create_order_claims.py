@@ -19,7 +19,7 @@ from testkit.api_client import set_fault
 from testkit.factories import make_booking
 from testkit.infra import eventually
 from testkit.inprocess import running_sandbox
-from tests.integration.test_create_order_retries import lost_answer
+from tests.support.orders import lost_answer
 
 SLOW = 5.0  # seconds the sandbox sits on the slowed call
 

@@ -6,21 +6,10 @@ from datetime import timedelta
 import pytest
 
 from order_service import handlers as orders
-from shared.razorpay_client import OrderRequest, RazorpayClient
+from shared.razorpay_client import RazorpayClient
 from testkit.factories import make_booking
 from testkit.inprocess import running_sandbox
-
-
-async def lost_answer(pool, settings):
-    """The state after a create that reached Razorpay but whose answer never came back:
-    an order with the booking's receipt at Razorpay, nothing in our database."""
-    booking = await make_booking(pool)
-    row = await pool.fetchrow("SELECT * FROM bookings WHERE id = $1", booking["booking_id"])
-    razorpay = RazorpayClient(settings)
-    made = await razorpay.create_order(OrderRequest(
-        amount_paise=booking["amount_paise"], receipt=orders.receipt_for(row),
-        notes={"booking_id": str(booking["booking_id"])}, unique_receipt=False))
-    return booking, razorpay, made
+from tests.support.orders import lost_answer
 
 
 async def create(pool, razorpay, booking):

@@ -15,11 +15,12 @@ import pytest
 from notifier.dlq import list_dead_letters, replay_dead_letters
 from notifier.handlers import BookingNotFound, UnbackedCapture, apply_event
 from notifier.report import booking_report
-from shared.events import Envelope, OrderCreated, PaymentCaptured, PaymentFailed
+from shared.events import Envelope, OrderCreated, PaymentFailed
 from shared.passes import passes_for, verify_pass_token
 from testkit.factories import make_booking
 from testkit.infra import eventually, free_port
 from tests.support.notifier import Bus, Notifier
+from tests.support.notifier_events import captured, recorded_capture, rewrap, state
 
 EXCHANGE = "a6pay.events.notifiertest"
 DELIVERY_LIMIT = 2
@@ -48,32 +49,6 @@ async def bus(settings, notifier):
         yield bus
 
 
-def captured(booking: dict, payment_id: str | None = None) -> Envelope:
-    return Envelope.wrap(
-        PaymentCaptured(
-            booking_id=booking["booking_id"],
-            customer_id=booking["customer_id"],
-            order_id=f"order_Itg{booking['booking_id']:010d}",
-            payment_id=payment_id or f"pay_Itg{booking['booking_id']:011d}",
-            amount_paise=booking["amount_paise"],
-            source="webhook",
-        ),
-        "test",
-    )
-
-
-async def recorded_capture(pool, booking: dict) -> Envelope:
-    """The captured payment our services would have recorded, and its event."""
-    envelope = captured(booking)
-    async with pool.acquire() as conn:
-        await conn.execute(
-            "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
-            " amount_paise, status, razorpay_payment_id) VALUES ($1,$2,$3,'r',$4,'captured',$5)",
-            booking["booking_id"], booking["customer_id"], envelope.data["order_id"],
-            booking["amount_paise"], envelope.data["payment_id"])
-    return envelope
-
-
 def failed(booking: dict, payment_id: str | None = "pay_ItgFailed0001") -> Envelope:
     return Envelope.wrap(
         PaymentFailed(
@@ -96,27 +71,6 @@ async def recorded_failure(pool, booking: dict, payment_id: str = "pay_ItgFailed
         " VALUES ($1,$2,$3,'r',$4,'failed',$5,'Card declined')",
         booking["booking_id"], booking["customer_id"], f"order_ItgF{booking['booking_id']:09d}",
         booking["amount_paise"], payment_id)
-
-
-def rewrap(envelope: Envelope) -> Envelope:
-    """The same fact under a new event id (e.g. verify and webhook both reporting it)."""
-    return Envelope(type=envelope.type, producer="other", data=envelope.data)
-
-
-async def state(pool, booking_id: int) -> dict:
-    async with pool.acquire() as conn:
-        return {
-            "status": await conn.fetchval("SELECT status FROM bookings WHERE id=$1", booking_id),
-            "passes": await conn.fetch(
-                "SELECT kind, token, qr_data_url FROM passes WHERE booking_id=$1 ORDER BY kind",
-                booking_id,
-            ),
-            "notifications": await conn.fetch(
-                "SELECT kind, dedupe_key, recipient, details, state FROM notifications"
-                " WHERE booking_id=$1 ORDER BY id",
-                booking_id,
-            ),
-        }
 
 
 async def dead_letter(settings, message_id: str) -> dict | None:

@@ -10,8 +10,8 @@ from collections import Counter
 from testkit import infra
 from testkit.factories import make_booking
 from testkit.infra import eventually
-from tests.integration.test_notifier import recorded_capture, rewrap
 from tests.support.notifier import Bus, Notifier
+from tests.support.notifier_events import recorded_capture, rewrap
 
 BOOKINGS = 30
 

@@ -272,7 +272,7 @@ async def test_a_booking_whose_car_is_out_cannot_be_cancelled(settings, pool):
 
 
 async def test_a_pass_mailed_before_key_ids_still_scans(client, pool):
-    from tests.unit.test_pass_tokens import legacy_token
+    from tests.support.pass_tokens import legacy_token
 
     booking = await make_confirmed_booking(pool, OLD_SECRET)
     old = legacy_token(booking["booking_id"], "collection", OLD_SECRET)

@@ -28,12 +28,10 @@ from shared import capture_hold as capture_hold_sql
 from shared import outbox as outbox_sql
 from shared import pass_store as pass_store_sql
 from shared import payments as payments_sql
-from testkit.history import GROWING_TABLES, add_paid_history
-from testkit.infra import own_database
+from testkit.history import GROWING_TABLES
+from tests.support.plans import HISTORY, explain, seq_scans
 from verification_service import handlers as verify_sql
 from webhook_service import handlers as webhook_sql
-
-HISTORY = 30_000
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -136,46 +134,6 @@ def delivery_columns(orders: list[str], payload: dict) -> tuple:
             [f"pay_{o}" for o in orders], [None] * n, ["captured"] * n, [100000] * n,
             ["INR"] * n, [None] * n, [None] * n, ["created,failed,authorized"] * n,
             [json.dumps(payload)] * n)
-
-
-def seq_scans(plan: dict) -> list[str]:
-    """Tables read by a sequential scan anywhere in the plan tree."""
-    found = []
-    if plan.get("Node Type") == "Seq Scan":
-        found.append(plan["Relation Name"])
-    for child in plan.get("Plans", ()):
-        found += seq_scans(child)
-    return found
-
-
-async def explain(conn, sql: str, args: tuple, *, generic: bool) -> dict:
-    if not generic:
-        raw = await conn.fetchval("EXPLAIN (FORMAT JSON) " + sql, *args)
-    else:
-        # What a prepared statement runs once PostgreSQL stops planning per call: a plan
-        # made without the values, so NULLs stand in for them.
-        name = "plan_" + uuid.uuid4().hex[:8]
-        await conn.execute(f"PREPARE {name} AS {sql}")
-        try:
-            await conn.execute("SET plan_cache_mode = force_generic_plan")
-            nulls = f"({', '.join('NULL' for _ in args)})" if args else ""
-            raw = await conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE {name}{nulls}")
-        finally:
-            await conn.execute("RESET plan_cache_mode")
-            await conn.execute(f"DEALLOCATE {name}")
-    document = json.loads(raw) if isinstance(raw, str) else raw
-    return document[0]["Plan"]
-
-
-@pytest.fixture(scope="module")
-async def history_db(base_settings):
-    async with own_database(base_settings) as (settings, pool):
-        await add_paid_history(settings.database_url, HISTORY)
-        booking = dict(await pool.fetchrow(
-            "SELECT b.id AS booking_id, b.customer_id, p.razorpay_order_id AS order_id"
-            " FROM bookings b JOIN payments p ON p.booking_id = b.id"
-            " WHERE p.status = 'captured' ORDER BY b.id DESC LIMIT 1 OFFSET 100"))
-        yield pool, booking
 
 
 async def test_the_history_is_big_enough_for_the_planner_to_choose(history_db):

@@ -13,7 +13,7 @@ from order_service import ledger as ledger_sql
 from order_service import settlements as settlements_sql
 from shared import settlements as shared_sql
 from testkit.history import GROWING_TABLES
-from tests.integration.test_query_plans import explain, history_db, seq_scans  # noqa: F401
+from tests.support.plans import explain, seq_scans
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -40,7 +40,7 @@ def settlement_queries() -> dict[str, tuple[str, tuple]]:
 
 
 @pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
-async def test_no_settlement_query_scans_a_growing_table(history_db, generic):  # noqa: F811
+async def test_no_settlement_query_scans_a_growing_table(history_db, generic):
     pool, _ = history_db
     scans = {}
     async with pool.acquire() as conn:

@@ -32,7 +32,7 @@ from shared.razorpay_client import RazorpayClient
 from shared.refunds import poll_refund
 from testkit import infra
 from testkit.inprocess import running_sandbox
-from tests.integration.test_refunds import control, open_order, pay_and_record
+from tests.support.refunds import control, open_order, pay_and_record
 from webhook_service.app import create_app as create_webhook_service
 
 ADMIN = "settlement-admin-token"

@@ -18,7 +18,7 @@ from shared.payment_state import PaymentOutcome, PaymentStatus
 from testkit.api_client import set_fault
 from testkit.factories import make_booking
 from testkit.inprocess import running_sandbox
-from tests.integration.test_capture_on_verify import authorized_payment
+from tests.support.orders import authorized_payment
 from verification_service import handlers as verification
 from webhook_service import handlers as webhooks
 

@@ -1,20 +1,12 @@
 """Pass tokens: signed, carrying the signing key's id, verifiable across a rotation."""
 
-import hashlib
-import hmac
-
 import pytest
 
 from shared.pass_tokens import PASS_KINDS, key_id, pass_token, verify_pass_token
+from tests.support.pass_tokens import legacy_token
 
 SECRET = "unit-test-pass-secret"
 OLD = "the-secret-before-rotation"
-
-
-def legacy_token(booking_id: int, kind: str, secret: str) -> str:
-    """A token as passes were signed before key ids, written out from its definition."""
-    mac = hmac.new(secret.encode(), f"A6P1|{booking_id}|{kind}".encode(), hashlib.sha256)
-    return f"A6P1.{booking_id}.{kind}.{mac.hexdigest()[:32]}"
 
 
 @pytest.mark.parametrize("kind", PASS_KINDS)

@@ -7,18 +7,15 @@ import pytest_asyncio
 from razorpay.errors import BadRequestError
 
 from shared.settings import load_settings
-from tests.integration import test_sandbox as base
-from tests.integration.test_sandbox import (
+from tests.support.sandbox import (
     KEY_ID,
     KEY_SECRET,
     WEBHOOK_SECRET,
     new_order,
+    running_sandbox,
     sdk,
     webhook_signature,
 )
-
-# the same webhook-recording receiver, reset between tests, and SDK client
-receiver, clean_state, client = base.receiver, base.clean_state, base.client
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -31,7 +28,7 @@ async def sandbox(receiver):
         sandbox_webhook_retry_base_seconds=0.05,
         sandbox_refund_delay_seconds=0.2,
     )
-    async with base.running_sandbox(settings) as sandbox:
+    async with running_sandbox(settings) as sandbox:
         yield sandbox
 
 

@@ -12,17 +12,16 @@ import razorpay
 from razorpay.errors import BadRequestError
 
 from shared.settings import load_settings
-from tests.integration import test_sandbox as base
-from tests.integration.test_sandbox import (
+from tests.support.sandbox import (
     KEY_ID,
     KEY_SECRET,
     WEBHOOK_SECRET,
     new_order,
+    running_sandbox,
     sdk,
     webhook_signature,
 )
 
-receiver, clean_state, client = base.receiver, base.clean_state, base.client
 NOON = int(datetime(2026, 3, 4, 12, tzinfo=UTC).timestamp())
 
 
@@ -32,7 +31,7 @@ async def sandbox(receiver):
         razorpay_key_id=KEY_ID, razorpay_key_secret=KEY_SECRET,
         razorpay_webhook_secret=WEBHOOK_SECRET, sandbox_webhook_url=receiver.url,
         sandbox_webhook_retry_base_seconds=0.05, sandbox_refund_delay_seconds=0.05)
-    async with base.running_sandbox(settings) as sandbox:
+    async with running_sandbox(settings) as sandbox:
         yield sandbox
 
 
@@ -135,7 +134,7 @@ async def test_list_and_fetch_refusals(client):
 async def test_the_settlement_clock_settles_what_is_due(sandbox, receiver):
     """SANDBOX_SETTLE_EVERY: a second sandbox on a short clock settles a payment unasked."""
     settings = sandbox.settings.model_copy(update={"sandbox_settle_every": 0.1})
-    async with base.running_sandbox(settings) as ticking:
+    async with running_sandbox(settings) as ticking:
         clock_client = razorpay.Client(auth=(KEY_ID, KEY_SECRET), base_url=ticking.url)
         payment = await captured(clock_client, ticking, 100_000)
         deliveries = await receiver.wait_for(1)

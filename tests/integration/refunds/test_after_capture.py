@@ -16,13 +16,9 @@ from order_service.reconciler import reconcile
 from order_service.refund_worker import refund_pass
 from razorpay_sandbox.checkout import payment_signature
 from shared.http import HttpError
-from tests.integration.test_refunds import control, open_order, paid_booking, pool, razorpay
-from tests.integration.test_refunds import own as own  # noqa: F401 (fixtures)
-from tests.integration.test_refunds import settings as settings  # noqa: F401
+from tests.support.refunds import control, open_order, paid_booking
 from tests.support.webhooks import apply_webhook
 from verification_service.handlers import VerifyRequest, verify_payment
-
-_ = (pool, razorpay)  # fixtures
 
 
 def webhook(event: str, payment: dict, refund: dict | None = None) -> dict:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-import aiohttp
 import asyncpg
 import pytest
 
@@ -15,69 +14,9 @@ from order_service import handlers as orders
 from order_service.refund_worker import refund_pass
 from shared.http import HttpError
 from shared.payments import record_outcome
-from shared.razorpay_client import RazorpayClient
 from shared.razorpay_map import best_outcome
 from shared.refunds import submit_refund
-from testkit import infra
-from testkit.factories import make_booking
-from testkit.inprocess import running_sandbox
-
-
-@pytest.fixture(scope="module")
-async def own(base_settings):
-    """A database of this module's own: the e2e stack's order_service runs its refund worker
-    on the shared one, and could claim these refunds (and send them to its own sandbox)
-    while a test drives the worker's pass itself."""
-    async with infra.own_database(base_settings) as (own_settings, own_pool):
-        yield own_settings, own_pool
-
-
-@pytest.fixture(scope="module")
-async def settings(own):
-    async with running_sandbox(own[0], sandbox_refund_delay_seconds=3600) as settings:
-        yield settings
-
-
-@pytest.fixture
-def pool(own):
-    return own[1]
-
-
-@pytest.fixture
-async def razorpay(settings):
-    client = RazorpayClient(settings)
-    yield client
-    client.close()
-
-
-async def control(settings, path: str, body: dict) -> dict:
-    async with aiohttp.ClientSession() as http, http.post(
-        f"{settings.razorpay_base_url}{path}", json=body
-    ) as resp:
-        assert resp.status == 200, await resp.text()
-        return await resp.json()
-
-
-async def open_order(pool, razorpay, amount_paise=150_000):
-    booking = await make_booking(pool, amount_paise)
-    order = await orders.create_order(
-        pool, razorpay, booking_id=booking["booking_id"], customer_id=booking["customer_id"],
-        amount_paise=amount_paise, reconcile_after=timedelta(hours=1))
-    return booking["booking_id"], order.order_id
-
-
-async def pay_and_record(pool, razorpay, settings, order_id) -> None:
-    await control(settings, f"/sandbox/orders/{order_id}/pay",
-                  {"outcome": "captured", "webhooks": {"enabled": False}})
-    outcome = best_outcome(await razorpay.fetch_order_payments(order_id))
-    async with pool.acquire() as conn, conn.transaction():
-        assert (await record_outcome(conn, outcome, "verify", None)).applied
-
-
-async def paid_booking(pool, razorpay, settings, amount_paise=150_000) -> int:
-    booking_id, order_id = await open_order(pool, razorpay, amount_paise)
-    await pay_and_record(pool, razorpay, settings, order_id)
-    return booking_id
+from tests.support.refunds import control, open_order, paid_booking, pay_and_record
 
 
 async def refund_path(pool, booking_id) -> str:

@@ -22,12 +22,8 @@ from order_service.pass_scans import scan_pass
 from shared import metrics
 from shared.http import HttpError
 from shared.pass_store import issue_passes
-from tests.integration.test_refunds import control, open_order, paid_booking, pool, razorpay
-from tests.integration.test_refunds import own as own  # noqa: F401 (fixtures)
-from tests.integration.test_refunds import settings as settings  # noqa: F401
+from tests.support.refunds import control, open_order, paid_booking
 from tests.support.webhooks import apply_webhook
-
-_ = (pool, razorpay)  # fixtures
 
 
 def dispute_webhook(event: str, dispute: dict, payment: dict, at: int | None = None) -> dict:
