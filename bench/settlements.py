@@ -35,7 +35,7 @@ MONTH = date(2026, 1, 1)
 DAYS = 30
 AMOUNT = 150_000
 PREFIX = "B"  # the sandbox's synthetic payments are pay_B000000001, …
-ADMIN_TOKEN = "bench-admin-token"
+ADMIN_TOKEN = "bench-admin-token-for-the-settlement-run"
 TARGETS = {"items_per_second": 10_000, "cost_ratio": 0.9, "peak_rss_mb": 150,
            "ledger_mb_per_second": 20}
 DOCS_START, DOCS_END = "<!-- bench.settlements: start -->", "<!-- bench.settlements: end -->"

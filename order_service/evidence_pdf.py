@@ -3,8 +3,6 @@ with the PDF spec); Razorpay accepts pdf, png or jpg documents for dispute evide
 
 from __future__ import annotations
 
-from fpdf import FPDF
-
 from order_service.evidence import EvidenceRecords, inr, summary, when
 
 
@@ -15,6 +13,10 @@ def _latin1(text: str) -> str:
 
 class _Document:
     def __init__(self, title: str):
+        # Loaded on the first contest: fpdf2 (and the Pillow it stands on) is memory an
+        # order_service that never contests a dispute does not need.
+        from fpdf import FPDF
+
         self.pdf = FPDF(format="A4")
         self.pdf.set_title(_latin1(title))
         self.pdf.set_creator("A6 Pay")
