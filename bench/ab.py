@@ -51,7 +51,9 @@ def _database_url(code: Path, name: str) -> str:
     """Database `name` reached the way that checkout's own code reaches PostgreSQL by
     default (over TCP before 34289cf, on the server's Unix socket since where it has one)."""
     base = subprocess.run(
-        [sys.executable, "-c", "from testkit import infra; print(infra.BASE_DATABASE_URL)"],
+        [sys.executable, "-c", "try:\n from testkit import infra\n"
+         "except ImportError:  # a checkout from before the fixtures left ops/\n"
+         " from ops import infra\nprint(infra.BASE_DATABASE_URL)"],
         cwd=code, capture_output=True, text=True, check=True).stdout.strip()
     return with_database(base, name)
 
