@@ -43,13 +43,17 @@ class Traffic:
     paid_checkouts: list[dict] = field(default_factory=list)  # genuine fields, for forgeries
     bookings: list[dict] = field(default_factory=list)
 
-    def client(self) -> dict:
-        """A client address per call: the gateway trusts loopback as a proxy."""
-        net = self.rng.choice(["203.0.113", "198.51.100"])
+    def client(self, admin: bool = False) -> dict:
+        """A client address per call: the gateway trusts loopback as a proxy. The A6 Cars
+        backend calls the admin API from its private network (ADMIN_ALLOWED_NETWORKS)."""
+        net = "10.113" + f".{self.rng.randint(0, 255)}" if admin else self.rng.choice(
+            ["203.0.113", "198.51.100"])
         return {"X-Forwarded-For": f"{net}.{self.rng.randint(1, 254)}"}
 
     async def api(self, target: str, method: str, path: str, **kw):
-        headers = {**self.client(), **kw.pop("headers", {})}
+        extra = kw.pop("headers", {})
+        as_admin = extra.get("Authorization") == f"Bearer {ADMIN_TOKEN}"
+        headers = {**self.client(as_admin), **extra}
         return await self.recorder.call(
             self.http, target, method, self.gateway + path, headers=headers, **kw)
 
