@@ -16,7 +16,7 @@ from shared import metrics
 from shared.capture_hold import capture_withheld
 from shared.duplicate_payments import refund_second_capture
 from shared.outbox import outbox_transaction
-from shared.payment_state import PaymentOutcome, PaymentStatus
+from shared.payment_state import PaymentStatus
 from shared.payments import capture_authorized, record_outcome
 from shared.razorpay_client import RazorpayClient, RazorpayError
 from shared.razorpay_map import best_outcome, outcome_from_payment
@@ -47,6 +47,17 @@ WHERE id IN (
     ORDER BY next_reconcile_at LIMIT $1
     FOR UPDATE SKIP LOCKED)
 RETURNING razorpay_order_id, reconcile_attempts, created_at
+"""
+# Captured orders due their one second look (payments_second_look): a second payment may
+# have been captured on the order after ours, with every webhook of it lost.
+CLAIM_SECOND_LOOKS = """
+UPDATE payments SET second_look_due = false
+WHERE id IN (
+    SELECT id FROM payments
+    WHERE second_look_due AND captured_at <= now() - $2::interval
+    ORDER BY captured_at LIMIT $1
+    FOR UPDATE SKIP LOCKED)
+RETURNING razorpay_order_id, razorpay_payment_id
 """
 RECORD_ATTEMPT = (
     "UPDATE payments SET reconcile_attempts = $2,"
@@ -82,13 +93,34 @@ async def reconcile(
             return summary
 
 
-def second_captures(payments: list[dict], order_id: str, kept: PaymentOutcome):
+def second_captures(payments: list[dict], order_id: str, kept_payment_id: str):
     """Captured payments on the order besides the one the booking keeps."""
     for entity in payments:
         other = outcome_from_payment(entity)
         if other is not None and other.order_id == order_id and (
-                other.status is PaymentStatus.CAPTURED and other.payment_id != kept.payment_id):
+                other.status is PaymentStatus.CAPTURED and other.payment_id != kept_payment_id):
             yield other
+
+
+async def look_again(pool: asyncpg.Pool, razorpay: RazorpayClient, settings: Settings) -> int:
+    """The second look at captured orders that are due one; how many second captures it
+    found (each refunded in full, once)."""
+    async with pool.acquire() as conn:
+        due = await conn.fetch(CLAIM_SECOND_LOOKS, 50,
+                               timedelta(seconds=settings.reconcile_first_delay_seconds))
+    found = 0
+    for row in due:
+        order_id = row["razorpay_order_id"]
+        try:
+            payments = await razorpay.fetch_order_payments(order_id)
+        except RazorpayError:
+            await pool.execute("UPDATE payments SET second_look_due = true"
+                               " WHERE razorpay_order_id = $1", order_id)  # next tick
+            continue
+        async with outbox_transaction(pool) as conn:
+            for other in second_captures(payments, order_id, row["razorpay_payment_id"]):
+                found += await refund_second_capture(conn, other, "reconcile", None) is not None
+    return found
 
 
 async def _reconcile_one(pool, razorpay, settings, row) -> str:
@@ -111,7 +143,7 @@ async def _reconcile_one(pool, razorpay, settings, row) -> str:
             # charged twice: each capture the booking does not keep is refunded, once
             kept_elsewhere = [outcome] if recorded.conflict else []
             for other in [*kept_elsewhere, *second_captures(payments, row["razorpay_order_id"],
-                                                           outcome)]:
+                                                           outcome.payment_id)]:
                 await refund_second_capture(conn, other, "reconcile", None)
         result = outcome.status.value if recorded is not None and recorded.applied else (
             "unchanged")
@@ -135,7 +167,8 @@ async def run_reconciler(app: web.Application) -> None:
     while True:
         try:
             summary = await reconcile(app[POOL], app[RAZORPAY], settings)
-            if summary["checked"]:
+            summary["second_captures"] = await look_again(app[POOL], app[RAZORPAY], settings)
+            if summary["checked"] or summary["second_captures"]:
                 log.info("reconcile pass", extra={"ctx": summary})
         except asyncio.CancelledError:
             raise

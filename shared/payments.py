@@ -46,6 +46,7 @@ MOVE_PAYMENTS = """
         captured_at = CASE WHEN d.status = 'captured' THEN now() ELSE payments.captured_at END,
         next_reconcile_at = CASE WHEN d.status = 'captured' THEN NULL
                                  ELSE payments.next_reconcile_at END,
+        second_look_due = d.status = 'captured',
         updated_at = now()
     FROM d
     WHERE payments.razorpay_order_id = d.order_id

@@ -12,7 +12,7 @@ import pytest
 
 from order_service import cancellations
 from order_service import handlers as orders
-from order_service.reconciler import reconcile
+from order_service.reconciler import look_again, reconcile
 from order_service.refund_worker import refund_pass
 from razorpay_sandbox.checkout import payment_signature
 from shared.http import HttpError
@@ -157,6 +157,29 @@ async def test_a_lost_dashboard_refund_is_never_refunded_again(pool, razorpay, s
     assert (rest["refund"]["amount"], rest["remaining"]) == (500.0, 0)
     at_razorpay = await razorpay.fetch_payment_refunds(payment["razorpay_payment_id"])
     assert sorted(r["amount"] for r in at_razorpay) == [50_000, 100_000]
+
+
+async def test_a_second_capture_nobody_reported_is_found_by_the_second_look(
+        pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)  # captured and recorded
+    kept = await booking_payment(pool, booking_id)
+    assert await pool.fetchval("SELECT second_look_due FROM payments WHERE id = $1", kept["id"])
+    second = await second_capture(settings, kept["razorpay_order_id"])  # every webhook lost
+
+    not_yet = settings.model_copy(update={"reconcile_first_delay_seconds": 3600})
+    assert await look_again(pool, razorpay, not_yet) == 0  # too soon after the capture
+    assert await refunds_of(pool, booking_id) == []
+
+    now = settings.model_copy(update={"reconcile_first_delay_seconds": 0})
+    assert await look_again(pool, razorpay, now) == 1
+    rows = await refunds_of(pool, booking_id)
+    assert [(r["cause"], r["razorpay_payment_id"]) for r in rows] == [
+        ("duplicate_payment", second["id"])]
+    # one look per capture: the order is not asked about again
+    assert not await pool.fetchval("SELECT second_look_due FROM payments WHERE id = $1",
+                                   kept["id"])
+    assert await look_again(pool, razorpay, now) == 0
+    assert len(await refunds_of(pool, booking_id)) == 1
 
 
 async def test_the_reconciler_refunds_a_second_capture_it_finds(pool, razorpay, settings):
