@@ -5,7 +5,6 @@ we have not seen (a dashboard refund whose webhooks were lost)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
@@ -15,7 +14,7 @@ from aiohttp import web
 from order_service.refund_truth import record_refund_entities
 from shared import metrics
 from shared.dispute_state import OPEN_STATUSES, DisputeStatus
-from shared.outage import FailingStreak
+from shared.outage import every
 from shared.razorpay_client import RazorpayClient, RazorpayError
 from shared.service import POOL, RAZORPAY, SETTINGS
 
@@ -82,18 +81,14 @@ async def sweep_refunds(pool: asyncpg.Pool, razorpay: RazorpayClient) -> int:
 async def run_dispute_watch(app: web.Application) -> None:
     settings = app[SETTINGS]
     next_sweep = 0.0
-    streak = FailingStreak(log, "dispute watch")
-    while True:
-        try:
-            await watch_disputes(app[POOL], settings.ops_email)
-            if time.monotonic() >= next_sweep:
-                next_sweep = time.monotonic() + settings.reconcile_poll_seconds
-                found = await sweep_refunds(app[POOL], app[RAZORPAY])
-                if found:
-                    log.info("refunds made at Razorpay found", extra={"ctx": {"found": found}})
-            streak.succeeded()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # database away: next tick
-            streak.failed(exc)
-        await asyncio.sleep(settings.dispute_watch_seconds)
+
+    async def one_pass() -> None:
+        nonlocal next_sweep
+        await watch_disputes(app[POOL], settings.ops_email)
+        if time.monotonic() >= next_sweep:
+            next_sweep = time.monotonic() + settings.reconcile_poll_seconds
+            found = await sweep_refunds(app[POOL], app[RAZORPAY])
+            if found:
+                log.info("refunds made at Razorpay found", extra={"ctx": {"found": found}})
+
+    await every(settings.dispute_watch_seconds, "dispute watch", log, one_pass)

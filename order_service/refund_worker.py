@@ -5,13 +5,12 @@ stay pending for days). Several replicas share the work: each row is claimed wit
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import asyncpg
 from aiohttp import web
 
-from shared.outage import FailingStreak
+from shared.outage import every
 from shared.razorpay_client import RazorpayClient
 from shared.refunds import SUBMIT_LEASE, poll_refund, submit_refund
 from shared.service import POOL, RAZORPAY, SETTINGS
@@ -52,16 +51,9 @@ async def refund_pass(pool: asyncpg.Pool, razorpay: RazorpayClient, batch: int =
 
 
 async def run_refund_worker(app: web.Application) -> None:
-    settings = app[SETTINGS]
-    streak = FailingStreak(log, "refund pass")
-    while True:
-        try:
-            summary = await refund_pass(app[POOL], app[RAZORPAY])
-            if summary["submitted"] or summary["polled"]:
-                log.info("refund pass", extra={"ctx": summary})
-            streak.succeeded()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # database away: next tick
-            streak.failed(exc)
-        await asyncio.sleep(settings.refund_poll_seconds)
+    async def one_pass() -> None:
+        summary = await refund_pass(app[POOL], app[RAZORPAY])
+        if summary["submitted"] or summary["polled"]:
+            log.info("refund pass", extra={"ctx": summary})
+
+    await every(app[SETTINGS].refund_poll_seconds, "refund pass", log, one_pass)

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from shared import metrics
 from shared.logging import log_ctx
-from shared.outage import FailingStreak
+from shared.outage import every
 from shared.razorpay_client import RazorpayClient
 from shared.service import POOL, RAZORPAY, SETTINGS
 from shared.settings import Settings
@@ -231,19 +231,14 @@ async def run_settlements(app: web.Application) -> None:
     poll and the unsettled check every SETTLEMENT_POLL_SECONDS, first at start."""
     pool, razorpay, settings = app[POOL], app[RAZORPAY], app[SETTINGS]
     last_poll = None
-    streak = FailingStreak(log, "settlement pass")
-    while True:
-        try:
-            if last_poll is None or time.monotonic() - last_poll >= (
-                    settings.settlement_poll_seconds):
-                summary = await daily_pass(pool, razorpay, settings, datetime.now(UTC))
-                last_poll = time.monotonic()
-                log.info("settlement poll", extra=log_ctx(**summary))
-            elif await reconcile_due(pool, razorpay):
-                await refresh_gauges(pool, datetime.now(UTC))
-            streak.succeeded()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # Razorpay or the database away: again on the next tick
-            streak.failed(exc)
-        await asyncio.sleep(settings.settlement_check_seconds)
+
+    async def one_pass() -> None:
+        nonlocal last_poll
+        if last_poll is None or time.monotonic() - last_poll >= settings.settlement_poll_seconds:
+            summary = await daily_pass(pool, razorpay, settings, datetime.now(UTC))
+            last_poll = time.monotonic()
+            log.info("settlement poll", extra=log_ctx(**summary))
+        elif await reconcile_due(pool, razorpay):
+            await refresh_gauges(pool, datetime.now(UTC))
+
+    await every(settings.settlement_check_seconds, "settlement pass", log, one_pass)

@@ -4,7 +4,9 @@ traceback. The same transitions feed `a6pay_dependency_up` and `a6pay_reconnects
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
@@ -38,23 +40,25 @@ class OutageWatch:
             log.warning(f"{self.dependency} back", extra=log_ctx(component=self.component))
 
 
-class FailingStreak:
-    """A background loop's failures as two lines: one when its passes start failing, one when
-    a pass succeeds again. A loop retrying every few seconds through an outage would
-    otherwise log every try."""
-
-    def __init__(self, logger: logging.Logger, what: str):
-        self.log, self.what, self.failing = logger, what, False
-
-    def failed(self, error: BaseException) -> None:
-        if not self.failing:
-            self.failing = True
-            self.log.warning("%s failed: %s", self.what, type(error).__name__)
-
-    def succeeded(self) -> None:
-        if self.failing:
-            self.failing = False
-            self.log.warning("%s resumed", self.what)
+async def every(seconds: float, what: str, logger: logging.Logger,
+                one_pass: Callable[[], Awaitable[object]]) -> None:
+    """Runs `one_pass` every `seconds`, forever. Its failures are two lines: one when its
+    passes start failing (the database or Razorpay away), one when a pass succeeds again;
+    a loop retrying through an outage would otherwise log every try."""
+    failing = False
+    while True:
+        try:
+            await one_pass()
+            if failing:
+                failing = False
+                logger.warning("%s resumed", what)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not failing:
+                failing = True
+                logger.warning("%s failed: %s", what, type(exc).__name__)
+        await asyncio.sleep(seconds)
 
 
 _database_watches: dict[str, DatabaseWatch] = {}
