@@ -51,7 +51,8 @@ def qr_data_url(token: str) -> str:
     image.putdata([0 if dark else 255 for row in modules for dark in row])
     image = image.resize((side * _QR_BOX_SIZE,) * 2, Image.Resampling.NEAREST)
     png = io.BytesIO()
-    image.save(png, format="PNG")
+    # zlib level 2: less CPU than the default for a pass whose PNG is barely larger
+    image.save(png, format="PNG", compress_level=2)
     return "data:image/png;base64," + base64.b64encode(png.getvalue()).decode("ascii")
 
 
