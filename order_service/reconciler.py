@@ -15,6 +15,7 @@ from order_service.repair import repair_stuck
 from shared import metrics
 from shared.capture_hold import capture_withheld
 from shared.duplicate_payments import refund_second_capture
+from shared.outage import every
 from shared.outbox import outbox_transaction
 from shared.payment_state import PaymentStatus
 from shared.payments import capture_authorized, record_outcome
@@ -161,23 +162,18 @@ async def _reconcile_one(pool, razorpay, settings, row) -> str:
 
 
 async def run_reconciler(app: web.Application) -> None:
-    """Each tick: ask Razorpay about due orders, then repair captured payments whose
-    booking is still not confirmed (order_service/repair.py)."""
-    settings = app[SETTINGS]
-    while True:
-        try:
-            summary = await reconcile(app[POOL], app[RAZORPAY], settings)
-            summary["second_captures"] = await look_again(app[POOL], app[RAZORPAY], settings)
-            if summary["checked"] or summary["second_captures"]:
-                log.info("reconcile pass", extra={"ctx": summary})
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # database away: try again on the next tick
-            log.warning("reconcile pass failed: %s", type(exc).__name__)
-        try:
-            await repair_stuck(app[POOL], settings)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("stuck-payment sweep failed: %s", type(exc).__name__)
-        await asyncio.sleep(settings.reconcile_poll_seconds)
+    """Every RECONCILE_POLL_SECONDS: ask Razorpay about due orders, and repair captured
+    payments whose booking is still not confirmed (order_service/repair.py). Two loops, so
+    a pass that fails does not skip the other."""
+    pool, razorpay, settings = app[POOL], app[RAZORPAY], app[SETTINGS]
+
+    async def reconcile_pass() -> None:
+        summary = await reconcile(pool, razorpay, settings)
+        summary["second_captures"] = await look_again(pool, razorpay, settings)
+        if summary["checked"] or summary["second_captures"]:
+            log.info("reconcile pass", extra={"ctx": summary})
+
+    await asyncio.gather(
+        every(settings.reconcile_poll_seconds, "reconcile pass", log, reconcile_pass),
+        every(settings.reconcile_poll_seconds, "stuck-payment sweep", log,
+              lambda: repair_stuck(pool, settings)))

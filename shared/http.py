@@ -11,6 +11,8 @@ import asyncpg
 from aiohttp import web
 from pydantic import ValidationError
 
+from shared.outage import OutageWatch
+
 log = logging.getLogger(__name__)
 
 DB_ERRORS = (
@@ -98,11 +100,18 @@ DATABASE_AWAY = "Service temporarily unavailable. Please retry."
 _FRAMEWORK_MESSAGES = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED, 413: BODY_TOO_LARGE}
 
 
+# Requests answered 503 for the database are one line when they start and one when a
+# request of a route that failed gets through again, per process: /healthz or /metrics
+# answering in between says nothing about the database.
+_database = OutageWatch("database", "http")
+_failed_routes: set[web.AbstractRoute] = set()
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     """Every failure leaves as JSON with a `message`: never a stack trace, never HTML."""
     try:
-        return await handler(request)
+        response = await handler(request)
     except HttpError as exc:
         return json_error(exc.status, exc.message, exc.headers)
     except web.HTTPException as exc:
@@ -111,11 +120,17 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return json_error(exc.status, _FRAMEWORK_MESSAGES.get(exc.status, exc.reason), headers)
     except DB_ERRORS as exc:
-        log.warning("a dependency is unavailable: %s", type(exc).__name__)
+        _failed_routes.add(request.match_info.route)
+        _database.lost(exc)
         return json_error(503, DATABASE_AWAY)
     except Exception:
         log.exception("unhandled error")
         return json_error(500, INTERNAL)
+    # while the database answers, this is one attribute read per request
+    if _database.down and request.match_info.route in _failed_routes:
+        _failed_routes.clear()
+        _database.back()
+    return response
 
 
 async def health(_: web.Request) -> web.Response:

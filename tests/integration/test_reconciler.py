@@ -1,6 +1,10 @@
 """The background reconciler: orders nobody reported on are asked about with growing gaps,
 and what Razorpay says goes through the same state machine."""
 
+import asyncio
+import contextlib
+import logging
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import aiohttp
@@ -8,10 +12,11 @@ import pytest
 from aiohttp import web
 
 from order_service import handlers as orders
-from order_service.reconciler import next_gap, reconcile
+from order_service.reconciler import next_gap, reconcile, run_reconciler
 from shared.razorpay_client import RazorpayClient
+from shared.service import POOL, RAZORPAY, SETTINGS
 from testkit.factories import make_booking
-from testkit.infra import eventually
+from testkit.infra import eventually, own_database
 from testkit.inprocess import running_sandbox
 
 
@@ -128,3 +133,95 @@ async def test_reconcile_everything_includes_orders_it_had_given_up_on(pool, set
     await reconcile(pool, RazorpayClient(settings), settings, everything=True)
     assert await pool.fetchval(
         "SELECT status FROM payments WHERE razorpay_order_id = $1", order_id) == "captured"
+
+
+TICK = 0.05
+
+
+@pytest.fixture
+async def own(settings):
+    # columns are renamed under the running loops: a database no other test uses
+    async with own_database(settings, reconcile_poll_seconds=TICK,
+                            stuck_after_seconds=300) as own:
+        yield own
+
+
+@asynccontextmanager
+async def reconciler_running(settings, pool):
+    app = web.Application()
+    app[SETTINGS], app[POOL], app[RAZORPAY] = settings, pool, RazorpayClient(settings)
+    task = asyncio.create_task(run_reconciler(app))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        app[RAZORPAY].close()
+
+
+def warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.name == "order_service.reconciler" and r.levelno >= logging.WARNING]
+
+
+async def stuck_capture(pool) -> str:
+    """A payment captured ten minutes ago whose booking is still pending: the sweep's work."""
+    booking = await make_booking(pool)
+    order_id = f"order_Loop{booking['booking_id']:09d}"
+    await pool.execute(
+        "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
+        " amount_paise, status, razorpay_payment_id, captured_at)"
+        " VALUES ($1, $2, $3, 'r', $4, 'captured', $5, now() - interval '10 minutes')",
+        booking["booking_id"], booking["customer_id"], order_id, booking["amount_paise"],
+        f"pay_Loop{booking['booking_id']:011d}")
+    return order_id
+
+
+async def test_a_failing_reconcile_pass_is_one_line_each_way_and_the_sweep_runs_on(
+        own, caplog):
+    settings, pool = own
+    caplog.set_level(logging.INFO, logger="order_service.reconciler")
+    await pool.execute("ALTER TABLE payments RENAME COLUMN second_look_due TO away")
+    async with reconciler_running(settings, pool):
+        for _ in range(2):  # two sweeps, while the reconcile pass fails tick after tick
+            order_id = await stuck_capture(pool)
+
+            async def re_emitted(order_id=order_id):
+                return await pool.fetchval(
+                    "SELECT count(*) FROM outbox WHERE body->'data'->>'order_id' = $1"
+                    " AND body->'data'->>'source' = 'repair'", order_id)
+
+            await eventually(re_emitted, timeout=10)
+        await asyncio.sleep(10 * TICK)
+        assert warnings(caplog) == ["reconcile pass failed: UndefinedColumnError"]
+        await pool.execute("ALTER TABLE payments RENAME COLUMN away TO second_look_due")
+
+        async def resumed():
+            return "reconcile pass resumed" in warnings(caplog)
+
+        await eventually(resumed, timeout=10)
+        await asyncio.sleep(10 * TICK)
+    # (the rename back also invalidates the sweep's cached statement: one failed sweep)
+    assert [line for line in warnings(caplog) if line.startswith("reconcile pass")] == [
+        "reconcile pass failed: UndefinedColumnError", "reconcile pass resumed"]
+
+
+async def test_a_failing_sweep_does_not_stop_the_reconcile_pass(own, caplog):
+    settings, pool = own
+    caplog.set_level(logging.INFO, logger="order_service.reconciler")
+    await pool.execute("ALTER TABLE payments RENAME COLUMN repaired_at TO away")
+    async with reconciler_running(settings, pool):
+        _, order_id = await open_order(pool, settings)
+        await pay(settings, order_id, "captured")
+
+        async def captured():
+            return await pool.fetchval(
+                "SELECT status = 'captured' FROM payments WHERE razorpay_order_id = $1",
+                order_id)
+
+        await eventually(captured, timeout=10)
+        await asyncio.sleep(10 * TICK)
+    assert warnings(caplog) == ["stuck-payment sweep failed: UndefinedColumnError"]
+    assert any(r.getMessage() == "reconcile pass" and r.ctx["captured"] == 1
+               for r in caplog.records)
