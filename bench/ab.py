@@ -32,7 +32,7 @@ import asyncpg
 from bench import load, seed, wrk
 from bench.load import NO_RATE_LIMITS, Bench
 from bench.report import table
-from shared.db import create_database_if_missing, drop_database, with_database
+from shared.db import create_database_if_missing, with_database
 from testkit import infra
 from testkit.stack import Stack
 
@@ -101,7 +101,7 @@ async def run(ref: str, rounds: int, seconds: float) -> None:
                 await pool.close()
             stacks.close()  # the stacks stop before their databases go
             for db_url, vhost in made:
-                await drop_database(db_url)
+                await infra.drop_database(db_url)
                 infra.delete_vhost(vhost)
     _report(results)
 

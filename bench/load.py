@@ -30,7 +30,7 @@ import asyncpg
 from bench import counting_cost, pgbench, procstat, seed, wrk
 from bench import settlements as settlement_bench
 from bench.report import print_and_write
-from shared.db import create_database_if_missing, drop_database, migrate
+from shared.db import create_database_if_missing, migrate
 from testkit import api_client, infra
 from testkit.history import add_paid_history
 from testkit.stack import Stack, replica_names, running_stack
@@ -520,7 +520,7 @@ async def run(history: int, output: Path) -> None:
             await pool.close()
             ceiling.terminate()
             ceiling.wait(timeout=10)
-            await drop_database(db_url)
+            await infra.drop_database(db_url)
             infra.delete_vhost(vhost)
     print_and_write(empty, full, rss, metrics, history=history, history_seconds=filled.seconds,
                     total_seconds=time.perf_counter() - started, output=output)

@@ -34,7 +34,7 @@ from bench.load import (
     STEADY_SECONDS,
     Bench,
 )
-from shared.db import create_database_if_missing, drop_database, migrate
+from shared.db import create_database_if_missing, migrate
 from testkit import infra
 from testkit.history import add_paid_history
 from testkit.stack import replica_names, running_stack
@@ -105,7 +105,7 @@ async def run(history: int, workers: int, profile_dir: Path | None) -> dict:
                     for name in OUR_SERVICES for key in replica_names(name, workers)}
         finally:
             await pool.close()
-            await drop_database(db_url)
+            await infra.drop_database(db_url)
             infra.delete_vhost(vhost)
     return results
 

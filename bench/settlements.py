@@ -28,7 +28,7 @@ import aiohttp
 import asyncpg
 
 from bench import procstat
-from shared.db import create_database_if_missing, drop_database, migrate
+from shared.db import create_database_if_missing, migrate
 from testkit import infra
 
 MONTH = date(2026, 1, 1)
@@ -237,7 +237,7 @@ async def one_size(items: int) -> dict:
             sandbox.terminate()
             sandbox.wait(timeout=10)
     finally:
-        await drop_database(database_url)
+        await infra.drop_database(database_url)
     return {"items": per_day * DAYS, "settlements_made": len(made), "seed_seconds": seed_seconds,
             "reconcile": reconciled, "ledger": ledger}
 

@@ -11,7 +11,6 @@ example against its schema; the e2e fuzz checks the live answers against it all.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -511,7 +510,8 @@ def _gateway_own_paths(components: _Components) -> dict[str, dict]:
 
 
 @cache
-def _spec() -> dict:
+def spec() -> dict:
+    """The description, built once and shared: callers copy it before changing it."""
     components = _Components()
     paths: dict[str, dict] = {}
     for route in ROUTES:
@@ -550,10 +550,5 @@ def _spec() -> dict:
     }
 
 
-def openapi_spec() -> dict:
-    """A fresh copy of the description (callers may mutate it)."""
-    return copy.deepcopy(_spec())
-
-
 async def openapi_view(request: web.Request) -> web.Response:
-    return web.json_response(_spec())
+    return web.json_response(spec())

@@ -116,7 +116,6 @@ class MailSender:
         self._woken_while_busy = False
         self._busy = 0  # senders in a round
         self._database_away = False  # an outage is one line each way, not one per round
-        self.rounds = 0  # completed rounds, of all senders: a seam for tests
         self.server_away = False  # the last round could not reach the SMTP server
 
     def wake(self) -> None:
@@ -165,7 +164,6 @@ class MailSender:
                 log.exception("mail sender round failed")
             finally:
                 self._busy -= 1
-            self.rounds += 1
             if self._woken_while_busy:
                 continue
             bell.clear()

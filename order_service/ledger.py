@@ -13,8 +13,6 @@ import asyncpg
 AUTHORIZED_DAYS = timedelta(days=6)
 # A year of rows read by a slow client still ends within this; past it the query is cut.
 LEDGER_TIMEOUT_SECONDS = 900.0
-COLUMNS = ("date", "booking_id", "order_id", "payment_id", "type", "amount", "fee", "tax",
-           "net", "settlement_id", "utr")
 
 
 def _rupees(paise: str) -> str:

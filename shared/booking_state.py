@@ -44,8 +44,3 @@ def allowed_sources(target: BookingStatus) -> list[BookingStatus]:
 
 def is_terminal(status: BookingStatus) -> bool:
     return not _NEXT[status]
-
-
-def transitions() -> list[tuple[BookingStatus, BookingStatus]]:
-    """Every allowed (from, to) pair: what the database's trigger admits, and nothing else."""
-    return [(s, t) for s in BookingStatus for t in sorted(_NEXT[s])]

@@ -205,12 +205,3 @@ async def create_database_if_missing(database_url: str) -> bool:
         return not exists
     finally:
         await conn.close()
-
-
-async def drop_database(database_url: str) -> None:
-    name = database_name(database_url)
-    conn = await asyncpg.connect(with_database(database_url, "postgres"))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()

@@ -130,20 +130,6 @@ UNMATCHED_ROUTE = "unmatched"
 OTHER = "other"  # a label value from outside that did not look like one of ours
 
 
-def exported_names(registry: CollectorRegistry = REGISTRY) -> set[str]:
-    """Every series name a scrape can show (`x_total`, `x_bucket`, …), for the test that
-    keeps dashboards and alert rules honest."""
-    names: set[str] = set()
-    for family in registry.collect():
-        suffixes = {
-            "counter": ("_total",),
-            "histogram": ("_bucket", "_count", "_sum"),
-            "summary": ("_count", "_sum", ""),
-        }.get(family.type, ("",))
-        names.update(family.name + suffix for suffix in suffixes)
-    return names
-
-
 class _Series:
     __slots__ = ("count", "seconds", "buckets")
 

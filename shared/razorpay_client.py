@@ -104,9 +104,6 @@ class RazorpayClient:
         items = [o for o in answer.get("items", []) if o.get("receipt") == receipt]
         return items[0] if items else None
 
-    async def fetch_order(self, order_id: str) -> dict[str, Any]:
-        return await self._call("fetch_order", self._client.order.fetch, order_id)
-
     async def fetch_order_payments(self, order_id: str) -> list[dict[str, Any]]:
         answer = await self._call("fetch_order_payments", self._client.order.payments, order_id)
         return list(answer.get("items", []))
@@ -163,9 +160,6 @@ class RazorpayClient:
         answer = await self._call("list_refunds", self._client.refund.all, {"count": count})
         return list(answer.get("items", []))
 
-    async def fetch_dispute(self, dispute_id: str) -> dict[str, Any]:
-        return await self._call("fetch_dispute", self._client.dispute.fetch, dispute_id)
-
     async def accept_dispute(self, dispute_id: str) -> dict[str, Any]:
         return await self._call("accept_dispute", self._client.dispute.accept, dispute_id, {})
 
@@ -185,10 +179,6 @@ class RazorpayClient:
         answer = await self._call("list_settlements", self._client.settlement.all,
                                   {"from": since, "count": count, "skip": skip})
         return list(answer.get("items", []))
-
-    async def fetch_settlement(self, settlement_id: str) -> dict[str, Any]:
-        return await self._call("fetch_settlement", self._client.settlement.fetch,
-                                settlement_id)
 
     async def settlement_recon(self, year: int, month: int, day: int, *, count: int,
                                skip: int) -> list[dict[str, Any]]:

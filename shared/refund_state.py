@@ -46,11 +46,6 @@ def is_terminal(status: RefundStatus) -> bool:
     return not _NEXT[status]
 
 
-def counts_against_payment(status: RefundStatus) -> bool:
-    """Every refund not failed holds its amount: the captured amount is never exceeded."""
-    return status is not RefundStatus.FAILED
-
-
 @dataclass(frozen=True)
 class RefundOutcome:
     """What Razorpay (an answer, a webhook, a poll) says about one of our refunds."""

@@ -12,6 +12,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import asyncpg
+
+from shared.db import (
+    create_database_if_missing,
+    create_pool,
+    database_name,
+    migrate,
+    with_database,
+)
 from shared.settings import Settings, local_postgres_url
 
 # The machine's PostgreSQL; A6PAY_TEST_POSTGRES_URL points a run at another server (one of
@@ -64,12 +73,21 @@ async def eventually(predicate, timeout: float = 10.0, interval: float = 0.1):
         await asyncio.sleep(interval)
 
 
+async def drop_database(database_url: str) -> None:
+    """Drops the database even while connections to it are open: a run's clean-up must not
+    wait for a process it has stopped to let go."""
+    name = database_name(database_url)
+    conn = await asyncpg.connect(with_database(database_url, "postgres"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 @asynccontextmanager
 async def own_database(base: Settings, **overrides) -> AsyncIterator[tuple[Settings, object]]:
     """A migrated database of its own, for tests whose rows other tests' relays or
     background jobs must not see (or whose clean-up jobs must not touch theirs)."""
-    from shared.db import create_database_if_missing, create_pool, drop_database, migrate
-
     url = database_url(unique_name("a6pay_own"))
     await create_database_if_missing(url)
     await migrate(url)

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from shared.db import create_database_if_missing, create_pool, drop_database, migrate
+from shared.db import create_database_if_missing, create_pool, migrate
 from shared.settings import Settings, load_settings
 from testkit import infra
 
@@ -26,7 +26,7 @@ async def database_url(run_names):
     await migrate(url)
     yield url
     if not os.environ.get("A6PAY_KEEP_TEST_DB"):
-        await drop_database(url)
+        await infra.drop_database(url)
 
 
 @pytest.fixture(scope="session")

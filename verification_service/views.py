@@ -13,6 +13,7 @@ from shared.schemas import parse
 from shared.service import POOL, RAZORPAY, SETTINGS
 from verification_service import handlers
 from verification_service.schemas import (
+    CALLBACK_FIELDS,
     MISSING_VERIFY,
     VERIFY_FIELDS,
     CallbackForm,
@@ -50,8 +51,7 @@ async def checkout_callback(request: web.Request) -> web.Response:
         form = await request.post()
     except (ValueError, LookupError):  # undecodable body, unknown charset
         form = {}
-    fields = {k: form.get(k) for k in ("razorpay_payment_id", "razorpay_order_id",
-                                        "razorpay_signature")}
+    fields = {k: form.get(k) for k in CALLBACK_FIELDS}
     if not any(fields.values()):
         # Checkout posts error[...] fields when the payment failed; nothing to verify.
         reason = "payment_failed" if form.get("error[code]") else "missing_fields"

@@ -17,7 +17,7 @@ import asyncpg
 from aiohttp import web
 
 from bench.chaos.record import Recorder
-from shared.db import create_database_if_missing, create_pool, drop_database, migrate
+from shared.db import create_database_if_missing, create_pool, migrate
 from shared.settings import load_settings
 from testkit import infra
 from testkit.local_services import PrivateRabbitMQ
@@ -133,5 +133,5 @@ class ChaosEnv:
             log.warning("kept: database %s, service logs in %s", self.database_url, self.log_dir)
             return
         if self._db_created:
-            await drop_database(self.database_url)
+            await infra.drop_database(self.database_url)
         shutil.rmtree(self.workdir, ignore_errors=True)

@@ -25,7 +25,7 @@ from schemathesis.checks import (  # noqa: E402
     status_code_conformance,
 )
 
-from gateway.openapi import openapi_spec  # noqa: E402
+from gateway.openapi import spec  # noqa: E402
 from testkit.api_client import call, pay  # noqa: E402
 from testkit.factories import make_booking  # noqa: E402
 
@@ -57,7 +57,7 @@ def gateway_schema(stack):
 def _cases() -> list:
     """(operation, mode) pairs; negative only where the spec constrains some input."""
     cases = []
-    for path, item in openapi_spec()["paths"].items():
+    for path, item in spec()["paths"].items():
         for method in item:
             label = f"{method.upper()} {path}"
             modes = [GenerationMode.POSITIVE]

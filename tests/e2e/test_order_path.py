@@ -4,10 +4,10 @@ import asyncio
 
 import pytest
 
-from shared.razorpay_client import RazorpayClient
 from shared.settings import load_settings
 from testkit.api_client import call, create_order, payment_status, sandbox_stats, set_fault
 from testkit.factories import make_booking
+from tests.support.sandbox import sdk, sdk_client
 
 pytestmark = pytest.mark.e2e
 
@@ -23,8 +23,8 @@ async def test_create_order_matches_the_seed(stack, http, pool):
     assert body["customer_name"] == "John Doe" and body["customer_email"].endswith("@example.com")
     assert headers.get("X-Request-Id")
     # the Razorpay order carries paise, the receipt and the notes
-    razorpay = RazorpayClient(load_settings(razorpay_base_url=stack.sandbox))
-    order = await razorpay.fetch_order(body["order_id"])
+    razorpay = sdk_client(load_settings(razorpay_base_url=stack.sandbox))
+    order = await sdk(razorpay.order.fetch, body["order_id"])
     assert order["amount"] == 150_000
     assert order["notes"] == {"booking_id": str(booking["booking_id"]),
                               "customer_id": str(booking["customer_id"])}

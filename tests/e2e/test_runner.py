@@ -16,7 +16,6 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from shared.db import drop_database
 from testkit import infra
 from testkit.api_client import call
 from testkit.infra import eventually, free_port
@@ -48,7 +47,7 @@ async def newcomers_broker_and_database():
     try:
         yield database_url, infra.amqp_url(vhost)
     finally:
-        await drop_database(database_url)
+        await infra.drop_database(database_url)
         infra.delete_vhost(vhost)
 
 

@@ -12,6 +12,7 @@ from shared.http import HttpError
 from shared.razorpay_client import RazorpayClient
 from testkit.factories import make_booking
 from testkit.inprocess import running_sandbox
+from tests.support.sandbox import sdk, sdk_client
 
 
 async def create(pool, razorpay, booking, amount_paise):
@@ -37,7 +38,7 @@ async def test_an_open_order_for_an_old_price_is_not_reused(pool, base_settings)
 
         new = await create(pool, razorpay, booking, 180_000)
         assert new.order_id != old.order_id and new.amount_paise == 180_000
-        at_razorpay = await razorpay.fetch_order(new.order_id)
+        at_razorpay = await sdk(sdk_client(settings).order.fetch, new.order_id)
         assert at_razorpay["amount"] == 180_000
         # asked again, the new order is the open one
         assert (await create(pool, razorpay, booking, 180_000)).order_id == new.order_id

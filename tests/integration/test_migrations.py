@@ -8,7 +8,7 @@ import subprocess
 
 import asyncpg
 
-from shared.db import _migrations, create_database_if_missing, drop_database, migrate
+from shared.db import _migrations, create_database_if_missing, migrate
 from testkit import infra
 
 
@@ -48,5 +48,5 @@ async def test_one_at_a_time_builds_the_same_schema_as_all_at_once():
         assert await migrate(stepwise) == []
         assert _schema(stepwise) == _schema(at_once)
     finally:
-        await drop_database(at_once)
-        await drop_database(stepwise)
+        await infra.drop_database(at_once)
+        await infra.drop_database(stepwise)

@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import razorpay
 from aiohttp import web
 
 from razorpay_sandbox.app import create_app
@@ -111,6 +112,13 @@ async def running_sandbox(settings):
             yield Sandbox(url, http, settings)
     finally:
         await runner.cleanup()
+
+
+def sdk_client(settings) -> razorpay.Client:
+    """The official SDK on the Razorpay `settings` names: how a test reads what Razorpay
+    holds, apart from the client the code under test uses."""
+    return razorpay.Client(auth=(settings.razorpay_key_id, settings.razorpay_key_secret),
+                           base_url=settings.razorpay_base_url.rstrip("/"))
 
 
 async def sdk(method: Callable, *args, **kwargs) -> Any:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared import metrics
+from tests.support.metrics import exported_names
 
 ROOT = Path(__file__).resolve().parents[2]
 OBSERVABILITY = ROOT / "ops" / "observability"
@@ -64,7 +64,7 @@ def rule_exprs() -> dict[str, str]:
 
 
 def test_dashboard_and_rules_name_only_exported_metrics():
-    exported = metrics.exported_names() | PROMETHEUS_OWN
+    exported = exported_names() | PROMETHEUS_OWN
     used = {name: where for where, exprs in (("dashboard", dashboard_exprs()),
                                              ("rules", rule_exprs().values()))
             for expr in exprs for name in metric_names(expr)}

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway import auth, errors
 from gateway.app import create_app
-from gateway.openapi import openapi_spec
+from gateway.openapi import spec
 from gateway.routes import ROUTES
 from order_service import admin, cancellations, idempotency, pass_scans, staff
 from order_service import handlers as order_handlers
@@ -34,7 +34,7 @@ from verification_service.schemas import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-SPEC = openapi_spec()
+SPEC = spec()
 SCHEMAS = SPEC["components"]["schemas"]
 SOURCES = "".join(
     path.read_text()

@@ -6,7 +6,6 @@ from shared.refund_state import (
     RefundStatus,
     allowed_sources,
     can_transition,
-    counts_against_payment,
     is_terminal,
 )
 
@@ -42,7 +41,3 @@ def test_allowed_sources_is_what_the_sql_matches():
     assert allowed_sources(S.PROCESSED) == [S.REQUESTED, S.PENDING]
     assert allowed_sources(S.FAILED) == [S.REQUESTED, S.PENDING]
     assert allowed_sources(S.REQUESTED) == []
-
-
-def test_only_a_failed_refund_frees_its_amount():
-    assert [s for s in S if not counts_against_payment(s)] == [S.FAILED]

@@ -23,6 +23,7 @@ from shared import metrics
 from shared.http import HttpError
 from shared.pass_store import issue_passes
 from tests.support.refunds import control, open_order, paid_booking
+from tests.support.sandbox import sdk, sdk_client
 from tests.support.webhooks import apply_webhook
 
 
@@ -79,7 +80,7 @@ async def test_contested_with_our_pdf_and_won_after_a_late_under_review(pool, ra
 
     answer = await disputes.contest_dispute(pool, razorpay, dispute["id"])
     assert answer["dispute"]["status"] == "under_review"
-    at_razorpay = await razorpay.fetch_dispute(dispute["id"])
+    at_razorpay = await sdk(sdk_client(settings).dispute.fetch, dispute["id"])
     evidence = at_razorpay["evidence"]
     assert at_razorpay["status"] == "under_review" and evidence["submitted_at"]
     assert len(evidence["proof_of_service"]) == 1 and evidence["proof_of_service"][0].startswith(
@@ -150,7 +151,7 @@ async def test_accepted_and_lost(pool, razorpay, settings):
     answer = await disputes.accept_dispute(pool, razorpay, dispute["id"])
 
     assert answer["dispute"]["status"] == "lost"
-    assert (await razorpay.fetch_dispute(dispute["id"]))["status"] == "lost"
+    assert (await sdk(sdk_client(settings).dispute.fetch, dispute["id"]))["status"] == "lost"
     row = await dispute_row(pool, dispute["id"])
     assert (row["status"], row["amount_deducted_paise"], row["phase"]) == (
         "lost", 50_000, "pre_arbitration")

@@ -15,6 +15,7 @@ from order_service.refund_worker import refund_pass
 from shared.http import HttpError
 from shared.payments import record_outcome
 from shared.razorpay_map import best_outcome
+from shared.refund_state import RefundStatus
 from shared.refunds import submit_refund
 from tests.support.refunds import control, open_order, paid_booking, pay_and_record
 
@@ -129,6 +130,26 @@ async def test_the_database_caps_refunds_at_the_captured_amount(pool, razorpay, 
     open_payment = await pool.fetchval("SELECT id FROM payments WHERE booking_id = $1", unpaid)
     with pytest.raises(asyncpg.CheckViolationError):
         await pool.fetchval(insert, open_payment, unpaid, 100)
+
+
+async def test_only_a_failed_refund_frees_its_amount(pool, razorpay, settings):
+    """Every refund not failed holds its amount against the payment: the database's running
+    total, walked through each status a refund can end up in."""
+    booking_id = await paid_booking(pool, razorpay, settings, 10_000)
+    payment_id = await pool.fetchval(
+        "SELECT id FROM payments WHERE booking_id = $1 AND status = 'captured'", booking_id)
+    refunded = "SELECT refunded_paise FROM payments WHERE id = $1"
+    # no next_check_at: the session stack's refund worker leaves these rows alone
+    insert = ("INSERT INTO refunds (payment_id, booking_id, amount_paise, cause, next_check_at)"
+              " VALUES ($1, $2, 1000, 'admin', NULL) RETURNING id")
+    freed = []
+    for status in RefundStatus:
+        before = await pool.fetchval(refunded, payment_id)
+        refund_id = await pool.fetchval(insert, payment_id, booking_id)
+        await pool.execute("UPDATE refunds SET status = $2 WHERE id = $1", refund_id, status)
+        if await pool.fetchval(refunded, payment_id) == before:
+            freed.append(status)
+    assert freed == [RefundStatus.FAILED]
 
 
 async def test_racing_refund_requests_never_exceed_the_captured_amount(pool, razorpay, settings):
