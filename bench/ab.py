@@ -49,7 +49,7 @@ def _git(*args: str) -> str:
 
 def _database_url(code: Path, name: str) -> str:
     """Database `name` reached the way that checkout's own code reaches PostgreSQL by
-    default (over TCP before 34289cf, on the server's Unix socket since where it has one)."""
+    default: over TCP in older checkouts, on the server's Unix socket where it has one in newer."""
     base = subprocess.run(
         [sys.executable, "-c", "try:\n from testkit import infra\n"
          "except ImportError:  # a checkout from before the fixtures left ops/\n"

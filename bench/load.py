@@ -108,10 +108,18 @@ class Bench:
             result.bookings_in_db = await conn.fetchval("SELECT count(*) FROM bookings")
         self.say(f"{label}: seeded; {result.bookings_in_db} bookings in the database")
 
+        # Each phase starts with the planner's statistics current, as autovacuum keeps them
+        # in a running system: without it, one phase runs on plans made before the rows
+        # the phases before it wrote (an outbox analysed empty, then scanned whole).
+        await self.analyze()
         result.ingest_alone = await self.webhook_burst(alone, f"{tag}a", notifier=False)
+        await self.analyze()
         result.ingest = await self.webhook_burst(ingest, f"{tag}i")
+        await self.analyze()
         result.steady = await self.webhook_steady(steady, tag)
+        await self.analyze()
         result.pgbench = await self.pgbench_limit(f"order_P{tag}_")
+        await self.analyze()
         result.checkout, result.cpu_ms = await self.checkout(checkout)
         low, high = status_range or (ingest[0]["booking_id"], ingest[-1]["booking_id"])
         env = {"BENCH_LO": str(low), "BENCH_HI": str(high)}
@@ -135,6 +143,9 @@ class Bench:
             self.say(f"{label}: {name} {figures.rate:.0f} req/s, p99 {figures.p99_ms:.1f} ms,"
                      f" {figures.status_errors} non-2xx")
         return result
+
+    async def analyze(self) -> None:
+        await self.pool.execute("ANALYZE")
 
     async def status_load(self, url: str, env: dict, seconds: float,
                           pids: dict[str, list[int]]) -> tuple[wrk.WrkResult, dict]:
@@ -341,7 +352,8 @@ class Bench:
             for clients in (1, 8):
                 try:
                     out[f"c{clients}"] = await asyncio.to_thread(
-                        pgbench.run, self.database_url, script, clients=clients,
+                        pgbench.run, pgbench.over_tcp(self.database_url), script,
+                        clients=clients,
                         seconds=PGBENCH_SECONDS)
                 except pgbench.PgbenchFailed as exc:  # reported as missing, the run goes on
                     self.say(str(exc).strip().splitlines()[-1])

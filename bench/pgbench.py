@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from bench.seed import AMOUNT_PAISE, sample_payload
 from shared.events import Envelope, PaymentCaptured
@@ -79,6 +80,19 @@ class PgbenchFailed(RuntimeError):
     pass
 
 
+def over_tcp(database_url: str) -> str:
+    """The same database through the server's TCP port: the reference the webhook ingest
+    is judged by is pgbench over TCP, whichever way the services connect."""
+    parts = urlsplit(database_url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "host"]
+    host = parts.hostname or "127.0.0.1"
+    user = parts.username or "postgres"
+    if parts.password:
+        user += f":{parts.password}"
+    netloc = f"{user}@{host}:{parts.port or 5432}"
+    return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query)))
+
+
 def run(database_url: str, script: Path, *, clients: int, seconds: float) -> float:
     """Transactions per second."""
     exe = shutil.which("pgbench") or "/usr/lib/postgresql/15/bin/pgbench"
@@ -86,9 +100,7 @@ def run(database_url: str, script: Path, *, clients: int, seconds: float) -> flo
         done = subprocess.run(
             [exe, "-n", "-M", "prepared", "-f", str(script), "-c", str(clients),
              "-j", str(min(clients, 2)), "-T", f"{seconds:g}",
-             # the URL itself (libpq reads it): the very way our services connect, TCP or
-             # the server's Unix socket
-             database_url],
+             database_url],  # libpq reads the URL itself
             capture_output=True, text=True, timeout=seconds + 60,
         )
         if "too many clients" not in done.stderr:
