@@ -16,6 +16,7 @@ import math
 import time
 from collections.abc import Mapping
 
+import coredis
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -49,12 +50,14 @@ class SharedRateLimiter:
         # coredis logs each of its retries; during an outage our one warning says it all
         logging.getLogger("coredis").setLevel(logging.WARNING)
         self._items = {g: limit_item(r) for g, r in rates.items() if r.limit > 0 and r.window > 0}
+        # Our own pool, handed to `limits`: closing it is then ours to do, in close().
+        self._connections = coredis.ConnectionPool.from_url(
+            redis_url, connect_timeout=timeout_seconds, stream_timeout=timeout_seconds)
         self._storage = RedisStorage(
             "async+" + redis_url,
             wrap_exceptions=True,
             key_prefix=key_prefix,
-            connect_timeout=timeout_seconds,
-            stream_timeout=timeout_seconds,
+            connection_pool=self._connections,
         )
         self._limiter = MovingWindowRateLimiter(self._storage)
         self._timeout = timeout_seconds
@@ -114,8 +117,4 @@ class SharedRateLimiter:
                 "until it is back", type(exc).__name__)
 
     async def close(self) -> None:
-        # coredis keeps its connections in a pool of the client `limits` made for us
-        client = getattr(self._storage.bridge, "storage", None)
-        pool = getattr(client, "connection_pool", None)
-        if pool is not None:
-            pool.disconnect()
+        self._connections.disconnect()
