@@ -20,8 +20,9 @@ DB_ERRORS = (
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
     asyncpg.InterfaceError,
-    asyncpg.AdminShutdownError,  # what in-flight connections get when PostgreSQL restarts
-    asyncpg.CrashShutdownError,
+    # class 57, operator intervention: a shutdown or restart (what in-flight connections
+    # get when PostgreSQL stops), a crash, a statement cancelled on the server's side
+    asyncpg.exceptions.OperatorInterventionError,
     # multi-host DATABASE_URL while no host is a read-write primary (a failover under way)
     asyncpg.exceptions.TargetServerAttributeNotMatched,
     ConnectionError,

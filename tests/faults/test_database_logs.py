@@ -57,7 +57,7 @@ async def test_database_outage_is_one_warning_each_way_and_no_traceback(stack, p
         raw = [line["raw"] for line in lines if "raw" in line]
         assert not any("Traceback" in text for text in raw), (name, raw[:5])
         tracebacks = [line for line in lines if "Traceback" in str(line.get("error"))]
-        assert not tracebacks, (name, tracebacks[:2])
+        assert not tracebacks, (name, [(t.get("msg"), t.get("error")) for t in tracebacks[:2]])
         loud = Counter(line["msg"] for line in lines
                        if line.get("level") in ("warning", "error", "critical"))
         # the pools say it once each way; whatever else notices the outage (the outbox
