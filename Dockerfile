@@ -1,7 +1,9 @@
 # A6 Pay: one image for every service (`python -m <service>`) and the `a6pay` ops command.
 FROM python:3.11-slim
 
+# One malloc arena per process: threads allocate while holding the GIL (ops/runner.py)
 ENV PYTHONUNBUFFERED=1 \
+    MALLOC_ARENA_MAX=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1

@@ -16,7 +16,6 @@ import math
 import time
 from collections.abc import Mapping
 
-import coredis
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -50,6 +49,9 @@ class SharedRateLimiter:
         # coredis logs each of its retries; during an outage our one warning says it all
         logging.getLogger("coredis").setLevel(logging.WARNING)
         self._items = {g: limit_item(r) for g, r in rates.items() if r.limit > 0 and r.window > 0}
+        # Imported here: the Redis client is memory a gateway without REDIS_URL never needs.
+        import coredis
+
         # Our own pool, handed to `limits`: closing it is then ours to do, in close().
         self._connections = coredis.ConnectionPool.from_url(
             redis_url, connect_timeout=timeout_seconds, stream_timeout=timeout_seconds)

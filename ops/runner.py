@@ -58,6 +58,9 @@ def child_environment() -> tuple[dict[str, str], bool]:
     env.setdefault("STOREFRONT_CHECKOUT_SCRIPT_URL", f"{sandbox}/v1/checkout.js" if use_sandbox
                    else RAZORPAY_CHECKOUT_SCRIPT)
     env["PYTHONUNBUFFERED"] = "1"
+    # One malloc arena per process: threads (Razorpay calls, pass drawing) allocate while
+    # holding the GIL, so per-thread arenas only add memory.
+    env.setdefault("MALLOC_ARENA_MAX", "1")
     return env, use_sandbox
 
 

@@ -83,6 +83,7 @@ class Stack:
             "CHECKOUT_FAILURE_URL": "http://shop.example/failed",
             "CORS_ALLOWED_ORIGINS": "http://shop.example,http://localhost:3000",
             "PYTHONUNBUFFERED": "1",
+            "MALLOC_ARENA_MAX": "1",  # as ops/runner.py runs the services
             "GATEWAY_TRUSTED_PROXIES": "127.0.0.1",
             "ADMIN_API_TOKEN": ADMIN_TOKEN,
             "STAFF_API_TOKEN": STAFF_TOKEN,
