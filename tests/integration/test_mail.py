@@ -30,6 +30,7 @@ from shared.pass_store import issue_passes
 from shared.settings import SmtpTls
 from testkit.factories import make_booking
 from testkit.infra import eventually, free_port, own_database
+from tests.support.tasks import running
 
 SECRET = "mail-test-pass-secret"
 
@@ -79,13 +80,8 @@ class CountingSender(MailSender):
 @contextlib.asynccontextmanager
 async def running_sender(pool, settings):
     sender = CountingSender(pool, settings)
-    task = asyncio.create_task(sender.run())
-    try:
+    async with running(sender.run()):
         yield sender
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def confirm(pool, booking) -> None:

@@ -2,7 +2,6 @@
 must not publish these rows)."""
 
 import asyncio
-import contextlib
 
 import aio_pika
 import pytest
@@ -12,6 +11,7 @@ from shared.messaging import queue_name
 from shared.outbox import OutboxRelay, add_event, outbox_transaction
 from testkit import infra
 from testkit.infra import eventually
+from tests.support.tasks import running
 
 
 @pytest.fixture
@@ -81,15 +81,6 @@ async def test_an_event_nobody_consumes_does_not_block_the_others(relay_env):
     await relay._reset_broker()
 
 
-@contextlib.asynccontextmanager
-async def running(relay):
-    task = asyncio.create_task(relay.run())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_producer_transactions_send_no_notify(relay_env):
@@ -105,7 +96,7 @@ async def test_an_event_committed_in_this_process_leaves_without_waiting_for_the
 ):
     settings, pool = relay_env
     relay = OutboxRelay(pool, settings.model_copy(update={"outbox_sweep_seconds": 3600}))
-    async with running(relay):
+    async with running(relay.run()):
         for booking_id in (1, 2):  # the second finds the relay idle, waiting on its wake
             async with outbox_transaction(pool) as conn:
                 await add_event(conn, OrderCreated(booking_id=booking_id, customer_id=1,
@@ -118,7 +109,7 @@ async def test_an_event_committed_in_this_process_leaves_without_waiting_for_the
 async def test_an_event_another_process_wrote_is_published_by_the_sweep(relay_env):
     settings, pool = relay_env
     relay = OutboxRelay(pool, settings.model_copy(update={"outbox_sweep_seconds": 0.5}))
-    async with running(relay):
+    async with running(relay.run()):
         await eventually(lambda: _connected(relay), timeout=20)
         psql = await asyncio.create_subprocess_exec(
             "psql", settings.database_url, "-qc",

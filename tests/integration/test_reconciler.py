@@ -2,7 +2,6 @@
 and what Razorpay says goes through the same state machine."""
 
 import asyncio
-import contextlib
 import logging
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -18,6 +17,7 @@ from shared.service import POOL, RAZORPAY, SETTINGS
 from testkit.factories import make_booking
 from testkit.infra import eventually, own_database
 from testkit.inprocess import running_sandbox
+from tests.support.tasks import running
 
 
 @pytest.fixture(scope="module")
@@ -150,13 +150,10 @@ async def own(settings):
 async def reconciler_running(settings, pool):
     app = web.Application()
     app[SETTINGS], app[POOL], app[RAZORPAY] = settings, pool, RazorpayClient(settings)
-    task = asyncio.create_task(run_reconciler(app))
     try:
-        yield
+        async with running(run_reconciler(app)):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         app[RAZORPAY].close()
 
 
