@@ -57,12 +57,6 @@ def rows(empty, full, rss: dict) -> list[tuple[str, str, str, str, str]]:
          target="(reference)", ratio=False)
     pair("status via gateway / ceiling", _ratio(empty.status_gateway.rate, empty.ceiling.rate),
          _ratio(full.status_gateway.rate, full.ceiling.rate), "status_ceiling")
-    # The machine's own speed drifts between the passes (the ceiling app's rate with it):
-    # the ratio to the ceiling, after the history against before, is what the history costs.
-    drift_free = _ratio(_ratio(full.status_gateway.rate, full.ceiling.rate),
-                        _ratio(empty.status_gateway.rate, empty.ceiling.rate))
-    out.append(("  that ratio, after the history / before", "", "", _fmt(drift_free, 2),
-                f"≥ {TARGETS['history']:.2f}: {_check(drift_free, TARGETS['history'])}"))
     pair("status via gateway p99, ms", empty.status_gateway.p99_ms, full.status_gateway.p99_ms,
          "status_p99_ms", higher=False, digits=1)
     def cpu(result, run, keys):
