@@ -52,6 +52,18 @@ def test_gaps_grow_and_are_capped(settings):
     assert gaps[-1] == 5 and gaps == sorted(gaps)
 
 
+async def paid_at_the_sandbox(pool, settings) -> str:
+    """An open order paid at Razorpay (the sandbox) that no webhook or verify reported."""
+    _, order_id = await open_order(pool, settings)
+    await pay(settings, order_id, "captured")
+    return order_id
+
+
+async def captured(pool, order_id: str) -> bool:
+    return await pool.fetchval(
+        "SELECT status = 'captured' FROM payments WHERE razorpay_order_id = $1", order_id)
+
+
 async def test_background_reconciler_confirms_a_payment_nobody_reported(pool, settings):
     from order_service.app import create_app
 
@@ -59,15 +71,8 @@ async def test_background_reconciler_confirms_a_payment_nobody_reported(pool, se
     runner = web.AppRunner(app)
     await runner.setup()
     try:
-        _, order_id = await open_order(pool, settings)
-        await pay(settings, order_id, "captured")
-
-        async def captured():
-            return await pool.fetchval(
-                "SELECT status = 'captured' FROM payments WHERE razorpay_order_id = $1",
-                order_id)
-
-        assert await eventually(captured, timeout=10)
+        order_id = await paid_at_the_sandbox(pool, settings)
+        assert await eventually(lambda: captured(pool, order_id), timeout=10)
         async with pool.acquire() as conn:
             row = await conn.fetchrow(
                 "SELECT next_reconcile_at, reconcile_attempts FROM payments"
@@ -209,15 +214,8 @@ async def test_a_failing_sweep_does_not_stop_the_reconcile_pass(own, caplog):
     caplog.set_level(logging.INFO, logger="order_service.reconciler")
     await pool.execute("ALTER TABLE payments RENAME COLUMN repaired_at TO away")
     async with reconciler_running(settings, pool):
-        _, order_id = await open_order(pool, settings)
-        await pay(settings, order_id, "captured")
-
-        async def captured():
-            return await pool.fetchval(
-                "SELECT status = 'captured' FROM payments WHERE razorpay_order_id = $1",
-                order_id)
-
-        await eventually(captured, timeout=10)
+        order_id = await paid_at_the_sandbox(pool, settings)
+        await eventually(lambda: captured(pool, order_id), timeout=10)
         await asyncio.sleep(10 * TICK)
     assert warnings(caplog) == ["stuck-payment sweep failed: UndefinedColumnError"]
     assert any(r.getMessage() == "reconcile pass" and r.ctx["captured"] == 1
