@@ -1,4 +1,4 @@
-"""Session fixtures for the end-to-end tests: one stack of real processes for the run."""
+"""Fixtures for the end-to-end tests: one stack of real processes for the e2e package."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ from testkit.api_client import ADMIN_TOKEN
 from testkit.stack import OLD_WEBHOOK_SECRET, running_stack
 
 
-@pytest.fixture(scope="session")
+# Stopped once the e2e tests are done: the stack shares the run's database, and its mail
+# sender and relay must not act on rows the tests after them write and then inspect.
+@pytest.fixture(scope="package")
 def stack(database_url, amqp_url):
     with running_stack(database_url, amqp_url) as stack:
         yield stack
-        # Whatever ran in this session, and in whatever order: no process logged a secret.
+        # Whatever the e2e tests ran, and in whatever order: no process logged a secret.
         leaks = asyncio.run(log_leaks(stack.logs(), database_url))
     assert leaks == [], f"logs hold secrets or payment ids: {len(leaks)} values"
 

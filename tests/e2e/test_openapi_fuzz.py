@@ -48,7 +48,7 @@ NEGATIVE_CHECKED = {"POST /api/razorpay/create-order", "POST /api/razorpay/verif
                     "POST /api/razorpay/webhook", "GET /api/razorpay/payment-status/{booking_id}"}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def gateway_schema(stack):
     """The spec as the live gateway serves it, not as this process would build it."""
     return schemathesis.openapi.from_url(f"{stack.gateway}/openapi.json")
