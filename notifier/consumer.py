@@ -55,6 +55,7 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 NAME = "notifier"
+QUIET = 0.05  # seconds without a message before mail counts the consumer idle
 
 
 Apply = Callable[[Event, uuid.UUID], Awaitable[bool]]
@@ -92,12 +93,14 @@ class MessageHandler:
         self.inflight: set[asyncio.Task] = set()
         self.idle = asyncio.Event()  # set while no message is in hand
         self.idle.set()
+        self.last_started = 0.0  # loop time the latest message came in
         # Called with (outcome, event id or None) once a message is settled: a seam for tests
         # and metrics. Outcomes: applied, duplicate, requeued, dead-lettered, refused, abandoned.
         self.listeners: list[Callable[[str, str | None], None]] = []
 
     async def __call__(self, message: AbstractIncomingMessage) -> None:
         task = asyncio.current_task()
+        self.last_started = asyncio.get_running_loop().time()
         if task is not None:
             self.inflight.add(task)
             self.idle.clear()
@@ -108,10 +111,21 @@ class MessageHandler:
             if not self.inflight:
                 self.idle.set()
 
-    async def until_idle(self, at_most: float) -> None:
-        """Returns once no message is in hand, or after `at_most` seconds."""
+    async def until_idle(self, at_most: float, quiet: float = QUIET) -> None:
+        """Returns once no message has been in hand for `quiet` seconds (the messages of a
+        burst come a few milliseconds apart: a gap between two is not the burst's end), or
+        after `at_most` seconds."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.idle.wait(), at_most)
+            await asyncio.wait_for(self._quiet(quiet), at_most)
+
+    async def _quiet(self, quiet: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self.idle.wait()
+            calm_until = self.last_started + quiet
+            if loop.time() >= calm_until and self.idle.is_set():
+                return
+            await asyncio.sleep(max(calm_until - loop.time(), 0.001))
 
     async def process(self, message: AbstractIncomingMessage) -> None:
         parsed = parse(message.body)

@@ -186,9 +186,10 @@ class Settings(BaseSettings):
     mail_retry_base_seconds: float = 2.0  # back-off after a transient failure, doubling
     # to at most a minute: once the server is back, no mail waits longer than that
     mail_retry_max_seconds: float = 60.0
-    # Confirmations first: while the notifier's consumer has events in hand, the sender
-    # waits up to this long before each mail (a burst is confirmed at full speed, its mails
-    # follow); never longer, so mail keeps moving under any load.
+    # Confirmations first: while the notifier's consumer has events in hand (or had one in
+    # the last 50 ms), the sender waits up to this long before each mail (a burst is
+    # confirmed at full speed, its mails follow); never longer, so mail keeps moving under
+    # any load.
     mail_give_way_seconds: float = 0.1
 
     # Disputes (chargebacks): who is told when one opens, and how often the open ones are

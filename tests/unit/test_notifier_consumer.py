@@ -268,3 +268,19 @@ async def test_until_idle_waits_for_the_events_in_hand_and_no_longer():
     await asyncio.wait_for(waiting, 5)  # the event is settled: the wait ends
     await working
     assert outcomes == ["applied"]
+
+
+async def test_until_idle_waits_out_the_gaps_inside_a_burst():
+    handler, outcomes = handler_with(FakeApply())
+    loop = asyncio.get_running_loop()
+    await handler(message_for(captured_envelope()))  # settled at once: none in hand now
+    waiting = asyncio.create_task(handler.until_idle(at_most=60, quiet=0.3))
+    await asyncio.sleep(0.15)
+    assert not waiting.done()  # none in hand, but the last came in too recently
+    await handler(message_for(captured_envelope()))  # the burst goes on
+    second = loop.time()
+    await asyncio.sleep(0.2)
+    assert not waiting.done()  # 0.35 s after the first, 0.2 s after the second
+    await asyncio.wait_for(waiting, 5)
+    assert loop.time() - second >= 0.3
+    assert outcomes == ["applied", "applied"]
