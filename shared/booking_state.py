@@ -41,6 +41,3 @@ def allowed_sources(target: BookingStatus) -> list[BookingStatus]:
     """Statuses from which `target` may be entered: what the conditional UPDATE matches."""
     return [s for s in BookingStatus if can_transition(s, target)]
 
-
-def is_terminal(status: BookingStatus) -> bool:
-    return not _NEXT[status]

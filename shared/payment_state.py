@@ -44,9 +44,6 @@ def allowed_sources(target: PaymentStatus) -> list[PaymentStatus]:
     return [s for s in PaymentStatus if can_transition(s, target)]
 
 
-def is_terminal(status: PaymentStatus) -> bool:
-    return not any(can_transition(status, target) for target in PaymentStatus)
-
 
 def public_status(status: PaymentStatus, fully_refunded: bool = False) -> str:
     """The seed's vocabulary for payment-status: pending / paid / failed, and `refunded`

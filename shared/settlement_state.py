@@ -36,9 +36,6 @@ def allowed_sources(target: SettlementStatus) -> list[SettlementStatus]:
     return [s for s in SettlementStatus if can_transition(s, target)]
 
 
-def is_terminal(status: SettlementStatus) -> bool:
-    return not _NEXT[status]
-
 
 def verdict(difference_paise: int) -> SettlementStatus:
     """Matched when the items add up to the amount paid out, to the paisa."""
