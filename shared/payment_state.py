@@ -44,7 +44,6 @@ def allowed_sources(target: PaymentStatus) -> list[PaymentStatus]:
     return [s for s in PaymentStatus if can_transition(s, target)]
 
 
-
 def public_status(status: PaymentStatus, fully_refunded: bool = False) -> str:
     """The seed's vocabulary for payment-status: pending / paid / failed, and `refunded`
     for a captured payment refunded in full (a partial refund leaves it paid)."""

@@ -36,7 +36,6 @@ def allowed_sources(target: SettlementStatus) -> list[SettlementStatus]:
     return [s for s in SettlementStatus if can_transition(s, target)]
 
 
-
 def verdict(difference_paise: int) -> SettlementStatus:
     """Matched when the items add up to the amount paid out, to the paisa."""
     return SettlementStatus.MATCHED if difference_paise == 0 else SettlementStatus.FLAGGED
