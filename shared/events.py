@@ -55,32 +55,27 @@ class BookingCancelled(Event):
     reason: str | None = None
 
 
-class RefundCreated(Event):
+class _RefundEvent(Event):
+    refund_id: int
+    booking_id: int
+    customer_id: int
+    amount_paise: int
+
+
+class RefundCreated(_RefundEvent):
     """A refund row was written (before Razorpay is asked): the refund is initiated."""
 
     routing_key: ClassVar[str] = "refund.created"
-    refund_id: int
-    booking_id: int
-    customer_id: int
-    amount_paise: int
     cause: str  # admin | cancellation | captured_after_cancellation
 
 
-class RefundProcessed(Event):
+class RefundProcessed(_RefundEvent):
     routing_key: ClassVar[str] = "refund.processed"
-    refund_id: int
-    booking_id: int
-    customer_id: int
-    amount_paise: int
     source: str  # refund_call | webhook | reconcile
 
 
-class RefundFailed(Event):
+class RefundFailed(_RefundEvent):
     routing_key: ClassVar[str] = "refund.failed"
-    refund_id: int
-    booking_id: int
-    customer_id: int
-    amount_paise: int
     error: str | None = None
     source: str
 

@@ -23,12 +23,7 @@ class PaymentStatus(StrEnum):
     CAPTURED = "captured"
 
 
-_RANK = {
-    PaymentStatus.CREATED: 0,
-    PaymentStatus.FAILED: 1,
-    PaymentStatus.AUTHORIZED: 2,
-    PaymentStatus.CAPTURED: 3,
-}
+_RANK = {status: n for n, status in enumerate(PaymentStatus)}  # the order declared above
 
 
 def rank(status: PaymentStatus) -> int:
