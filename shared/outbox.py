@@ -78,12 +78,6 @@ async def add_events(
 _local_relays: set[OutboxRelay] = set()
 
 
-def wake_local_relays() -> None:
-    """Tell this process's relays that committed outbox rows are waiting."""
-    for relay in _local_relays:
-        relay.wake()
-
-
 @contextlib.asynccontextmanager
 async def outbox_transaction(
     pool: asyncpg.Pool, **acquire_kwargs
@@ -93,7 +87,8 @@ async def outbox_transaction(
     A rollback (an exception) wakes nobody."""
     async with pool.acquire(**acquire_kwargs) as conn, conn.transaction():
         yield conn
-    wake_local_relays()
+    for relay in _local_relays:
+        relay.wake()
 
 
 class OutboxRelay:
@@ -237,17 +232,11 @@ class OutboxRelay:
         while True:
             try:
                 async with self.pool.acquire() as conn:
-                    unsent, oldest = await outbox_lag(conn)
-                metrics.OUTBOX_UNSENT.set(unsent)
-                metrics.OUTBOX_OLDEST_UNSENT.set(oldest)
+                    row = await conn.fetchrow(OUTBOX_LAG)
+                metrics.OUTBOX_UNSENT.set(row["unsent"])
+                metrics.OUTBOX_OLDEST_UNSENT.set(max(row["oldest"], 0.0))
             except asyncio.CancelledError:
                 raise
             except Exception:  # database away: the relay's own warning says so
                 pass
             await asyncio.sleep(self.settings.metrics_poll_seconds)
-
-
-async def outbox_lag(conn: asyncpg.Connection) -> tuple[int, float]:
-    """(unsent rows, age of the oldest in seconds)."""
-    row = await conn.fetchrow(OUTBOX_LAG)
-    return row["unsent"], max(row["oldest"], 0.0)

@@ -23,11 +23,6 @@ from shared.settings import Settings
 REFUND_NOTE = "a6_refund_id"  # the notes key naming our refund row on a Razorpay refund
 
 
-def refund_idempotency_key(refund_id: int) -> str:
-    """Razorpay's X-Refund-Idempotency for our refund row: the same row, the same key."""
-    return f"a6-refund-{refund_id}"
-
-
 class RazorpayError(Exception):
     """Base: Razorpay could not give us an answer we can act on."""
 
@@ -135,7 +130,7 @@ class RazorpayClient:
             "receipt": receipt,
             "notes": {REFUND_NOTE: str(refund_id)},
         }
-        headers = {"X-Refund-Idempotency": refund_idempotency_key(refund_id)}
+        headers = {"X-Refund-Idempotency": f"a6-refund-{refund_id}"}  # one row, one key
         return await self._call("refund_payment", self._client.payment.refund, payment_id, body,
                                 headers=headers)
 

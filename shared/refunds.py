@@ -192,8 +192,8 @@ async def submit_refund(
     recorded in a transaction of its own."""
     async with pool.acquire() as conn:
         claimed = await conn.fetchrow(_CLAIM_FOR_SUBMIT, refund_id, SUBMIT_LEASE)
-    if claimed is None:
-        return await _current(pool, refund_id)
+        if claimed is None:
+            return await conn.fetchrow("SELECT * FROM refunds WHERE id = $1", refund_id)
     outcome = await _ask_razorpay(razorpay, claimed)
     async with outbox_transaction(pool) as conn:
         if outcome is None:  # unreachable: try again soon (looking for it first)
@@ -216,7 +216,7 @@ async def _ask_razorpay(razorpay: RazorpayClient, claimed) -> RefundOutcome | No
             payment_id, claimed["amount_paise"], refund_id=refund_id, receipt=f"a6-rf{refund_id}")
     except RazorpayRejected as exc:
         return RefundOutcome(refund_id, "", RefundStatus.FAILED, claimed["amount_paise"],
-                             _razorpay_message(exc))
+                             str(exc)[:300] or "refused by Razorpay")
     except RazorpayError as exc:
         log.warning("refund call failed: %s", type(exc).__name__,
                     extra=log_ctx(refund_id=refund_id))
@@ -226,10 +226,6 @@ async def _ask_razorpay(razorpay: RazorpayClient, claimed) -> RefundOutcome | No
         log.error("razorpay answered a refund with something else", extra=log_ctx(
             refund_id=refund_id))
     return outcome
-
-
-def _razorpay_message(exc: Exception) -> str:
-    return str(exc)[:300] or "refused by Razorpay"
 
 
 async def poll_refund(pool: asyncpg.Pool, razorpay: RazorpayClient, row) -> bool:
@@ -250,11 +246,6 @@ async def poll_refund(pool: asyncpg.Pool, razorpay: RazorpayClient, row) -> bool
                 "UPDATE refunds SET attempts = attempts + 1, next_check_at = now() + $2::interval"
                 " WHERE id = $1 AND status = 'pending'", row["id"], gap)
     return bool(recorded and recorded.applied)
-
-
-async def _current(pool: asyncpg.Pool, refund_id: int) -> asyncpg.Record | None:
-    async with pool.acquire() as conn:
-        return await conn.fetchrow("SELECT * FROM refunds WHERE id = $1", refund_id)
 
 
 def refund_view(row) -> dict:
