@@ -20,7 +20,7 @@ import asyncpg
 from shared import metrics
 from shared.dispute_state import EVENT_TARGET, DisputeStatus, allowed_sources, is_open
 from shared.logging import log_ctx
-from shared.money import paise_to_rupees
+from shared.money import paise_to_rupees, whole_number
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +43,12 @@ class DisputeReport:
     occurred_at: datetime
 
 
-def _int(value) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def _text(value, limit: int = 200) -> str | None:
     return value[:limit] if isinstance(value, str) else None
 
 
 def _time(epoch) -> datetime | None:
-    epoch = _int(epoch)
+    epoch = whole_number(epoch)
     return datetime.fromtimestamp(epoch, UTC) if epoch is not None and epoch >= 0 else None
 
 
@@ -61,7 +57,7 @@ def dispute_report(event: str, entity: dict, occurred_epoch=None) -> DisputeRepo
     status it reports) as a DisputeReport; None if it can't be one."""
     target = EVENT_TARGET.get(event)
     dispute_id, payment_id = entity.get("id"), entity.get("payment_id")
-    amount = _int(entity.get("amount"))
+    amount = whole_number(entity.get("amount"))
     if target is None or not isinstance(dispute_id, str) or not dispute_id.startswith("disp_"):
         return None
     if not isinstance(payment_id, str) or amount is None or amount <= 0:
@@ -70,7 +66,7 @@ def dispute_report(event: str, entity: dict, occurred_epoch=None) -> DisputeRepo
     return DisputeReport(
         razorpay_dispute_id=dispute_id[:64], razorpay_payment_id=payment_id[:64], status=target,
         event=event, amount_paise=amount,
-        amount_deducted_paise=max(_int(entity.get("amount_deducted")) or 0, 0),
+        amount_deducted_paise=max(whole_number(entity.get("amount_deducted")) or 0, 0),
         currency=_text(entity.get("currency"), 3) or "INR", phase=_text(entity.get("phase"), 40),
         reason_code=_text(entity.get("reason_code"), 64),
         reason_description=_text(entity.get("reason_description"), 500),

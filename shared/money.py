@@ -35,3 +35,8 @@ def rupees_to_paise(value: object) -> int:
 def paise_to_rupees(paise: int) -> float:
     """For JSON output only: 150000 -> 1500.0."""
     return float(Decimal(paise) / 100)
+
+
+def whole_number(value: object) -> int | None:
+    """An integer as Razorpay's JSON gives one (paise, unix seconds), never a bool; else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -11,6 +11,7 @@ import asyncpg
 
 from shared import metrics
 from shared.logging import log_ctx
+from shared.money import whole_number
 from shared.refund_state import RefundOutcome, RefundStatus
 from shared.refunds import (
     RefundCapExceeded,
@@ -40,10 +41,10 @@ async def record_outside_refund(
 ) -> str:
     """In the caller's transaction: what happened (applied / stale / unknown_refund /
     unusable_payload / outside_refund_over_cap)."""
-    razorpay_id, payment_id, amount = (entity.get(k) for k in ("id", "payment_id", "amount"))
+    razorpay_id, payment_id = entity.get("id"), entity.get("payment_id")
+    amount = whole_number(entity.get("amount"))
     if not (isinstance(razorpay_id, str) and razorpay_id.startswith("rfnd_")
-            and isinstance(payment_id, str)
-            and isinstance(amount, int) and not isinstance(amount, bool) and amount > 0):
+            and isinstance(payment_id, str) and amount is not None and amount > 0):
         return "unusable_payload"
     row = await find_refund_for(conn, entity)
     if row is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shared.money import whole_number
 from shared.payment_state import PaymentOutcome, PaymentStatus, rank
 from shared.refund_state import RefundOutcome, RefundStatus
 
@@ -59,10 +60,10 @@ def refund_outcome(
     """A Razorpay refund entity as our RefundOutcome for our row `refund_id`; None if it
     can't be one (`status` overrides the entity's, as a webhook's event name does)."""
     status = status or refund_status(entity.get("status"))
-    razorpay_id, amount = entity.get("id"), entity.get("amount")
+    razorpay_id, amount = entity.get("id"), whole_number(entity.get("amount"))
     if status is None or not isinstance(razorpay_id, str) or not razorpay_id.startswith("rfnd_"):
         return None
-    if isinstance(amount, bool) or not isinstance(amount, int):
+    if amount is None:
         return None
     error = entity.get("error_description") if status is RefundStatus.FAILED else None
     return RefundOutcome(refund_id, razorpay_id, status, amount, error)
@@ -71,13 +72,11 @@ def refund_outcome(
 def outcome_from_payment(entity: dict) -> PaymentOutcome | None:
     """A Razorpay payment entity as our PaymentOutcome; None if it can't be one of ours."""
     status = payment_status(entity.get("status"))
-    order_id, payment_id, amount = entity.get("order_id"), entity.get("id"), entity.get("amount")
-    currency = entity.get("currency")
+    order_id, payment_id = entity.get("order_id"), entity.get("id")
+    currency, amount = entity.get("currency"), whole_number(entity.get("amount"))
     if status is None or not isinstance(order_id, str) or not isinstance(payment_id, str):
         return None
-    if not isinstance(currency, str):
-        return None
-    if isinstance(amount, bool) or not isinstance(amount, int):
+    if not isinstance(currency, str) or amount is None:
         return None
     failed = status is PaymentStatus.FAILED
     return PaymentOutcome(

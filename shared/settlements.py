@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.money import whole_number
 from shared.settlement_state import ItemType, SettlementStatus, allowed_sources, verdict
 
 SETTLEMENT_PROCESSED = "settlement.processed"
@@ -24,10 +25,6 @@ class Settlement:
     settled_at: datetime
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def _text(value: Any, limit: int = 64) -> str | None:
     return value[:limit] if isinstance(value, str) and value else None
 
@@ -36,12 +33,12 @@ def settlement_from_entity(entity: Any) -> Settlement | None:
     """A processed settlement as Razorpay shows it; None if it is not one we can record."""
     if not isinstance(entity, dict) or entity.get("status") != "processed":
         return None
-    settlement_id, amount = _text(entity.get("id")), _int(entity.get("amount"))
-    created_at = _int(entity.get("created_at"))
+    settlement_id, amount = _text(entity.get("id")), whole_number(entity.get("amount"))
+    created_at = whole_number(entity.get("created_at"))
     if settlement_id is None or amount is None or created_at is None:
         return None
     return Settlement(settlement_id, _text(entity.get("utr")), amount,
-                      _int(entity.get("fees")) or 0, _int(entity.get("tax")) or 0,
+                      whole_number(entity.get("fees")) or 0, whole_number(entity.get("tax")) or 0,
                       datetime.fromtimestamp(created_at, UTC))
 
 
@@ -123,14 +120,14 @@ class ItemColumns:
     @staticmethod
     def _row(item: dict) -> tuple | None:
         settlement_id, entity_id = _text(item.get("settlement_id")), _text(item.get("entity_id"))
-        money = [_int(item.get(name)) for name in _MONEY]
-        created_at, settled_at = _int(item.get("created_at")), _int(item.get("settled_at"))
+        money = [whole_number(item.get(name)) for name in _MONEY]
+        created_at, settled_at = (whole_number(item.get(k)) for k in ("created_at", "settled_at"))
         if (settlement_id is None or entity_id is None or item.get("type") not in _TYPE_NAMES
                 or None in money or created_at is None or settled_at is None):
             return None
         credit, debit, amount = money
         return (settlement_id, entity_id, item["type"], credit, debit, amount,
-                _int(item.get("fee")) or 0, _int(item.get("tax")) or 0,
+                whole_number(item.get("fee")) or 0, whole_number(item.get("tax")) or 0,
                 _text(item.get("settlement_utr")), _text(item.get("order_id")),
                 _text(item.get("payment_id")), _text(item.get("dispute_id")),
                 _text(item.get("method"), 32), created_at, settled_at)
