@@ -69,7 +69,8 @@ def json_error(status: int, message: str, headers: dict | None = None) -> web.Re
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     """The body as a JSON object, or a 4xx that says what is wrong with it."""
     declared = request.headers.get("Content-Type")
-    if declared is not None and not _is_json(request.content_type):
+    if declared is not None and not (request.content_type == "application/json"
+                                     or request.content_type.endswith("+json")):
         raise HttpError("Content-Type must be application/json", 415)
     raw = await request.read()
     if not raw.strip():
@@ -81,10 +82,6 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise HttpError("Request body must be a JSON object")
     return body
-
-
-def _is_json(content_type: str) -> bool:
-    return content_type == "application/json" or content_type.endswith("+json")
 
 
 def first_validation_message(exc: ValidationError) -> str:
