@@ -118,11 +118,10 @@ async def apply_dispute(
         report.reason_code, report.reason_description, report.respond_by, report.occurred_at)
     from_status = None
     if row is None:
-        sources = [s.value for s in allowed_sources(report.status)]
         row = await conn.fetchrow(
             _MOVE, report.razorpay_dispute_id, report.status.value,
             report.amount_deducted_paise, report.phase, report.respond_by, report.occurred_at,
-            sources)
+            allowed_sources(report.status))
         if row is None:
             return "stale", await conn.fetchrow(
                 "SELECT * FROM disputes WHERE razorpay_dispute_id = $1",

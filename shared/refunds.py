@@ -124,9 +124,9 @@ async def record_refund_outcome(
     conn: asyncpg.Connection, outcome: RefundOutcome, source: str, correlation_id: str | None
 ) -> Recorded:
     """One conditional UPDATE; events for processed and failed. Duplicates change nothing."""
-    sources = [s.value for s in allowed_sources(outcome.status)]
     row = await conn.fetchrow(
-        _RECORD, outcome.refund_id, outcome.status.value, outcome.razorpay_refund_id, sources,
+        _RECORD, outcome.refund_id, outcome.status.value, outcome.razorpay_refund_id,
+        allowed_sources(outcome.status),
         (outcome.error or "refund failed")[:500], FIRST_POLL, outcome.amount_paise,
     )
     if row is None:

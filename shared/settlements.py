@@ -177,7 +177,6 @@ async def judge(conn, settlement_id: str) -> Verdict:
         return Verdict(settlement_id, None, totals["items"], None, False)
     difference = totals["net"] - amount
     target = verdict(difference)
-    sources = [s.value for s in allowed_sources(target)]
     moved = await conn.fetchval(APPLY_VERDICT, settlement_id, target.value, totals["items"],
-                                difference, sources)
+                                difference, allowed_sources(target))
     return Verdict(settlement_id, target, totals["items"], difference, moved is not None)
