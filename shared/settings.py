@@ -26,10 +26,8 @@ POSTGRES_SOCKET_DIR = "/var/run/postgresql"
 
 
 def local_postgres_url(database: str, socket_dir: str = POSTGRES_SOCKET_DIR) -> str:
-    """The PostgreSQL on this machine, as its own clients (psql, libpq) reach it: through
-    its Unix socket when it has one, else 127.0.0.1:5432. The same server either way; the
-    socket costs both ends less CPU per query than loopback TCP (python -m bench.db_socket_ab
-    measures it)."""
+    """The PostgreSQL on this machine as psql reaches it: its Unix socket when it has one (less
+    CPU per query than loopback TCP: python -m bench.db_socket_ab), else 127.0.0.1:5432."""
     if os.path.exists(os.path.join(socket_dir, ".s.PGSQL.5432")):
         return f"postgresql://postgres@/{database}?host={socket_dir}"
     return f"postgresql://postgres@127.0.0.1:5432/{database}"
@@ -130,14 +128,12 @@ class Settings(BaseSettings):
 
     # QR passes
     pass_signing_secret: str = LOCAL_PASS_SECRET
-    # Passes at the counter (order_service/pass_scans.py): secrets rotated out whose passes
-    # still scan (comma-separated), the staff's bearer token (POST /api/passes/scan and the
-    # /staff page; disabled while unset), how far outside the rental dates a pass scans,
-    # and the time zone the rental dates are in.
-    pass_signing_secrets_old: str = ""
+    # Passes at the counter (order_service/pass_scans.py)
+    pass_signing_secrets_old: str = ""  # rotated-out secrets whose passes still scan (CSV)
+    # The staff's bearer token (POST /api/passes/scan, the /staff page): disabled while unset
     staff_api_token: str = ""
-    pass_grace_hours: float = Field(default=24.0, ge=0)
-    counter_timezone: str = "Asia/Kolkata"
+    pass_grace_hours: float = Field(default=24.0, ge=0)  # a pass scans this far outside the dates
+    counter_timezone: str = "Asia/Kolkata"  # the rental dates' time zone
     rate_limit_pass_scan: int = 120
 
     # Background work
@@ -173,9 +169,8 @@ class Settings(BaseSettings):
     mail_catcher_port: int = 8025  # the bundled catcher's web page (make run)
     mail_poll_seconds: float = 2.0  # and at once when the notifier itself enqueues a mail
     mail_batch_size: int = Field(default=20, ge=1)
-    # Senders at once, each with its own SMTP connection and its own claimed batch. One
-    # sender waits out every SMTP round trip in turn, so a burst's mails queue behind a
-    # distant provider's latency.
+    # Senders at once, each with its own SMTP connection and claimed batch: with one, a
+    # burst's mails queue behind every round trip to a distant provider in turn.
     mail_concurrency: int = Field(default=4, ge=1, le=32)
     # A confirmation mail whose passes are not drawn yet waits up to this long: verify-
     # payment, usually running for the customer's browser right then, draws them once.
@@ -187,9 +182,8 @@ class Settings(BaseSettings):
     # to at most a minute: once the server is back, no mail waits longer than that
     mail_retry_max_seconds: float = 60.0
     # Confirmations first: while the notifier's consumer has events in hand (or had one in
-    # the last 50 ms), the sender waits up to this long before each mail (a burst is
-    # confirmed at full speed, its mails follow); never longer, so mail keeps moving under
-    # any load.
+    # the last 50 ms), the sender waits up to this long before each mail; never longer, so
+    # mail keeps moving under any load.
     mail_give_way_seconds: float = 0.1
 
     # Disputes (chargebacks): who is told when one opens, and how often the open ones are
@@ -212,12 +206,11 @@ class Settings(BaseSettings):
     metrics_enabled: bool = True  # /metrics and per-request counting; off to measure its cost
     metrics_poll_seconds: float = 5.0  # outbox lag, dead letters: polled this often
 
-    # Settlements (order_service/settlements.py): a captured payment with no settlement item
-    # this many days later is flagged unsettled; Razorpay's list is polled this often for
-    # settlements whose webhook never came; pending ones are looked for this often.
+    # Settlements (order_service/settlements.py). A captured payment with no settlement item
+    # this many days later is flagged unsettled:
     settlement_due_days: int = Field(default=3, ge=1)
-    settlement_poll_seconds: float = 24 * 3600.0
-    settlement_check_seconds: float = 30.0
+    settlement_poll_seconds: float = 24 * 3600.0  # Razorpay's list, for missed webhooks
+    settlement_check_seconds: float = 30.0  # pending settlements are looked for this often
     # The bundled sandbox settles what is captured or refunded every this many seconds
     # (0: only when a test or `make run` asks), charging this fee plus GST on it.
     sandbox_settle_every: float = Field(default=0.0, ge=0)
@@ -308,9 +301,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _live_keys_need_their_own_secrets(self) -> Settings:
-        """With live keys, a secret anyone could know would let them forge webhooks or
-        passes, or use the admin API: refuse to start rather than take real money that way
-        (docs/security.md)."""
+        """With live keys, a secret anyone could know lets them forge webhooks or passes or use
+        the admin API: refuse to start rather than take real money so (docs/security.md)."""
         short = [f"{name} is shorter than {live_guard.MIN_SECRET_CHARS} characters"
                  for name, value in self._tokens().items()
                  if value and len(value) < live_guard.MIN_SECRET_CHARS]
@@ -364,9 +356,8 @@ class Settings(BaseSettings):
         ) if bad]
 
     def broker_default_account_exposed(self) -> bool:
-        """True when we reach a broker on another host with RabbitMQ's published account
-        (guest/guest, also what an AMQP URL without credentials means): whoever reaches
-        that broker can publish events to us."""
+        """We reach a broker on another host with RabbitMQ's published guest/guest account
+        (also what an AMQP URL without credentials means): anyone there can publish to us."""
         return any(_guest_on_another_host(url) for url in split_csv(self.amqp_url))
 
     @property
