@@ -15,29 +15,28 @@ class Event(BaseModel):
     routing_key: ClassVar[str]
 
 
-class OrderCreated(Event):
-    routing_key: ClassVar[str] = "order.created"
+class _BookingEvent(Event):
     booking_id: int
     customer_id: int
+
+
+class OrderCreated(_BookingEvent):
+    routing_key: ClassVar[str] = "order.created"
     order_id: str
     amount_paise: int
     currency: str = "INR"
 
 
-class PaymentCaptured(Event):
+class PaymentCaptured(_BookingEvent):
     routing_key: ClassVar[str] = "payment.captured"
-    booking_id: int
-    customer_id: int
     order_id: str
     payment_id: str
     amount_paise: int
     source: str  # verify | webhook | reconcile | repair
 
 
-class PaymentFailed(Event):
+class PaymentFailed(_BookingEvent):
     routing_key: ClassVar[str] = "payment.failed"
-    booking_id: int
-    customer_id: int
     order_id: str
     payment_id: str | None = None
     error_code: str | None = None
@@ -45,10 +44,8 @@ class PaymentFailed(Event):
     source: str
 
 
-class BookingCancelled(Event):
+class BookingCancelled(_BookingEvent):
     routing_key: ClassVar[str] = "booking.cancelled"
-    booking_id: int
-    customer_id: int
     paid: bool  # a captured payment existed: its passes are revoked
     refund_paise: int  # what this cancellation refunds (0: nothing)
     cancellation_fee_paise: int = 0
@@ -80,12 +77,10 @@ class RefundFailed(_RefundEvent):
     source: str
 
 
-class PassScanned(Event):
+class PassScanned(_BookingEvent):
     """A pass was used at the counter: the booking is now collected or returned."""
 
     routing_key: ClassVar[str] = "pass.scanned"
-    booking_id: int
-    customer_id: int
     kind: str  # collection | return
     result: str  # collected | returned
     scanned_at: datetime
