@@ -129,25 +129,14 @@ async def _refund_if_cancelled(conn, payment, source: str, correlation_id) -> No
 def _event(row, outcome: PaymentOutcome, source: str) -> Event | None:
     """What a transition that moved `row` tells the other services; None for authorized,
     internal progress that nobody downstream acts on."""
+    common = {"booking_id": row["booking_id"], "customer_id": row["customer_id"],
+              "order_id": row["razorpay_order_id"], "payment_id": outcome.payment_id,
+              "source": source}
     if outcome.status is PaymentStatus.CAPTURED:
-        return PaymentCaptured(
-            booking_id=row["booking_id"],
-            customer_id=row["customer_id"],
-            order_id=row["razorpay_order_id"],
-            payment_id=outcome.payment_id,
-            amount_paise=row["amount_paise"],
-            source=source,
-        )
+        return PaymentCaptured(**common, amount_paise=row["amount_paise"])
     if outcome.status is PaymentStatus.FAILED:
-        return PaymentFailed(
-            booking_id=row["booking_id"],
-            customer_id=row["customer_id"],
-            order_id=row["razorpay_order_id"],
-            payment_id=outcome.payment_id,
-            error_code=outcome.error_code,
-            error_description=outcome.error_description,
-            source=source,
-        )
+        return PaymentFailed(**common, error_code=outcome.error_code,
+                             error_description=outcome.error_description)
     return None
 
 
