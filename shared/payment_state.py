@@ -42,15 +42,9 @@ def allowed_sources(target: PaymentStatus) -> list[PaymentStatus]:
 def public_status(status: PaymentStatus, fully_refunded: bool = False) -> str:
     """The seed's vocabulary for payment-status: pending / paid / failed, and `refunded`
     for a captured payment refunded in full (a partial refund leaves it paid)."""
-    if status is PaymentStatus.CAPTURED and fully_refunded:
-        return "refunded"
-    match status:
-        case PaymentStatus.CAPTURED:
-            return "paid"
-        case PaymentStatus.FAILED:
-            return "failed"
-        case PaymentStatus.CREATED | PaymentStatus.AUTHORIZED:
-            return "pending"
+    if status is PaymentStatus.CAPTURED:
+        return "refunded" if fully_refunded else "paid"
+    return "failed" if status is PaymentStatus.FAILED else "pending"  # created, authorized
 
 
 @dataclass(frozen=True)
