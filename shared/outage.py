@@ -67,9 +67,7 @@ _database_watches: dict[str, DatabaseWatch] = {}
 def database_watch(component: str) -> DatabaseWatch:
     """The one watch of this process's pools for `component`: a service with two pools
     still says it once each way."""
-    if component not in _database_watches:
-        _database_watches[component] = DatabaseWatch(component)
-    return _database_watches[component]
+    return _database_watches.setdefault(component, DatabaseWatch(component))
 
 
 class DatabaseWatch(OutageWatch):
