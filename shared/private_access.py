@@ -14,12 +14,11 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from shared.http import NOT_FOUND, json_error
 from shared.networks import parse_networks
 
 ALLOWED_NETWORKS = web.AppKey("private_access_networks", tuple)
 TRUSTED_CALLER = web.RequestKey("private_access_trusted_caller", bool)
-
-NOT_FOUND = "Not found"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -53,7 +52,7 @@ def install(app: web.Application, networks: str, client_of: Callable[[web.Reques
         trusted = caller_allowed(client_of(request), request.app[ALLOWED_NETWORKS])
         request[TRUSTED_CALLER] = trusted
         if not trusted and is_private_path(request.path):
-            return web.json_response({"message": NOT_FOUND}, status=404)
+            return json_error(404, NOT_FOUND)
         return await handler(request)
 
     app.middlewares.append(private_access)
