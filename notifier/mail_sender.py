@@ -150,7 +150,7 @@ class MailSender:
                        and not self.server_away):
                     pass
                 if first:  # one count per poll is enough for the gauge
-                    await self._count_pending()
+                    MAILS_PENDING.set(await self.pool.fetchval(COUNT_PENDING))
                 if self._database_away:
                     self._database_away = False
                     log.warning("mail sender: database back")
@@ -194,7 +194,7 @@ class MailSender:
                 if self.give_way is not None:
                     await self.give_way()
                 if asyncio.get_running_loop().time() > deadline:
-                    await self._release(rows[index:])
+                    await self.pool.execute(RELEASE, [r["id"] for r in rows[index:]])
                     break
                 outcome, smtp = await self._deliver(row, smtp)
                 await self._record(row, outcome)
@@ -297,9 +297,6 @@ class MailSender:
             log.warning("mail delayed %.1fs: %s", delay, outcome.error, extra=ctx)
         MAILS.labels(kind=row["kind"], outcome=_METRIC[outcome.state]).inc()
 
-    async def _release(self, rows) -> None:
-        await self.pool.execute(RELEASE, [r["id"] for r in rows])
-
     async def _mark(self, sql: str, *args) -> None:
         """The server has answered: record it even if the database blinks meanwhile (for
         a while: past the lease the row would be claimed and sent again anyway)."""
@@ -317,9 +314,6 @@ class MailSender:
     def backoff(self, attempts: int) -> float:
         base = self.settings.mail_retry_base_seconds * 2 ** min(max(attempts - 1, 0), 20)
         return min(base, self.settings.mail_retry_max_seconds) * random.uniform(0.8, 1.0)
-
-    async def _count_pending(self) -> None:
-        MAILS_PENDING.set(await self.pool.fetchval(COUNT_PENDING))
 
 
 _METRIC = {MailState.SENT: "sent", MailState.PENDING: "retried", MailState.FAILED: "failed"}
