@@ -70,8 +70,8 @@ def _h(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def _amount(booking, details: dict, key: str = "amount_paise") -> str:
-    paise = details.get(key)
+def _amount(booking, details: dict) -> str:
+    paise = details.get("amount_paise")
     if isinstance(paise, int) and not isinstance(paise, bool) and paise > 0:
         return rupees(paise)
     return rupees(booking["amount_paise"])
