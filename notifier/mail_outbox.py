@@ -12,16 +12,9 @@ import json
 
 import asyncpg
 
-KINDS = (
-    "payment_confirmed",
-    "payment_failed",
-    "booking_cancelled",
-    "refund_initiated",
-    "refund_processed",
-    "refund_failed",
-    "duplicate_payment_refund",
-    "dispute_opened",
-)
+from notifier.mail_templates import WORDING
+
+KINDS = tuple(WORDING)  # a mail of any other kind could not be written
 
 
 # ::text::jsonb so the caller's connection needs no jsonb codec of ours.
