@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -19,8 +18,6 @@ from verification_service.schemas import (
     CallbackForm,
     VerifyBody,
 )
-
-log = logging.getLogger(__name__)
 
 
 async def verify_payment(request: web.Request) -> web.Response:
