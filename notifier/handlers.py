@@ -13,8 +13,7 @@ id a forger reused on another fact is not a duplicate of the real event: the inb
 fact differs, so the real event still takes effect (and the effects are idempotent).
 
 `payment.captured`, the event every paid booking brings, is one statement (CONFIRM_BOOKINGS):
-one round trip and no explicit transaction, and nothing rendered (pass images are drawn
-when someone first needs them). Events in hand together share that statement (the
+one round trip, no explicit transaction. Events in hand together share that statement (the
 consumer's group commit, shared/coalesce.py); one alone is a batch of one.
 """
 

@@ -130,9 +130,8 @@ class MailSender:
             self._woken_while_busy = True
 
     async def run(self) -> None:
-        """`mail_concurrency` senders, each claiming its own batch (SKIP LOCKED keeps them
-        apart, as it does senders in other processes) over its own SMTP connection: a
-        backlog goes out that many mails at a time; a mail or two takes one of them."""
+        """`mail_concurrency` senders, each over its own SMTP connection: a backlog goes out
+        that many mails at a time; a mail or two takes one of them."""
         await asyncio.gather(*(self._sender(first=i == 0)
                                for i in range(self.settings.mail_concurrency)))
 
