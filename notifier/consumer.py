@@ -297,9 +297,9 @@ class NotifierConsumer:
                 self.broker.lost(exc)  # once; not once per attempt
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5)
-                continue
-            self.broker.back()
-            return connection
+            else:
+                self.broker.back()
+                return connection
 
 
 async def _settle(action: Awaitable[Any], what: str) -> None:

@@ -13,8 +13,7 @@ id a forger reused on another fact is not a duplicate of the real event: the inb
 fact differs, so the real event still takes effect (and the effects are idempotent).
 
 `payment.captured`, the event every paid booking brings, is one statement (CONFIRM_BOOKINGS):
-one round trip and no explicit transaction, and nothing rendered (pass images are drawn
-when someone first needs them). Events in hand together share that statement (the
+one round trip, no explicit transaction. Events in hand together share that statement (the
 consumer's group commit, shared/coalesce.py); one alone is a batch of one.
 """
 
@@ -221,7 +220,10 @@ def captured_outcome(result: asyncpg.Record, event: PaymentCaptured, event_id: u
 async def payment_failed(
     conn: asyncpg.Connection, event: PaymentFailed, event_id: uuid.UUID, *, pass_secret: str
 ) -> None:
-    booking = await _booking(conn, event.booking_id, lock=True)
+    # NO KEY UPDATE: what an UPDATE takes; waits for a cancellation, not for FK checks
+    booking = await conn.fetchrow(BOOKING_DETAILS + " FOR NO KEY UPDATE OF b", event.booking_id)
+    if booking is None:
+        raise BookingNotFound(event.booking_id)
     payment = await conn.fetchrow(
         FAILED_ATTEMPT, event.order_id, event.booking_id, event.customer_id)
     # The failure is written with its event; an order never failed was never reported so.
@@ -266,17 +268,6 @@ HANDLERS: dict[type[Event], Apply] = {
     **{kind: in_inbox_transaction(effect) for kind, effect in refund_handlers.HANDLERS.items()},
     **{kind: in_inbox_transaction(effect) for kind, effect in scan_handlers.HANDLERS.items()},
 }
-
-
-async def _booking(
-    conn: asyncpg.Connection, booking_id: int, *, lock: bool = False
-) -> asyncpg.Record:
-    # NO KEY UPDATE: what an UPDATE takes; waits for a cancellation, not for FK checks
-    lock_clause = " FOR NO KEY UPDATE OF b" if lock else ""
-    row = await conn.fetchrow(BOOKING_DETAILS + lock_clause, booking_id)
-    if row is None:
-        raise BookingNotFound(booking_id)
-    return row
 
 
 def _ctx(event: Event, event_id: uuid.UUID) -> dict:

@@ -37,10 +37,8 @@ class BadAddress(ValueError):
 def envelope_address(value: str) -> str:
     """The bare address of `Name <addr>` or `addr`; BadAddress if it is not one."""
     value = value or ""
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):  # no header or command injection
-        raise BadAddress("not a mail address")
-    address = parseaddr(value)[1]
-    if not _ADDRESS.fullmatch(address):
+    # A control character could inject a header or an SMTP command.
+    if _CONTROL.search(value) or not _ADDRESS.fullmatch(address := parseaddr(value)[1]):
         raise BadAddress("not a mail address")
     if not address.isascii():
         # SMTP without SMTPUTF8 carries ASCII addresses only (and so does our message)

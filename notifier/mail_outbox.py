@@ -12,16 +12,9 @@ import json
 
 import asyncpg
 
-KINDS = (
-    "payment_confirmed",
-    "payment_failed",
-    "booking_cancelled",
-    "refund_initiated",
-    "refund_processed",
-    "refund_failed",
-    "duplicate_payment_refund",
-    "dispute_opened",
-)
+from notifier.mail_templates import WORDING
+
+KINDS = tuple(WORDING)  # a mail of any other kind could not be written
 
 
 # ::text::jsonb so the caller's connection needs no jsonb codec of ours.
@@ -51,9 +44,7 @@ async def enqueue(
 ) -> bool:
     """Add one mail to the outbox; True if added, False if `dedupe_key` was already there.
 
-    `details` is what the template for `kind` reads (notifier/mail_templates.py), all
-    optional, amounts in paise: `amount_paise` (the payment or refund amount), `reason`,
-    `cancellation_fee_paise`, `refund_amount_paise` (what a cancellation refunds).
+    `details` is what the template for `kind` reads (notifier/mail_templates.py):
     JSON-serialisable, and never a payment id or a secret (it is shown to ops).
     """
     if kind not in KINDS:

@@ -130,9 +130,8 @@ class MailSender:
             self._woken_while_busy = True
 
     async def run(self) -> None:
-        """`mail_concurrency` senders, each claiming its own batch (SKIP LOCKED keeps them
-        apart, as it does senders in other processes) over its own SMTP connection: a
-        backlog goes out that many mails at a time; a mail or two takes one of them."""
+        """`mail_concurrency` senders, each over its own SMTP connection: a backlog goes out
+        that many mails at a time; a mail or two takes one of them."""
         await asyncio.gather(*(self._sender(first=i == 0)
                                for i in range(self.settings.mail_concurrency)))
 
@@ -150,7 +149,7 @@ class MailSender:
                        and not self.server_away):
                     pass
                 if first:  # one count per poll is enough for the gauge
-                    await self._count_pending()
+                    MAILS_PENDING.set(await self.pool.fetchval(COUNT_PENDING))
                 if self._database_away:
                     self._database_away = False
                     log.warning("mail sender: database back")
@@ -194,7 +193,7 @@ class MailSender:
                 if self.give_way is not None:
                     await self.give_way()
                 if asyncio.get_running_loop().time() > deadline:
-                    await self._release(rows[index:])
+                    await self.pool.execute(RELEASE, [r["id"] for r in rows[index:]])
                     break
                 outcome, smtp = await self._deliver(row, smtp)
                 await self._record(row, outcome)
@@ -297,9 +296,6 @@ class MailSender:
             log.warning("mail delayed %.1fs: %s", delay, outcome.error, extra=ctx)
         MAILS.labels(kind=row["kind"], outcome=_METRIC[outcome.state]).inc()
 
-    async def _release(self, rows) -> None:
-        await self.pool.execute(RELEASE, [r["id"] for r in rows])
-
     async def _mark(self, sql: str, *args) -> None:
         """The server has answered: record it even if the database blinks meanwhile (for
         a while: past the lease the row would be claimed and sent again anyway)."""
@@ -317,9 +313,6 @@ class MailSender:
     def backoff(self, attempts: int) -> float:
         base = self.settings.mail_retry_base_seconds * 2 ** min(max(attempts - 1, 0), 20)
         return min(base, self.settings.mail_retry_max_seconds) * random.uniform(0.8, 1.0)
-
-    async def _count_pending(self) -> None:
-        MAILS_PENDING.set(await self.pool.fetchval(COUNT_PENDING))
 
 
 _METRIC = {MailState.SENT: "sent", MailState.PENDING: "retried", MailState.FAILED: "failed"}

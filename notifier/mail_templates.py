@@ -37,7 +37,7 @@ def pass_cid(kind: str) -> str:
 
 def render(kind: str, booking, details: dict, pass_kinds: tuple[str, ...] = ()) -> Rendered:
     """The mail for one outbox row; `pass_kinds` are the passes attached (confirmation)."""
-    subject, paragraphs = _WORDING[kind](booking, details)
+    subject, paragraphs = WORDING[kind](booking, details)
     trip = f"{booking['car_name']}, {dates(booking)}"
     greeting = f"Hi {booking['customer_name']},"
     text_parts = [greeting, *paragraphs, f"Booking #{booking['id']}: {trip}."]
@@ -70,8 +70,8 @@ def _h(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def _amount(booking, details: dict, key: str = "amount_paise") -> str:
-    paise = details.get(key)
+def _amount(booking, details: dict) -> str:
+    paise = details.get("amount_paise")
     if isinstance(paise, int) and not isinstance(paise, bool) and paise > 0:
         return rupees(paise)
     return rupees(booking["amount_paise"])
@@ -156,7 +156,8 @@ def _dispute_opened(b, d):
     ])
 
 
-_WORDING = {
+# kind → wording; the outbox takes these kinds and no other.
+WORDING = {
     "payment_confirmed": _confirmed,
     "payment_failed": _failed,
     "booking_cancelled": _cancelled,

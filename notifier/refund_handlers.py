@@ -1,8 +1,8 @@
 """What the notifier does with cancellation and refund events: revoke passes, and (with the
 mail outbox) tell the customer. Same contract as notifier/handlers.py: called inside the
 inbox transaction; every effect is idempotent on its own too (revoked_at set once); an
-event the database does not stand behind raises UnbackedEvent (defined here, below the
-handlers that import this module) and so leaves nothing behind."""
+event the database does not stand behind raises UnbackedEvent and so leaves nothing
+behind."""
 
 from __future__ import annotations
 

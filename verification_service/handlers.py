@@ -160,9 +160,8 @@ def _check_matches(payment: dict, order: asyncpg.Record) -> None:
 
 async def _settled(pool, row, payment_id: str, settings: Settings, details=None) -> dict:
     """The 200 body, identical however many times the same payment is verified."""
-    if row is None or row["status"] != PaymentStatus.CAPTURED:
-        raise HttpError(ALREADY_PAID, 409, code="already_paid")
-    if row["razorpay_payment_id"] != payment_id:
+    if (row is None or row["status"] != PaymentStatus.CAPTURED
+            or row["razorpay_payment_id"] != payment_id):
         raise HttpError(ALREADY_PAID, 409, code="already_paid")
     details = details or row
     # The stored images (the notifier's, when it confirmed first); rendered once if none yet.

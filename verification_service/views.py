@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -20,28 +19,19 @@ from verification_service.schemas import (
     VerifyBody,
 )
 
-log = logging.getLogger(__name__)
-
 
 async def verify_payment(request: web.Request) -> web.Response:
     body = parse(VerifyBody, await read_json_object(request), VERIFY_FIELDS, MISSING_VERIFY)
     owner = authenticated_customer(request)
     if owner is not None and owner != body.customer_id:
         raise HttpError(handlers.BOOKING_NOT_FOUND, 404)
-    result = await handlers.verify_payment(
-        request.app[POOL],
-        request.app[RAZORPAY],
-        request.app[SETTINGS],
-        handlers.VerifyRequest(
-            order_id=body.razorpay_order_id,
-            payment_id=body.razorpay_payment_id,
-            signature=body.razorpay_signature,
-            booking_id=body.booking_id,
-            customer_id=body.customer_id,
-        ),
-        correlation_id=request.headers.get("X-Request-Id"),
-    )
-    return web.json_response(result)
+    return web.json_response(await _verify(request, handlers.VerifyRequest(
+        order_id=body.razorpay_order_id,
+        payment_id=body.razorpay_payment_id,
+        signature=body.razorpay_signature,
+        booking_id=body.booking_id,
+        customer_id=body.customer_id,
+    )))
 
 
 async def checkout_callback(request: web.Request) -> web.Response:
@@ -61,20 +51,20 @@ async def checkout_callback(request: web.Request) -> web.Response:
     except ValidationError:
         return _redirect(settings.checkout_failure_url, reason="missing_fields")
     try:
-        result = await handlers.verify_payment(
-            request.app[POOL],
-            request.app[RAZORPAY],
-            settings,
-            handlers.VerifyRequest(data.razorpay_order_id, data.razorpay_payment_id,
-                                   data.razorpay_signature),
-            correlation_id=request.headers.get("X-Request-Id"),
-        )
+        result = await _verify(request, handlers.VerifyRequest(
+            data.razorpay_order_id, data.razorpay_payment_id, data.razorpay_signature))
     except HttpError as exc:
         return _redirect(settings.checkout_failure_url, reason=exc.code)
     except DB_ERRORS:  # a browser is better served by our failure page than by JSON
         return _redirect(settings.checkout_failure_url, reason="unavailable")
     booking_id = result["booking_details"]["booking_id"]
     return _redirect(settings.checkout_success_url, booking_id=booking_id)
+
+
+async def _verify(request: web.Request, req: handlers.VerifyRequest) -> dict:
+    return await handlers.verify_payment(
+        request.app[POOL], request.app[RAZORPAY], request.app[SETTINGS], req,
+        correlation_id=request.headers.get("X-Request-Id"))
 
 
 def _redirect(base: str, **params) -> web.Response:

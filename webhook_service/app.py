@@ -17,23 +17,18 @@ from webhook_service.views import BACKGROUND, DELIVERIES
 def create_app(settings: Settings, *, relay: bool = True):
     app = new_app(settings, "webhook_service")
     app.cleanup_ctx.append(razorpay_ctx)
-    app.cleanup_ctx.append(_background_tasks)
-    app.cleanup_ctx.append(_delivery_batches)
+    app.cleanup_ctx.append(_deliveries_and_background)
     if relay:
         app.cleanup_ctx.append(background("outbox-relay", run_outbox_relay))
     routes.setup(app)
     return app
 
 
-async def _delivery_batches(app: web.Application) -> AsyncIterator[None]:
+async def _deliveries_and_background(app: web.Application) -> AsyncIterator[None]:
+    app[BACKGROUND] = set()
     app[DELIVERIES] = delivery_batches(app[POOL])
     yield
     await app[DELIVERIES].close()
-
-
-async def _background_tasks(app: web.Application) -> AsyncIterator[None]:
-    app[BACKGROUND] = set()
-    yield
     for task in list(app[BACKGROUND]):
         task.cancel()
     await asyncio.gather(*app[BACKGROUND], return_exceptions=True)

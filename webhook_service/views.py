@@ -30,11 +30,10 @@ UNVERIFIED = "unverified"  # the event label before the signature is checked
 _OUTCOME_LABEL = {WebhookOutcome.IGNORED_EVENT: "unknown_event"}
 
 
-def _count(event: object, outcome: str) -> None:
-    known = event in (UNVERIFIED, metrics.OTHER)
-    label = event if known or (isinstance(event, str) and _EVENT_NAME.fullmatch(event)) else (
-        metrics.OTHER)
-    metrics.WEBHOOK_DELIVERIES.labels(label, _OUTCOME_LABEL.get(outcome, outcome)).inc()
+def _count(event: str, outcome: str) -> None:
+    if event not in (UNVERIFIED, metrics.OTHER) and not _EVENT_NAME.fullmatch(event):
+        event = metrics.OTHER
+    metrics.WEBHOOK_DELIVERIES.labels(event, _OUTCOME_LABEL.get(outcome, outcome)).inc()
 
 
 async def webhook(request: web.Request) -> web.Response:
@@ -69,13 +68,10 @@ async def webhook(request: web.Request) -> web.Response:
     log.log(level, "webhook handled", extra={"ctx": {"event": delivery.event, "result": result}})
     if (result is WebhookOutcome.APPLIED and settings.capture_on_verify
             and delivery.payment.status is PaymentStatus.AUTHORIZED):
-        _in_background(request.app, handlers.capture_and_record(
+        # In the background: Razorpay is answered now (its limit is 5 s); the capture call
+        # may take longer.
+        task = asyncio.create_task(handlers.capture_and_record(
             request.app[POOL], request.app[RAZORPAY], delivery.payment))
+        request.app[BACKGROUND].add(task)
+        task.add_done_callback(request.app[BACKGROUND].discard)
     return web.json_response({"status": "ok"})
-
-
-def _in_background(app: web.Application, coro) -> None:
-    """Answer Razorpay now (its limit is 5 s); the capture call may take longer."""
-    task = asyncio.create_task(coro)
-    app[BACKGROUND].add(task)
-    task.add_done_callback(app[BACKGROUND].discard)
