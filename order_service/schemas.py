@@ -12,6 +12,16 @@ CREATE_ORDER_FIELDS = ("booking_id", "customer_id", "amount")
 MISSING_CREATE_ORDER = "Missing required fields: booking_id, customer_id, amount"
 
 
+def _paise_or_none(value):
+    if value is None:
+        return None
+    try:
+        rupees_to_paise(value)
+    except AmountError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
 class CreateOrderBody(Input):
     booking_id: PositiveId
     customer_id: PositiveId
@@ -23,25 +33,11 @@ class CreateOrderBody(Input):
     @field_validator("amount")
     @classmethod
     def _exact_paise(cls, value):
-        try:
-            rupees_to_paise(value)
-        except AmountError as exc:
-            raise ValueError(str(exc)) from None
-        return value
+        return _paise_or_none(value)
 
     @property
     def amount_paise(self) -> int:
         return rupees_to_paise(self.amount)
-
-
-def _paise_or_none(value):
-    if value is None:
-        return None
-    try:
-        rupees_to_paise(value)
-    except AmountError as exc:
-        raise ValueError(str(exc)) from None
-    return value
 
 
 class CancelBody(Input):
