@@ -8,7 +8,8 @@ from aiohttp import web
 from order_service import cancellations, idempotency
 from order_service.bearer import require_bearer
 from order_service.schemas import CancelBody, RefundBody
-from shared.http import HttpError, read_json_object
+from order_service.views import booking_id_from
+from shared.http import read_json_object
 from shared.schemas import parse
 from shared.service import POOL, RAZORPAY, SETTINGS
 
@@ -23,21 +24,15 @@ def require_admin(request: web.Request) -> None:
 
 async def cancel_booking(request: web.Request) -> web.Response:
     require_admin(request)
-    booking_id = _booking_id(request.match_info["booking_id"])
+    booking_id = booking_id_from(request.match_info["booking_id"])
     key = idempotency.idempotency_key(request.headers)
-    raw = await _body_or_empty(request)
+    raw = await read_json_object(request) if (await request.read()).strip() else {}
     body = parse(CancelBody, raw, (), "")
-    digest = idempotency.request_hash(
-        "cancel", {"booking_id": booking_id, "fee": body.fee_paise, "reason": body.reason})
-    pool = request.app[POOL]
-
-    async def work():
-        return 200, await cancellations.cancel_booking(
-            pool, request.app[RAZORPAY], booking_id, reason=body.reason,
-            fee_paise=body.fee_paise, correlation_id=request.headers.get("X-Request-Id"))
-
-    status, answer = await idempotency.run_once(pool, "cancel", key, digest, work)
-    return web.json_response(answer, status=status)
+    return await answer_once(
+        request, "cancel", key,
+        {"booking_id": booking_id, "fee": body.fee_paise, "reason": body.reason},
+        cancellations.cancel_booking, booking_id, reason=body.reason, fee_paise=body.fee_paise,
+        correlation_id=request.headers.get("X-Request-Id"))
 
 
 async def refund(request: web.Request) -> web.Response:
@@ -45,27 +40,20 @@ async def refund(request: web.Request) -> web.Response:
     key = idempotency.idempotency_key(request.headers)
     body = parse(RefundBody, await read_json_object(request), ("booking_id",),
                  "Missing required fields: booking_id")
-    digest = idempotency.request_hash("refund", {
-        "booking_id": body.booking_id, "amount": body.amount_paise, "reason": body.reason})
+    return await answer_once(
+        request, "refund", key,
+        {"booking_id": body.booking_id, "amount": body.amount_paise, "reason": body.reason},
+        cancellations.refund_booking, body.booking_id, amount_paise=body.amount_paise,
+        reason=body.reason, idempotency_key=key,
+        correlation_id=request.headers.get("X-Request-Id"))
+
+
+async def answer_once(request: web.Request, endpoint: str, key: str, fields: dict,
+                      operation, *args, **kwargs) -> web.Response:
+    """The first answer to `key`: `operation(pool, razorpay, *args, **kwargs)` runs once;
+    `fields` (the request as hashed) tell the same key sent with another request."""
     pool = request.app[POOL]
-
-    async def work():
-        return 200, await cancellations.refund_booking(
-            pool, request.app[RAZORPAY], body.booking_id, amount_paise=body.amount_paise,
-            reason=body.reason, idempotency_key=key,
-            correlation_id=request.headers.get("X-Request-Id"))
-
-    status, answer = await idempotency.run_once(pool, "refund", key, digest, work)
+    status, answer = await idempotency.run_once(
+        pool, endpoint, key, idempotency.request_hash(endpoint, fields),
+        lambda: operation(pool, request.app[RAZORPAY], *args, **kwargs))
     return web.json_response(answer, status=status)
-
-
-async def _body_or_empty(request: web.Request) -> dict:
-    if not (await request.read()).strip():
-        return {}
-    return await read_json_object(request)
-
-
-def _booking_id(raw: str) -> int:
-    if len(raw) > 19 or not raw.isascii() or not raw.isdigit() or not 0 < int(raw) < 2**63:
-        raise HttpError("Invalid booking_id: must be a positive integer", 400)
-    return int(raw)

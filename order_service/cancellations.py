@@ -160,8 +160,11 @@ async def refund_booking(
             except RefundWhileDisputed:
                 raise HttpError(DISPUTED, 409) from None
     row = await submit_refund(pool, razorpay, existing["id"]) or existing
+    remaining = await pool.fetchval(
+        "SELECT COALESCE(max(amount_paise - refunded_paise), 0) FROM payments"
+        " WHERE booking_id = $1 AND status = 'captured'", booking_id)
     return {"message": "Refund initiated", "refund": refund_view(row),
-            "remaining": paise_to_rupees(await _remaining(pool, booking_id))}
+            "remaining": paise_to_rupees(remaining)}
 
 
 async def _catch_up_refunds(pool, razorpay, booking_id: int) -> None:
@@ -184,10 +187,3 @@ async def _captured_payment(conn, booking_id: int, *, lock: bool = True):
     return await conn.fetchrow(
         "SELECT * FROM payments WHERE booking_id = $1 AND status = 'captured'"
         + (" FOR UPDATE" if lock else ""), booking_id)
-
-
-async def _remaining(pool: asyncpg.Pool, booking_id: int) -> int:
-    async with pool.acquire() as conn:
-        return await conn.fetchval(
-            "SELECT COALESCE(max(amount_paise - refunded_paise), 0) FROM payments"
-            " WHERE booking_id = $1 AND status = 'captured'", booking_id)

@@ -7,8 +7,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from order_service import disputes, idempotency
-from order_service.admin import require_admin
-from shared.service import POOL, RAZORPAY
+from order_service.admin import answer_once, require_admin
+from shared.service import POOL
 
 
 async def list_disputes(request: web.Request) -> web.Response:
@@ -29,12 +29,6 @@ async def _respond(request: web.Request, endpoint: str, operation) -> web.Respon
     require_admin(request)
     key = idempotency.idempotency_key(request.headers)
     dispute_id = request.match_info["dispute_id"]
-    digest = idempotency.request_hash(endpoint, {"dispute_id": dispute_id})
-    pool = request.app[POOL]
-
-    async def work():
-        return 200, await operation(pool, request.app[RAZORPAY], dispute_id)
-
-    status, answer = await idempotency.run_once(pool, endpoint, key, digest, work)
-    return web.json_response(answer, status=status)
+    return await answer_once(request, endpoint, key, {"dispute_id": dispute_id}, operation,
+                             dispute_id)
 

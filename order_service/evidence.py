@@ -4,7 +4,7 @@ the cancellation policy. Gathered in one read; rendered by order_service/evidenc
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
@@ -32,14 +32,9 @@ class EvidenceRecords:
     booking: asyncpg.Record
     payment: asyncpg.Record
     payment_method: str | None
-    passes: list[asyncpg.Record] = field(default_factory=list)
-    confirmation: asyncpg.Record | None = None
-    refunds: list[asyncpg.Record] = field(default_factory=list)
-    policy: str = CANCELLATION_POLICY
-
-    @property
-    def booking_id(self) -> int:
-        return self.booking["id"]
+    passes: list[asyncpg.Record]
+    confirmation: asyncpg.Record | None
+    refunds: list[asyncpg.Record]
 
 
 async def gather_evidence(

@@ -3,7 +3,7 @@ with the PDF spec); Razorpay accepts pdf, png or jpg documents for dispute evide
 
 from __future__ import annotations
 
-from order_service.evidence import EvidenceRecords, inr, summary, when
+from order_service.evidence import CANCELLATION_POLICY, EvidenceRecords, inr, summary, when
 
 
 def _latin1(text: str) -> str:
@@ -87,5 +87,5 @@ def evidence_pdf(records: EvidenceRecords, dispute_id: str) -> bytes:
         doc.line("None")
 
     doc.heading("Cancellation policy")
-    doc.line(records.policy)
+    doc.line(CANCELLATION_POLICY)
     return doc.bytes()

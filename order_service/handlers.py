@@ -124,8 +124,11 @@ async def create_order(
     3. record the order and its event, and drop the claim.
     A racing request for the same booking finds the claim and polls for the order; if it
     is not there within `wait_seconds`, it answers 503 and the client retries."""
+    # The lease outlasts what the claimer can spend on Razorpay (up to three calls, each
+    # with its backstop): only a claimer that died leaves a claim this old.
+    lease = timedelta(seconds=3 * (razorpay.timeout + 2) + 5)
     claim = await _claim_or_wait(
-        pool, booking_id, customer_id, amount_paise, claim_lease(razorpay.timeout),
+        pool, booking_id, customer_id, amount_paise, lease,
         razorpay.timeout + 2 if wait_seconds is None else wait_seconds,
     )
     if isinstance(claim, OrderView):
@@ -141,12 +144,6 @@ async def create_order(
     if view is None:  # cancelled while Razorpay answered: the unpaid order just expires
         raise HttpError(BOOKING_NOT_FOUND, 404)
     return view
-
-
-def claim_lease(razorpay_timeout: float) -> timedelta:
-    """Longer than the claimer can spend on Razorpay (up to three calls, each with its
-    backstop): only a claimer that died leaves a claim this old."""
-    return timedelta(seconds=3 * (razorpay_timeout + 2) + 5)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ MISSING_KEY = "Idempotency-Key header is required"
 KEY_REUSED = "Idempotency-Key was already used with a different request"
 IN_PROGRESS = "A request with this Idempotency-Key is still in progress; retry shortly"
 
-Work = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
+Work = Callable[[], Awaitable[dict[str, Any]]]
 
 
 def idempotency_key(headers) -> str:
@@ -46,8 +46,8 @@ def request_hash(endpoint: str, body: dict[str, Any]) -> str:
 async def run_once(
     pool: asyncpg.Pool, endpoint: str, key: str, digest: str, work: Work
 ) -> tuple[int, dict[str, Any]]:
-    """(status, body) of the first request with this key; runs `work` only for that one.
-    4xx answers are kept too (the same request gets the same refusal); a failure that
+    """(status, body) of the first request with this key; runs `work` (its 200 body) only
+    for that one. 4xx answers are kept too (the same request gets the same refusal); a failure that
     raises (5xx) releases the key so a retry does the work."""
     async with pool.acquire() as conn:
         claimed = await conn.fetchval(
@@ -71,7 +71,7 @@ async def run_once(
             if not claimed:
                 raise HttpError(IN_PROGRESS, 409, {"Retry-After": "1"})
     try:
-        status, answer = await work()
+        status, answer = 200, await work()
     except HttpError as exc:
         if exc.status >= 500:
             await _release(pool, endpoint, key)

@@ -6,7 +6,7 @@ a month of a million rows is never held by this process."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import asyncpg
 
@@ -69,20 +69,11 @@ FROM (
 """
 
 
-def month_so_far(today: date) -> tuple[date, date]:
-    return today.replace(day=1), today
-
-
-def bounds(first: date, last: date) -> tuple[datetime, datetime]:
-    start = datetime(first.year, first.month, first.day, tzinfo=UTC)
-    end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
-    return start, end
-
-
 async def write_ledger(conn: asyncpg.Connection, first: date, last: date,
                        write: Callable[[bytes], Awaitable[None]]) -> None:
     """The CSV (header first) from `first` to `last`, both included, to `write`."""
-    start, end = bounds(first, last)
+    start = datetime.combine(first, time(), UTC)
+    end = datetime.combine(last + timedelta(days=1), time(), UTC)
     # One read-only snapshot for the whole file, with a deadline of its own: the pool's
     # command timeout is for queries that answer in milliseconds.
     async with conn.transaction(readonly=True):

@@ -83,12 +83,6 @@ class Window:
     opens: datetime
     closes: datetime
 
-    @classmethod
-    def of(cls, start: date, end: date, grace: timedelta, zone: ZoneInfo) -> Window:
-        first = datetime.combine(start, time(0), zone)
-        after_last = datetime.combine(end + timedelta(days=1), time(0), zone)
-        return cls(first - grace, after_last + grace)
-
     def __contains__(self, moment: datetime) -> bool:
         return self.opens <= moment < self.closes
 
@@ -102,7 +96,9 @@ class Counter:
     zone: ZoneInfo
 
     def window(self, start: date, end: date) -> Window:
-        return Window.of(start, end, self.grace, self.zone)
+        first = datetime.combine(start, time(0), self.zone)
+        after_last = datetime.combine(end + timedelta(days=1), time(0), self.zone)
+        return Window(first - self.grace, after_last + self.grace)
 
     def when(self, moment: datetime) -> str:
         """A time as staff read it: the counter's local time, to the minute."""
@@ -156,14 +152,10 @@ def counter_for(settings: Settings) -> Counter:
     return Counter(timedelta(hours=settings.pass_grace_hours), ZoneInfo(settings.counter_timezone))
 
 
-def read_token(settings: Settings, token: str) -> tuple[int, str] | None:
-    return verify_pass_token(token, *settings.pass_secrets)
-
-
 async def scan_pass(pool: asyncpg.Pool, settings: Settings, token: str,
                     request_id: str | None = None) -> Answer:
     """Record one use of the pass `token` (a string, already checked to be one)."""
-    checked = read_token(settings, token)
+    checked = verify_pass_token(token, *settings.pass_secrets)
     if checked is None:
         return Answer(400, {"message": NOT_OURS})
     booking_id, kind = checked
@@ -201,7 +193,7 @@ async def check_pass(pool: asyncpg.Pool, settings: Settings, token: str) -> dict
     """A read-only look (`a6pay check-pass`): is the pass ours and still good (issued, not
     revoked, not used, its booking paid and not cancelled), and what a scan would answer
     now (`scan`: the window and the order of the passes count there). Records nothing."""
-    checked = read_token(settings, token)
+    checked = verify_pass_token(token, *settings.pass_secrets)
     async with pool.acquire() as conn:
         facts = checked and await conn.fetchrow(FACTS, *checked)
     if not checked or facts is None or facts["token"] not in (None, token):

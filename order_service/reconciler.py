@@ -28,27 +28,20 @@ log = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=120)  # a claimed row is left alone this long by other replicas
 
+_CLAIM = """
+UPDATE payments SET next_reconcile_at = now() + $2::interval
+WHERE id IN (
+    SELECT id FROM payments
+    WHERE status <> 'captured'{}
+    ORDER BY next_reconcile_at LIMIT $1
+    FOR UPDATE SKIP LOCKED)
+RETURNING razorpay_order_id, reconcile_attempts, created_at
+"""
 # Due orders only: the range is an index condition on payments_reconcile_due, so a poll
 # reads what is due and nothing else, however many old open or failed orders there are.
-CLAIM_DUE = """
-UPDATE payments SET next_reconcile_at = now() + $2::interval
-WHERE id IN (
-    SELECT id FROM payments
-    WHERE status <> 'captured' AND next_reconcile_at <= now()
-    ORDER BY next_reconcile_at LIMIT $1
-    FOR UPDATE SKIP LOCKED)
-RETURNING razorpay_order_id, reconcile_attempts, created_at
-"""
+CLAIM_DUE = _CLAIM.format(" AND next_reconcile_at <= now()")
 # `a6pay reconcile`: every open order, given-up ones too (an operator's full pass).
-CLAIM_ALL = """
-UPDATE payments SET next_reconcile_at = now() + $2::interval
-WHERE id IN (
-    SELECT id FROM payments
-    WHERE status <> 'captured'
-    ORDER BY next_reconcile_at LIMIT $1
-    FOR UPDATE SKIP LOCKED)
-RETURNING razorpay_order_id, reconcile_attempts, created_at
-"""
+CLAIM_ALL = _CLAIM.format("")
 # Captured orders due their one second look (payments_second_look): a second payment may
 # have been captured on the order after ours, with every webhook of it lost.
 CLAIM_SECOND_LOOKS = """

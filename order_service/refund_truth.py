@@ -34,14 +34,8 @@ async def catch_up_refunds(pool: asyncpg.Pool, razorpay: RazorpayClient, booking
     refunded = payment.get("amount_refunded")
     if not isinstance(refunded, int) or refunded <= counted["refunded_paise"]:
         return 0
-    return await record_unseen_refunds(pool, razorpay, counted["razorpay_payment_id"])
-
-
-async def record_unseen_refunds(
-    pool: asyncpg.Pool, razorpay: RazorpayClient, razorpay_payment_id: str
-) -> int:
     return await record_refund_entities(pool, await razorpay.fetch_payment_refunds(
-        razorpay_payment_id))
+        counted["razorpay_payment_id"]))
 
 
 async def record_refund_entities(pool: asyncpg.Pool, entities: list[dict]) -> int:

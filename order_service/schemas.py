@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StrictFloat, StrictInt, field_validator
+from pydantic import AfterValidator, BaseModel, Field, StrictFloat, StrictInt
 
 from shared.money import AmountError, rupees_to_paise
 from shared.schemas import Input, PositiveId
@@ -12,50 +12,38 @@ CREATE_ORDER_FIELDS = ("booking_id", "customer_id", "amount")
 MISSING_CREATE_ORDER = "Missing required fields: booking_id, customer_id, amount"
 
 
-class CreateOrderBody(Input):
-    booking_id: PositiveId
-    customer_id: PositiveId
-    # The validator enforces these; the schema states them for API clients.
-    amount: Annotated[StrictInt | StrictFloat, Field(json_schema_extra={
-        "exclusiveMinimum": 0, "maximum": 100_000_000, "multipleOf": 0.01,
-        "description": "Rupees, at most 2 decimals; must equal the booking's amount."})]
-
-    @field_validator("amount")
-    @classmethod
-    def _exact_paise(cls, value):
+def _exact_paise(value):
+    """None, or rupees that convert exactly to paise; else a ValueError."""
+    if value is not None:
         try:
             rupees_to_paise(value)
         except AmountError as exc:
             raise ValueError(str(exc)) from None
-        return value
+    return value
+
+
+# The validators enforce these; the schemas state them for API clients.
+Rupees = AfterValidator(_exact_paise)
+Fee = AfterValidator(lambda value: value if value == 0 else _exact_paise(value))  # 0: no fee
+
+
+class CreateOrderBody(Input):
+    booking_id: PositiveId
+    customer_id: PositiveId
+    amount: Annotated[StrictInt | StrictFloat, Rupees, Field(json_schema_extra={
+        "exclusiveMinimum": 0, "maximum": 100_000_000, "multipleOf": 0.01,
+        "description": "Rupees, at most 2 decimals; must equal the booking's amount."})]
 
     @property
     def amount_paise(self) -> int:
         return rupees_to_paise(self.amount)
 
 
-def _paise_or_none(value):
-    if value is None:
-        return None
-    try:
-        rupees_to_paise(value)
-    except AmountError as exc:
-        raise ValueError(str(exc)) from None
-    return value
-
-
 class CancelBody(Input):
     reason: Annotated[str, Field(max_length=500)] | None = None
-    cancellation_fee: Annotated[StrictInt | StrictFloat | None, Field(json_schema_extra={
+    cancellation_fee: Annotated[StrictInt | StrictFloat | None, Fee, Field(json_schema_extra={
         "minimum": 0, "maximum": 100_000_000, "multipleOf": 0.01,
         "description": "Rupees kept from the refund."})] = None
-
-    @field_validator("cancellation_fee")
-    @classmethod
-    def _exact_fee(cls, value):
-        if value is not None and value == 0:
-            return value  # no fee
-        return _paise_or_none(value)
 
     @property
     def fee_paise(self) -> int:
@@ -64,15 +52,10 @@ class CancelBody(Input):
 
 class RefundBody(Input):
     booking_id: PositiveId
-    amount: Annotated[StrictInt | StrictFloat | None, Field(json_schema_extra={
+    amount: Annotated[StrictInt | StrictFloat | None, Rupees, Field(json_schema_extra={
         "exclusiveMinimum": 0, "maximum": 100_000_000, "multipleOf": 0.01,
         "description": "Rupees; default all that remains to refund."})] = None
     reason: Annotated[str, Field(max_length=500)] | None = None
-
-    @field_validator("amount")
-    @classmethod
-    def _exact_paise(cls, value):
-        return _paise_or_none(value)
 
     @property
     def amount_paise(self) -> int | None:

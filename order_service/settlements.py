@@ -80,17 +80,14 @@ class DayResult:
     verdicts: list[Verdict] = field(default_factory=list)
 
 
-def _start_of(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
 async def reconcile_day(pool: asyncpg.Pool, razorpay: RazorpayClient, day: date) -> DayResult:
     """Records every recon item of `day`, then judges each of that day's settlements we
     know of (a settlement with no item out yet is asked about again later)."""
     result = DayResult(day)
     seen = await _record_pages(pool, razorpay, day, result)
     async with pool.acquire() as conn:
-        seen.update(r["settlement_id"] for r in await conn.fetch(OF_DAY, _start_of(day)))
+        of_day = await conn.fetch(OF_DAY, datetime(day.year, day.month, day.day, tzinfo=UTC))
+        seen.update(r["settlement_id"] for r in of_day)
         for settlement_id in sorted(seen):
             verdict = await judge(conn, settlement_id)
             result.verdicts.append(verdict)

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from aiohttp import web
 
 from order_service.admin import require_admin
-from order_service.ledger import month_so_far, write_ledger
+from order_service.ledger import write_ledger
 from order_service.settlement_schemas import BAD_DATE, BAD_PAGE, SettlementAnswer
 from shared.http import HttpError
 from shared.money import paise_to_rupees
@@ -57,10 +57,9 @@ async def list_settlements(request: web.Request) -> web.Response:
 
 
 def ledger_range(query, today: date) -> tuple[date, date]:
-    default_first, default_last = month_so_far(today)
-    try:
-        first = date.fromisoformat(query["from"]) if query.get("from") else default_first
-        last = date.fromisoformat(query["to"]) if query.get("to") else default_last
+    try:  # by default the month so far
+        first = date.fromisoformat(query["from"]) if query.get("from") else today.replace(day=1)
+        last = date.fromisoformat(query["to"]) if query.get("to") else today
     except ValueError:
         raise HttpError(BAD_DATE, 400) from None
     if first > last or (last - first).days > MAX_LEDGER_DAYS:

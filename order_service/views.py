@@ -24,14 +24,13 @@ async def create_order(request: web.Request) -> web.Response:
     owner = authenticated_customer(request)
     if owner is not None and owner != body.customer_id:
         raise HttpError(handlers.BOOKING_NOT_FOUND, 404)
-    settings = request.app[SETTINGS]
     order = await handlers.create_order(
         request.app[CREATE_POOL],
         request.app[RAZORPAY],
         booking_id=body.booking_id,
         customer_id=body.customer_id,
         amount_paise=body.amount_paise,
-        reconcile_after=timedelta(seconds=settings.reconcile_first_delay_seconds),
+        reconcile_after=timedelta(seconds=request.app[SETTINGS].reconcile_first_delay_seconds),
         correlation_id=request.headers.get("X-Request-Id"),
     )
     return web.json_response(
