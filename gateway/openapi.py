@@ -375,8 +375,8 @@ class _Components:
         self.schemas: dict[str, dict] = {
             "Id": _untitled(TypeAdapter(PositiveId).json_schema())}
 
-    def ref(self, model: type[BaseModel], name: str | None = None) -> dict:
-        name = name or model.__name__
+    def ref(self, model: type[BaseModel]) -> dict:
+        name = _NAMES.get(model, model.__name__)
         if name not in self.schemas:
             schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             for nested, definition in schema.pop("$defs", {}).items():
@@ -406,7 +406,7 @@ def _error_response(components: _Components, status: int, description: str,
     return {
         "description": description,
         "headers": {**_REQUEST_ID, **_ERROR_HEADERS.get(status, {})},
-        "content": {JSON: {"schema": components.ref(ErrorBody, "Error"), "examples": examples}},
+        "content": {JSON: {"schema": components.ref(ErrorBody), "examples": examples}},
     }
 
 
@@ -415,8 +415,7 @@ def _ok_response(components: _Components, description: str, model: type[BaseMode
     response: dict[str, Any] = {"description": description,
                                 "headers": {**(headers or {}), **_REQUEST_ID}}
     if model is not None:
-        ref = components.ref(model, _NAMES.get(model))
-        response["content"] = {JSON: {"schema": ref, "example": example}}
+        response["content"] = {JSON: {"schema": components.ref(model), "example": example}}
     return response
 
 
@@ -435,7 +434,7 @@ def _operation(components: _Components, route: Route, doc: Doc) -> dict:
         op["parameters"] = params
     if doc.body is not None:
         op["requestBody"] = {"required": doc.body_required, "content": {JSON: {
-            "schema": components.ref(doc.body, _NAMES.get(doc.body)),
+            "schema": components.ref(doc.body),
             "example": doc.body_example}}}
     elif doc.form is not None:  # Checkout posts even an empty form: not required
         op["requestBody"] = {"required": False, "content": {FORM: {
