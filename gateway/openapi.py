@@ -427,8 +427,9 @@ def _operation(components: _Components, route: Route, doc: Doc) -> dict:
         op["security"] = list(doc.security)
     elif route.customer_auth:
         op["security"] = [{}, {"bearerAuth": []}]  # a token only when the gateway wants one
-    params = [{"name": name, "in": "path", "required": True, "schema": components.schemas["Id"],
-               "example": 123} for name in _path_params(route.path)]
+    params = [{"name": part[1:-1], "in": "path", "required": True,
+               "schema": components.schemas["Id"], "example": 123}
+              for part in route.path.split("/") if part.startswith("{")]
     params += list(doc.headers)
     if params:
         op["parameters"] = params
@@ -450,10 +451,6 @@ def _operation(components: _Components, route: Route, doc: Doc) -> dict:
         responses[str(code)] = _error_response(components, code, description, messages)
     op["responses"] = responses
     return op
-
-
-def _path_params(path: str) -> list[str]:
-    return [part[1:-1] for part in path.split("/") if part.startswith("{")]
 
 
 def _plain_get(operation_id: str, summary: str, content_type: str, media: dict | None = None,
