@@ -410,15 +410,6 @@ def _error_response(components: _Components, status: int, description: str,
     }
 
 
-def _ok_response(components: _Components, description: str, model: type[BaseModel] | None,
-                 example: dict | None, headers: dict | None = None) -> dict:
-    response: dict[str, Any] = {"description": description,
-                                "headers": {**(headers or {}), **_REQUEST_ID}}
-    if model is not None:
-        response["content"] = {JSON: {"schema": components.ref(model), "example": example}}
-    return response
-
-
 def _operation(components: _Components, route: Route, doc: Doc) -> dict:
     op: dict[str, Any] = {"operationId": doc.operation_id, "summary": doc.summary}
     if doc.description:
@@ -441,10 +432,12 @@ def _operation(components: _Components, route: Route, doc: Doc) -> dict:
         op["requestBody"] = {"required": False, "content": {FORM: {
             "schema": components.ref(doc.form)}}}
     status, model, example = doc.ok
-    ok_description = (doc.summary if status != 303 else
-                      "Redirect to the success or failure page.")
-    responses = {str(status): _ok_response(components, ok_description, model, example,
-                                           doc.ok_headers)}
+    ok: dict[str, Any] = {
+        "description": doc.summary if status != 303 else "Redirect to the success or failure page.",
+        "headers": {**(doc.ok_headers or {}), **_REQUEST_ID}}
+    if model is not None:
+        ok["content"] = {JSON: {"schema": components.ref(model), "example": example}}
+    responses = {str(status): ok}
     answers = {**gateway_errors(route), **doc.errors}  # the service's own words win
     for code in sorted(answers):
         description, messages = answers[code]
