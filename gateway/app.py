@@ -38,14 +38,10 @@ _MIN_JWT_SECRET_BYTES = 32  # RFC 7518: an HS256 key at least as long as the has
 
 def build_rate_limiter(settings: Settings) -> Limiter:
     """Shared through Redis by every gateway when REDIS_URL is set, else in this process."""
-    window = settings.rate_limit_window_seconds
-    rates = {
-        CREATE_ORDER: Rate(settings.rate_limit_create_order, window),
-        VERIFY_PAYMENT: Rate(settings.rate_limit_verify_payment, window),
-        PAYMENT_STATUS: Rate(settings.rate_limit_payment_status, window),
-        PASS_SCAN: Rate(settings.rate_limit_pass_scan, window),
-        FAILED_AUTH: Rate(settings.rate_limit_failed_auth, window),
-    }
+    # each group's limit is the setting named after it: rate_limit_create_order, ...
+    rates = {group: Rate(getattr(settings, f"rate_limit_{group}"),
+                         settings.rate_limit_window_seconds)
+             for group in (CREATE_ORDER, VERIFY_PAYMENT, PAYMENT_STATUS, PASS_SCAN, FAILED_AUTH)}
     if settings.redis_url:
         return SharedRateLimiter(settings.redis_url, rates,
                                  key_prefix=settings.rate_limit_redis_prefix)
@@ -57,11 +53,6 @@ def rate_limiter_state(app: web.Application) -> None:
     state = app[keys.LIMITER].status()
     if not state["ok"]:
         raise readiness.Degraded(state["detail"])
-
-
-async def rate_limiter_ctx(app: web.Application) -> AsyncIterator[None]:
-    yield
-    await app[keys.LIMITER].close()
 
 
 async def upstream_pools_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -113,7 +104,7 @@ def create_app(settings: Settings) -> web.Application:
     if settings.auth_jwt_secret and len(settings.auth_jwt_secret.encode()) < _MIN_JWT_SECRET_BYTES:
         logger.warning("AUTH_JWT_SECRET is shorter than 32 bytes; tokens can be brute-forced")
     app.cleanup_ctx.append(upstream_pools_ctx)
-    app.cleanup_ctx.append(rate_limiter_ctx)
+    app.on_cleanup.append(lambda app: app[keys.LIMITER].close())
     setup_routes(app)
     setup_cors(app, settings.cors_origins)
     app.router.add_route("GET", "/openapi.json", openapi_view, name="openapi")

@@ -23,23 +23,18 @@ class AuthError(Exception):
         self.message = message
 
 
-def bearer_token(authorization: str | None) -> str:
-    """The token of an `Authorization: Bearer <token>` header, or AuthError."""
-    scheme, _, token = (authorization or "").strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise AuthError(AUTH_REQUIRED)
-    return token
-
-
-def authenticate(authorization: str | None, secret: str, *, leeway: float = 0.0,
-                 audience: str = "", issuer: str = "") -> str:
-    """Check the bearer token; return the customer id (canonical digits) it names.
+def authenticate(authorization: str | None, secret: str, *, audience: str = "",
+                 issuer: str = "") -> str:
+    """Check the `Authorization: Bearer <token>` header; return the customer id (canonical
+    digits) its token names.
 
     `audience` / `issuer` set: the token must carry that `aud` / `iss` (a token made for
     another service of the same issuer is not ours). Unset: not checked, so a token that
     names an audience is not refused for it."""
-    token = bearer_token(authorization)
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise AuthError(AUTH_REQUIRED)
     required = ["exp", "sub"] + (["aud"] if audience else []) + (["iss"] if issuer else [])
     try:
         with warnings.catch_warnings():
@@ -52,7 +47,6 @@ def authenticate(authorization: str | None, secret: str, *, leeway: float = 0.0,
                 options={"require": required, "verify_aud": bool(audience)},
                 audience=audience or None,
                 issuer=issuer or None,
-                leeway=leeway,
             )
     except jwt.InvalidTokenError as exc:
         raise AuthError(INVALID_TOKEN) from exc

@@ -23,7 +23,6 @@ async def read_body(request: web.Request, limit: int, timeout_seconds: float) ->
     Counting here (rather than trusting Content-Length) covers chunked uploads, and the
     timeout stops a client that trickles a body from holding the request open.
     """
-    reject_declared_oversize(request, limit)
     if not request.body_exists:  # a GET (payment-status): no stream to wait on
         return b""
     body = bytearray()

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from gateway import keys
 from gateway.client_ip import client_address
+from shared import private_access
 from shared.logging import log_ctx
 
 access_logger = logging.getLogger("gateway.access")
@@ -36,21 +37,14 @@ def request_id_from(header: str | None) -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
-def socket_peer(request: web.Request) -> str | None:
-    """The TCP peer itself, deliberately not any Forwarded/X-Forwarded-For handling."""
-    peername = request.transport.get_extra_info("peername") if request.transport else None
-    if isinstance(peername, (list, tuple)) and peername:
-        return str(peername[0])
-    return request.remote
-
-
 @web.middleware
 async def access_middleware(request: web.Request, handler) -> web.StreamResponse:
     started = time.perf_counter()
     request_id = request_id_from(request.headers.get("X-Request-Id"))
     request[keys.REQUEST_ID] = request_id
+    peer = private_access.socket_peer(request)  # the TCP peer, never a Forwarded header
     request[keys.CLIENT] = client_address(
-        socket_peer(request),
+        request.remote if peer is None else peer,
         request.headers.getall("X-Forwarded-For", []),
         request.app[keys.TRUSTED_PROXIES],
     )

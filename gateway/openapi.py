@@ -105,7 +105,9 @@ _ADMIN_ERRORS = {
     422: errors("The Idempotency-Key was used before with another body.",
                 "Idempotency-Key was already used with a different request"),
 }
-_ADMIN = {"security": ({"adminBearer": []},), "headers": (_IDEMPOTENCY_KEY,)}
+_ADMIN_AUTH = {status: _ADMIN_ERRORS[status] for status in (401, 403)}
+_ADMIN_SECURITY = ({"adminBearer": []},)
+_ADMIN = {"security": _ADMIN_SECURITY, "headers": (_IDEMPOTENCY_KEY,)}
 _DISPUTE_EXAMPLE = {
     "dispute_id": "disp_AHfqOvkldwsbqt", "booking_id": 123, "amount": 1500.0,
     "amount_deducted": 1500.0, "status": "open", "phase": "chargeback",
@@ -114,12 +116,9 @@ _DISPUTE_EXAMPLE = {
 _DISPUTE_ERRORS = {
     400: errors("A missing Idempotency-Key, or Razorpay refused the request (its message).",
                 "Idempotency-Key header is required"),
-    401: _ADMIN_ERRORS[401], 403: _ADMIN_ERRORS[403],
     404: errors("No such dispute.", DISPUTE_NOT_FOUND),
-    422: _ADMIN_ERRORS[422],
+    422: _ADMIN_ERRORS[422], **_ADMIN_AUTH,
 }
-_ADMIN_SECURITY = ({"adminBearer": []},)
-_ADMIN_AUTH = {status: _ADMIN_ERRORS[status] for status in (401, 403)}
 
 
 def _query(name: str, description: str, kind: str) -> dict:
@@ -249,9 +248,8 @@ DOCS: dict[str, Doc] = {
         description="Optional `?status=` (open, action_required, under_review, won, lost,"
                     " closed).",
         ok=(200, DisputesResponse, {"disputes": [_DISPUTE_EXAMPLE]}),
-        errors={400: errors("An unknown status.", UNKNOWN_STATUS),
-                401: _ADMIN_ERRORS[401], 403: _ADMIN_ERRORS[403]},
-        security=({"adminBearer": []},)),
+        errors={400: errors("An unknown status.", UNKNOWN_STATUS), **_ADMIN_AUTH},
+        security=_ADMIN_SECURITY),
     "contest_dispute": Doc(
         "contestDispute", "Admin: contest a dispute with evidence from our records",
         description="Builds a PDF from the booking, payment, passes, confirmation mail, refunds"
@@ -377,8 +375,8 @@ class _Components:
         self.schemas: dict[str, dict] = {
             "Id": _untitled(TypeAdapter(PositiveId).json_schema())}
 
-    def ref(self, model: type[BaseModel], name: str | None = None) -> dict:
-        name = name or model.__name__
+    def ref(self, model: type[BaseModel]) -> dict:
+        name = _NAMES.get(model, model.__name__)
         if name not in self.schemas:
             schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             for nested, definition in schema.pop("$defs", {}).items():
@@ -408,18 +406,8 @@ def _error_response(components: _Components, status: int, description: str,
     return {
         "description": description,
         "headers": {**_REQUEST_ID, **_ERROR_HEADERS.get(status, {})},
-        "content": {JSON: {"schema": components.ref(ErrorBody, "Error"), "examples": examples}},
+        "content": {JSON: {"schema": components.ref(ErrorBody), "examples": examples}},
     }
-
-
-def _ok_response(components: _Components, description: str, model: type[BaseModel] | None,
-                 example: dict | None, headers: dict | None = None) -> dict:
-    response: dict[str, Any] = {"description": description,
-                                "headers": {**(headers or {}), **_REQUEST_ID}}
-    if model is not None:
-        ref = components.ref(model, _NAMES.get(model))
-        response["content"] = {JSON: {"schema": ref, "example": example}}
-    return response
 
 
 def _operation(components: _Components, route: Route, doc: Doc) -> dict:
@@ -430,23 +418,26 @@ def _operation(components: _Components, route: Route, doc: Doc) -> dict:
         op["security"] = list(doc.security)
     elif route.customer_auth:
         op["security"] = [{}, {"bearerAuth": []}]  # a token only when the gateway wants one
-    params = [{"name": name, "in": "path", "required": True, "schema": components.schemas["Id"],
-               "example": 123} for name in _path_params(route.path)]
+    params = [{"name": part[1:-1], "in": "path", "required": True,
+               "schema": components.schemas["Id"], "example": 123}
+              for part in route.path.split("/") if part.startswith("{")]
     params += list(doc.headers)
     if params:
         op["parameters"] = params
     if doc.body is not None:
         op["requestBody"] = {"required": doc.body_required, "content": {JSON: {
-            "schema": components.ref(doc.body, _NAMES.get(doc.body)),
+            "schema": components.ref(doc.body),
             "example": doc.body_example}}}
     elif doc.form is not None:  # Checkout posts even an empty form: not required
         op["requestBody"] = {"required": False, "content": {FORM: {
             "schema": components.ref(doc.form)}}}
     status, model, example = doc.ok
-    ok_description = (doc.summary if status != 303 else
-                      "Redirect to the success or failure page.")
-    responses = {str(status): _ok_response(components, ok_description, model, example,
-                                           doc.ok_headers)}
+    ok: dict[str, Any] = {
+        "description": doc.summary if status != 303 else "Redirect to the success or failure page.",
+        "headers": {**(doc.ok_headers or {}), **_REQUEST_ID}}
+    if model is not None:
+        ok["content"] = {JSON: {"schema": components.ref(model), "example": example}}
+    responses = {str(status): ok}
     answers = {**gateway_errors(route), **doc.errors}  # the service's own words win
     for code in sorted(answers):
         description, messages = answers[code]
@@ -455,57 +446,43 @@ def _operation(components: _Components, route: Route, doc: Doc) -> dict:
     return op
 
 
-def _path_params(path: str) -> list[str]:
-    return [part[1:-1] for part in path.split("/") if part.startswith("{")]
-
-
-def _plain_get(components: _Components, operation_id: str, summary: str,
-               model: type[BaseModel] | None, example: dict | None,
-               content_type: str = JSON) -> dict:
-    if content_type == JSON:
-        return {"operationId": operation_id, "summary": summary, "security": [],
-                "responses": {"200": _ok_response(components, summary, model, example)}}
-    return {"operationId": operation_id, "summary": summary, "security": [],
-            "responses": {"200": {"description": summary, "headers": dict(_REQUEST_ID),
-                                  "content": {content_type: {"schema": {"type": "string"}}}}}}
-
-
-def _html_page(operation_id: str, summary: str, param: str) -> dict:
-    return {
-        "operationId": operation_id, "summary": summary, "security": [],
-        "parameters": [{"name": param, "in": "query", "required": False,
-                        "schema": {"type": "string"}}],
-        "responses": {"200": {"description": summary, "headers": dict(_REQUEST_ID),
-                              "content": {"text/html": {"schema": {"type": "string"}}}}},
-    }
+def _plain_get(operation_id: str, summary: str, content_type: str, media: dict | None = None,
+               query: str | None = None) -> dict:
+    """One of the gateway's own GETs: open to all, one 200 answer (a string unless `media`)."""
+    op: dict[str, Any] = {"operationId": operation_id, "summary": summary, "security": []}
+    if query is not None:
+        op["parameters"] = [{"name": query, "in": "query", "required": False,
+                             "schema": {"type": "string"}}]
+    op["responses"] = {"200": {"description": summary, "headers": dict(_REQUEST_ID), "content": {
+        content_type: media or {"schema": {"type": "string"}}}}}
+    return op
 
 
 def _gateway_own_paths(components: _Components) -> dict[str, dict]:
-    ready = _plain_get(components, "ready", "Whether every service behind the gateway is"
-                       " ready (its database and broker answer).", Readiness,
-                       {"status": "ready", "checks": {"order_service": "ok"}})
+    ready = _plain_get("ready", "Whether every service behind the gateway is ready (its"
+                       " database and broker answer).", JSON, {
+                           "schema": components.ref(Readiness),
+                           "example": {"status": "ready", "checks": {"order_service": "ok"}}})
     ready["responses"]["503"] = _error_response(
         components, 503, "Not ready; the body's `checks` say which dependency failed.",
         ("Not ready: order_service",))
     return {
-        "/healthz": {"get": _plain_get(components, "health", "The gateway is up.", Status,
-                                       {"status": "ok"})},
+        "/healthz": {"get": _plain_get("health", "The gateway is up.", JSON, {
+            "schema": components.ref(Status), "example": {"status": "ok"}})},
         "/readyz": {"get": ready},
-        "/metrics": {"get": _plain_get(components, "metrics", "Prometheus metrics (text"
-                                       " format).", None, None, content_type="text/plain")},
-        "/payment/success": {"get": _html_page(
-            "paid_page", "Default landing page after a verified checkout.", "booking_id")},
-        "/payment/failure": {"get": _html_page(
-            "failed_page", "Default landing page after a failed checkout.", "reason")},
-        **{path: {"get": _plain_get(components, staff_page.route_name(name),
-                                    f"The counter's page: {name}.", None, None, content_type)}
+        "/metrics": {"get": _plain_get("metrics", "Prometheus metrics (text format).",
+                                       "text/plain")},
+        "/payment/success": {"get": _plain_get(
+            "paid_page", "Default landing page after a verified checkout.", "text/html",
+            query="booking_id")},
+        "/payment/failure": {"get": _plain_get(
+            "failed_page", "Default landing page after a failed checkout.", "text/html",
+            query="reason")},
+        **{path: {"get": _plain_get(staff_page.route_name(name), f"The counter's page: {name}.",
+                                    content_type)}
            for path, (name, content_type) in staff_page.FILES.items()},
-        "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document.",
-                                  "security": [], "responses": {"200": {
-                                      "description": "This document.",
-                                      "headers": dict(_REQUEST_ID),
-                                      "content": {JSON: {"schema": {"type": "object"},
-                                                         "example": {"openapi": "3.1.0"}}}}}}},
+        "/openapi.json": {"get": _plain_get("openapi", "This document.", JSON, {
+            "schema": {"type": "object"}, "example": {"openapi": "3.1.0"}})},
     }
 
 

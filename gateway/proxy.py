@@ -55,34 +55,17 @@ def upstream_headers(
 _RETURNED = tuple((name, name.lower()) for name in RETURNED_RESPONSE_HEADERS)
 
 
-async def forward(
-    pool: UpstreamPool,
-    upstream: Upstream,
-    *,
-    method: str,
-    target: str,
-    headers: Iterable[tuple[str, str]],
-    body: bytes,
-    timeout_seconds: float,
-) -> web.Response:
-    """Send the request and hand its answer back."""
-    return response_of(await send(pool, upstream, method, target, headers, body,
-                                  timeout_seconds))
-
-
 async def send(pool: UpstreamPool, upstream: Upstream, method: str, target: str,
                headers: Iterable[tuple[str, str]], body: bytes,
                timeout_seconds: float) -> Answer:
     """The service's answer; 503 if the service cannot be reached, 504 if it is too slow."""
     try:
         return await pool.request(upstream, method, target, headers, body, timeout_seconds)
-    except NotSent:
-        # Never reached the service, so it cannot have acted: "unavailable", safe to retry.
+    except (NotSent, Disconnected):
+        # NotSent never reached the service, so it cannot have acted: safe to retry.
         raise HttpError(UNAVAILABLE, 503) from None
     except UpstreamTimeout:
         raise HttpError(UPSTREAM_TIMEOUT, 504) from None
-    except Disconnected:
-        raise HttpError(UNAVAILABLE, 503) from None
     except ValueError:  # a header value with a line break: never written
         raise HttpError(BAD_HEADER, 400) from None
 

@@ -11,11 +11,11 @@ from gateway.auth import AuthError, authenticate, body_customer_matches
 from gateway.body import read_body, reject_declared_oversize
 from gateway.client_ip import rate_limit_key
 from gateway.errors import FORBIDDEN, too_many_requests
-from gateway.proxy import ADMIN_HEADERS, forward, upstream_headers, upstream_target
+from gateway.proxy import ADMIN_HEADERS, response_of, send, upstream_headers, upstream_target
 from gateway.status_batch import read_status
 from shared import metrics
 from shared.deadline import DEADLINE_HEADER, deadline_header
-from shared.http import HttpError, json_error
+from shared.http import HttpError, health, json_error
 from shared.settings import Settings
 
 # Rate-limit groups; verify-payment and the checkout callback verify the same way, so
@@ -120,15 +120,10 @@ def make_proxy_handler(route: Route):
                                    ADMIN_HEADERS if route.admin or route.staff else ())
         # The service stops working on the request when we stop waiting for it.
         headers.append((DEADLINE_HEADER, deadline_header(timeout)))
-        response = await forward(
+        response = response_of(await send(
             request.app[keys.LANE_POOLS][route.lane],
             request.app[keys.UPSTREAMS][route.upstream_setting],
-            method=request.method,
-            target=upstream_target(request),
-            headers=headers,
-            body=body,
-            timeout_seconds=timeout,
-        )
+            request.method, upstream_target(request), headers, body, timeout))
         if route.admin or route.staff:
             await admin_guard.count_if_refused(request, response)
         return response
@@ -136,14 +131,10 @@ def make_proxy_handler(route: Route):
     return handler
 
 
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
 def setup_routes(app: web.Application) -> None:
     for route in ROUTES:
         app.router.add_route(route.method, route.path, make_proxy_handler(route), name=route.name)
-    app.router.add_route("GET", "/healthz", healthz, name="healthz")
+    app.router.add_route("GET", "/healthz", health, name="healthz")
     app.router.add_route("GET", "/payment/success", pages.payment_success, name="paid_page")
     app.router.add_route("GET", "/payment/failure", pages.payment_failure, name="failed_page")
     staff_page.setup(app)

@@ -103,20 +103,17 @@ class SharedRateLimiter:
                     stats = await self._limiter.get_window_stats(item, group, client)
                     decision = Decision(False, max(0.0, stats.reset_time - time.time()))
         except _UNREACHABLE as exc:
-            self._failed(now, exc)
+            self._next_try = now + self._retry_seconds
+            if self._down_since is None:
+                self._down_since = now
+                log.warning(
+                    "Redis unreachable (%s): failing open, requests are not rate limited "
+                    "until it is back", type(exc).__name__)
             return ALLOWED
         if self._down_since is not None:
             log.info("Redis reachable again: shared rate limits apply")
             self._down_since = None
         return decision
-
-    def _failed(self, now: float, exc: BaseException) -> None:
-        self._next_try = now + self._retry_seconds
-        if self._down_since is None:
-            self._down_since = now
-            log.warning(
-                "Redis unreachable (%s): failing open, requests are not rate limited "
-                "until it is back", type(exc).__name__)
 
     async def close(self) -> None:
         self._connections.disconnect()

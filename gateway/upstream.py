@@ -33,6 +33,7 @@ from yarl import URL
 # idle keep-alive connections after 75 s, and a request written just as the service closes
 # one would be lost on the way.
 IDLE_SECONDS = 30.0
+CONNECT_SECONDS = 5.0  # the longest a call waits for a new connection, within its deadline
 
 
 class UpstreamError(Exception):
@@ -89,12 +90,10 @@ class UpstreamPool:
     """At most `limit` calls at once (to any of the services it is used for), on connections
     kept alive between calls. Callers beyond the limit wait, within their own deadline."""
 
-    def __init__(self, limit: int, keep_headers: Iterable[str],
-                 connect_timeout: float = 5.0) -> None:
+    def __init__(self, limit: int, keep_headers: Iterable[str]) -> None:
         self._limit = limit
         self._slots = asyncio.Semaphore(limit)
         self._keep = tuple(keep_headers)
-        self._connect_timeout = connect_timeout
         self._sessions: dict[str | None, aiohttp.ClientSession] = {}  # by socket; None: TCP
         self._turns: dict[Upstream, itertools.count] = {}  # whose socket a call takes
 
@@ -153,7 +152,7 @@ class UpstreamPool:
         if remaining <= 0:
             raise NotSent("no time left to connect")
         timeout = aiohttp.ClientTimeout(total=remaining,
-                                        connect=min(self._connect_timeout, remaining))
+                                        connect=min(CONNECT_SECONDS, remaining))
         try:
             async with session.request(method, url, headers=list(headers), data=body,
                                        allow_redirects=False, timeout=timeout) as response:
