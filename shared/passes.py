@@ -15,7 +15,7 @@ import io
 # The tokens live in shared/pass_tokens.py; imported here for the rendering and its callers
 from shared.pass_tokens import PASS_KINDS, pass_token, verify_pass_token
 
-__all__ = ["PASS_KINDS", "pass_token", "passes_for", "qr_data_url", "verify_pass_token"]
+__all__ = ["PASS_KINDS", "pass_token", "qr_data_url", "verify_pass_token"]
 
 # Fixed rendering parameters make the PNG a pure function of the token. Version 6-M holds
 # 106 bytes; the longest token (key id, 19-digit booking id, "collection") is 77.
@@ -54,17 +54,3 @@ def qr_data_url(token: str) -> str:
     # zlib level 2: less CPU than the default for a pass whose PNG is barely larger
     image.save(png, format="PNG", compress_level=2)
     return "data:image/png;base64," + base64.b64encode(png.getvalue()).decode("ascii")
-
-
-@functools.lru_cache(maxsize=64)
-def _passes(booking_id: int, secret: str) -> tuple[tuple[str, str, str], ...]:
-    return tuple(
-        (kind, token, qr_data_url(token))
-        for kind in PASS_KINDS
-        for token in (pass_token(booking_id, kind, secret),)
-    )
-
-
-def passes_for(booking_id: int, secret: str) -> dict[str, tuple[str, str]]:
-    """kind -> (token, data URL) for both passes of a booking (rendering is cached)."""
-    return {kind: (token, url) for kind, token, url in _passes(booking_id, secret)}

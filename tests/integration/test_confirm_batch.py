@@ -12,9 +12,9 @@ import pytest
 from notifier.consumer import pool_apply
 from notifier.handlers import BookingNotFound, UnbackedCapture, confirm_bookings
 from shared.coalesce import Coalescer, group_commit
-from shared.passes import passes_for
 from testkit.factories import make_booking
 from tests.support.notifier_events import captured, recorded_capture, rewrap, state
+from tests.support.pass_tokens import expected_passes
 
 SECRET = "itg-secret"
 
@@ -63,7 +63,7 @@ async def test_captures_in_hand_together_confirm_together_each_with_its_own_effe
     for booking in bookings:
         now = await state(pool, booking["booking_id"])
         assert now["status"] == "confirmed"
-        expected = passes_for(booking["booking_id"], SECRET)
+        expected = expected_passes(booking["booking_id"], SECRET)
         assert {p["kind"]: p["token"] for p in now["passes"]} == {
             kind: token for kind, (token, _) in expected.items()}
         [note] = now["notifications"]

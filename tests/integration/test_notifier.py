@@ -16,11 +16,12 @@ from notifier.dlq import list_dead_letters, replay_dead_letters
 from notifier.handlers import BookingNotFound, UnbackedCapture, apply_event
 from notifier.report import booking_report
 from shared.events import Envelope, OrderCreated, PaymentFailed
-from shared.passes import passes_for, verify_pass_token
+from shared.passes import verify_pass_token
 from testkit.factories import make_booking
 from testkit.infra import eventually, free_port
 from tests.support.notifier import Bus, Notifier
 from tests.support.notifier_events import captured, recorded_capture, rewrap, state
+from tests.support.pass_tokens import expected_passes
 
 EXCHANGE = "a6pay.events.notifiertest"
 DELIVERY_LIMIT = 2
@@ -96,7 +97,7 @@ async def test_handler_capture_confirms_and_issues_the_tokens_passes_for_signs(p
     assert await apply(pool, rewrap(envelope)) is True  # new id, same fact: constraints hold
     now = await state(pool, booking["booking_id"])
     assert now["status"] == "confirmed"
-    expected = passes_for(booking["booking_id"], "itg-secret")
+    expected = expected_passes(booking["booking_id"], "itg-secret")
     # the images are drawn when first needed (tests/integration/test_pass_store.py)
     assert {p["kind"]: (p["token"], p["qr_data_url"]) for p in now["passes"]} == {
         kind: (token, None) for kind, (token, _) in expected.items()}

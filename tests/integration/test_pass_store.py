@@ -9,6 +9,7 @@ from shared import passes
 from shared.events import Envelope, PaymentCaptured
 from shared.pass_store import issue_passes, stored_passes
 from testkit.factories import make_booking
+from tests.support.pass_tokens import expected_passes
 
 SECRET = "pass-store-secret"
 
@@ -47,7 +48,7 @@ async def test_the_first_issuer_renders_and_stores_both(pool):
     async with pool.acquire() as conn:
         issued = await issue_passes(conn, booking["booking_id"], SECRET)
         assert issued == await stored_passes(conn, booking["booking_id"])
-    assert issued == passes.passes_for(booking["booking_id"], SECRET)
+    assert issued == expected_passes(booking["booking_id"], SECRET)
 
 
 async def test_stored_passes_are_read_not_rendered_again(pool):
@@ -103,7 +104,7 @@ async def test_a_confirmation_stores_the_tokens_and_renders_nothing(pool):
     assert renders() == before
     async with pool.acquire() as conn:
         stored = await stored_passes(conn, booking["booking_id"])
-    expected = passes.passes_for(booking["booking_id"], SECRET)
+    expected = expected_passes(booking["booking_id"], SECRET)
     assert stored == {kind: (token, None) for kind, (token, _) in expected.items()}
     # the first who needs the pictures draws them, from the stored tokens, and keeps them
     async with pool.acquire() as conn:
@@ -117,7 +118,7 @@ async def test_an_image_is_drawn_from_the_stored_token_and_never_replaced(pool):
     async with pool.acquire() as conn:
         # the signing secret rotated since: the stored pass still shows its own token
         issued = await issue_passes(conn, booking["booking_id"], "rotated-secret")
-        assert issued == passes.passes_for(booking["booking_id"], SECRET)
+        assert issued == expected_passes(booking["booking_id"], SECRET)
         await conn.execute("UPDATE passes SET qr_data_url = 'data:image/png;base64,kept'"
                            " WHERE booking_id = $1 AND kind = 'return'", booking["booking_id"])
         again = await issue_passes(conn, booking["booking_id"], SECRET)
@@ -136,7 +137,7 @@ async def test_racing_issuers_all_answer_with_what_is_stored(pool):
     async with pool.acquire() as conn:
         stored = await stored_passes(conn, booking["booking_id"])
     assert all(answer == stored for answer in answers)
-    assert stored == passes.passes_for(booking["booking_id"], SECRET)
+    assert stored == expected_passes(booking["booking_id"], SECRET)
 
 
 async def test_rows_written_meanwhile_with_other_tokens_get_images_of_their_own_tokens(pool):
