@@ -169,13 +169,6 @@ def in_inbox_transaction(effect: Callable[..., Awaitable[None]]) -> Apply:
 Capture = tuple[PaymentCaptured, uuid.UUID]
 
 
-async def payment_captured(
-    conn: asyncpg.Connection, event: PaymentCaptured, event_id: uuid.UUID, *, pass_secret: str
-) -> bool:
-    [result] = await confirm_bookings(conn, [(event, event_id)], pass_secret=pass_secret)
-    return captured_outcome(result, event, event_id)
-
-
 async def confirm_bookings(conn: asyncpg.Connection, captures: list[Capture], *,
                            pass_secret: str) -> list[asyncpg.Record]:
     """CONFIRM_BOOKINGS's row for each (event, event id), in order; a statement holds at
@@ -262,7 +255,6 @@ async def order_created(
 
 
 HANDLERS: dict[type[Event], Apply] = {
-    PaymentCaptured: payment_captured,
     PaymentFailed: in_inbox_transaction(payment_failed),
     OrderCreated: order_created,
     **{kind: in_inbox_transaction(effect) for kind, effect in refund_handlers.HANDLERS.items()},

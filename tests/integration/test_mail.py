@@ -18,7 +18,6 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from notifier.handlers import apply_event
 from notifier.mail_message import png_of
 from notifier.mail_sender import CLAIM_DUE, MailSender
 from ops.cli import booking as booking_command
@@ -30,6 +29,7 @@ from shared.pass_store import issue_passes
 from shared.settings import SmtpTls
 from testkit.factories import make_booking
 from testkit.infra import eventually, free_port, own_database
+from tests.support.notifier import apply_event
 from tests.support.tasks import running
 
 SECRET = "mail-test-pass-secret"

@@ -13,13 +13,13 @@ import aiohttp
 import pytest
 
 from notifier.dlq import list_dead_letters, replay_dead_letters
-from notifier.handlers import BookingNotFound, UnbackedCapture, apply_event
+from notifier.handlers import BookingNotFound, UnbackedCapture
 from notifier.report import booking_report
 from shared.events import Envelope, OrderCreated, PaymentFailed
 from shared.passes import verify_pass_token
 from testkit.factories import make_booking
 from testkit.infra import eventually, free_port
-from tests.support.notifier import Bus, Notifier
+from tests.support.notifier import Bus, Notifier, apply_event
 from tests.support.notifier_events import captured, recorded_capture, rewrap, state
 from tests.support.pass_tokens import expected_passes
 
@@ -89,7 +89,7 @@ async def apply(pool, envelope: Envelope, secret: str = "itg-secret") -> bool:
 # ---------------------------------------------------------------- handlers, no broker
 
 
-async def test_handler_capture_confirms_and_issues_the_tokens_passes_for_signs(pool):
+async def test_handler_capture_confirms_and_issues_the_signed_tokens(pool):
     booking = await make_booking(pool)
     envelope = await recorded_capture(pool, booking)
     assert await apply(pool, envelope) is True

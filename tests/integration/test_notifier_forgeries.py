@@ -10,7 +10,6 @@ import uuid
 import pytest
 
 from notifier.dlq import list_dead_letters
-from notifier.handlers import apply_event
 from shared.events import (
     BookingCancelled,
     Envelope,
@@ -26,7 +25,7 @@ from shared.events import (
 from testkit import infra
 from testkit.factories import make_booking
 from testkit.infra import eventually
-from tests.support.notifier import Bus, Notifier
+from tests.support.notifier import Bus, Notifier, apply_event
 
 SECRET = "forgery-pass-secret"
 

@@ -3,7 +3,6 @@ one mail per fact however often (and under however many event ids) it is deliver
 
 from __future__ import annotations
 
-from notifier.handlers import apply_event
 from shared.events import (
     BookingCancelled,
     Envelope,
@@ -13,6 +12,7 @@ from shared.events import (
     RefundProcessed,
 )
 from testkit.factories import make_booking
+from tests.support.notifier import apply_event
 
 
 async def apply(pool, event) -> bool:

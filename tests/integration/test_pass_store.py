@@ -4,11 +4,11 @@ or the confirmation mail) renders and stores it; everyone after reads the stored
 
 import asyncio
 
-from notifier.handlers import apply_event
 from shared import passes
 from shared.events import Envelope, PaymentCaptured
 from shared.pass_store import issue_passes, stored_passes
 from testkit.factories import make_booking
+from tests.support.notifier import apply_event
 from tests.support.pass_tokens import expected_passes
 
 SECRET = "pass-store-secret"

@@ -13,12 +13,12 @@ import uuid
 
 import pytest
 
-from notifier.handlers import apply_event
 from order_service.repair import repair_stuck
 from shared.events import Envelope
 from shared.metrics import REGISTRY
 from testkit.factories import make_booking
 from testkit.infra import own_database
+from tests.support.notifier import apply_event
 
 STUCK_AFTER = 300
 

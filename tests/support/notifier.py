@@ -9,8 +9,9 @@ from collections import Counter
 import aio_pika
 from aiohttp import web
 
+from notifier import handlers
 from notifier.app import CONSUMER, create_app
-from shared.events import Envelope
+from shared.events import Envelope, Event, PaymentCaptured
 from shared.messaging import declare_exchange
 from testkit.infra import eventually, free_port
 
@@ -77,3 +78,14 @@ class Bus:
         await self.exchange.publish(
             message, routing_key=routing_key or envelope.type, mandatory=True
         )
+
+
+async def apply_event(conn, event: Event, event_id, *, pass_secret: str) -> bool:
+    """What the notifier does with one event, on `conn`: a capture through the confirmation
+    statement as a batch of one (notifier/consumer.py: confirm_batches), the rest through
+    the handlers. True when fresh, False when applied before."""
+    if isinstance(event, PaymentCaptured):
+        [row] = await handlers.confirm_bookings(conn, [(event, event_id)],
+                                                pass_secret=pass_secret)
+        return handlers.captured_outcome(row, event, event_id)
+    return await handlers.apply_event(conn, event, event_id, pass_secret=pass_secret)

@@ -24,4 +24,4 @@ def test_services_that_never_call_razorpay_or_draw_load_neither(service):
 
 def test_the_pass_tokens_need_no_qr_library_and_a_render_loads_it():
     assert loaded_after("from shared.passes import pass_token; pass_token(1, 'return', 's')") == []
-    assert "qrcode" in loaded_after("from shared.passes import passes_for; passes_for(1, 's')")
+    assert "qrcode" in loaded_after("from shared.passes import qr_data_url; qr_data_url('t')")

@@ -9,7 +9,7 @@ import pytest
 from notifier.mail_message import BadAddress, compose, envelope_address, message_id, png_of
 from notifier.mail_sender import _by_code
 from notifier.mail_templates import render
-from shared.passes import passes_for
+from tests.support.pass_tokens import expected_passes
 
 BOOKING = {"id": 7, "customer_name": "Asha Rao", "car_name": "Maruti Swift",
            "start_date": date(2025, 12, 28), "end_date": date(2025, 12, 30),
@@ -21,7 +21,7 @@ SENDER = "A6 Cars <bookings@a6cars.example>"
 
 
 def passes():
-    return {kind: png_of(url) for kind, (_, url) in passes_for(7, "secret").items()}
+    return {kind: png_of(url) for kind, (_, url) in expected_passes(7, "secret").items()}
 
 
 def composed(row=ROW, booking=BOOKING, images=None):
