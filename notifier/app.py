@@ -39,7 +39,7 @@ async def _run_mail_sender(app: web.Application) -> None:
 
 async def _consumer_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    confirms = confirm_batches(app[POOL], settings.pass_signing_secret)
+    confirms = confirm_batches(app[POOL], settings)
     consumer = NotifierConsumer(settings, MessageHandler(pool_apply(app[POOL], settings,
                                                                     confirms)))
     app[CONSUMER] = consumer

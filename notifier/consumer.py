@@ -25,6 +25,7 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -207,13 +208,15 @@ class MessageHandler:
 Confirms = Coalescer[Capture, asyncpg.Record]
 
 
-def confirm_batches(pool: asyncpg.Pool, pass_secret: str) -> Confirms:
+def confirm_batches(pool: asyncpg.Pool, settings: Settings) -> Confirms:
     """payment.captured events in hand together (up to NOTIFIER_PREFETCH, each in its own
     task) confirm in one statement; each is acknowledged with the outcome its row says."""
+    mail_after = timedelta(seconds=settings.mail_passes_wait_seconds)
 
     async def confirm(captures: list[Capture]) -> list[asyncpg.Record]:
         async with pool.acquire() as conn:
-            return await confirm_bookings(conn, captures, pass_secret=pass_secret)
+            return await confirm_bookings(conn, captures, pass_secret=settings.pass_signing_secret,
+                                          mail_after=mail_after)
 
     return group_commit(confirm)
 

@@ -24,6 +24,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 import asyncpg
 
@@ -77,7 +78,9 @@ BOOKING_DETAILS = (
 #   committed first wins, one in flight is waited for, then seen;
 # - only for a booking this statement confirmed: its passes (tokens; the images are
 #   rendered when someone first needs them, shared/pass_store.py) and its confirmation
-#   mail (the mail outbox row notifier/mail_outbox.py's `enqueue` would write).
+#   mail (the mail outbox row notifier/mail_outbox.py's `enqueue` would write), due $13
+#   later: verify-payment, usually running for the customer's browser right then, draws
+#   the passes meanwhile, so the mail carries them instead of drawing them again.
 # One row per input, in order; at most one input per event id and per booking (the
 # caller's to ensure, `confirm_bookings`). The arrays reach unnest through a MATERIALIZED
 # CTE, where the planner cannot count them: every call's plan then costs the same, and
@@ -120,9 +123,10 @@ WITH arrays (a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12) AS MATERIALIZED (
     WHERE p.booking_id = c.id
     ON CONFLICT (booking_id, kind) DO NOTHING
 ), mail AS (
-    INSERT INTO notifications (booking_id, customer_id, kind, dedupe_key, recipient, details)
+    INSERT INTO notifications (booking_id, customer_id, kind, dedupe_key, recipient, details,
+                               next_attempt_at)
     SELECT c.id, cu.id, 'payment_confirmed', 'payment_confirmed:' || c.id, cu.email,
-           d.details::jsonb
+           d.details::jsonb, now() + $13::interval
     FROM confirmed c JOIN customers cu ON cu.id = c.customer_id JOIN d ON d.n = c.n
     ON CONFLICT (dedupe_key) DO NOTHING
 )
@@ -170,16 +174,16 @@ Capture = tuple[PaymentCaptured, uuid.UUID]
 
 
 async def confirm_bookings(conn: asyncpg.Connection, captures: list[Capture], *,
-                           pass_secret: str) -> list[asyncpg.Record]:
+                           pass_secret: str, mail_after: timedelta) -> list[asyncpg.Record]:
     """CONFIRM_BOOKINGS's row for each (event, event id), in order; a statement holds at
-    most one per event id and per booking."""
-    return await in_rounds(captures, functools.partial(_confirm, conn, pass_secret),
+    most one per event id and per booking. Each confirmation mail is due `mail_after`."""
+    return await in_rounds(captures, functools.partial(_confirm, conn, pass_secret, mail_after),
                            lambda c: c[1], lambda c: c[0].booking_id,
                            order=lambda c: c[0].booking_id)
 
 
-async def _confirm(conn: asyncpg.Connection, pass_secret: str, captures: list[Capture]
-                   ) -> list[asyncpg.Record]:
+async def _confirm(conn: asyncpg.Connection, pass_secret: str, mail_after: timedelta,
+                   captures: list[Capture]) -> list[asyncpg.Record]:
     passes = [(event.booking_id, kind, token) for event, _ in captures
               for kind, token in zip(*pass_tokens(event.booking_id, pass_secret), strict=True)]
     return await conn.fetch(
@@ -188,7 +192,7 @@ async def _confirm(conn: asyncpg.Connection, pass_secret: str, captures: list[Ca
             "booking_id", "customer_id", "order_id", "payment_id", "amount_paise")),
         [json.dumps({"amount_paise": event.amount_paise}) for event, _ in captures],
         *([row[i] for row in passes] for i in range(3)),
-        [fact_of(event) for event, _ in captures])
+        [fact_of(event) for event, _ in captures], mail_after)
 
 
 def captured_outcome(result: asyncpg.Record, event: PaymentCaptured, event_id: uuid.UUID

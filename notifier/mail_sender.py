@@ -43,16 +43,13 @@ from shared.settings import Settings, SmtpTls
 log = logging.getLogger(__name__)
 
 
-# A confirmation mail whose passes are not drawn yet is left for up to $3 after it was
-# enqueued: verify-payment, usually running at that moment for the customer's browser,
-# draws them, and the mail then carries the stored images instead of drawing them again.
+# Due rows only, read through the partial index `notifications_due`: a claim costs what is
+# due, never what waits (a confirmation mail is written due a moment after its confirmation,
+# notifier/handlers.py: CONFIRM_BOOKINGS).
 CLAIM_DUE = """
 WITH due AS (
     SELECT id FROM notifications n
     WHERE state = 'pending' AND next_attempt_at <= now()
-      AND NOT (kind = 'payment_confirmed' AND created_at > now() - $3::interval
-               AND EXISTS (SELECT FROM passes p
-                           WHERE p.booking_id = n.booking_id AND p.qr_data_url IS NULL))
     ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
 UPDATE notifications n
 SET attempts = n.attempts + 1, next_attempt_at = now() + $2::interval
@@ -177,8 +174,7 @@ class MailSender:
     async def send_due(self) -> int:
         """One round: claim, send, mark. Returns how many rows were claimed."""
         lease = timedelta(seconds=self.settings.mail_lease_seconds)
-        rows = await self.pool.fetch(CLAIM_DUE, self.settings.mail_batch_size, lease,
-                                     timedelta(seconds=self.settings.mail_passes_wait_seconds))
+        rows = await self.pool.fetch(CLAIM_DUE, self.settings.mail_batch_size, lease)
         if not rows:
             return 0
         if len(rows) == self.settings.mail_batch_size and self._idle:

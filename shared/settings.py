@@ -172,8 +172,8 @@ class Settings(BaseSettings):
     # Senders at once, each with its own SMTP connection and claimed batch: with one, a
     # burst's mails queue behind every round trip to a distant provider in turn.
     mail_concurrency: int = Field(default=4, ge=1, le=32)
-    # A confirmation mail whose passes are not drawn yet waits up to this long: verify-
-    # payment, usually running for the customer's browser right then, draws them once.
+    # A confirmation mail is due this long after the confirmation: verify-payment, usually
+    # running for the customer's browser right then, draws the passes once, for both.
     mail_passes_wait_seconds: float = Field(default=1.0, ge=0)
     # Transient refusals of one mail (not a server outage) end in `failed` after this many
     mail_max_attempts: int = Field(default=10, ge=1)

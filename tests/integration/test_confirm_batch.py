@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
 
@@ -31,7 +32,8 @@ def recording_confirms(pool) -> tuple[Coalescer, Record]:
     async def fetch(captures):
         record.batches.append(len(captures))
         async with pool.acquire() as conn:
-            rows = await confirm_bookings(conn, captures, pass_secret=SECRET)
+            rows = await confirm_bookings(conn, captures, pass_secret=SECRET,
+                                          mail_after=timedelta(0))
         if len(captures) > 1:
             record.confirmed_together += [event.booking_id for (event, _), row
                                           in zip(captures, rows, strict=True)

@@ -58,7 +58,6 @@ async def db(base_settings, catcher):
         mail_retry_base_seconds=0.2,
         mail_retry_max_seconds=1.0,
         mail_lease_seconds=30,
-        mail_passes_wait_seconds=0,  # the mails here are due at once; one test sets its own
     ) as (settings, pool):
         yield settings, pool
 
@@ -84,7 +83,7 @@ async def running_sender(pool, settings):
         yield sender
 
 
-async def confirm(pool, booking) -> None:
+async def confirm(pool, booking, mail_after: timedelta = timedelta(0)) -> None:
     """What the notifier does on payment.captured: confirm, passes, enqueue the mail (for a
     captured payment on record: the notifier believes no event alone)."""
     n = booking["booking_id"]
@@ -97,7 +96,8 @@ async def confirm(pool, booking) -> None:
             "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
             " amount_paise, status, razorpay_payment_id) VALUES ($1,$2,$3,'r',$4,'captured',$5)",
             n, event.customer_id, event.order_id, event.amount_paise, event.payment_id)
-        assert await apply_event(conn, event, Envelope.wrap(event, "t").id, pass_secret=SECRET)
+        assert await apply_event(conn, event, Envelope.wrap(event, "t").id, pass_secret=SECRET,
+                                 mail_after=mail_after)
 
 
 async def mails_of(pool, booking_id):
@@ -239,7 +239,7 @@ async def test_a_sender_dying_between_claim_and_send_loses_nothing(db, catcher):
     booking = await make_booking(pool)
     await confirm(pool, booking)
     # The claim a sender commits before it talks SMTP; then it dies (nothing marks the row).
-    [claimed] = await pool.fetch(CLAIM_DUE, 10, timedelta(seconds=2), timedelta(0))
+    [claimed] = await pool.fetch(CLAIM_DUE, 10, timedelta(seconds=2))
     assert claimed["booking_id"] == booking["booking_id"]
     [row] = await mails_of(pool, booking["booking_id"])
     assert row["state"] == "pending"  # still in the outbox, under a lease
@@ -281,7 +281,7 @@ async def test_a_backlog_goes_out_several_mails_at_a_time_each_once(base_setting
     async with own_database(
         base_settings, pass_signing_secret=SECRET, smtp_host="127.0.0.1",
         smtp_port=catcher.port, smtp_timeout_seconds=5, mail_poll_seconds=60,
-        mail_lease_seconds=30, mail_batch_size=3, mail_concurrency=4, mail_passes_wait_seconds=0,
+        mail_lease_seconds=30, mail_batch_size=3, mail_concurrency=4,
     ) as (settings, pool):
         bookings = [await make_booking(pool) for _ in range(12)]
         ids = [b["booking_id"] for b in bookings]
@@ -307,7 +307,7 @@ async def test_a_new_mail_wakes_one_sender_not_all(base_settings, catcher):
     async with own_database(
         base_settings, pass_signing_secret=SECRET, smtp_host="127.0.0.1",
         smtp_port=catcher.port, smtp_timeout_seconds=5, mail_poll_seconds=30,
-        mail_lease_seconds=30, mail_concurrency=4, mail_passes_wait_seconds=0,
+        mail_lease_seconds=30, mail_concurrency=4,
     ) as (settings, pool):
         async with running_sender(pool, settings) as sender:
             await eventually(lambda: _true(sender.claims == 4), timeout=10)  # one each at start
@@ -319,22 +319,22 @@ async def test_a_new_mail_wakes_one_sender_not_all(base_settings, catcher):
             assert sender.claims == 5
 
 
-async def test_a_confirmation_mail_waits_briefly_for_verify_to_draw_the_passes(db, catcher):
+async def test_a_confirmation_mail_is_due_a_moment_after_its_confirmation(db, catcher):
     """Right after a webhook confirms a booking, verify-payment is usually drawing its
-    passes for the browser: the mail is left alone for MAIL_PASSES_WAIT_SECONDS unless its
-    passes are drawn, so they are drawn once; past that, the mail draws them itself."""
+    passes for the browser: the confirmation mail is written due MAIL_PASSES_WAIT_SECONDS
+    later, so the passes are drawn once; past that, a mail whose passes nobody drew draws
+    them itself."""
     settings, pool = db
-    waiting = settings.model_copy(update={"mail_passes_wait_seconds": 30})
     drawn, undrawn = await make_booking(pool), await make_booking(pool)
+    ids = [drawn["booking_id"], undrawn["booking_id"]]
     for booking in (drawn, undrawn):
-        await confirm(pool, booking)
+        await confirm(pool, booking, mail_after=timedelta(seconds=30))
     async with pool.acquire() as conn:
         await issue_passes(conn, drawn["booking_id"], SECRET)  # what verify-payment does
-    assert await MailSender(pool, waiting).send_due() == 1
-    assert [len(caught_for(catcher, b["booking_id"])) for b in (drawn, undrawn)] == [1, 0]
-    assert await MailSender(pool, waiting).send_due() == 0  # still within the wait
-    # past the wait (here: none), the mail goes and draws the passes itself
-    assert await MailSender(pool, settings).send_due() == 1
+    assert await MailSender(pool, settings).send_due() == 0  # neither is due yet
+    await pool.execute("UPDATE notifications SET next_attempt_at = now()"
+                       " WHERE booking_id = ANY($1::bigint[])", ids)  # the wait is over
+    assert await MailSender(pool, settings).send_due() == 2
     [mail] = caught_for(catcher, undrawn["booking_id"])
     [with_drawn] = caught_for(catcher, drawn["booking_id"])
     assert len(mail.images) == len(with_drawn.images) > 0

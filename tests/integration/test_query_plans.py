@@ -98,12 +98,12 @@ def hot_queries(booking: dict) -> dict[str, tuple[str, tuple]]:
         "notifier.booking_details": (notifier_sql.BOOKING_DETAILS, (bid,)),
         "notifier.confirm_booking": (notifier_sql.CONFIRM_BOOKINGS, (
             "notifier", [event], [bid], [cid], [order], ["pay_plan"], [100000], ["{}"],
-            [bid, bid], ["collection", "return"], ["t", "u"], [b"f"])),
+            [bid, bid], ["collection", "return"], ["t", "u"], [b"f"], timedelta(seconds=1))),
         "notifier.confirm_bookings_32": (notifier_sql.CONFIRM_BOOKINGS, (
             "notifier", [uuid.uuid4() for _ in range(32)], [bid + n for n in range(32)],
             [cid] * 32, [order] * 32, ["pay_plan"] * 32, [100000] * 32, ["{}"] * 32,
             [bid + n for n in range(32) for _ in range(2)], ["collection", "return"] * 32,
-            ["t"] * 64, [b"f"] * 32)),
+            ["t"] * 64, [b"f"] * 32, timedelta(seconds=1))),
         # passes: the notifier or verify-payment, whoever needs them first
         "passes.stored": (pass_store_sql.STORED_PASSES, (bid,)),
         "passes.booking_paid": (pass_store_sql.BOOKING_PAID, (bid,)),
@@ -114,7 +114,7 @@ def hot_queries(booking: dict) -> dict[str, tuple[str, tuple]]:
         # the mail outbox: enqueue (any service) and the notifier's sender (every poll)
         "mail.enqueue": (mail_outbox_sql.INSERT, (
             bid, cid, "refund_processed", f"plan:{bid}", "{}")),
-        "mail.claim_due": (mail_sql.CLAIM_DUE, (20, timedelta(minutes=2), timedelta(seconds=1))),
+        "mail.claim_due": (mail_sql.CLAIM_DUE, (20, timedelta(minutes=2))),
         "mail.booking": (mail_sql.BOOKING_FOR_MAIL, (bid, True)),
         "mail.mark_sent": (mail_sql.MARK_SENT, (1, "<m@x>")),
         "mail.mark_failed": (mail_sql.MARK_FAILED, (1, "550")),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import timedelta
 
 import aio_pika
 from aiohttp import web
@@ -80,12 +81,13 @@ class Bus:
         )
 
 
-async def apply_event(conn, event: Event, event_id, *, pass_secret: str) -> bool:
+async def apply_event(conn, event: Event, event_id, *, pass_secret: str,
+                      mail_after: timedelta = timedelta(0)) -> bool:
     """What the notifier does with one event, on `conn`: a capture through the confirmation
     statement as a batch of one (notifier/consumer.py: confirm_batches), the rest through
     the handlers. True when fresh, False when applied before."""
     if isinstance(event, PaymentCaptured):
         [row] = await handlers.confirm_bookings(conn, [(event, event_id)],
-                                                pass_secret=pass_secret)
+                                                pass_secret=pass_secret, mail_after=mail_after)
         return handlers.captured_outcome(row, event, event_id)
     return await handlers.apply_event(conn, event, event_id, pass_secret=pass_secret)
