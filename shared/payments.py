@@ -20,7 +20,7 @@ from shared.outbox import add_events
 from shared.payment_state import PaymentOutcome, PaymentStatus, allowed_sources
 from shared.razorpay_client import RazorpayClient, RazorpayError
 from shared.razorpay_map import outcome_from_payment
-from shared.refunds import create_refund
+from shared.refunds import RefundWhileDisputed, create_refund
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,11 @@ async def record_outcome(
 
 async def _refund_if_cancelled(conn, payment, source: str, correlation_id) -> None:
     """A payment captured after its booking was cancelled is refunded in full, once (a
-    unique index says once). BOOKING_STATUS read the booking's status FOR SHARE."""
+    unique index says once). BOOKING_STATUS read the booking's status FOR SHARE.
+
+    A dispute opened on it first (its webhook can come before the capture's) forbids the
+    refund: the capture is still recorded, so the dispute can be linked and answered, and
+    an operator settles the money once the dispute is decided."""
     if payment["booking_status"] != BookingStatus.CANCELLED:
         return
     log.warning("payment captured after cancellation: refunding it",
@@ -124,6 +128,10 @@ async def _refund_if_cancelled(conn, payment, source: str, correlation_id) -> No
                                 correlation_id=correlation_id)
     except asyncpg.UniqueViolationError:
         pass  # already refunding it
+    except RefundWhileDisputed:
+        log.error("ALARM payment captured after cancellation is disputed: not refunded",
+                  extra=log_ctx(booking_id=payment["booking_id"],
+                                alarm="cancelled_capture_disputed"))
 
 
 def _event(row, outcome: PaymentOutcome, source: str) -> Event | None:

@@ -258,6 +258,27 @@ async def test_a_capture_for_a_booking_cancelled_meanwhile_is_refunded_from_a_ba
     assert [tuple(r) for r in refunds] == [("captured_after_cancellation", 150_000)]
 
 
+async def test_a_capture_for_a_cancelled_booking_whose_dispute_came_first_is_recorded(
+        pool, batches, caplog):
+    """The dispute forbids the refund (the trigger), yet the capture is recorded, not
+    refused on every redelivery: the dispute can then be linked and answered."""
+    booking, order = await open_order(pool)
+    await pool.execute("UPDATE bookings SET status = 'cancelled' WHERE id = $1",
+                       booking["booking_id"])
+    await pool.execute(
+        "INSERT INTO disputes (razorpay_dispute_id, razorpay_payment_id, amount_paise, status,"
+        " razorpay_updated_at) VALUES ($1, $2, 150000, 'open', now())",
+        "disp_" + order, "pay_" + order)
+    assert await batches.deliver(f"id:evt_{order}", captured(order, "pay_" + order)) == (
+        "applied")
+    assert await status_of(pool, order) == "captured"
+    assert await events(pool, order) == ["payment.captured"]
+    assert await pool.fetchval("SELECT count(*) FROM refunds WHERE booking_id = $1",
+                               booking["booking_id"]) == 0
+    assert any(getattr(r, "ctx", {}).get("alarm") == "cancelled_capture_disputed"
+               for r in caplog.records)
+
+
 async def test_a_webhook_capture_and_a_verified_one_leave_the_same_payment_row(
         pool, batches):
     """One transition text for every source: the rows differ only in ids and times."""
