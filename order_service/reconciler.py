@@ -43,16 +43,20 @@ CLAIM_DUE = _CLAIM.format(" AND next_reconcile_at <= now()")
 # `a6pay reconcile`: every open order, given-up ones too (an operator's full pass).
 CLAIM_ALL = _CLAIM.format("")
 # Captured orders due their one second look (payments_second_look): a second payment may
-# have been captured on the order after ours, with every webhook of it lost.
+# have been captured on the order after ours, with every webhook of it lost. Leased, not
+# marked done: SECOND_LOOK_DONE commits with what the look found.
 CLAIM_SECOND_LOOKS = """
-UPDATE payments SET second_look_due = false
+UPDATE payments SET second_look_leased_until = now() + $3::interval
 WHERE id IN (
     SELECT id FROM payments
     WHERE second_look_due AND captured_at <= now() - $2::interval
+      AND (second_look_leased_until IS NULL OR second_look_leased_until <= now())
     ORDER BY captured_at LIMIT $1
     FOR UPDATE SKIP LOCKED)
 RETURNING razorpay_order_id, razorpay_payment_id
 """
+SECOND_LOOK_DONE = ("UPDATE payments SET second_look_due = false,"
+                    " second_look_leased_until = NULL WHERE razorpay_order_id = $1")
 RECORD_ATTEMPT = (
     "UPDATE payments SET reconcile_attempts = $2,"
     " next_reconcile_at = CASE WHEN status = $4 OR now() > $5 THEN NULL"
@@ -101,19 +105,20 @@ async def look_again(pool: asyncpg.Pool, razorpay: RazorpayClient, settings: Set
     found (each refunded in full, once)."""
     async with pool.acquire() as conn:
         due = await conn.fetch(CLAIM_SECOND_LOOKS, 50,
-                               timedelta(seconds=settings.reconcile_first_delay_seconds))
+                               timedelta(seconds=settings.reconcile_first_delay_seconds), LEASE)
     found = 0
     for row in due:
         order_id = row["razorpay_order_id"]
         try:
             payments = await razorpay.fetch_order_payments(order_id)
         except RazorpayError:
-            await pool.execute("UPDATE payments SET second_look_due = true"
+            await pool.execute("UPDATE payments SET second_look_leased_until = NULL"
                                " WHERE razorpay_order_id = $1", order_id)  # next tick
             continue
         async with outbox_transaction(pool) as conn:
             for other in second_captures(payments, order_id, row["razorpay_payment_id"]):
                 found += await refund_second_capture(conn, other, "reconcile", None) is not None
+            await conn.execute(SECOND_LOOK_DONE, order_id)
     return found
 
 

@@ -60,7 +60,7 @@ def hot_queries(booking: dict) -> dict[str, tuple[str, tuple]]:
         # reconciler (every poll)
         "reconcile.claim_due": (reconcile_sql.CLAIM_DUE, (50, timedelta(minutes=2))),
         "reconcile.claim_second_looks": (reconcile_sql.CLAIM_SECOND_LOOKS,
-                                         (50, timedelta(minutes=15))),
+                                         (50, timedelta(minutes=15), timedelta(minutes=2))),
         # stuck-payment sweep (every reconciler tick) and `a6pay stuck`
         "repair.claim_stuck": (repair_sql.CLAIM_STUCK, (
             timedelta(minutes=5), 300.0, 3600.0, 100)),

@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 
 from order_service import cancellations
 from order_service import handlers as orders
-from order_service.reconciler import look_again, reconcile
+from order_service.reconciler import CLAIM_SECOND_LOOKS, look_again, reconcile
 from order_service.refund_worker import refund_pass
 from razorpay_sandbox.checkout import payment_signature
 from shared.http import HttpError
@@ -159,6 +160,15 @@ async def test_a_lost_dashboard_refund_is_never_refunded_again(pool, razorpay, s
     assert sorted(r["amount"] for r in at_razorpay) == [50_000, 100_000]
 
 
+async def assert_refunded_once_looked_at(pool, booking_id, kept, second) -> None:
+    """The second capture refunded, and the kept payment's second look done."""
+    rows = await refunds_of(pool, booking_id)
+    assert [(r["cause"], r["razorpay_payment_id"]) for r in rows] == [
+        ("duplicate_payment", second["id"])]
+    assert not await pool.fetchval("SELECT second_look_due FROM payments WHERE id = $1",
+                                   kept["id"])
+
+
 async def test_a_second_capture_nobody_reported_is_found_by_the_second_look(
         pool, razorpay, settings):
     booking_id = await paid_booking(pool, razorpay, settings)  # captured and recorded
@@ -172,14 +182,27 @@ async def test_a_second_capture_nobody_reported_is_found_by_the_second_look(
 
     now = settings.model_copy(update={"reconcile_first_delay_seconds": 0})
     assert await look_again(pool, razorpay, now) == 1
-    rows = await refunds_of(pool, booking_id)
-    assert [(r["cause"], r["razorpay_payment_id"]) for r in rows] == [
-        ("duplicate_payment", second["id"])]
+    await assert_refunded_once_looked_at(pool, booking_id, kept, second)
     # one look per capture: the order is not asked about again
-    assert not await pool.fetchval("SELECT second_look_due FROM payments WHERE id = $1",
-                                   kept["id"])
     assert await look_again(pool, razorpay, now) == 0
     assert len(await refunds_of(pool, booking_id)) == 1
+
+
+async def test_a_second_look_claimed_by_a_replica_that_stopped_is_looked_at_again(
+        pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    kept = await booking_payment(pool, booking_id)
+    second = await second_capture(settings, kept["razorpay_order_id"])  # every webhook lost
+    # another replica claims the look and stops before it records anything
+    claimed = await pool.fetch(CLAIM_SECOND_LOOKS, 50, timedelta(0), timedelta(minutes=2))
+    assert kept["razorpay_order_id"] in [r["razorpay_order_id"] for r in claimed]
+
+    now = settings.model_copy(update={"reconcile_first_delay_seconds": 0})
+    assert await look_again(pool, razorpay, now) == 0  # its lease still holds
+    await pool.execute("UPDATE payments SET second_look_leased_until = now() - interval '1 s'"
+                       " WHERE id = $1", kept["id"])  # the lease has run out
+    assert await look_again(pool, razorpay, now) == 1
+    await assert_refunded_once_looked_at(pool, booking_id, kept, second)
 
 
 async def test_the_reconciler_refunds_a_second_capture_it_finds(pool, razorpay, settings):
