@@ -86,6 +86,12 @@ MARK_RETRY = (
     "UPDATE notifications SET next_attempt_at = now() + $2::interval, last_error = $3"
     " WHERE id = $1 AND state = 'pending'"
 )
+# The server is away, not refusing this mail: its claim is not counted against
+# MAIL_MAX_ATTEMPTS, and the back-off follows the outage instead (MailSender.away_rounds).
+MARK_SERVER_AWAY = (
+    "UPDATE notifications SET next_attempt_at = now() + $2::interval, last_error = $3,"
+    " attempts = greatest(attempts - 1, 0) WHERE id = $1 AND state = 'pending'"
+)
 RELEASE = (  # claimed but not tried: due again now, the claim not counted
     "UPDATE notifications SET next_attempt_at = now(), attempts = attempts - 1"
     " WHERE id = ANY($1::bigint[]) AND state = 'pending' AND attempts > 0"
@@ -114,6 +120,7 @@ class MailSender:
         self._busy = 0  # senders in a round
         self._database_away = False  # an outage is one line each way, not one per round
         self.server_away = False  # the last round could not reach the SMTP server
+        self.away_rounds = 0  # rounds in a row that could not reach it: the outage's back-off
 
     def wake(self) -> None:
         """Look for due mails now (the notifier calls this when it has enqueued one).
@@ -192,6 +199,10 @@ class MailSender:
                     await self.pool.execute(RELEASE, [r["id"] for r in rows[index:]])
                     break
                 outcome, smtp = await self._deliver(row, smtp)
+                if outcome.connection_lost:
+                    self.away_rounds += 1
+                elif outcome.state is MailState.SENT:
+                    self.away_rounds = 0
                 await self._record(row, outcome)
                 if outcome.connection_lost:
                     smtp, self.server_away = None, True
@@ -287,8 +298,10 @@ class MailSender:
             # An alarm: the customer will not get this mail unless someone acts.
             log.error("mail refused for good: %s", outcome.error, extra=ctx)
         else:
-            delay = self.backoff(row["attempts"])
-            await self._mark(MARK_RETRY, row["id"], timedelta(seconds=delay), outcome.error)
+            attempts, sql = ((self.away_rounds, MARK_SERVER_AWAY) if outcome.connection_lost
+                             else (row["attempts"], MARK_RETRY))
+            delay = self.backoff(attempts)
+            await self._mark(sql, row["id"], timedelta(seconds=delay), outcome.error)
             log.warning("mail delayed %.1fs: %s", delay, outcome.error, extra=ctx)
         MAILS.labels(kind=row["kind"], outcome=_METRIC[outcome.state]).inc()
 
