@@ -1,4 +1,4 @@
-"""The notifier's RabbitMQ consumer: parse → handle → ack/nack.
+"""The notifier's RabbitMQ consumer: parse → handle → ack/reject.
 
 Failure policy, per message:
 - cannot be parsed (not JSON, not an Envelope, unknown type, invalid data): poison, so
@@ -10,8 +10,9 @@ Failure policy, per message:
 - the database is unreachable: a transient failure that must not burn the delivery limit,
   so the message stays unacked and handling is retried in-process with backoff
   (0.5 s doubling to 5 s) until the database answers;
-- anything else the handler raises: `nack(requeue=True)`; RabbitMQ counts deliveries and
-  dead-letters the message after `x-delivery-limit`.
+- anything else the handler raises: `reject(requeue=True)`; RabbitMQ counts deliveries and
+  dead-letters the message after `x-delivery-limit` (a reject, not a nack: from RabbitMQ
+  4.3 a nack means "not processed" and no longer counts towards the limit).
 Ack happens only after the handler's transaction has committed. An ack lost with a broken
 channel is harmless: the broker redelivers and the inbox absorbs the duplicate.
 """
@@ -162,7 +163,7 @@ class MessageHandler:
                 ),
             )
             await asyncio.sleep(self.requeue_delay)
-            await _settle(message.nack(requeue=True), "nack")
+            await _settle(message.reject(requeue=True), "reject")
             self._settled("requeued", ctx["event_id"], envelope.type)
             return
         if not applied:

@@ -464,7 +464,7 @@ async def test_database_outage_dead_letters_nothing(pool, base_settings):
         await proxy.stop()  # the database is gone for this notifier
         async with Bus(settings) as bus:
             await bus.publish(envelope)
-            await asyncio.sleep(4)  # > DELIVERY_LIMIT+1 quick redeliveries if it nacked
+            await asyncio.sleep(4)  # > DELIVERY_LIMIT+1 quick redeliveries if it requeued
             assert running.outcomes == []  # held unacked, retrying: nothing requeued
             assert await dead_letter(settings, str(envelope.id)) is None
             await proxy.start()  # and back, on the same port
