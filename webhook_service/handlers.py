@@ -230,11 +230,14 @@ async def capture_and_record(
     pool: asyncpg.Pool, razorpay: RazorpayClient, authorized: PaymentOutcome
 ) -> None:
     """With capture on, an authorized payment is captured by us; Razorpay's answer goes
-    through the state machine like any other report. Failures are left to reconciliation."""
+    through the state machine like any other report, and a capture for a booking another
+    payment has paid meanwhile is refunded, as a captured delivery's conflict is. Failures
+    are left to reconciliation."""
     if await capture_withheld(pool, authorized.order_id):  # its booking is cancelled
         return
     captured = await capture_authorized(razorpay, authorized)
     if captured is None:
         return
     async with outbox_transaction(pool) as conn:
-        await record_outcome(conn, captured, "webhook", None)
+        if (await record_outcome(conn, captured, "webhook", None)).conflict:
+            await refund_second_capture(conn, captured, "webhook", None)

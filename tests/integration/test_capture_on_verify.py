@@ -63,3 +63,27 @@ async def test_webhook_authorized_is_captured_when_capture_is_on(pool, sandbox_s
     assert dict(row) == {"status": "captured",
                          "razorpay_payment_id": checkout["razorpay_payment_id"]}
     assert events == 1
+
+
+async def test_webhook_authorized_for_a_booking_paid_meanwhile_is_captured_then_refunded(
+        pool, sandbox_settings):
+    booking, razorpay, checkout = await authorized_payment(pool, sandbox_settings)
+    # another order of the booking was paid first (a second tab)
+    await pool.execute(
+        "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
+        " amount_paise, status, razorpay_payment_id, captured_at)"
+        " VALUES ($1, $2, $3, 'r2', $4, 'captured', $5, now())",
+        booking["booking_id"], booking["customer_id"], "order_first_" + checkout[
+            "razorpay_order_id"], booking["amount_paise"], "pay_first_" + checkout[
+            "razorpay_payment_id"])
+    outcome = PaymentOutcome(checkout["razorpay_order_id"], checkout["razorpay_payment_id"],
+                             PaymentStatus.AUTHORIZED, booking["amount_paise"])
+    await webhooks.capture_and_record(pool, razorpay, outcome)
+    await webhooks.capture_and_record(pool, razorpay, outcome)  # redelivered: one refund
+    assert (await razorpay.fetch_payment(checkout["razorpay_payment_id"]))["status"] == (
+        "captured")
+    refunds = await pool.fetch(
+        "SELECT cause, razorpay_payment_id, amount_paise FROM refunds WHERE booking_id = $1",
+        booking["booking_id"])
+    assert [tuple(r) for r in refunds] == [
+        ("duplicate_payment", checkout["razorpay_payment_id"], booking["amount_paise"])]
