@@ -22,7 +22,7 @@ import re
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 
-from notifier.mail_templates import PASS_LABELS, pass_cid, render
+from notifier.mail_templates import PASS_LABELS, addressee, pass_cid, render
 
 _ADDRESS = re.compile(r"[^@\s<>,;:\"()\[\]\\]+@[^@\s<>,;:\"()\[\]\\]+", re.ASCII)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
@@ -77,7 +77,7 @@ def compose(row, booking, passes: dict[str, bytes], sender: str) -> bytes:
     mid = message_id(row["id"], row["dedupe_key"], sender)
     headers = [
         ("From", _address_header(sender_name, envelope_address(sender_address))),
-        ("To", _address_header(booking["customer_name"], recipient)),
+        ("To", _address_header(addressee(row["kind"], booking), recipient)),
         ("Subject", _text_header("Subject", rendered.subject)),
         ("Date", format_datetime(row["created_at"])),
         ("Message-ID", mid),

@@ -35,11 +35,21 @@ def pass_cid(kind: str) -> str:
     return f"{kind}-pass@a6pay"
 
 
+# Kinds mailed to the operators (OPS_EMAIL), never to the customer
+OPS_KINDS = frozenset({"dispute_opened"})
+OPS_NAME = "A6 Cars operations"
+
+
+def addressee(kind: str, booking) -> str:
+    """Who the mail is written to: the customer, or the operators for OPS_KINDS."""
+    return OPS_NAME if kind in OPS_KINDS else booking["customer_name"]
+
+
 def render(kind: str, booking, details: dict, pass_kinds: tuple[str, ...] = ()) -> Rendered:
     """The mail for one outbox row; `pass_kinds` are the passes attached (confirmation)."""
     subject, paragraphs = WORDING[kind](booking, details)
     trip = f"{booking['car_name']}, {dates(booking)}"
-    greeting = f"Hi {booking['customer_name']},"
+    greeting = f"Hi {addressee(kind, booking)},"
     text_parts = [greeting, *paragraphs, f"Booking #{booking['id']}: {trip}."]
     html_parts = [f"<p>{_h(p)}</p>" for p in [greeting, *paragraphs]]
     html_parts.append(f"<p><b>Booking #{booking['id']}</b>: {_h(trip)}.</p>")

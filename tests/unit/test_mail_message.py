@@ -52,6 +52,16 @@ def test_confirmation_is_text_and_html_with_passes_inline_and_attached():
     assert images == [passes()["collection"], passes()["return"]] * 2  # inline, attached
 
 
+def test_the_operators_mail_about_a_dispute_is_not_written_to_the_customer():
+    row = {**ROW, "kind": "dispute_opened", "dedupe_key": "dispute_opened:disp_1",
+           "recipient": "ops@a6cars.example",
+           "details": {"amount_paise": 150_000, "respond_by": "2026-01-08"}}
+    message = composed(row)
+    assert str(message["To"]) == "A6 Cars operations <ops@a6cars.example>"
+    text = message.get_body(("plain",)).get_content()
+    assert text.startswith("Hi A6 Cars operations,") and "Asha" not in text
+
+
 def test_other_kinds_carry_no_images():
     row = {**ROW, "kind": "payment_failed", "dedupe_key": "payment_failed:7:x", "details": {}}
     message = composed(row)
