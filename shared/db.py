@@ -131,7 +131,11 @@ class Lease:
         self.connection = await self.fair_pool.take(self.timeout)
         return self.connection
 
-    async def __aexit__(self, *exc_info) -> None:
+    async def __aexit__(self, exc_type, exc, traceback) -> None:
+        if isinstance(exc, asyncpg.InternalClientError):
+            # asyncpg lost track of the connection's protocol state (a session the server
+            # ended mid-statement, MagicStack/asyncpg#1069): never lend it again
+            self.connection.terminate()
         await self.fair_pool.release(self.connection)
 
 

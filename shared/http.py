@@ -25,6 +25,9 @@ DB_ERRORS = (
     asyncpg.exceptions.OperatorInterventionError,
     # multi-host DATABASE_URL while no host is a read-write primary (a failover under way)
     asyncpg.exceptions.TargetServerAttributeNotMatched,
+    # a session the server ended mid-statement, caught by asyncpg in a state it cannot
+    # leave (the pool terminates that connection: shared/db.py)
+    asyncpg.InternalClientError,
     ConnectionError,
     OSError,
     TimeoutError,

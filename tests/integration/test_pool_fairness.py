@@ -4,6 +4,7 @@ and under load a few requests starve for a second."""
 
 import asyncio
 
+import asyncpg
 import pytest
 
 from shared.db import create_pool
@@ -141,3 +142,14 @@ async def test_the_pool_runs_queries_itself_in_turn(pool_of_one):
     assert [dict(r) for r in await pool_of_one.fetch("SELECT x FROM t ORDER BY x")] == [
         {"x": 1}, {"x": 2}]
     assert (await pool_of_one.fetchrow("SELECT 2 AS two"))["two"] == 2
+
+
+async def test_a_connection_asyncpg_lost_track_of_is_never_lent_again(pool_of_one):
+    """asyncpg can raise InternalClientError on a connection whose session the server ended
+    mid-statement; the pool terminates it and lends a fresh one."""
+    with pytest.raises(asyncpg.InternalClientError):
+        async with pool_of_one.acquire() as conn:
+            first = await conn.fetchval("SELECT pg_backend_pid()")
+            raise asyncpg.InternalClientError("cannot switch to state 12")
+    async with pool_of_one.acquire() as again:  # the pool's one connection: a new session
+        assert await again.fetchval("SELECT pg_backend_pid()") != first
