@@ -119,13 +119,13 @@ async def _refund_if_cancelled(conn, payment, source: str, correlation_id) -> No
     an operator settles the money once the dispute is decided."""
     if payment["booking_status"] != BookingStatus.CANCELLED:
         return
-    log.warning("payment captured after cancellation: refunding it",
-                extra=log_ctx(booking_id=payment["booking_id"]))
     try:
         async with conn.transaction():
             await create_refund(conn, payment, payment["amount_paise"],
                                 cause="captured_after_cancellation", producer=source,
                                 correlation_id=correlation_id)
+        log.warning("payment captured after cancellation: refunding it",
+                    extra=log_ctx(booking_id=payment["booking_id"]))
     except asyncpg.UniqueViolationError:
         pass  # already refunding it
     except RefundWhileDisputed:

@@ -100,6 +100,11 @@ async def confirm(pool, booking, mail_after: timedelta = timedelta(0)) -> None:
                                  mail_after=mail_after)
 
 
+async def email_of(pool, booking) -> str:
+    return await pool.fetchval("SELECT email FROM customers WHERE id = $1",
+                               booking["customer_id"])
+
+
 async def mails_of(pool, booking_id):
     return await pool.fetch(
         "SELECT state, attempts, last_error, message_id, sent_at FROM notifications"
@@ -128,8 +133,7 @@ def mails_counted(outcome: str) -> float:
 async def test_confirmation_arrives_once_with_both_passes_scannable(db, catcher):
     settings, pool = db
     booking = await make_booking(pool, 250_000)
-    email = await pool.fetchval(
-        "SELECT email FROM customers WHERE id = $1", booking["customer_id"])
+    email = await email_of(pool, booking)
     await confirm(pool, booking)
     async with running_sender(pool, settings) as sender:
         [row] = await eventually(lambda: _sent(pool, booking["booking_id"]), timeout=30)
@@ -214,8 +218,7 @@ async def test_smtp_outage_delays_mails_then_each_arrives_once(db, catcher):
 async def test_permanent_refusal_is_failed_not_retried_and_shown(db, catcher):
     settings, pool = db
     refused, fine = await make_booking(pool), await make_booking(pool)
-    catcher.refuse.add(await pool.fetchval(
-        "SELECT email FROM customers WHERE id = $1", refused["customer_id"]))
+    catcher.refuse.add(await email_of(pool, refused))
     await confirm(pool, refused)
     await confirm(pool, fine)
     failed_before = mails_counted("failed")
@@ -367,10 +370,6 @@ def retrying(settings, attempts: int, base: float):
                                        "mail_retry_base_seconds": base,
                                        "mail_retry_max_seconds": 2 * base})
 
-
-async def email_of(pool, booking) -> str:
-    return await pool.fetchval("SELECT email FROM customers WHERE id = $1",
-                               booking["customer_id"])
 
 
 async def test_transient_refusals_end_failed_after_mail_max_attempts(db, catcher, caplog):
