@@ -77,8 +77,7 @@ async def cancel_booking(
                 booking_id, (reason or "")[:500] or None, fee_paise)
             refund_paise = 0
             if payment is not None:
-                remaining = payment["amount_paise"] - payment["refunded_paise"]
-                refund_paise = max(remaining - fee_paise, 0)
+                refund_paise = max(_remaining(payment) - fee_paise, 0)
                 if refund_paise < MIN_REFUND_PAISE:
                     refund_paise = 0  # below Razorpay's minimum: the fee keeps it
             if refund_paise:
@@ -140,7 +139,7 @@ async def refund_booking(
             if payment is None:
                 raise HttpError(NOT_PAID, 409)
             await refuse_if_disputed(conn, payment)
-            remaining = payment["amount_paise"] - payment["refunded_paise"]
+            remaining = _remaining(payment)
             if remaining <= 0:
                 raise HttpError(NOTHING_LEFT, 409)
             amount = remaining if amount_paise is None else amount_paise
@@ -161,7 +160,8 @@ async def refund_booking(
                 raise HttpError(DISPUTED, 409) from None
     row = await submit_refund(pool, razorpay, existing["id"]) or existing
     remaining = await pool.fetchval(
-        "SELECT COALESCE(max(amount_paise - refunded_paise), 0) FROM payments"
+        "SELECT COALESCE(max(amount_paise - refunded_paise"
+        " - charged_back_paise(razorpay_payment_id)), 0) FROM payments"
         " WHERE booking_id = $1 AND status = 'captured'", booking_id)
     return {"message": "Refund initiated", "refund": refund_view(row),
             "remaining": paise_to_rupees(remaining)}
@@ -185,5 +185,12 @@ async def _lock_booking(conn: asyncpg.Connection, booking_id: int) -> asyncpg.Re
 
 async def _captured_payment(conn, booking_id: int, *, lock: bool = True):
     return await conn.fetchrow(
-        "SELECT * FROM payments WHERE booking_id = $1 AND status = 'captured'"
+        "SELECT *, charged_back_paise(razorpay_payment_id) FROM payments"
+        " WHERE booking_id = $1 AND status = 'captured'"
         + (" FOR UPDATE" if lock else ""), booking_id)
+
+
+def _remaining(payment) -> int:
+    """What is left to refund: lost disputes (chargebacks) already returned their part."""
+    return max(payment["amount_paise"] - payment["refunded_paise"]
+               - payment["charged_back_paise"], 0)

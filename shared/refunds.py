@@ -4,10 +4,12 @@ The order of things is what makes a refund safe:
 1. `create_refund` writes the refund row (status requested) in the caller's transaction.
    A trigger adds its amount to the payment's running total under the payment's row lock,
    and a CHECK refuses a total above the captured amount: racing refunds can't over-refund.
+   Triggers also refuse one while the payment's dispute is open, or beyond what lost
+   disputes (chargebacks) left of it.
 2. `submit_refund`, after that commit and outside any transaction, claims the row with a
-   lease, asks Razorpay (our row id in the refund's notes), and records the answer. If an
-   earlier attempt's answer was lost, it first looks for that refund among the payment's
-   refunds, so it never asks twice.
+   lease (not while a dispute stands in its way: it is held), asks Razorpay (our row id in
+   the refund's notes), and records the answer. If an earlier attempt's answer was lost, it
+   first looks for that refund among the payment's refunds, so it never asks twice.
 3. Webhooks and the poller feed `record_refund_outcome`: one conditional UPDATE, forward
    only, and an outbox event only when it changed the row.
 """
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 MIN_REFUND_PAISE = 100  # Razorpay refunds at least ₹1
 SUBMIT_LEASE = timedelta(seconds=60)  # a submitter's claim; then another may look again
 RETRY_AFTER = timedelta(seconds=15)  # after Razorpay could not be reached
+DISPUTE_HOLD = timedelta(hours=1)  # a held refund is looked at again after this
 FIRST_POLL = timedelta(seconds=60)  # a pending refund is asked about after this, then doubling
 MAX_POLL_GAP = timedelta(hours=6)
 
@@ -48,7 +51,8 @@ class RefundCapExceeded(Exception):
 
 
 class RefundWhileDisputed(Exception):
-    """The database refused the refund: the payment has an open dispute."""
+    """The database refused the refund: the payment has an open dispute, or lost disputes
+    already returned the money it would pay (migration 018)."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ async def create_refund(
                 refunded.duplicate_payment_id, refunded.razorpay_refund_id,
             )
     except asyncpg.CheckViolationError as exc:
-        if exc.constraint_name == "refunds_not_while_disputed":
+        if exc.constraint_name in ("refunds_not_while_disputed", "refunds_within_chargebacks"):
             raise RefundWhileDisputed(str(exc)) from None
         raise RefundCapExceeded(str(exc)) from None
     await add_event(conn, RefundCreated(
@@ -175,11 +179,20 @@ async def find_refund_for(conn: asyncpg.Connection, entity: dict) -> asyncpg.Rec
         " AND r.razorpay_payment_id = $3 LIMIT 1", razorpay_id, ours, payment_id)
 
 
+# A refund is sent only while no dispute stands in its way (`refund_disputed`, migration
+# 018): one written before its payment's dispute opened waits for the decision.
 _CLAIM_FOR_SUBMIT = """
 UPDATE refunds r SET next_check_at = now() + $2::interval, attempts = r.attempts + 1,
     updated_at = now()
 WHERE r.id = $1 AND r.status = 'requested' AND r.next_check_at <= now()
+  AND refund_disputed(r) IS NULL
 RETURNING r.*
+"""
+_HOLD = """
+UPDATE refunds r SET next_check_at = now() + $2::interval
+WHERE r.id = $1 AND r.status = 'requested' AND r.next_check_at <= now()
+  AND refund_disputed(r) IS NOT NULL
+RETURNING refund_disputed(r) AS why, r.booking_id
 """
 
 
@@ -193,6 +206,7 @@ async def submit_refund(
     async with pool.acquire() as conn:
         claimed = await conn.fetchrow(_CLAIM_FOR_SUBMIT, refund_id, SUBMIT_LEASE)
         if claimed is None:
+            await _hold_if_disputed(conn, refund_id)
             return await conn.fetchrow("SELECT * FROM refunds WHERE id = $1", refund_id)
     outcome = await _ask_razorpay(razorpay, claimed)
     async with outbox_transaction(pool) as conn:
@@ -203,6 +217,20 @@ async def submit_refund(
         else:
             await record_refund_outcome(conn, outcome, source, None)
         return await conn.fetchrow("SELECT * FROM refunds WHERE id = $1", refund_id)
+
+
+async def _hold_if_disputed(conn: asyncpg.Connection, refund_id: int) -> None:
+    held = await conn.fetchrow(_HOLD, refund_id, DISPUTE_HOLD)
+    if held is None:
+        return
+    ids = {"booking_id": held["booking_id"], "refund_id": refund_id}
+    if held["why"] == "open":
+        log.info("refund held until its payment's dispute is decided", extra=log_ctx(**ids))
+    else:
+        # Sending it would pay the customer twice; its amount never changes, so a person
+        # decides what, if anything, is still owed.
+        log.error("ALARM refund held: lost disputes already returned this money",
+                  extra=log_ctx(**ids, alarm="refund_charged_back"))
 
 
 async def _ask_razorpay(razorpay: RazorpayClient, claimed) -> RefundOutcome | None:

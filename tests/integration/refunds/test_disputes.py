@@ -1,6 +1,7 @@
 """Disputes against the real database and the sandbox, through the official SDK: events in
 any order and again, before the capture; refunds refused while open; contested with a PDF
-the sandbox accepts and won after a late under_review; accepted and lost; the admin API."""
+the sandbox accepts and won after a late under_review; accepted and lost; what a lost one
+leaves to refund; a refund written before a dispute waits for its decision; the admin API."""
 
 from __future__ import annotations
 
@@ -18,10 +19,13 @@ from order_service.app import create_app
 from order_service.dispute_watch import watch_disputes
 from order_service.evidence import gather_evidence, summary
 from order_service.evidence_pdf import evidence_pdf
-from order_service.pass_scans import scan_pass
+from order_service.pass_scans import GONE, scan_pass
+from order_service.refund_worker import refund_pass
 from shared import metrics
 from shared.http import HttpError
+from shared.outbox import outbox_transaction
 from shared.pass_store import issue_passes
+from shared.refunds import DISPUTE_HOLD, RefundWhileDisputed, create_refund, submit_refund
 from tests.support.refunds import control, open_order, paid_booking
 from tests.support.sandbox import sdk, sdk_client
 from tests.support.webhooks import apply_webhook
@@ -50,6 +54,17 @@ async def raise_dispute(settings, razorpay, payment_id: str, **body) -> tuple[di
 
 async def deliver(pool, event: str, dispute: dict, payment: dict, at=None) -> str:
     return await apply_webhook(pool, key(), dispute_webhook(event, dispute, payment, at), None)
+
+
+async def collection_pass(pool, settings, booking_id) -> str:
+    """Confirms the booking and issues its passes, as verify-payment does; the collection
+    pass's token."""
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE bookings SET status = 'confirmed', confirmed_at = now()"
+                           " WHERE id = $1", booking_id)
+        await issue_passes(conn, booking_id, settings.pass_signing_secret)
+    return await pool.fetchval(
+        "SELECT token FROM passes WHERE booking_id = $1 AND kind = 'collection'", booking_id)
 
 
 async def dispute_row(pool, dispute_id):
@@ -124,12 +139,7 @@ async def test_the_evidence_names_when_the_car_was_collected(pool, razorpay, set
     booking_id = await paid_booking(pool, razorpay, settings)
     payment = await pool.fetchrow(
         "SELECT * FROM payments WHERE booking_id = $1 AND status = 'captured'", booking_id)
-    async with pool.acquire() as conn:  # what verify-payment does for the customer
-        await conn.execute("UPDATE bookings SET status = 'confirmed', confirmed_at = now()"
-                           " WHERE id = $1", booking_id)
-        await issue_passes(conn, booking_id, settings.pass_signing_secret)
-    token = await pool.fetchval(
-        "SELECT token FROM passes WHERE booking_id = $1 AND kind = 'collection'", booking_id)
+    token = await collection_pass(pool, settings, booking_id)
     any_day = settings.model_copy(update={"pass_grace_hours": 24 * 3650})
     assert (await scan_pass(pool, any_day, token)).status == 200
     async with pool.acquire() as conn:
@@ -163,6 +173,81 @@ async def test_accepted_and_lost(pool, razorpay, settings):
     with pytest.raises(HttpError) as unknown:
         await disputes.accept_dispute(pool, razorpay, "disp_Unknown0000000")
     assert unknown.value.status == 404
+
+
+async def test_a_lost_dispute_leaves_only_the_rest_to_refund(pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)  # ₹1,500
+    payment_id = await captured_payment_id(pool, booking_id)
+    dispute, payment = await raise_dispute(settings, razorpay, payment_id, amount=50_000)
+    await deliver(pool, "payment.dispute.created", dispute, payment)
+    await disputes.accept_dispute(pool, razorpay, dispute["id"])  # the bank returned ₹500
+
+    answer = await cancellations.refund_booking(pool, razorpay, booking_id)
+
+    assert (answer["refund"]["amount"], answer["remaining"]) == (1000.0, 0.0)
+    with pytest.raises(HttpError) as nothing_left:
+        await cancellations.refund_booking(pool, razorpay, booking_id, amount_paise=100)
+    assert (nothing_left.value.status, nothing_left.value.message) == (
+        409, cancellations.NOTHING_LEFT)
+    captured = await pool.fetchrow(
+        "SELECT * FROM payments WHERE booking_id = $1 AND status = 'captured'", booking_id)
+    async with outbox_transaction(pool) as conn:  # the database refuses it, whoever writes it
+        with pytest.raises(RefundWhileDisputed):
+            await create_refund(conn, captured, 100, cause="admin", producer="test")
+    assert [r["amount"] for r in await razorpay.fetch_payment_refunds(payment_id)] == [100_000]
+
+
+async def test_a_payment_charged_back_whole_admits_nobody_and_is_cancelled_unrefunded(
+        pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    token = await collection_pass(pool, settings, booking_id)
+    payment_id = await captured_payment_id(pool, booking_id)
+    dispute, payment = await raise_dispute(settings, razorpay, payment_id)
+    await deliver(pool, "payment.dispute.created", dispute, payment)
+    await disputes.accept_dispute(pool, razorpay, dispute["id"])
+
+    any_day = settings.model_copy(update={"pass_grace_hours": 24 * 3650})
+    refused = await scan_pass(pool, any_day, token)
+    assert (refused.status, refused.body["message"]) == (410, GONE["refunded", "collection"])
+    cancelled = await cancellations.cancel_booking(pool, razorpay, booking_id)
+    assert (cancelled["status"], cancelled["refund"]) == ("cancelled", None)
+    assert await razorpay.fetch_payment_refunds(payment_id) == []
+
+
+@pytest.mark.parametrize("decision", ["won", "lost"])
+async def test_a_refund_written_before_its_dispute_waits_for_the_decision(
+        pool, razorpay, settings, caplog, decision):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    payment_id = await captured_payment_id(pool, booking_id)
+    captured = await pool.fetchrow(
+        "SELECT * FROM payments WHERE booking_id = $1 AND status = 'captured'", booking_id)
+    async with outbox_transaction(pool) as conn:  # written, not yet sent (Razorpay was away)
+        refund = await create_refund(conn, captured, 150_000, cause="admin", producer="test")
+    dispute, payment = await raise_dispute(settings, razorpay, payment_id)
+    await deliver(pool, "payment.dispute.created", dispute, payment)
+
+    held = await submit_refund(pool, razorpay, refund["id"])
+
+    assert (held["status"], held["attempts"]) == ("requested", 0)
+    assert held["next_check_at"] > await pool.fetchval(
+        "SELECT now() + $1::interval - interval '1 minute'", DISPUTE_HOLD)
+    assert await razorpay.fetch_payment_refunds(payment_id) == []
+
+    decided = await control(settings, f"/sandbox/disputes/{dispute['id']}/decide",
+                            {"decision": decision, "webhooks": {"enabled": False}})
+    assert await deliver(pool, f"payment.dispute.{decision}", decided, payment) == "applied"
+    await pool.execute("UPDATE refunds SET next_check_at = now() WHERE id = $1",
+                       refund["id"])  # the hold is over
+    await refund_pass(pool, razorpay)
+
+    after = await pool.fetchrow("SELECT * FROM refunds WHERE id = $1", refund["id"])
+    sent = [r["amount"] for r in await razorpay.fetch_payment_refunds(payment_id)]
+    if decision == "won":  # the money stayed with us: the customer is owed the refund
+        assert after["status"] in ("pending", "processed") and sent == [150_000]
+    else:  # their bank returned it: a refund would pay them twice
+        assert after["status"] == "requested" and sent == []
+        assert any(getattr(r, "ctx", {}).get("alarm") == "refund_charged_back"
+                   for r in caplog.records)
 
 
 async def test_before_the_capture_kept_then_linked_mailed_to_ops_and_measured(

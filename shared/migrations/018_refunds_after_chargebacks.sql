@@ -1,0 +1,48 @@
+-- A lost dispute is money the customer's bank has already returned to them: a refund of
+-- the same payment on top of it pays them twice. What remains to refund is the captured
+-- amount less the refunds and the lost disputes. A refund Razorpay made without us (cause
+-- outside) is a fact and is kept whatever it adds up to.
+CREATE FUNCTION charged_back_paise(razorpay_payment text) RETURNS bigint
+    LANGUAGE sql STABLE AS $$
+    SELECT COALESCE(sum(amount_paise), 0)::bigint FROM disputes
+    WHERE razorpay_payment_id = razorpay_payment AND status = 'lost'
+$$;
+
+-- Why a refund must not be sent to Razorpay now, or NULL: its payment's dispute is open
+-- ('open': it waits for the decision; a dispute won leaves the money with us, and the
+-- refund goes), or lost disputes and the refunds, this one included, add up to more than
+-- the payment ('charged_back': it never goes; an operator settles what is left).
+CREATE FUNCTION refund_disputed(refund refunds) RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT CASE
+        WHEN EXISTS (SELECT FROM disputes d
+                     WHERE d.razorpay_payment_id = refund.razorpay_payment_id
+                       AND d.status IN ('open', 'action_required', 'under_review'))
+            THEN 'open'
+        WHEN charged_back_paise(refund.razorpay_payment_id) > 0 AND (
+            CASE WHEN refund.duplicate_payment_id IS NOT NULL
+                THEN (SELECT refunded_paise FROM duplicate_payments
+                      WHERE id = refund.duplicate_payment_id)
+                     + charged_back_paise(refund.razorpay_payment_id)
+                     > (SELECT amount_paise FROM duplicate_payments
+                        WHERE id = refund.duplicate_payment_id)
+                ELSE (SELECT refunded_paise + charged_back_paise(refund.razorpay_payment_id)
+                             > amount_paise
+                      FROM payments WHERE id = refund.payment_id)
+            END)
+            THEN 'charged_back'
+    END
+$$;
+
+-- A new refund beyond what the chargebacks left is refused. It fires after
+-- refunds_running_total (same event, triggers fire in name order), so the refunded payment's
+-- row is locked and its total counts this refund.
+CREATE FUNCTION refunds_within_chargebacks() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.cause <> 'outside' AND refund_disputed(NEW) = 'charged_back' THEN
+        RAISE EXCEPTION 'lost disputes already returned this payment''s money'
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'refunds_within_chargebacks';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER refunds_within_chargebacks AFTER INSERT ON refunds
+    FOR EACH ROW EXECUTE FUNCTION refunds_within_chargebacks();
