@@ -83,7 +83,7 @@ async def burst(bench: Bench, workdir: Path, tag: str, args) -> dict:
     commits_before = await _commits(pool)
     before = await cpu_snapshot(pool, pids)
     with contextlib.ExitStack() as profiles:
-        for name in PATH_SERVICES:
+        for name in pids:
             profiles.enter_context(pyspy.recording(
                 pids[name], args.py_spy / f"{tag}-{name}.txt" if args.py_spy else None))
         figures = await asyncio.to_thread(
@@ -143,7 +143,8 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=1, help="bursts per pass")
     parser.add_argument("--py-spy", type=Path, metavar="DIR",
-                        help="also record py-spy stacks of the gateway and webhook_service")
+                        help="also record py-spy stacks of the gateway, webhook_service"
+                             " and the notifier (with --notifier)")
     parser.add_argument("--notifier", action="store_true",
                         help="keep the notifier consuming during the bursts")
     asyncio.run(run(parser.parse_args()))
