@@ -1,11 +1,15 @@
 -- A lost dispute is money the customer's bank has already returned to them: a refund of
 -- the same payment on top of it pays them twice. What remains to refund is the captured
--- amount less the refunds and the lost disputes. A refund Razorpay made without us (cause
--- outside) is a fact and is kept whatever it adds up to.
+-- amount less the refunds and the chargebacks. A chargeback is what Razorpay says it took
+-- from our balance for a decided dispute (amount_deducted, set when one is lost), or the
+-- whole disputed amount for a lost one whose event did not say. A refund Razorpay made
+-- without us (cause outside) is a fact and is kept whatever it adds up to.
 CREATE FUNCTION charged_back_paise(razorpay_payment text) RETURNS bigint
     LANGUAGE sql STABLE AS $$
-    SELECT COALESCE(sum(amount_paise), 0)::bigint FROM disputes
-    WHERE razorpay_payment_id = razorpay_payment AND status = 'lost'
+    SELECT COALESCE(sum(CASE WHEN status = 'lost' AND amount_deducted_paise = 0
+                             THEN amount_paise ELSE amount_deducted_paise END), 0)::bigint
+    FROM disputes
+    WHERE razorpay_payment_id = razorpay_payment AND status IN ('lost', 'closed')
 $$;
 
 -- Why a refund must not be sent to Razorpay now, or NULL: its payment's dispute is open

@@ -175,12 +175,18 @@ async def test_accepted_and_lost(pool, razorpay, settings):
     assert unknown.value.status == 404
 
 
-async def test_a_lost_dispute_leaves_only_the_rest_to_refund(pool, razorpay, settings):
+@pytest.mark.parametrize("lost", ["accepted", "reported without amount_deducted"])
+async def test_a_lost_dispute_leaves_only_the_rest_to_refund(pool, razorpay, settings, lost):
     booking_id = await paid_booking(pool, razorpay, settings)  # ₹1,500
     payment_id = await captured_payment_id(pool, booking_id)
     dispute, payment = await raise_dispute(settings, razorpay, payment_id, amount=50_000)
     await deliver(pool, "payment.dispute.created", dispute, payment)
-    await disputes.accept_dispute(pool, razorpay, dispute["id"])  # the bank returned ₹500
+    if lost == "accepted":  # the bank returned ₹500
+        await disputes.accept_dispute(pool, razorpay, dispute["id"])
+    else:  # the disputed amount is what went back
+        assert await deliver(pool, "payment.dispute.lost",
+                             {**dispute, "status": "lost", "amount_deducted": 0}, payment,
+                             int(time.time()) + 1) == "applied"
 
     answer = await cancellations.refund_booking(pool, razorpay, booking_id)
 
