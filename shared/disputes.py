@@ -84,6 +84,18 @@ def report_of_webhook(payload: dict) -> DisputeReport | None:
     return dispute_report(str(payload.get("event")), entity, payload.get("created_at"))
 
 
+# The disputed payment's row lock, the one a refund's running total takes (migration 005;
+# a duplicate's refund, its duplicate_payments row): a refund written meanwhile waits for
+# this transaction, and the trigger that checks it against disputes (migration 018) then
+# sees what this one changed.
+_LOCK_DISPUTED = """
+WITH payment AS (
+    SELECT 1 FROM payments WHERE razorpay_payment_id = $1 FOR NO KEY UPDATE),
+duplicate AS (
+    SELECT 1 FROM duplicate_payments WHERE razorpay_payment_id = $1 FOR NO KEY UPDATE)
+SELECT (SELECT count(*) FROM payment) + (SELECT count(*) FROM duplicate)
+"""
+
 _INSERT = """
 INSERT INTO disputes (razorpay_dispute_id, razorpay_payment_id, payment_id, booking_id,
     amount_paise, amount_deducted_paise, currency, status, phase, reason_code,
@@ -112,6 +124,7 @@ async def apply_dispute(
     conn: asyncpg.Connection, report: DisputeReport
 ) -> tuple[str, asyncpg.Record | None]:
     """In the caller's transaction: ("applied" | "stale", the row after)."""
+    await conn.execute(_LOCK_DISPUTED, report.razorpay_payment_id)
     row = await conn.fetchrow(
         _INSERT, report.razorpay_dispute_id, report.razorpay_payment_id, report.amount_paise,
         report.amount_deducted_paise, report.currency, report.status.value, report.phase,

@@ -37,13 +37,16 @@ CREATE FUNCTION refund_disputed(refund refunds) RETURNS text LANGUAGE sql STABLE
     END
 $$;
 
--- A new refund beyond what the chargebacks left is refused. It fires after
--- refunds_running_total (same event, triggers fire in name order), so the refunded payment's
--- row is locked and its total counts this refund.
+-- A new refund of a disputed payment is refused: while the dispute is open, or beyond what
+-- the chargebacks left. It fires after refunds_running_total (same event, triggers fire in
+-- name order), so the refunded payment's row is locked and its total counts this refund.
+-- Applying a dispute takes that lock first (shared/disputes.py): a dispute that opened or
+-- was lost while this refund was being written is seen here, even when the BEFORE INSERT
+-- check (migration 012) ran too early to see it.
 CREATE FUNCTION refunds_within_chargebacks() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.cause <> 'outside' AND refund_disputed(NEW) = 'charged_back' THEN
-        RAISE EXCEPTION 'lost disputes already returned this payment''s money'
+    IF NEW.cause <> 'outside' AND refund_disputed(NEW) IS NOT NULL THEN
+        RAISE EXCEPTION 'the payment is disputed, or lost disputes returned its money'
             USING ERRCODE = 'check_violation', CONSTRAINT = 'refunds_within_chargebacks';
     END IF;
     RETURN NEW;

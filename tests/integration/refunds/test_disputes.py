@@ -5,6 +5,7 @@ leaves to refund; a refund written before a dispute waits for its decision; the 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 import uuid
@@ -22,6 +23,7 @@ from order_service.evidence_pdf import evidence_pdf
 from order_service.pass_scans import GONE, scan_pass
 from order_service.refund_worker import refund_pass
 from shared import metrics
+from shared.disputes import apply_dispute, report_of_webhook
 from shared.http import HttpError
 from shared.outbox import outbox_transaction
 from shared.pass_store import issue_passes
@@ -218,6 +220,32 @@ async def test_a_payment_charged_back_whole_admits_nobody_and_is_cancelled_unref
     cancelled = await cancellations.cancel_booking(pool, razorpay, booking_id)
     assert (cancelled["status"], cancelled["refund"]) == ("cancelled", None)
     assert await razorpay.fetch_payment_refunds(payment_id) == []
+
+
+async def test_a_refund_written_while_its_dispute_is_applied_waits_and_is_refused(
+        pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    captured = await pool.fetchrow(
+        "SELECT * FROM payments WHERE booking_id = $1 AND status = 'captured'", booking_id)
+    dispute, payment = await raise_dispute(settings, razorpay, captured["razorpay_payment_id"])
+    opened = report_of_webhook(dispute_webhook("payment.dispute.created", dispute, payment))
+
+    async def refund() -> None:
+        async with outbox_transaction(pool) as conn:
+            await create_refund(conn, captured, 100, cause="admin", producer="test")
+
+    async with pool.acquire() as conn:
+        webhook = conn.transaction()  # the dispute's webhook, not committed yet
+        await webhook.start()
+        assert (await apply_dispute(conn, opened))[0] == "applied"
+        racer = asyncio.create_task(refund())
+        await asyncio.sleep(0.3)
+        assert not racer.done()  # its running total waits for the payment's row
+        await webhook.commit()
+        with pytest.raises(RefundWhileDisputed):
+            await racer
+    assert not await pool.fetchval("SELECT count(*) FROM refunds WHERE booking_id = $1",
+                                   booking_id)
 
 
 @pytest.mark.parametrize("decision", ["won", "lost"])
