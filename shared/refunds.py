@@ -4,7 +4,7 @@ The order of things is what makes a refund safe:
 1. `create_refund` writes the refund row (status requested) in the caller's transaction.
    A trigger adds its amount to the payment's running total under the payment's row lock,
    and a CHECK refuses a total above the captured amount: racing refunds can't over-refund.
-   Triggers also refuse one while the payment's dispute is open, or beyond what lost
+   A trigger also refuses one while the payment's dispute is open, or beyond what lost
    disputes (chargebacks) left of it.
 2. `submit_refund`, after that commit and outside any transaction, claims the row with a
    lease (not while a dispute stands in its way: it is held), asks Razorpay (our row id in
@@ -97,7 +97,7 @@ async def create_refund(
                 refunded.duplicate_payment_id, refunded.razorpay_refund_id,
             )
     except asyncpg.CheckViolationError as exc:
-        if exc.constraint_name in ("refunds_not_while_disputed", "refunds_within_chargebacks"):
+        if exc.constraint_name == "refunds_not_while_disputed":
             raise RefundWhileDisputed(str(exc)) from None
         raise RefundCapExceeded(str(exc)) from None
     await add_event(conn, RefundCreated(

@@ -14,42 +14,47 @@ $$;
 
 -- Why a refund must not be sent to Razorpay now, or NULL: its payment's dispute is open
 -- ('open': it waits for the decision; a dispute won leaves the money with us, and the
--- refund goes), or lost disputes and the refunds, this one included, add up to more than
--- the payment ('charged_back': it never goes; an operator settles what is left).
+-- refund goes), or chargebacks and the refunds, this one included, add up to more than the
+-- refunded payment ('charged_back': it never goes; an operator settles what is left).
 CREATE FUNCTION refund_disputed(refund refunds) RETURNS text LANGUAGE sql STABLE AS $$
     SELECT CASE
         WHEN EXISTS (SELECT FROM disputes d
                      WHERE d.razorpay_payment_id = refund.razorpay_payment_id
                        AND d.status IN ('open', 'action_required', 'under_review'))
             THEN 'open'
-        WHEN charged_back_paise(refund.razorpay_payment_id) > 0 AND (
-            CASE WHEN refund.duplicate_payment_id IS NOT NULL
-                THEN (SELECT refunded_paise FROM duplicate_payments
-                      WHERE id = refund.duplicate_payment_id)
-                     + charged_back_paise(refund.razorpay_payment_id)
-                     > (SELECT amount_paise FROM duplicate_payments
-                        WHERE id = refund.duplicate_payment_id)
-                ELSE (SELECT refunded_paise + charged_back_paise(refund.razorpay_payment_id)
-                             > amount_paise
-                      FROM payments WHERE id = refund.payment_id)
-            END)
+        WHEN paid.refunded_paise + charged_back_paise(refund.razorpay_payment_id)
+             > paid.amount_paise
             THEN 'charged_back'
     END
+    FROM (SELECT refunded_paise, amount_paise FROM duplicate_payments
+          WHERE id = refund.duplicate_payment_id
+          UNION ALL
+          SELECT refunded_paise, amount_paise FROM payments
+          WHERE id = refund.payment_id AND refund.duplicate_payment_id IS NULL) paid
 $$;
 
--- A new refund of a disputed payment is refused: while the dispute is open, or beyond what
--- the chargebacks left. It fires after refunds_running_total (same event, triggers fire in
--- name order), so the refunded payment's row is locked and its total counts this refund.
--- Applying a dispute takes that lock first (shared/disputes.py): a dispute that opened or
--- was lost while this refund was being written is seen here, even when the BEFORE INSERT
--- check (migration 012) ran too early to see it.
-CREATE FUNCTION refunds_within_chargebacks() RETURNS trigger LANGUAGE plpgsql AS $$
+-- One check refuses a new refund of a disputed payment, open or charged back:
+-- refund_disputed, after refunds_running_total (same event, triggers fire in name order),
+-- so the refunded payment's row is locked and its total counts this refund. Applying a
+-- dispute takes that lock first (shared/disputes.py): a dispute opened or lost while this
+-- refund was being written is seen. The BEFORE INSERT trigger (migration 012) checked open
+-- disputes before that lock, too early to see one; it now only names the refunded payment.
+CREATE OR REPLACE FUNCTION refunds_before_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.cause <> 'outside' AND refund_disputed(NEW) IS NOT NULL THEN
-        RAISE EXCEPTION 'the payment is disputed, or lost disputes returned its money'
-            USING ERRCODE = 'check_violation', CONSTRAINT = 'refunds_within_chargebacks';
+    IF NEW.razorpay_payment_id IS NULL THEN
+        SELECT razorpay_payment_id INTO NEW.razorpay_payment_id
+        FROM payments WHERE id = NEW.payment_id;
     END IF;
     RETURN NEW;
 END $$;
-CREATE TRIGGER refunds_within_chargebacks AFTER INSERT ON refunds
-    FOR EACH ROW EXECUTE FUNCTION refunds_within_chargebacks();
+
+CREATE FUNCTION refunds_within_disputes() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.cause <> 'outside' AND refund_disputed(NEW) IS NOT NULL THEN
+        RAISE EXCEPTION 'the payment is disputed, or chargebacks returned its money'
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'refunds_not_while_disputed';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER refunds_within_disputes AFTER INSERT ON refunds
+    FOR EACH ROW EXECUTE FUNCTION refunds_within_disputes();
