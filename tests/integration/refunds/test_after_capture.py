@@ -54,6 +54,14 @@ async def send_due_refunds(pool, razorpay):
     await refund_pass(pool, razorpay)
 
 
+async def until_settled_at_razorpay(razorpay, payment_id: str) -> None:
+    for _ in range(100):
+        if all(r["status"] != "pending" for r in await razorpay.fetch_payment_refunds(payment_id)):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the sandbox did not settle the refund")
+
+
 async def test_a_second_capture_is_refunded_once_under_redelivery(pool, razorpay, settings):
     booking_id = await paid_booking(pool, razorpay, settings)
     first = await booking_payment(pool, booking_id)
@@ -223,3 +231,41 @@ async def test_the_reconciler_refunds_a_second_capture_it_finds(pool, razorpay, 
     found_by = await pool.fetchval(
         "SELECT found_by FROM duplicate_payments WHERE booking_id = $1", booking_id)
     assert found_by == "reconcile"
+
+
+async def test_a_dashboard_refund_of_a_second_capture_counts_against_it(
+        pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    kept = await booking_payment(pool, booking_id)
+    second = await second_capture(settings, kept["razorpay_order_id"])
+    assert await apply_webhook(pool, key(), webhook("payment.captured", second), None) == (
+        "conflict")
+    await control(settings, "/sandbox/refunds", {"outcome": "failed", "delay_seconds": 0})
+    try:
+        await send_due_refunds(pool, razorpay)  # our refund of it fails at Razorpay
+        await until_settled_at_razorpay(razorpay, second["id"])
+        await pool.execute("UPDATE refunds SET next_check_at = now() WHERE status = 'pending'")
+        await refund_pass(pool, razorpay)
+    finally:
+        await control(settings, "/sandbox/refunds", {"outcome": "processed"})
+    [ours] = await refunds_of(pool, booking_id)
+    assert (ours["cause"], ours["status"]) == ("duplicate_payment", "failed")
+    # support refunds the second charge in Razorpay's dashboard
+    refund = await control(settings, f"/sandbox/payments/{second['id']}/dashboard-refund",
+                           {"webhooks": {"enabled": False}})
+    entity = await razorpay.fetch_payment(second["id"])
+
+    outcome = await apply_webhook(pool, key(), webhook(
+        "refund.processed", entity, {**refund, "status": "processed"}), None)
+
+    assert outcome == "applied"
+    outside = (await refunds_of(pool, booking_id))[-1]
+    duplicate = await pool.fetchrow("SELECT * FROM duplicate_payments WHERE booking_id = $1",
+                                    booking_id)
+    assert (outside["cause"], outside["status"], outside["duplicate_payment_id"]) == (
+        "outside", "processed", duplicate["id"])
+    assert duplicate["refunded_paise"] == 150_000
+    # the booking keeps its first payment, unrefunded, and stays paid
+    assert (await booking_payment(pool, booking_id))["refunded_paise"] == 0
+    status = await orders.payment_status(orders.status_reads(pool), booking_id)
+    assert (status["status"], status["paid"]) == ("paid", True)
