@@ -14,18 +14,12 @@ from aiohttp import web
 from order_service.refund_truth import record_refund_entities
 from shared import metrics
 from shared.dispute_state import OPEN_STATUSES, DisputeStatus
+from shared.disputes import LINK_DISPUTES
 from shared.outage import every
 from shared.razorpay_client import RazorpayClient, RazorpayError
 from shared.service import POOL, RAZORPAY, SETTINGS
 
 log = logging.getLogger(__name__)
-
-_LINK = """
-UPDATE disputes d SET payment_id = p.id, booking_id = p.booking_id, updated_at = now()
-FROM payments p
-WHERE d.booking_id IS NULL AND p.razorpay_payment_id = d.razorpay_payment_id
-  AND p.status = 'captured'
-"""
 
 # The mail and the mark in one statement: each dispute is mailed once (the dedupe key).
 _MAIL_OPS = """
@@ -59,7 +53,7 @@ _AWAITING_US = [DisputeStatus.OPEN.value, DisputeStatus.ACTION_REQUIRED.value]
 
 async def watch_disputes(pool: asyncpg.Pool, ops_email: str) -> None:
     async with pool.acquire() as conn:
-        await conn.execute(_LINK)
+        await conn.execute(LINK_DISPUTES)
         async with conn.transaction():
             await conn.execute(_MAIL_OPS, ops_email)
         row = await conn.fetchrow(_OPEN, OPEN_STATUSES, _AWAITING_US)

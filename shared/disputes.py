@@ -96,15 +96,34 @@ duplicate AS (
 SELECT (SELECT count(*) FROM payment) + (SELECT count(*) FROM duplicate)
 """
 
-_INSERT = """
+# The booking a disputed Razorpay payment belongs to, and the order it was paid on: the
+# booking's kept capture, or a second charge of it (duplicate_payments). `{payment}` is the
+# SQL expression of the Razorpay payment id.
+_DISPUTED_PAYMENT = """
+    SELECT id AS payment_id, booking_id FROM payments
+    WHERE razorpay_payment_id = {payment} AND status = 'captured'
+    UNION ALL
+    SELECT payment_id, booking_id FROM duplicate_payments
+    WHERE razorpay_payment_id = {payment}
+    LIMIT 1"""
+
+_INSERT = f"""
 INSERT INTO disputes (razorpay_dispute_id, razorpay_payment_id, payment_id, booking_id,
     amount_paise, amount_deducted_paise, currency, status, phase, reason_code,
     reason_description, respond_by, razorpay_updated_at)
-SELECT $1, $2, p.id, p.booking_id, $3, $4, $5, $6, $7, $8, $9, $10, $11
+SELECT $1, $2, p.payment_id, p.booking_id, $3, $4, $5, $6, $7, $8, $9, $10, $11
 FROM (SELECT 1) one
-LEFT JOIN payments p ON p.razorpay_payment_id = $2 AND p.status = 'captured'
+LEFT JOIN LATERAL ({_DISPUTED_PAYMENT.format(payment="$2")}) p ON true
 ON CONFLICT (razorpay_dispute_id) DO NOTHING
 RETURNING *
+"""
+
+# A dispute that came before the capture (or the second charge) it is about: linked once
+# that payment is known (order_service/dispute_watch.py, each tick).
+LINK_DISPUTES = f"""
+UPDATE disputes d SET payment_id = p.payment_id, booking_id = p.booking_id, updated_at = now()
+FROM disputes u CROSS JOIN LATERAL ({_DISPUTED_PAYMENT.format(payment="u.razorpay_payment_id")}) p
+WHERE d.id = u.id AND u.booking_id IS NULL
 """
 
 _MOVE = """

@@ -345,3 +345,32 @@ async def test_the_admin_api_lists_contests_once_per_key(pool, razorpay, setting
         missing = await client.post("/api/razorpay/disputes/disp_None/accept",
                                     headers={**auth, "Idempotency-Key": "k3"})
         assert (missing.status, await missing.json()) == (404, {"message": "Dispute not found"})
+
+
+@pytest.mark.parametrize("dispute_first", [False, True])
+async def test_a_dispute_on_a_second_charge_is_the_bookings_and_mailed_to_ops(
+        pool, razorpay, settings, dispute_first):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    kept = await pool.fetchrow(
+        "SELECT * FROM payments WHERE booking_id = $1 AND status = 'captured'", booking_id)
+    second = await control(settings, f"/sandbox/orders/{kept['razorpay_order_id']}/second-capture",
+                           {"webhooks": {"enabled": False}})
+    captured = {"entity": "event", "event": "payment.captured", "created_at": int(time.time()),
+                "payload": {"payment": {"entity": second}}}
+    if not dispute_first:
+        assert await apply_webhook(pool, key(), captured, None) == "conflict"
+    dispute, payment = await raise_dispute(settings, razorpay, second["id"])
+    assert await deliver(pool, "payment.dispute.created", dispute, payment) == "applied"
+    if dispute_first:
+        assert await apply_webhook(pool, key(), captured, None) == "conflict"
+
+    await watch_disputes(pool, "ops@example.test")
+
+    row = await dispute_row(pool, dispute["id"])
+    assert (row["booking_id"], row["payment_id"]) == (booking_id, kept["id"])
+    assert row["ops_notified_at"] is not None
+    assert await pool.fetchval("SELECT count(*) FROM notifications WHERE booking_id = $1"
+                               " AND kind = 'dispute_opened'", booking_id) == 1
+    async with pool.acquire() as conn:
+        listed = await disputes.disputes_of_booking(conn, booking_id)
+    assert [d["dispute_id"] for d in listed] == [dispute["id"]]
