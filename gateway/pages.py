@@ -34,6 +34,7 @@ FAILURE_REASONS = {
     "not_captured": "the payment was not captured",
     "already_paid": "the booking is already paid",
     "booking_cancelled": "the booking was cancelled",
+    "order_superseded": "the booking's price changed, so this payment goes back to you",
     "provider_unavailable": "the payment provider did not answer",
     "unavailable": "the service is unavailable",
 }

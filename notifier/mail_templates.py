@@ -155,6 +155,16 @@ def _duplicate_payment_refund(b, d):
     ])
 
 
+def _old_price_payment_refund(b, d):
+    return (f"Payment for an earlier price of booking #{b['id']}: refund started", [
+        f"Your payment of {_amount(b, d)} for {b['car_name']} ({dates(b)}) was made for the"
+        " booking's earlier price, so it does not pay the booking. If you have not paid it"
+        f" yet, please pay its current amount of {rupees(b['amount_paise'])}.",
+        f"The {_amount(b, d)} is on its way back to your original payment method; banks"
+        " usually credit it within 5-7 working days.",
+    ])
+
+
 def _dispute_opened(b, d):
     respond_by = d.get("respond_by") or "unknown"
     return (f"Chargeback on booking #{b['id']}: respond by {respond_by}", [
@@ -175,5 +185,6 @@ WORDING = {
     "refund_processed": _refund_processed,
     "refund_failed": _refund_failed,
     "duplicate_payment_refund": _duplicate_payment_refund,
+    "old_price_payment_refund": _old_price_payment_refund,
     "dispute_opened": _dispute_opened,
 }

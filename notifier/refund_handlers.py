@@ -36,9 +36,10 @@ SELECT b.cancellation_reason, b.cancellation_fee_paise,
 FROM bookings b WHERE b.id = $1 AND b.customer_id = $2 AND b.status = 'cancelled'
 """
 # The refund a refund.* event reports: that refund, of that booking and customer, for that
-# amount.
+# amount; `old_price`: it refunds a payment made on an order for an earlier price.
 REFUND = """
-SELECT r.status, r.amount_paise, r.cause FROM refunds r JOIN bookings b ON b.id = r.booking_id
+SELECT r.status, r.amount_paise, r.cause, p.superseded_at IS NOT NULL AS old_price
+FROM refunds r JOIN bookings b ON b.id = r.booking_id JOIN payments p ON p.id = r.payment_id
 WHERE r.id = $1 AND r.booking_id = $2 AND b.customer_id = $3 AND r.amount_paise = $4
 """
 # Nothing paid is kept: the processed refunds of the booking's payment (a duplicate
@@ -74,9 +75,10 @@ async def refund_created(
     conn: asyncpg.Connection, event: RefundCreated, event_id: uuid.UUID, *, pass_secret: str
 ) -> None:
     refund = await _refund(conn, event)
-    charged_twice = refund["cause"] == "duplicate_payment"
-    await _mail(conn, event, refund,
-                "duplicate_payment_refund" if charged_twice else "refund_initiated")
+    kind = "refund_initiated"
+    if refund["cause"] == "duplicate_payment":
+        kind = "old_price_payment_refund" if refund["old_price"] else "duplicate_payment_refund"
+    await _mail(conn, event, refund, kind)
     log.info("refund initiated", extra=log_ctx(
         booking_id=event.booking_id, refund_id=event.refund_id, event_id=str(event_id)))
 

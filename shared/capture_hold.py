@@ -1,4 +1,5 @@
-"""CAPTURE_ON_VERIFY: an authorized payment whose booking is cancelled is not captured.
+"""CAPTURE_ON_VERIFY: an authorized payment the booking would not keep is not captured: its
+booking is cancelled, or its order was made for an earlier price of the booking (superseded).
 
 Captured, it would be refunded at once and the gateway's fee lost; left authorized,
 Razorpay releases the hold on the customer's money by itself. The reason is written on the
@@ -16,18 +17,20 @@ import asyncpg
 log = logging.getLogger(__name__)
 
 BOOKING_CANCELLED = "booking_cancelled"
+ORDER_SUPERSEDED = "order_superseded"
 
-WITHHOLD_IF_CANCELLED = """
-UPDATE payments p SET capture_withheld = $2
+WITHHOLD = """
+UPDATE payments p SET capture_withheld = CASE WHEN b.status = 'cancelled' THEN $2 ELSE $3 END
 FROM bookings b
-WHERE p.razorpay_order_id = $1 AND b.id = p.booking_id AND b.status = 'cancelled'
-RETURNING p.id
+WHERE p.razorpay_order_id = $1 AND b.id = p.booking_id
+  AND (b.status = 'cancelled' OR p.superseded_at IS NOT NULL)
+RETURNING p.capture_withheld
 """
 
 
-async def capture_withheld(pool: asyncpg.Pool, order_id: str) -> bool:
-    """True (and the reason recorded) when the order's booking is cancelled: do not capture."""
-    if await pool.fetchval(WITHHOLD_IF_CANCELLED, order_id, BOOKING_CANCELLED) is None:
-        return False
-    log.warning("authorized payment of a cancelled booking left uncaptured")
-    return True
+async def capture_withheld(pool: asyncpg.Pool, order_id: str) -> str | None:
+    """Why not to capture a payment on the order (and the reason recorded), or None."""
+    reason = await pool.fetchval(WITHHOLD, order_id, BOOKING_CANCELLED, ORDER_SUPERSEDED)
+    if reason is not None:
+        log.warning("authorized payment left uncaptured: %s", reason)
+    return reason

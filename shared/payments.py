@@ -29,14 +29,16 @@ log = logging.getLogger(__name__)
 class Recorded:
     applied: bool  # False: duplicate, stale, or refused by the amount check / invariants
     payment: asyncpg.Record | None  # the row after the attempt; None for an unknown order
-    conflict: bool = False  # another payment already holds this booking's capture
+    conflict: bool = False  # another payment holds this booking's capture, or the order
+    # was superseded by one for the booking's current price: a capture it does not keep
 
 
 # The transition, one text for every statement that moves payments. It reads its input
 # rows from a relation named `d` with the columns (order_id, status, payment_id,
 # amount_paise, currency, failure_code, failure_reason, allowed, n): `allowed` the statuses
 # the state machine lets `status` be entered from, `n` the row's position, returned with
-# the moved row.
+# the moved row. An order made for an earlier price of its booking (superseded) never
+# becomes the booking's capture: a payment on it is refunded (shared/duplicate_payments.py).
 MOVE_PAYMENTS = """
     UPDATE payments SET
         status = d.status,
@@ -53,6 +55,7 @@ MOVE_PAYMENTS = """
       AND payments.status = ANY(d.allowed)
       AND (d.status = 'failed'
            OR (payments.amount_paise = d.amount_paise AND payments.currency = d.currency))
+      AND (d.status <> 'captured' OR payments.superseded_at IS NULL)
     RETURNING payments.*, d.n
 """
 # A column for a statement that selects FROM moved (MOVE_PAYMENTS's rows): a captured
@@ -105,7 +108,9 @@ async def record_outcome(
         await conn.execute("ROLLBACK TO SAVEPOINT record_outcome")
         return Recorded(False, await find_by_order(conn, outcome.order_id), conflict=True)
     if row is None:
-        return Recorded(False, await find_by_order(conn, outcome.order_id))
+        found = await find_by_order(conn, outcome.order_id)
+        return Recorded(False, found, conflict=guarded and found is not None
+                        and found["superseded_at"] is not None)
     await payments_moved(conn, [(row, outcome, correlation_id)], source)
     return Recorded(True, row)
 

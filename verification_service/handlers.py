@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from shared.capture_hold import capture_withheld
+from shared.capture_hold import BOOKING_CANCELLED, capture_withheld
 from shared.duplicate_payments import refund_second_capture
 from shared.http import HttpError
 from shared.money import paise_to_rupees
@@ -39,6 +39,10 @@ ALREADY_PAID = "Payment already completed for this booking"
 MISMATCH = "Payment does not match this order."
 CANCELLED = "Booking was cancelled; the payment will be refunded."
 CANCELLED_UNCAPTURED = "Booking was cancelled; the payment was not captured and is released."
+OLD_PRICE = ("The booking's price changed before this payment; the payment will be refunded."
+             " Please pay the current amount.")
+OLD_PRICE_UNCAPTURED = ("The booking's price changed before this payment; the payment was not"
+                        " captured and is released. Please pay the current amount.")
 VERIFIED = "✅ Payment verified and booking confirmed!"
 
 
@@ -89,8 +93,14 @@ async def verify_payment(
                 conn, outcome, "verify", correlation_id)
         if second:
             await submit_refund(pool, razorpay, second)
-    if withheld:
+    if withheld == BOOKING_CANCELLED:
         raise HttpError(CANCELLED_UNCAPTURED, 409, code="booking_cancelled")
+    if withheld:
+        raise HttpError(OLD_PRICE_UNCAPTURED, 409, code="order_superseded")
+    if order["superseded_at"] is not None and outcome is None or (
+            recorded is not None and recorded.conflict
+            and recorded.payment["superseded_at"] is not None):  # refunded, above or before
+        raise HttpError(OLD_PRICE, 409, code="order_superseded")
     if recorded is None or outcome.status is not PaymentStatus.CAPTURED:
         raise HttpError(
             f"Payment not captured by Razorpay. Status: {payment.get('status')}", 400,
@@ -123,15 +133,15 @@ def _belongs(order: asyncpg.Record, req: VerifyRequest) -> bool:
 
 
 async def _captured_payment(pool, razorpay, settings, order, payment_id: str):
-    """The payment as Razorpay knows it, captured first if configured to (unless its
-    booking is cancelled by now: then left authorized, and True); checked to be this
-    order's, for this amount."""
+    """The payment as Razorpay knows it, captured first if configured to (unless the booking
+    would not keep it: then left authorized, and why); checked to be this order's, for this
+    amount."""
     try:
         payment = await razorpay.fetch_payment(payment_id)
         _check_matches(payment, order)
         if payment.get("status") == "authorized" and settings.capture_on_verify:
-            if await capture_withheld(pool, order["razorpay_order_id"]):
-                return payment, True
+            if withheld := await capture_withheld(pool, order["razorpay_order_id"]):
+                return payment, withheld
             payment = await razorpay.capture_or_fetch(payment_id, order["amount_paise"])
             _check_matches(payment, order)
     except RazorpayRejected:
@@ -142,7 +152,7 @@ async def _captured_payment(pool, razorpay, settings, order, payment_id: str):
     except RazorpayUnavailable:
         raise HttpError("Payment provider is unavailable. Please retry.", 503,
                         code="provider_unavailable") from None
-    return payment, False
+    return payment, None
 
 
 def _check_matches(payment: dict, order: asyncpg.Record) -> None:

@@ -42,8 +42,9 @@ log = logging.getLogger(__name__)
 
 # One input row per delivery. `known` is the outcome decided before the statement (an
 # ignored event, an unusable payload, a refund's); the statement decides the others from
-# the payment row it finds: `conflict` when another payment holds the booking's capture or
-# this payment is captured on another order (the unique indexes would refuse the move).
+# the payment row it finds: `conflict` when another payment holds the booking's capture,
+# this payment is captured on another order (the unique indexes would refuse the move), or
+# the order was superseded by one for the booking's current price.
 # The arrays reach unnest through a MATERIALIZED CTE, where the planner cannot count them:
 # every call's plan then costs the same, and PostgreSQL keeps one generic plan instead of
 # planning each call anew (planning this statement costs more than running it). That plan
@@ -65,7 +66,8 @@ WITH arrays (a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12) AS MATERIALIZED 
            p.amount_paise <> delivered.amount_paise OR p.currency <> delivered.currency
                AS mismatch,
            coalesce(delivered.status = 'captured' AND (
-               (p.status = 'captured' AND p.razorpay_payment_id <> delivered.payment_id)
+               p.superseded_at IS NOT NULL
+               OR (p.status = 'captured' AND p.razorpay_payment_id <> delivered.payment_id)
                OR (SELECT bool_or(c.status = 'captured') FROM payments c
                    WHERE c.booking_id = p.booking_id AND c.id <> p.id)
                OR EXISTS (SELECT FROM payments c
@@ -233,7 +235,7 @@ async def capture_and_record(
     through the state machine like any other report, and a capture for a booking another
     payment has paid meanwhile is refunded, as a captured delivery's conflict is. Failures
     are left to reconciliation."""
-    if await capture_withheld(pool, authorized.order_id):  # its booking is cancelled
+    if await capture_withheld(pool, authorized.order_id):  # a capture it would not keep
         return
     captured = await capture_authorized(razorpay, authorized)
     if captured is None:

@@ -107,8 +107,8 @@ def hot_queries(booking: dict) -> dict[str, tuple[str, tuple]]:
         # passes: the notifier or verify-payment, whoever needs them first
         "passes.stored": (pass_store_sql.STORED_PASSES, (bid,)),
         "passes.booking_paid": (pass_store_sql.BOOKING_PAID, (bid,)),
-        "capture.withhold_if_cancelled": (capture_hold_sql.WITHHOLD_IF_CANCELLED, (
-            order, "booking_cancelled")),
+        "capture.withhold": (capture_hold_sql.WITHHOLD, (
+            order, "booking_cancelled", "order_superseded")),
         "passes.store_images": (pass_store_sql.STORE_IMAGES, (
             bid, ["collection"], ["t"], ["u"])),
         # the mail outbox: enqueue (any service) and the notifier's sender (every poll)

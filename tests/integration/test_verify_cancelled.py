@@ -1,7 +1,8 @@
 """A booking cancelled while verify waits on Razorpay gets 409 booking_cancelled and no
 passes; `issue_passes` draws none for a booking that is not paid and live; and with
-CAPTURE_ON_VERIFY an authorized payment of a cancelled booking stays uncaptured (Razorpay
-releases it), the reason on its row, never captured and then refunded at a fee."""
+CAPTURE_ON_VERIFY an authorized payment of a cancelled booking, or on an order made for an
+earlier price, stays uncaptured (Razorpay releases it), the reason on its row, never
+captured and then refunded at a fee."""
 
 from __future__ import annotations
 
@@ -113,3 +114,24 @@ async def test_the_webhooks_capture_leaves_a_cancelled_bookings_payment_uncaptur
         assert await pool.fetchval(
             "SELECT capture_withheld FROM payments WHERE razorpay_order_id = $1",
             request.order_id) == "booking_cancelled"
+
+
+async def test_capture_on_verify_leaves_a_payment_for_an_old_price_uncaptured(
+        pool, base_settings):
+    async with running_sandbox(base_settings, capture_on_verify=True) as settings:
+        booking, razorpay, request = await paid_at_razorpay(pool, settings, "authorized")
+        # the price changed before we heard of the payment: create-order superseded the order
+        await pool.execute("UPDATE bookings SET amount_paise = amount_paise + 30000"
+                           " WHERE id = $1", booking["booking_id"])
+        await pool.execute("UPDATE payments SET superseded_at = now()"
+                           " WHERE razorpay_order_id = $1", request.order_id)
+        with pytest.raises(HttpError) as refused:
+            await verification.verify_payment(pool, razorpay, settings, request)
+        assert (refused.value.status, refused.value.code) == (409, "order_superseded")
+        assert "not captured" in refused.value.message
+        assert (await razorpay.fetch_payment(request.payment_id))["status"] == "authorized"
+        assert await pool.fetchval(
+            "SELECT capture_withheld FROM payments WHERE razorpay_order_id = $1",
+            request.order_id) == "order_superseded"
+        assert await pool.fetchval("SELECT count(*) FROM refunds WHERE booking_id = $1",
+                                   booking["booking_id"]) == 0

@@ -11,12 +11,16 @@ from datetime import timedelta
 
 import pytest
 
+from notifier.mail_sender import BOOKING_FOR_MAIL
+from notifier.mail_templates import WORDING
 from order_service import cancellations
 from order_service import handlers as orders
 from order_service.reconciler import CLAIM_SECOND_LOOKS, look_again, reconcile
 from order_service.refund_worker import refund_pass
 from razorpay_sandbox.checkout import payment_signature
+from shared.events import Envelope, RefundCreated
 from shared.http import HttpError
+from tests.support.notifier import apply_event
 from tests.support.refunds import control, open_order, paid_booking
 from tests.support.webhooks import apply_webhook
 from verification_service.handlers import VerifyRequest, verify_payment
@@ -269,3 +273,109 @@ async def test_a_dashboard_refund_of_a_second_capture_counts_against_it(
     assert (await booking_payment(pool, booking_id))["refunded_paise"] == 0
     status = await orders.payment_status(orders.status_reads(pool), booking_id)
     assert (status["status"], status["paid"]) == ("paid", True)
+
+
+async def paid_at_an_old_price(pool, razorpay, settings) -> dict:
+    """A booking whose ₹1,500 order was superseded when its price became ₹1,800, and the old
+    order paid all the same (a Checkout left open in another tab)."""
+    booking_id, old_order = await open_order(pool, razorpay, 150_000)
+    customer_id = await pool.fetchval("SELECT customer_id FROM bookings WHERE id = $1",
+                                      booking_id)
+    await pool.execute("UPDATE bookings SET amount_paise = 180000 WHERE id = $1", booking_id)
+    new = await orders.create_order(pool, razorpay, booking_id=booking_id,
+                                    customer_id=customer_id, amount_paise=180_000,
+                                    reconcile_after=timedelta(hours=1))
+    paid = await control(settings, f"/sandbox/orders/{old_order}/pay",
+                         {"webhooks": {"enabled": False}})
+    return {"booking_id": booking_id, "customer_id": customer_id, "old_order": old_order,
+            "new_order": new.order_id, "payment_id": paid["razorpay_payment_id"]}
+
+
+async def assert_refunded_not_kept(pool, old: dict) -> None:
+    rows = await refunds_of(pool, old["booking_id"])
+    assert [(r["cause"], r["amount_paise"], r["razorpay_payment_id"]) for r in rows] == [
+        ("duplicate_payment", 150_000, old["payment_id"])]
+    assert rows[0]["reason"] == "paid on an order for an earlier price: refunded"
+    status = await orders.payment_status(orders.status_reads(pool), old["booking_id"])
+    assert status["paid"] is False
+    assert await pool.fetchval("SELECT status FROM bookings WHERE id = $1",
+                               old["booking_id"]) == "pending"
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE routing_key ="
+                               " 'payment.captured' AND (body->'data'->>'booking_id')::bigint"
+                               " = $1", old["booking_id"]) == 0
+
+
+def verify_request(settings, old: dict, order_id: str, payment_id: str) -> VerifyRequest:
+    return VerifyRequest(order_id, payment_id,
+                         payment_signature(order_id, payment_id, settings.razorpay_key_secret),
+                         old["booking_id"], old["customer_id"])
+
+
+async def test_a_payment_for_an_old_price_is_refunded_and_the_current_one_confirms(
+        pool, razorpay, settings):
+    old = await paid_at_an_old_price(pool, razorpay, settings)
+    request = verify_request(settings, old, old["old_order"], old["payment_id"])
+
+    for _ in range(2):  # verified again: the same answer, one refund
+        with pytest.raises(HttpError) as refused:
+            await verify_payment(pool, razorpay, settings, request)
+        assert (refused.value.status, refused.value.code) == (409, "order_superseded")
+        assert "price changed" in refused.value.message
+    await assert_refunded_not_kept(pool, old)
+    assert [r["amount"] for r in await razorpay.fetch_payment_refunds(old["payment_id"])] == [
+        150_000]
+
+    # the customer pays the current price: the booking is paid with it
+    paid = await control(settings, f"/sandbox/orders/{old['new_order']}/pay",
+                         {"webhooks": {"enabled": False}})
+    body = await verify_payment(pool, razorpay, settings, verify_request(
+        settings, old, old["new_order"], paid["razorpay_payment_id"]))
+    assert body["booking_details"]["amount"] == 1800.0
+    status = await orders.payment_status(orders.status_reads(pool), old["booking_id"])
+    assert (status["status"], status["paid"]) == ("paid", True)
+
+
+@pytest.mark.parametrize("found_by", ["webhook", "reconcile"])
+async def test_a_payment_for_an_old_price_reported_later_is_refunded_not_kept(
+        pool, razorpay, settings, found_by):
+    old = await paid_at_an_old_price(pool, razorpay, settings)
+    if found_by == "webhook":
+        entity = await razorpay.fetch_payment(old["payment_id"])
+        delivery = webhook("payment.captured", entity)
+        assert await apply_webhook(pool, key(), delivery, None) == "conflict"
+        assert await apply_webhook(pool, key(), delivery, None) == "conflict"
+    else:
+        await reconcile(pool, razorpay, settings, everything=True)
+        await reconcile(pool, razorpay, settings, everything=True)
+    await assert_refunded_not_kept(pool, old)
+    assert await pool.fetchval("SELECT found_by FROM duplicate_payments WHERE booking_id = $1",
+                               old["booking_id"]) == found_by
+
+
+@pytest.mark.parametrize("current_paid_first", [False, True])
+async def test_the_customer_is_told_a_payment_for_an_old_price_goes_back(
+        pool, razorpay, settings, current_paid_first):
+    old = await paid_at_an_old_price(pool, razorpay, settings)
+    if current_paid_first:  # the current order was paid and confirmed meanwhile
+        paid = await control(settings, f"/sandbox/orders/{old['new_order']}/pay",
+                             {"webhooks": {"enabled": False}})
+        await verify_payment(pool, razorpay, settings, verify_request(
+            settings, old, old["new_order"], paid["razorpay_payment_id"]))
+    entity = await razorpay.fetch_payment(old["payment_id"])
+    assert await apply_webhook(pool, key(), webhook("payment.captured", entity), None) == (
+        "conflict")
+    refund = (await refunds_of(pool, old["booking_id"]))[-1]
+    envelope = Envelope.wrap(RefundCreated(
+        refund_id=refund["id"], booking_id=old["booking_id"], customer_id=old["customer_id"],
+        amount_paise=150_000, cause="duplicate_payment"), "test")
+    async with pool.acquire() as conn:
+        assert await apply_event(conn, envelope.event(), envelope.id, pass_secret="s")
+
+    [mail] = await pool.fetch("SELECT kind, details FROM notifications WHERE booking_id = $1"
+                              " AND kind LIKE '%refund%'", old["booking_id"])
+    assert mail["kind"] == "old_price_payment_refund"
+    booking = await pool.fetchrow(BOOKING_FOR_MAIL, old["booking_id"], False)
+    subject, lines = WORDING[mail["kind"]](booking, mail["details"])
+    text = " ".join(lines)
+    assert "earlier price" in subject and "₹1,500.00" in text
+    assert "please pay its current amount of ₹1,800.00" in text
