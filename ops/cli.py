@@ -110,15 +110,20 @@ async def prune(settings: Settings, days: int) -> dict:
 
 
 async def refunds_needed(settings: Settings) -> dict:
-    """Money an operator must look at: refunds Razorpay failed (not refunded again since),
+    """Money an operator must look at: refunds Razorpay failed (their payment not refunded
+    whole since: the booking's, or a second charge's, `a6pay refund ID --second-charges`),
     and cancelled bookings whose captured payment still holds more than the fee. No ids
     beyond the booking's (`a6pay booking ID` shows the rest)."""
     pool = await create_pool(settings)
     try:
         failed = await pool.fetch(
-            "SELECT r.booking_id, r.amount_paise, r.failure_reason, r.updated_at FROM refunds r"
-            " JOIN payments p ON p.id = r.payment_id"
-            " WHERE r.status = 'failed' AND p.refunded_paise < p.amount_paise"
+            "SELECT r.booking_id, r.amount_paise, r.failure_reason, r.updated_at,"
+            "  CASE WHEN d.id IS NULL THEN 'refund_failed'"
+            "   ELSE 'second_charge_refund_failed' END AS why"
+            " FROM refunds r JOIN payments p ON p.id = r.payment_id"
+            " LEFT JOIN duplicate_payments d ON d.id = r.duplicate_payment_id"
+            " WHERE r.status = 'failed' AND CASE WHEN d.id IS NULL"
+            "   THEN p.refunded_paise < p.amount_paise ELSE d.refunded_paise < d.amount_paise END"
             " ORDER BY r.updated_at")
         owed = await pool.fetch(
             "SELECT b.id, p.amount_paise - p.refunded_paise"
@@ -130,7 +135,7 @@ async def refunds_needed(settings: Settings) -> dict:
     finally:
         await pool.close()
     return {"refunds_needed": [
-        {"booking_id": r["booking_id"], "why": "refund_failed",
+        {"booking_id": r["booking_id"], "why": r["why"],
          "amount": paise_to_rupees(r["amount_paise"]), "failure_reason": r["failure_reason"],
          "at": r["updated_at"]} for r in failed
     ] + [
@@ -147,9 +152,14 @@ async def cancel(settings: Settings, booking_id: int, fee_rupees: float | None) 
         settings, lambda pool, rzp: cancel_booking(pool, rzp, booking_id, fee_paise=fee))
 
 
-async def refund(settings: Settings, booking_id: int, amount_rupees: float | None) -> dict:
+async def refund(settings: Settings, booking_id: int, amount_rupees: float | None,
+                 second_charges: bool = False) -> dict:
     from order_service.cancellations import refund_booking
+    from order_service.second_charges import refund_second_charges
 
+    if second_charges:
+        return await _with_pool_and_razorpay(
+            settings, lambda pool, rzp: refund_second_charges(pool, rzp, booking_id))
     amount = rupees_to_paise(amount_rupees) if amount_rupees is not None else None
     return await _with_pool_and_razorpay(
         settings, lambda pool, rzp: refund_booking(pool, rzp, booking_id, amount_paise=amount))
@@ -215,7 +225,10 @@ def _parser() -> argparse.ArgumentParser:
     cancel_cmd.add_argument("--fee", type=float, default=None, help="rupees kept as a fee")
     refund_cmd = sub.add_parser("refund", help="refund a booking's payment (default: all left)")
     refund_cmd.add_argument("booking_id", type=int)
-    refund_cmd.add_argument("--amount", type=float, default=None, help="rupees")
+    what = refund_cmd.add_mutually_exclusive_group()
+    what.add_argument("--amount", type=float, default=None, help="rupees")
+    what.add_argument("--second-charges", action="store_true",
+                      help="what remains of its second charges, not its payment")
     sub.add_parser("stuck", help="captured payments whose booking is still not confirmed")
     check = sub.add_parser("check-pass", help="check a scanned QR pass token")
     check.add_argument("token")
@@ -249,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
             case "cancel":
                 result = asyncio.run(cancel(settings, args.booking_id, args.fee))
             case "refund":
-                result = asyncio.run(refund(settings, args.booking_id, args.amount))
+                result = asyncio.run(refund(settings, args.booking_id, args.amount,
+                                            args.second_charges))
             case "stuck":
                 result = asyncio.run(stuck(settings))
             case "check-pass":

@@ -61,7 +61,7 @@ async def cancel_booking(
     refund_id = None
     await _catch_up_refunds(pool, razorpay, booking_id)
     async with outbox_transaction(pool) as conn:
-        booking = await _lock_booking(conn, booking_id)
+        booking = await lock_booking(conn, booking_id)
         status = BookingStatus(booking["status"])
         if status is not BookingStatus.CANCELLED and not can_transition(
                 status, BookingStatus.CANCELLED):
@@ -134,7 +134,7 @@ async def refund_booking(
         existing = idempotency_key and await conn.fetchrow(
             "SELECT * FROM refunds WHERE idempotency_key = $1", idempotency_key)
         if not existing:
-            await _lock_booking(conn, booking_id)
+            await lock_booking(conn, booking_id)
             payment = await _captured_payment(conn, booking_id)
             if payment is None:
                 raise HttpError(NOT_PAID, 409)
@@ -176,7 +176,7 @@ async def _catch_up_refunds(pool, razorpay, booking_id: int) -> None:
         log.warning("refunds not compared with Razorpay: %s", type(exc).__name__)
 
 
-async def _lock_booking(conn: asyncpg.Connection, booking_id: int) -> asyncpg.Record:
+async def lock_booking(conn: asyncpg.Connection, booking_id: int) -> asyncpg.Record:
     booking = await conn.fetchrow("SELECT * FROM bookings WHERE id = $1 FOR UPDATE", booking_id)
     if booking is None:
         raise HttpError(BOOKING_NOT_FOUND, 404)

@@ -17,25 +17,28 @@ from shared.refunds import find_refund_for
 
 log = logging.getLogger(__name__)
 
+# The booking's payments we count refunds of: its kept capture and its second charges.
 _COUNTED = """
 SELECT razorpay_payment_id, refunded_paise FROM payments
 WHERE booking_id = $1 AND status = 'captured'
+UNION ALL
+SELECT razorpay_payment_id, refunded_paise FROM duplicate_payments WHERE booking_id = $1
 """
 
 
 async def catch_up_refunds(pool: asyncpg.Pool, razorpay: RazorpayClient, booking_id: int) -> int:
-    """Record the refunds Razorpay made of the booking's payment that we have not seen;
+    """Record the refunds Razorpay made of the booking's payments that we have not seen;
     how many. Raises RazorpayError when Razorpay cannot say."""
     async with pool.acquire() as conn:
-        counted = await conn.fetchrow(_COUNTED, booking_id)
-    if counted is None:
-        return 0
-    payment = await razorpay.fetch_payment(counted["razorpay_payment_id"])
-    refunded = payment.get("amount_refunded")
-    if not isinstance(refunded, int) or refunded <= counted["refunded_paise"]:
-        return 0
-    return await record_refund_entities(pool, await razorpay.fetch_payment_refunds(
-        counted["razorpay_payment_id"]))
+        payments = await conn.fetch(_COUNTED, booking_id)
+    recorded = 0
+    for counted in payments:
+        payment = await razorpay.fetch_payment(counted["razorpay_payment_id"])
+        refunded = payment.get("amount_refunded")
+        if isinstance(refunded, int) and refunded > counted["refunded_paise"]:
+            recorded += await record_refund_entities(pool, await razorpay.fetch_payment_refunds(
+                counted["razorpay_payment_id"]))
+    return recorded
 
 
 async def record_refund_entities(pool: asyncpg.Pool, entities: list[dict]) -> int:

@@ -13,10 +13,12 @@ import pytest
 
 from notifier.mail_sender import BOOKING_FOR_MAIL
 from notifier.mail_templates import WORDING
+from ops.cli import refunds_needed
 from order_service import cancellations
 from order_service import handlers as orders
 from order_service.reconciler import CLAIM_SECOND_LOOKS, look_again, reconcile
 from order_service.refund_worker import refund_pass
+from order_service.second_charges import refund_second_charges
 from razorpay_sandbox.checkout import payment_signature
 from shared.events import Envelope, RefundCreated
 from shared.http import HttpError
@@ -237,23 +239,32 @@ async def test_the_reconciler_refunds_a_second_capture_it_finds(pool, razorpay, 
     assert found_by == "reconcile"
 
 
-async def test_a_dashboard_refund_of_a_second_capture_counts_against_it(
-        pool, razorpay, settings):
+async def second_capture_whose_refund_failed(pool, razorpay, settings):
+    """A paid booking charged a second time, whose automatic refund of that charge Razorpay
+    failed: (booking id, kept payment row, second payment entity)."""
     booking_id = await paid_booking(pool, razorpay, settings)
     kept = await booking_payment(pool, booking_id)
     second = await second_capture(settings, kept["razorpay_order_id"])
     assert await apply_webhook(pool, key(), webhook("payment.captured", second), None) == (
         "conflict")
+    before = await control(settings, "/sandbox/refunds", {})
     await control(settings, "/sandbox/refunds", {"outcome": "failed", "delay_seconds": 0})
     try:
-        await send_due_refunds(pool, razorpay)  # our refund of it fails at Razorpay
+        await send_due_refunds(pool, razorpay)
         await until_settled_at_razorpay(razorpay, second["id"])
         await pool.execute("UPDATE refunds SET next_check_at = now() WHERE status = 'pending'")
         await refund_pass(pool, razorpay)
     finally:
-        await control(settings, "/sandbox/refunds", {"outcome": "processed"})
+        await control(settings, "/sandbox/refunds", before)
     [ours] = await refunds_of(pool, booking_id)
     assert (ours["cause"], ours["status"]) == ("duplicate_payment", "failed")
+    return booking_id, kept, second
+
+
+async def test_a_dashboard_refund_of_a_second_capture_counts_against_it(
+        pool, razorpay, settings):
+    booking_id, kept, second = await second_capture_whose_refund_failed(
+        pool, razorpay, settings)
     # support refunds the second charge in Razorpay's dashboard
     refund = await control(settings, f"/sandbox/payments/{second['id']}/dashboard-refund",
                            {"webhooks": {"enabled": False}})
@@ -379,3 +390,26 @@ async def test_the_customer_is_told_a_payment_for_an_old_price_goes_back(
     text = " ".join(lines)
     assert "earlier price" in subject and "₹1,500.00" in text
     assert "please pay its current amount of ₹1,800.00" in text
+
+
+async def test_a_second_charge_whose_refund_failed_is_listed_and_refunded_again(
+        pool, razorpay, settings):
+    booking_id, kept, second = await second_capture_whose_refund_failed(
+        pool, razorpay, settings)
+    needed = (await refunds_needed(settings))["refunds_needed"]
+    assert [n["why"] for n in needed if n["booking_id"] == booking_id] == [
+        "second_charge_refund_failed"]
+
+    done = await refund_second_charges(pool, razorpay, booking_id)
+    assert [r["amount"] for r in done["refunds"]] == [1500.0]
+    with pytest.raises(HttpError) as again:  # nothing remains of it
+        await refund_second_charges(pool, razorpay, booking_id)
+    assert again.value.status == 409
+
+    at_razorpay = await razorpay.fetch_payment_refunds(second["id"])
+    assert sorted((r["amount"], r["status"]) for r in at_razorpay) == [
+        (150_000, "failed"), (150_000, "pending")]
+    assert await razorpay.fetch_payment_refunds(kept["razorpay_payment_id"]) == []
+    assert (await booking_payment(pool, booking_id))["refunded_paise"] == 0
+    needed = (await refunds_needed(settings))["refunds_needed"]
+    assert [n for n in needed if n["booking_id"] == booking_id] == []
