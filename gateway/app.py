@@ -57,8 +57,8 @@ def rate_limiter_state(app: web.Application) -> None:
 
 async def upstream_pools_ctx(app: web.Application) -> AsyncIterator[None]:
     """A pool per lane (gateway/routes.py): calls stuck on a slow Razorpay behind
-    create-order and verify fill only their own lanes, while webhooks (their own reserve)
-    and payment-status still get connections at once. One more for the readiness checks
+    create-order, verify or the admin API fill only their own lanes, while webhooks (their
+    own reserve) and payment-status still get connections at once. One more for the readiness checks
     of the services, so they take the very way requests take."""
     settings = app[keys.SETTINGS]
     sizes = {lane: settings.gateway_lane_connections for lane in LANES}

@@ -27,6 +27,7 @@ PASS_SCAN = "pass_scan"
 
 
 WEBHOOK_LANE = "webhook"
+ADMIN_LANE = "admin"
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,9 @@ class Route:
     @property
     def lane(self) -> str:
         """Its upstream connection pool: one per rate-limit group (verify and the callback
-        verify alike), and the webhook's own."""
-        return self.limit_group or WEBHOOK_LANE
+        verify alike), the admin API's (refunds wait on Razorpay, a ledger streams long),
+        and the webhook's own."""
+        return self.limit_group or (ADMIN_LANE if self.admin else WEBHOOK_LANE)
 
 
 ROUTES = (

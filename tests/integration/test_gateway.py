@@ -399,6 +399,22 @@ async def test_a_lane_full_of_slow_calls_leaves_the_others_answering(http, start
     await asyncio.gather(*stuck, return_exceptions=True)
 
 
+async def test_slow_admin_calls_leave_the_webhooks_their_connections(http, start_gateway):
+    # refunds and cancellations wait on Razorpay, a ledger streams for long: a lane of their
+    # own, so Razorpay's webhooks never queue behind them
+    gw = await start_gateway(gateway_lane_connections=3, gateway_webhook_connections=3)
+    stuck = [asyncio.create_task(call(http, "POST", gw + "/api/razorpay/refunds?delay=3",
+                                      json={})) for _ in range(12)]
+    await asyncio.sleep(0.5)
+    started = time.monotonic()
+    assert await status_of(http, "POST", gw + "/api/razorpay/webhook", data=b"{}") == 200
+    assert time.monotonic() - started < 1.0
+    assert not any(task.done() for task in stuck)
+    for task in stuck:
+        task.cancel()
+    await asyncio.gather(*stuck, return_exceptions=True)
+
+
 # --- rate limits --------------------------------------------------------------------------
 
 
