@@ -55,6 +55,9 @@ def parse_delivery(raw: bytes, event_id: str | None, correlation_id: str | None)
         raise MalformedDelivery from None
     if not isinstance(payload, dict) or not isinstance(payload.get("event"), str):
         raise MalformedDelivery
+    if "\\u0000" in text:  # PostgreSQL stores no NUL, in text or jsonb: never a lasting 5xx
+        payload = _without_nul(payload)
+        text = json.dumps(payload, ensure_ascii=False)
     event = payload["event"]
     entities = payload.get("payload")
     payment = _entity(entities, "payment")
@@ -85,6 +88,19 @@ def parse_delivery(raw: bytes, event_id: str | None, correlation_id: str | None)
         payload=text,
         correlation_id=correlation_id,
     )
+
+
+def _without_nul(value):
+    """`value` with each NUL in its strings (keys too) replaced by U+FFFD, as UTF-8 decoders
+    replace what they cannot represent. Razorpay carries text that customers wrote (a
+    payment's notes and description)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 def _entity(entities: object, name: str) -> dict | None:

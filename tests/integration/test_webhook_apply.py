@@ -299,12 +299,13 @@ async def test_a_webhook_capture_and_a_verified_one_leave_the_same_payment_row(
 
 
 async def test_a_delivery_the_database_refuses_fails_alone_not_its_batch(pool, batches):
-    """A payload PostgreSQL cannot store (a NUL in a string: jsonb refuses it) fails the
-    batch it is in; its batch-mates then apply alone, and only it fails, as it does alone."""
+    """A payload PostgreSQL cannot store (a number past numeric's range: jsonb refuses it)
+    fails the batch it is in; its batch-mates then apply alone, and only it fails, as it
+    does alone."""
     fresh = [(await open_order(pool))[1] for _ in range(5)]
     _, poisoned = await open_order(pool)
     bad = captured(poisoned, "pay_" + poisoned)
-    bad["payload"]["payment"]["entity"]["description"] = "nul \x00 here"
+    bad["payload"]["payment"]["entity"]["fee_share"] = float("inf")  # sent as Infinity
     deliveries = [(f"id:evt_{o}", captured(o, "pay_" + o)) for o in fresh]
     deliveries.insert(3, (f"id:evt_{poisoned}", bad))
     results = await batches.deliver_all(deliveries)
@@ -312,6 +313,23 @@ async def test_a_delivery_the_database_refuses_fails_alone_not_its_batch(pool, b
     assert isinstance(results[3], asyncpg.DataError)
     assert results[:3] + results[4:] == ["applied"] * 5
     assert await status_of(pool, poisoned) == "created"
+
+
+async def test_a_nul_in_text_a_customer_wrote_is_stored_not_refused_forever(pool, batches):
+    """Notes and descriptions come from the customer's Checkout: a NUL there (which
+    PostgreSQL cannot store) must not turn the delivery into a 5xx Razorpay retries until it
+    gives up on the endpoint."""
+    _, order = await open_order(pool)
+    delivery = captured(order, "pay_" + order)
+    delivery["payload"]["payment"]["entity"]["description"] = "nul \x00 here"
+    delivery["payload"]["payment"]["entity"]["notes"] = {"k\x00": "v\x00"}
+    assert await batches.deliver(f"id:evt_{order}", delivery) == "applied"
+    assert await status_of(pool, order) == "captured"
+    stored = await pool.fetchval("SELECT payload->'payload'->'payment'->'entity'"
+                                 " FROM webhook_events WHERE event_key = $1", f"id:evt_{order}")
+    entity = stored  # the pool decodes jsonb
+    assert entity["description"] == "nul \ufffd here"
+    assert entity["notes"] == {"k\ufffd": "v\ufffd"}
 
 
 async def test_the_database_away_reaches_every_delivery_of_the_batch(pool):
