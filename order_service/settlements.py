@@ -66,7 +66,11 @@ WHERE p.status = 'captured' AND p.captured_at < $1 AND p.captured_at >= $2
   AND NOT EXISTS (SELECT 1 FROM settlement_items i WHERE i.payment_ref = p.id)
 ORDER BY p.captured_at
 """
-LAST_SEEN = "SELECT max(settled_at) FROM settlements"
+POLLED_UNTIL = "SELECT listed_until FROM settlement_poll"
+MARK_POLLED = """
+INSERT INTO settlement_poll (listed_until) VALUES ($1)
+ON CONFLICT (only_row) DO UPDATE SET listed_until = greatest(settlement_poll.listed_until, $1)
+"""
 MONTH_FEES = ("SELECT COALESCE(sum(fees_paise), 0) AS fees, COALESCE(sum(tax_paise), 0) AS gst"
               " FROM settlements WHERE settled_at >= date_trunc('month', $1::timestamptz)")
 UNMATCHED = "SELECT count(*) FROM settlements WHERE status = 'flagged'"
@@ -163,13 +167,14 @@ async def reconcile_due(pool: asyncpg.Pool, razorpay: RazorpayClient) -> list[Da
 
 async def poll_settlements(pool: asyncpg.Pool, razorpay: RazorpayClient, now: datetime,
                            since: datetime | None = None) -> int:
-    """Razorpay's settlements from `since` (default: the last one we know, with a day's
-    overlap), recorded pending when new: the ones whose webhook never came. Returns how
-    many were new."""
-    if since is None:
+    """Razorpay's settlements from `since` (default: a day before where the last whole poll
+    read to, so a late-listed one is still seen), recorded pending when new: the ones whose
+    webhook never came. Returns how many were new."""
+    watermark = since is None
+    if watermark:
         async with pool.acquire() as conn:
-            last = await conn.fetchval(LAST_SEEN)
-        since = (last - timedelta(days=1)) if last is not None else now - FIRST_POLL_LOOKBACK
+            polled = await conn.fetchval(POLLED_UNTIL)
+        since = polled - timedelta(days=1) if polled is not None else now - FIRST_POLL_LOOKBACK
     new, skip = 0, 0
     while True:
         page = await razorpay.list_settlements(since=int(since.timestamp()), count=LIST_PAGE,
@@ -180,8 +185,11 @@ async def poll_settlements(pool: asyncpg.Pool, razorpay: RazorpayClient, now: da
                 if settlement is not None and await record_settlement(conn, settlement, "poll"):
                     new += 1
         if len(page) < LIST_PAGE:
-            return new
+            break
         skip += LIST_PAGE
+    if watermark:  # every page was read: the next poll need not go back further
+        await pool.execute(MARK_POLLED, now)
+    return new
 
 
 async def unsettled_payments(pool: asyncpg.Pool, now: datetime, due_days: int) -> list[dict]:
