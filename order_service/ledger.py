@@ -25,7 +25,9 @@ def _day(moment: str) -> str:
 
 
 # Our payments and refunds from their own tables (settled or not), then every settlement
-# item that is neither (adjustments, disputes, entities we do not know). Each part reads a
+# item that is neither (adjustments, disputes, a booking's second charges, entities we do
+# not know). A refund names the Razorpay payment it refunded: a second charge's is not the
+# booking's kept payment. Each part reads a
 # range of its own index; $1 and $2 bound the days, [from, to + 1 day). A payment's item
 # is dated when Razorpay created the payment, at most AUTHORIZED_DAYS before its capture
 # (Razorpay refunds an authorized payment not captured by then), so the items read for the
@@ -46,14 +48,17 @@ FROM (
             AND i.created_at < $2
     WHERE p.status = 'captured' AND p.captured_at >= $1 AND p.captured_at < $2
   UNION ALL
-    SELECT r.processed_at, r.booking_id, p.razorpay_order_id, p.razorpay_payment_id, 'refund',
+    SELECT r.processed_at, r.booking_id, p.razorpay_order_id, r.razorpay_payment_id, 'refund',
            -r.amount_paise, i.fee_paise, i.tax_paise, -r.amount_paise - COALESCE(i.fee_paise, 0),
            i.settlement_id, i.utr
     FROM refunds r JOIN payments p ON p.id = r.payment_id
     LEFT JOIN settlement_items i ON i.refund_ref = r.id
     WHERE r.status = 'processed' AND r.processed_at >= $1 AND r.processed_at < $2
   UNION ALL
-    SELECT i.created_at, p.booking_id, i.order_id,
+    SELECT i.created_at, COALESCE(p.booking_id, (
+               SELECT d.booking_id FROM duplicate_payments d
+               WHERE d.razorpay_payment_id = CASE WHEN i.type = 'payment' THEN i.entity_id
+                                                  ELSE i.payment_id END)), i.order_id,
            CASE WHEN i.type = 'payment' THEN i.entity_id ELSE i.payment_id END,
            CASE WHEN i.dispute_id IS NULL THEN i.type
                 WHEN i.debit_paise > 0 THEN 'dispute_deduction' ELSE 'dispute_reversal' END,

@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from order_service import cancellations
 from order_service.app import create_app as create_order_service
+from order_service.ledger import write_ledger
 from order_service.settlements import (
     check_unsettled,
     poll_settlements,
@@ -28,8 +29,11 @@ from order_service.settlements import (
     reconcile_due,
 )
 from shared import metrics
+from shared.duplicate_payments import refund_second_capture
+from shared.outbox import outbox_transaction
 from shared.razorpay_client import RazorpayClient
-from shared.refunds import poll_refund
+from shared.razorpay_map import outcome_from_payment
+from shared.refunds import poll_refund, submit_refund
 from testkit import infra
 from testkit.inprocess import running_sandbox
 from tests.support.refunds import control, open_order, pay_and_record
@@ -248,10 +252,19 @@ async def test_a_redelivered_webhook_changes_nothing_and_the_poll_finds_a_missed
     await paid(pool, razorpay, settings)
     missed = (await settle(settings, at=at(date(2026, 2, 1)), webhook=False))["settlement"]
     assert await settlement_row(pool, missed["id"]) is None
-    assert await poll_settlements(pool, razorpay, datetime.now(UTC)) == 1
+    # heard after the missed one: its webhook must not move the poll past the missed one
+    await paid(pool, razorpay, settings)
+    later = (await settle(settings, at=at(date(2026, 2, 3))))["settlement"]
+    await infra.eventually(lambda: settlement_row(pool, later["id"]))
+    assert await poll_settlements(pool, razorpay, start(date(2026, 2, 4))) == 1
     assert (await settlement_row(pool, missed["id"]))["source"] == "poll"
     await reconcile_due(pool, razorpay)
     assert (await settlement_row(pool, missed["id"]))["status"] == "matched"
+    # the next day's poll reads from a day before where this one stopped
+    await paid(pool, razorpay, settings)
+    next_missed = (await settle(settings, at=at(date(2026, 2, 4)), webhook=False))["settlement"]
+    assert await poll_settlements(pool, razorpay, start(date(2026, 2, 5))) == 1
+    assert (await settlement_row(pool, next_missed["id"]))["source"] == "poll"
 
 
 def rupees(paise: int) -> str:
@@ -304,6 +317,43 @@ async def test_the_ledger_rows_match_the_sandboxs_recon_items(pool, razorpay, se
     assert (row["amount"], row["net"], row["booking_id"], row["settlement_id"]) == (
         rupees(-dispute_item["debit"]), rupees(-dispute_item["debit"]),
         str(made["payments"][1]["booking_id"]), dispute_item["settlement_id"])
+
+
+async def test_the_ledger_names_a_second_charge_and_its_refund(pool, razorpay, settings):
+    day = date(2026, 1, 20)
+    kept = await paid(pool, razorpay, settings)
+    second = await control(settings, f"/sandbox/orders/{kept['razorpay_order_id']}"
+                           "/second-capture", {"webhooks": {"enabled": False}})
+    async with outbox_transaction(pool) as conn:
+        refund_id = await refund_second_capture(conn, outcome_from_payment(second), "verify",
+                                                None)
+    await submit_refund(pool, razorpay, refund_id)
+
+    async def processed():
+        row = await pool.fetchrow("SELECT * FROM refunds WHERE id = $1", refund_id)
+        await poll_refund(pool, razorpay, row)
+        return await pool.fetchval("SELECT status = 'processed' FROM refunds WHERE id = $1",
+                                   refund_id) or None
+
+    await infra.eventually(processed)
+    await settle(settings, at=at(day), webhook=False)
+    await poll_settlements(pool, razorpay, datetime.now(UTC), since=start(day))
+    await reconcile_day(pool, razorpay, day)
+
+    chunks: list[bytes] = []
+
+    async def write(chunk: bytes) -> None:
+        chunks.append(chunk)
+
+    today = datetime.now(UTC).date()
+    async with pool.acquire() as conn:
+        await write_ledger(conn, today, today, write)
+    rows = list(csv.DictReader(io.StringIO(b"".join(chunks).decode())))
+    mine = {(r["type"], r["payment_id"]): r["booking_id"] for r in rows
+            if r["payment_id"] in (kept["razorpay_payment_id"], second["id"])}
+    booking = str(kept["booking_id"])
+    assert mine == {("payment", kept["razorpay_payment_id"]): booking,
+                    ("payment", second["id"]): booking, ("refund", second["id"]): booking}
 
 
 async def a6pay(settings, *args: str) -> tuple[int, dict]:
