@@ -1,5 +1,7 @@
 """The admin API at the gateway: only from ADMIN_ALLOWED_NETWORKS, and a client whose
 admin (or staff) tokens keep failing is refused (429) before its next guess reaches order_service.
+Only a request that presented a token counts as a failure: one without a token is refused by
+the service (401) and costs nothing.
 
 Failures are counted in the rate limiter's FAILED_AUTH group (through Redis when REDIS_URL
 is set, so every gateway sees them); a call is refused while that client's failure budget
@@ -33,8 +35,11 @@ async def refused(request: web.Request, route_path: str, *,
 
 
 async def count_if_refused(request: web.Request, response: web.StreamResponse) -> None:
-    """A 401 from the service: the token was wrong; it counts against this client."""
-    if response.status == 401:
+    """A 401 from the service to a request that presented a token: the token was wrong; it
+    counts against this client. A request with no token guesses nothing: any page open on a
+    counter phone can send one (a no-cors POST carries no Authorization header), so counting
+    it would let that page lock the counter's IP out."""
+    if response.status == 401 and request.headers.get("Authorization"):
         await request.app[keys.LIMITER].check(FAILED_AUTH, client_key(request))
 
 

@@ -112,3 +112,47 @@ async def test_the_typed_code_works_without_a_camera_and_the_sign_in_lasts_the_t
     await page.get_by_label("Staff token").wait_for()
     assert await page.evaluate("sessionStorage.length") == 0
     await context.close()
+
+
+async def check_typed(page, token: str, verdict: str):
+    """Type a pass code on the scanner and wait for the answer panel's verdict (ok/refused)."""
+    await page.get_by_label("Or type the pass code").fill(token)
+    await page.get_by_role("button", name="Check pass").click()
+    await page.locator(f"#answer.{verdict}").wait_for()
+
+
+async def test_a_refusal_without_a_booking_shows_nothing_of_the_previous_customer(
+        chromium_browser, stack, booking):
+    context = await chromium_browser.new_context(viewport=PHONE)
+    page = await context.new_page()
+    await sign_in(page, stack.gateway)
+    await check_typed(page, booking["passes"]["collection"], "ok")
+    assert await page.locator("#answer-customer").inner_text() == "John Doe"
+
+    await page.get_by_role("button", name="Scan next pass").click()
+    await check_typed(page, "garbage", "refused")
+    assert "Not an A6 Cars pass" in await page.locator("#answer-message").inner_text()
+    assert not await page.locator("#answer-details").is_visible(), "details still shown"
+    assert "John Doe" not in await page.locator("body").inner_text()
+    assert await page.get_by_text("John Doe").count() == 0  # not even in a hidden field
+    await context.close()
+
+
+async def test_a_refused_return_pass_says_to_take_the_car_back(chromium_browser, stack,
+                                                                booking, pool):
+    context = await chromium_browser.new_context(viewport=PHONE)
+    page = await context.new_page()
+    await sign_in(page, stack.gateway)
+    await check_typed(page, booking["passes"]["collection"], "ok")
+    # refunded in full while the car is out: the car comes back whatever the money did
+    await pool.execute("UPDATE payments SET refunded_paise = amount_paise WHERE booking_id = $1",
+                       booking["booking_id"])
+
+    await page.get_by_role("button", name="Scan next pass").click()
+    await check_typed(page, booking["passes"]["return"], "refused")
+    assert await page.locator("#answer-message").inner_text() == (
+        "Booking refunded: take the keys, call the office")
+    step = await page.locator("#answer-next").inner_text()
+    assert "Do not hand over the car" not in step, step
+    assert "take the car and its keys back" in step.lower(), step
+    await context.close()

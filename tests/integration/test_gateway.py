@@ -620,6 +620,7 @@ async def test_checkout_landing_pages_show_only_fixed_text(gw, http):
 
 PUBLIC_CLIENT = from_client("198.51.100.7")
 REFUND = "/api/razorpay/refunds"
+WRONG_TOKEN = {"Authorization": "Bearer not-the-token"}  # the doubles answer ?status=401
 
 
 async def test_admin_calls_only_from_admin_networks(http, start_gateway):
@@ -637,7 +638,7 @@ async def test_failed_admin_tokens_are_limited_per_client(http, start_gateway):
     gw = await start_gateway(gateway_trusted_proxies="127.0.0.1", rate_limit_failed_auth=3)
     me, other = from_client("10.0.0.8"), from_client("10.0.0.9")
     wrong = [await status_of(http, "POST", gw + REFUND + "?status=401", data=b"{}",
-                             headers=me) for _ in range(3)]
+                             headers=me | WRONG_TOKEN) for _ in range(3)]
     assert wrong == [401, 401, 401]
     resp, body = await call(http, "POST", gw + REFUND, data=b"{}", headers=me)
     assert resp.status == 429 and int(resp.headers["Retry-After"]) >= 1
@@ -655,10 +656,26 @@ async def test_staff_scans_come_from_anywhere_but_failed_staff_tokens_are_limite
     # the counter's phones are not on the office network
     assert await status_of(http, "POST", scan, data=b"{}", headers=PUBLIC_CLIENT) == 200
     wrong = [await status_of(http, "POST", scan + "?status=401", data=b"{}",
-                             headers=PUBLIC_CLIENT) for _ in range(2)]
+                             headers=PUBLIC_CLIENT | WRONG_TOKEN) for _ in range(2)]
     assert wrong == [401, 401]
     resp, body = await call(http, "POST", scan, data=b"{}", headers=PUBLIC_CLIENT)
     assert resp.status == 429 and json.loads(body)["message"]
+
+
+async def test_calls_without_a_token_cost_no_failed_token_budget(http, start_gateway):
+    """Any page open on a counter phone can make it POST with no token (no-cors): those
+    401s are no guesses, so they must not lock the counter's own IP out."""
+    gw = await start_gateway(gateway_trusted_proxies="127.0.0.1", rate_limit_failed_auth=2)
+    scan = gw + "/api/passes/scan"
+    tokenless = [await status_of(http, "POST", scan + "?status=401", data=b"{}",
+                                 headers=PUBLIC_CLIENT) for _ in range(5)]
+    assert tokenless == [401] * 5
+    assert await status_of(http, "POST", scan, data=b"{}",
+                           headers=PUBLIC_CLIENT | {"Authorization": "Bearer right"}) == 200
+    # guesses with a token still spend it
+    wrong = [await status_of(http, "POST", scan + "?status=401", data=b"{}",
+                             headers=PUBLIC_CLIENT | WRONG_TOKEN) for _ in range(3)]
+    assert wrong == [401, 401, 429]
 
 
 async def test_metrics_and_readiness_detail_only_for_admin_networks(http, start_gateway):

@@ -150,7 +150,11 @@
       return body.result === "collected" ? "Check the customer's licence, then hand over the keys."
                                          : "Check the car, then close the rental.";
     }
-    if (status === 410) { return "Do not hand over the car. Send the customer to the office."; }
+    if (status === 410) {
+      // A car already out comes back whatever happened to the booking.
+      return body.kind === "return" ? "Take the car and its keys back, then call the office."
+                                    : "Do not hand over the car. Send the customer to the office.";
+    }
     if (status === 409) { return "Do not proceed. Call the office if the customer disagrees."; }
     if (status === 429) { return "Too many scans: wait a moment, then scan again."; }
     if (status === 400) { return "This is not an A6 Cars pass. Ask for the booking e-mail."; }
@@ -166,6 +170,9 @@
     $("answer-message").textContent = body.message || ("Error " + status);
     const known = typeof body.booking_id === "number";
     $("answer-details").hidden = !known;
+    // Emptied first: an answer without a booking never shows the previous customer's.
+    for (const id of ["answer-booking", "answer-kind", "answer-car", "answer-customer",
+                      "answer-dates"]) { $(id).textContent = ""; }
     if (known) {
       $("answer-booking").textContent = "#" + body.booking_id;
       $("answer-kind").textContent = body.kind === "return" ? "Return" : "Collection";
