@@ -11,12 +11,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from shared.db import create_pool
 from shared.money import paise_to_rupees
 from shared.settings import Settings
+from shared.settlements import FEES, TAX
 
 COMMANDS = frozenset({"recon", "ledger"})
 
-OF_DAY = """
-SELECT settlement_id, utr, amount_paise, fees_paise, tax_paise, settled_at, items, status,
-       difference_paise
+OF_DAY = f"""
+SELECT settlement_id, utr, amount_paise, {FEES} AS fees_paise, {TAX} AS tax_paise, settled_at,
+       items, status, difference_paise
 FROM settlements WHERE settled_at >= $1 AND settled_at < $1 + interval '1 day'
 ORDER BY settled_at, settlement_id
 """

@@ -25,6 +25,8 @@ from shared.service import POOL, RAZORPAY, SETTINGS
 from shared.settings import Settings
 from shared.settlement_state import SettlementStatus
 from shared.settlements import (
+    FEES,
+    TAX,
     ItemColumns,
     Verdict,
     judge,
@@ -71,7 +73,7 @@ MARK_POLLED = """
 INSERT INTO settlement_poll (listed_until) VALUES ($1)
 ON CONFLICT (only_row) DO UPDATE SET listed_until = greatest(settlement_poll.listed_until, $1)
 """
-MONTH_FEES = ("SELECT COALESCE(sum(fees_paise), 0) AS fees, COALESCE(sum(tax_paise), 0) AS gst"
+MONTH_FEES = (f"SELECT COALESCE(sum({FEES}), 0) AS fees, COALESCE(sum({TAX}), 0) AS gst"
               " FROM settlements WHERE settled_at >= date_trunc('month', $1::timestamptz)")
 UNMATCHED = "SELECT count(*) FROM settlements WHERE status = 'flagged'"
 

@@ -13,12 +13,13 @@ from order_service.settlement_schemas import BAD_DATE, BAD_PAGE, SettlementAnswe
 from shared.http import HttpError
 from shared.money import paise_to_rupees
 from shared.service import POOL
+from shared.settlements import FEES, TAX
 
 MAX_LEDGER_DAYS = 366
 
-NEWEST = """
-SELECT settlement_id, utr, amount_paise, fees_paise, tax_paise, settled_at, items, status,
-       difference_paise
+NEWEST = f"""
+SELECT settlement_id, utr, amount_paise, {FEES} AS fees_paise, {TAX} AS tax_paise, settled_at,
+       items, status, difference_paise
 FROM settlements ORDER BY settled_at DESC, settlement_id LIMIT $1 OFFSET $2
 """
 

@@ -141,11 +141,10 @@ class SettlementBook:
         for item in items:
             self.settled.add(item["entity_id"])
         net = sum(i["credit"] - i["debit"] for i in items)
-        return self._add(items, net - short_by, sum(i["fee"] for i in items),
-                         sum(i["tax"] for i in items), at)
+        return self._add(items, net - short_by, at)
 
     def settle_synthetic(self, items: SyntheticItems, at: int) -> Settlement:
-        return self._add(items, items.net(), items.fee * len(items), items.tax * len(items), at)
+        return self._add(items, items.net(), at)
 
     def settlement(self, settlement_id: str) -> Settlement:
         found = self.settlements.get(settlement_id)
@@ -181,11 +180,12 @@ class SettlementBook:
             if (y, m) == (year, month) and (day is None or d == day):
                 yield settlement
 
-    def _add(self, items: Sequence[dict[str, Any]], amount: int, fees: int, tax: int,
-             at: int | None) -> Settlement:
+    def _add(self, items: Sequence[dict[str, Any]], amount: int, at: int | None) -> Settlement:
+        # A normal settlement, as Razorpay's: its own fees and tax are 0, the fee and its GST
+        # are on each payment's item.
         settlement = Settlement(id=new_id("setl_"), utr=new_id("UTR").upper(),
                                 created_at=self.store.now() if at is None else at,
-                                items=items, amount=amount, fees=fees, tax=tax)
+                                items=items, amount=amount, fees=0, tax=0)
         self.settlements[settlement.id] = settlement
         return settlement
 

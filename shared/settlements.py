@@ -145,15 +145,20 @@ async def record_items(conn, items: ItemColumns) -> None:
 
 
 TOTALS = (
-    "SELECT count(*) AS items, COALESCE(sum(credit_paise - debit_paise), 0) AS net"
+    "SELECT count(*) AS items, COALESCE(sum(credit_paise - debit_paise), 0) AS net,"
+    " COALESCE(sum(fee_paise), 0) AS fees, COALESCE(sum(tax_paise), 0) AS tax"
     " FROM settlement_items WHERE settlement_id = $1"
 )
 APPLY_VERDICT = (
     "UPDATE settlements SET status = $2, items = $3, difference_paise = $4,"
-    " reconciled_at = now(), next_check_at = NULL"
+    " item_fees_paise = $6, item_tax_paise = $7, reconciled_at = now(), next_check_at = NULL"
     " WHERE settlement_id = $1 AND status = ANY($5::text[])"
     " RETURNING amount_paise"
 )
+# What a settlement cost: its items' fees and GST once judged (the entity says 0 for a
+# normal settlement), the entity's until then.
+FEES = "COALESCE(item_fees_paise, fees_paise)"
+TAX = "COALESCE(item_tax_paise, tax_paise)"
 
 
 @dataclass(frozen=True)
@@ -178,5 +183,6 @@ async def judge(conn, settlement_id: str) -> Verdict:
     difference = totals["net"] - amount
     target = verdict(difference)
     moved = await conn.fetchval(APPLY_VERDICT, settlement_id, target.value, totals["items"],
-                                difference, allowed_sources(target))
+                                difference, allowed_sources(target), totals["fees"],
+                                totals["tax"])
     return Verdict(settlement_id, target, totals["items"], difference, moved is not None)

@@ -55,8 +55,8 @@ async def test_a_settlement_of_payments_and_a_refund_is_sent_signed(client, sand
     receiver.received.clear()
 
     made = (await settle(sandbox, at=NOON))["settlement"]
-    # fee 2% + 18% GST on it: ₹20 + ₹3.60 on ₹1000, ₹10 + ₹1.80 on ₹500
-    assert (made["fees"], made["tax"]) == (2_360 + 1_180, 360 + 180)
+    # a normal settlement, as Razorpay's: its own fees are 0, each item carries its fee
+    assert (made["fees"], made["tax"]) == (0, 0)
     assert made["amount"] == 100_000 - 2_360 + 50_000 - 1_180 - 30_000
     (delivery,) = await receiver.wait_for(1)
     assert delivery.event == "settlement.processed"
@@ -69,8 +69,10 @@ async def test_a_settlement_of_payments_and_a_refund_is_sent_signed(client, sand
     recon = await sdk(client.settlement.report, {"year": 2026, "month": 3, "day": 4})
     items = {i["entity_id"]: i for i in recon["items"]}
     assert set(items) == {first, second, refund["id"]}
+    # fee 2% + 18% GST on it: ₹20 + ₹3.60 on ₹1000, ₹10 + ₹1.80 on ₹500
     assert (items[first]["credit"], items[first]["fee"], items[first]["tax"]) == (
         97_640, 2_360, 360)
+    assert (items[second]["fee"], items[second]["tax"]) == (1_180, 180)
     assert (items[refund["id"]]["type"], items[refund["id"]]["debit"]) == ("refund", 30_000)
     assert {i["settlement_id"] for i in items.values()} == {made["id"]}
     assert sum(i["credit"] - i["debit"] for i in items.values()) == made["amount"]
