@@ -35,6 +35,7 @@ FAILURE_REASONS = {
     "already_paid": "the booking is already paid",
     "booking_cancelled": "the booking was cancelled",
     "order_superseded": "the booking's price changed, so this payment goes back to you",
+    "refunded": "the payment was refunded",
     "provider_unavailable": "the payment provider did not answer",
     "unavailable": "the service is unavailable",
 }

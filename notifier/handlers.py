@@ -70,8 +70,8 @@ BOOKING_DETAILS = (
 # payment.captured in one statement (atomic: all of it commits or none of it), one input
 # row per event:
 # - `facts`: the booking, and whether a capture our own services recorded stands behind the
-#   event (the broker is not a source of truth: the event is written in the same
-#   transaction as the capture, so a real one always finds it);
+#   event (`held` not NULL; the broker is not a source of truth: the event is written in
+#   the same transaction as the capture, so a real one always finds it);
 # - `fresh`: the inbox row, only for a backed event of a booking we have (a refused event
 #   leaves nothing behind);
 # - `confirmed`: the confirmation, forward-only (pending → confirmed): a cancellation that
@@ -80,7 +80,10 @@ BOOKING_DETAILS = (
 #   rendered when someone first needs them, shared/pass_store.py) and its confirmation
 #   mail (the mail outbox row notifier/mail_outbox.py's `enqueue` would write), due $13
 #   later: verify-payment, usually running for the customer's browser right then, draws
-#   the passes meanwhile, so the mail carries them instead of drawing them again.
+#   the passes meanwhile, so the mail carries them instead of drawing them again. A
+#   payment whose money all went back first (`held` false: refunds, chargebacks; its
+#   capture event came late) confirms the booking with its passes revoked and no mail,
+#   as if the refund had come after.
 # One row per input, in order; at most one input per event id and per booking (the
 # caller's to ensure, `confirm_bookings`). The arrays reach unnest through a MATERIALIZED
 # CTE, where the planner cannot count them: every call's plan then costs the same, and
@@ -98,15 +101,17 @@ WITH arrays (a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12) AS MATERIALIZED (
              fact, n)
 ), facts AS (
     SELECT d.n, d.event_id, d.fact, b.id, b.status,
-           (SELECT true FROM payments p WHERE p.razorpay_order_id = d.order_id
+           (SELECT p.refunded_paise + charged_back_paise(p.razorpay_payment_id)
+                   < p.amount_paise
+            FROM payments p WHERE p.razorpay_order_id = d.order_id
             AND p.booking_id = b.id AND p.customer_id = d.customer_id
             AND p.razorpay_payment_id = d.payment_id AND p.amount_paise = d.amount_paise
-            AND p.status = 'captured') IS NOT NULL AS backed
+            AND p.status = 'captured') AS held
     FROM d LEFT JOIN LATERAL (
         SELECT id, status FROM bookings WHERE id = d.booking_id OFFSET 0) b ON true
 ), fresh AS (
     INSERT INTO inbox (consumer, event_id, fact) SELECT $1, facts.event_id, facts.fact
-    FROM facts WHERE facts.backed
+    FROM facts WHERE facts.held IS NOT NULL
     ON CONFLICT (consumer, event_id) DO UPDATE SET fact = EXCLUDED.fact
     WHERE inbox.fact <> EXCLUDED.fact
     RETURNING event_id
@@ -115,10 +120,10 @@ WITH arrays (a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12) AS MATERIALIZED (
     FROM facts
     WHERE bookings.id = facts.id AND bookings.status = 'pending'
       AND facts.event_id IN (SELECT event_id FROM fresh)
-    RETURNING bookings.id, bookings.customer_id, facts.n
+    RETURNING bookings.id, bookings.customer_id, facts.n, facts.held
 ), passes AS (
-    INSERT INTO passes (booking_id, kind, token)
-    SELECT c.id, p.kind, p.token
+    INSERT INTO passes (booking_id, kind, token, revoked_at)
+    SELECT c.id, p.kind, p.token, CASE WHEN NOT c.held THEN now() END
     FROM confirmed c, arrays, unnest(a9, a10, a11) AS p(booking_id, kind, token)
     WHERE p.booking_id = c.id
     ON CONFLICT (booking_id, kind) DO NOTHING
@@ -128,9 +133,10 @@ WITH arrays (a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12) AS MATERIALIZED (
     SELECT c.id, cu.id, 'payment_confirmed', 'payment_confirmed:' || c.id, cu.email,
            d.details::jsonb, now() + $13::interval
     FROM confirmed c JOIN customers cu ON cu.id = c.customer_id JOIN d ON d.n = c.n
+    WHERE c.held
     ON CONFLICT (dedupe_key) DO NOTHING
 )
-SELECT f.status, f.backed, f.event_id IN (SELECT event_id FROM fresh) AS fresh,
+SELECT f.status, f.held IS NOT NULL AS backed, f.event_id IN (SELECT event_id FROM fresh) AS fresh,
        f.n IN (SELECT n FROM confirmed) AS confirmed
 FROM facts f ORDER BY f.n
 """

@@ -36,7 +36,7 @@ from shared.http import DB_ERRORS
 from shared.logging import log_ctx
 from shared.mail_state import MailState
 from shared.metrics import MAILS, MAILS_PENDING
-from shared.pass_store import issue_passes
+from shared.pass_store import BookingNotPaid, issue_passes
 from shared.passes import PASS_KINDS
 from shared.settings import Settings, SmtpTls
 
@@ -274,7 +274,10 @@ class MailSender:
                     set(images) != set(PASS_KINDS) or None in images.values()):
                 # Not drawn yet (the booking was confirmed by a webhook and nobody has
                 # looked at the passes since): rendered and stored now, off the event loop.
-                stored = await issue_passes(conn, row["booking_id"], self.pass_secret)
+                try:
+                    stored = await issue_passes(conn, row["booking_id"], self.pass_secret)
+                except BookingNotPaid:  # cancelled or refunded whole meanwhile: none admit
+                    stored = {}
                 images = {kind: url for kind, (_, url) in stored.items()
                           if kind in booking["pass_kinds"]}  # live ones only
         passes = {kind: png_of(url) for kind, url in images.items()}

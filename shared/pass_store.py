@@ -18,13 +18,25 @@ from shared.passes import PASS_KINDS, pass_token, qr_data_url
 Passes = dict[str, tuple[str, str]]  # kind -> (token, data URL)
 
 STORED_PASSES = "SELECT kind, token, qr_data_url FROM passes WHERE booking_id = $1"
-# Passes admit someone to a car: only for a booking that is paid (a captured payment) and
-# not cancelled. The same condition guards the write, so a cancellation committed between
-# the check and the write still stops it.
+# Passes admit someone to a car: only for a booking that is paid (a captured payment whose
+# money was not all given back, by refunds or chargebacks) and not cancelled. The same
+# condition guards the write, so a cancellation committed between the check and the write
+# still stops it.
 _PAID = """EXISTS (SELECT FROM bookings b WHERE b.id = $1 AND b.status <> 'cancelled'
                   AND EXISTS (SELECT FROM payments paid
-                              WHERE paid.booking_id = b.id AND paid.status = 'captured'))"""
+                              WHERE paid.booking_id = b.id AND paid.status = 'captured'
+                                AND paid.refunded_paise
+                                    + charged_back_paise(paid.razorpay_payment_id)
+                                    < paid.amount_paise))"""
 BOOKING_PAID = f"SELECT {_PAID}"
+# Why not, when it is not: cancelled, refunded (the money went back), or unpaid.
+WHY_NOT_PAID = """
+SELECT CASE WHEN b.status = 'cancelled' THEN 'cancelled'
+            WHEN EXISTS (SELECT FROM payments p WHERE p.booking_id = b.id
+                         AND p.status = 'captured') THEN 'refunded'
+            ELSE 'unpaid' END
+FROM bookings b WHERE b.id = $1
+"""
 # A racer's row or image wins: rendering is deterministic, so it is the same picture. An
 # image is stored only on a row holding the token it shows (a row written meanwhile by a
 # process signing with another secret, mid-rotation, keeps its own token: drawn again).
@@ -39,7 +51,11 @@ RETURNING kind, token, qr_data_url
 
 
 class BookingNotPaid(Exception):
-    """No passes for a booking that is cancelled or has no captured payment."""
+    """No passes for a booking that is cancelled, refunded whole or not paid: `why`."""
+
+    def __init__(self, booking_id: int, why: str):
+        super().__init__(booking_id, why)
+        self.why = why
 
 
 def pass_tokens(booking_id: int, secret: str) -> tuple[list[str], list[str]]:
@@ -60,10 +76,10 @@ async def issue_passes(conn: asyncpg.Connection, booking_id: int, secret: str,
     and stores whatever is missing first: a row, or a row's image.
 
     Two issuers racing both render, but a stored image is never replaced, and both answer
-    with the stored one. BookingNotPaid for a booking cancelled or not paid.
+    with the stored one. BookingNotPaid for a booking cancelled, refunded whole or not paid.
     """
     if not await conn.fetchval(BOOKING_PAID, booking_id):
-        raise BookingNotPaid(booking_id)
+        raise BookingNotPaid(booking_id, await conn.fetchval(WHY_NOT_PAID, booking_id))
     stored = await stored_passes(conn, booking_id)
     missing = [k for k in PASS_KINDS if stored.get(k, (None, None))[1] is None]
     if not missing:

@@ -38,6 +38,7 @@ BOOKING_NOT_FOUND = "Booking not found"
 ALREADY_PAID = "Payment already completed for this booking"
 MISMATCH = "Payment does not match this order."
 CANCELLED = "Booking was cancelled; the payment will be refunded."
+REFUNDED = "Payment was refunded; the booking has no passes."
 CANCELLED_UNCAPTURED = "Booking was cancelled; the payment was not captured and is released."
 OLD_PRICE = ("The booking's price changed before this payment; the payment will be refunded."
              " Please pay the current amount.")
@@ -180,7 +181,9 @@ async def _settled(pool, row, payment_id: str, settings: Settings, details=None)
     try:
         async with pool.acquire() as conn:
             passes = await issue_passes(conn, row["booking_id"], settings.pass_signing_secret)
-    except BookingNotPaid:
+    except BookingNotPaid as exc:
+        if exc.why == "refunded":  # all of it went back (refunds, chargebacks): no passes
+            raise HttpError(REFUNDED, 409, code="refunded") from None
         # The capture is recorded (the money is real) with its automatic full refund
         # (shared/payments.py); no passes for a cancelled booking.
         log.warning("verify: payment captured for a cancelled booking; refunded automatically")

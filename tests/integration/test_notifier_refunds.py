@@ -113,3 +113,26 @@ async def test_refund_mails_once_each_and_a_full_refund_revokes_the_passes(pool)
     kinds = [k for k, _ in await mails(pool, booking_id)]
     assert kinds == ["payment_confirmed", "refund_initiated", "refund_processed",
                      "refund_failed", "refund_processed"]
+
+
+async def test_a_capture_heard_after_its_money_went_back_confirms_with_no_live_pass_nor_mail(
+        pool):
+    """payment.captured held back (a backlog, the dead-letter queue) until after a full
+    refund: the booking is confirmed, as the capture happened, but nothing admits anyone
+    and no "confirmed" mail follows the refund's."""
+    booking = await make_booking(pool)
+    n = booking["booking_id"]
+    captured = PaymentCaptured(
+        booking_id=n, customer_id=booking["customer_id"], order_id=f"order_ItgLt{n:09d}",
+        payment_id=f"pay_ItgLt{n:011d}", amount_paise=booking["amount_paise"], source="verify")
+    await pool.execute(
+        "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
+        " amount_paise, status, razorpay_payment_id, refunded_paise)"
+        " VALUES ($1,$2,$3,'r',$4,'captured',$5,$4)",
+        n, captured.customer_id, captured.order_id, captured.amount_paise, captured.payment_id)
+
+    assert await apply(pool, captured)
+
+    assert await pool.fetchval("SELECT status FROM bookings WHERE id = $1", n) == "confirmed"
+    assert await revoked(pool, n) == [True, True]
+    assert [kind for kind, _ in await mails(pool, n)] == []

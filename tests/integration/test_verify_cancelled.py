@@ -135,3 +135,19 @@ async def test_capture_on_verify_leaves_a_payment_for_an_old_price_uncaptured(
             request.order_id) == "order_superseded"
         assert await pool.fetchval("SELECT count(*) FROM refunds WHERE booking_id = $1",
                                    booking["booking_id"]) == 0
+
+
+async def test_verify_after_the_money_went_back_gives_no_passes(pool, base_settings):
+    async with running_sandbox(base_settings) as settings:
+        booking, razorpay, request = await paid_at_razorpay(pool, settings, "captured")
+        first = await verification.verify_payment(pool, razorpay, settings, request)
+        assert first["collection_qr"].startswith("data:image/png")
+        await pool.execute("UPDATE payments SET refunded_paise = amount_paise"
+                           " WHERE razorpay_order_id = $1", request.order_id)  # refunded whole
+        with pytest.raises(HttpError) as refused:
+            await verification.verify_payment(pool, razorpay, settings, request)
+        assert (refused.value.status, refused.value.code) == (409, "refunded")
+        async with pool.acquire() as conn:
+            with pytest.raises(BookingNotPaid) as why:
+                await issue_passes(conn, booking["booking_id"], "pass-secret")
+        assert why.value.why == "refunded"
