@@ -49,11 +49,12 @@ UNSETTLED_WINDOW = timedelta(days=60)
 # Two months of captures, one index probe each: more than the pool's command timeout allows.
 UNSETTLED_TIMEOUT_SECONDS = 25.0
 
+# Pending settlements, and flagged ones judged again while young (shared/settlements.py).
 CLAIM_DUE = """
 UPDATE settlements SET next_check_at = now() + $2::interval
 WHERE settlement_id IN (
     SELECT settlement_id FROM settlements
-    WHERE status = 'pending' AND next_check_at <= now()
+    WHERE next_check_at <= now()
     ORDER BY next_check_at LIMIT $1
     FOR UPDATE SKIP LOCKED)
 RETURNING settlement_id, settled_at
@@ -160,7 +161,8 @@ def _report(verdict: Verdict) -> None:
 
 
 async def reconcile_due(pool: asyncpg.Pool, razorpay: RazorpayClient) -> list[DayResult]:
-    """Every pending settlement whose check is due, one pass over each day they fall on."""
+    """Every settlement whose check is due (pending, or flagged and judged again), one pass
+    over each day they fall on."""
     async with pool.acquire() as conn:
         claimed = await conn.fetch(CLAIM_DUE, 100, LEASE)
     days = sorted({row["settled_at"].astimezone(UTC).date() for row in claimed})

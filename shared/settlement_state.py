@@ -2,8 +2,9 @@
 
 A settlement is recorded `pending` (from `settlement.processed` or the daily poll); once its
 day's recon items are recorded it is `matched` (credits minus debits equal its amount) or
-`flagged` (with the difference). A flagged one may still become matched when a later pass
-finds the items that were missing; a matched one never changes again:
+`flagged` (with the difference). A flagged one is judged again once a day for a week (its
+difference follows its items) and becomes matched when a later pass finds the items that
+were missing; a matched one never changes again:
 
     pending ──▶ matched
         └────▶ flagged ──▶ matched

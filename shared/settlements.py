@@ -6,7 +6,7 @@ whose type or figures we cannot read never reaches the database."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.money import whole_number
@@ -149,12 +149,21 @@ TOTALS = (
     " COALESCE(sum(fee_paise), 0) AS fees, COALESCE(sum(tax_paise), 0) AS tax"
     " FROM settlement_items WHERE settlement_id = $1"
 )
-APPLY_VERDICT = (
-    "UPDATE settlements SET status = $2, items = $3, difference_paise = $4,"
-    " item_fees_paise = $6, item_tax_paise = $7, reconciled_at = now(), next_check_at = NULL"
-    " WHERE settlement_id = $1 AND status = ANY($5::text[])"
-    " RETURNING amount_paise"
-)
+# The verdict, forward-only; a flagged settlement is judged again (its figures follow its
+# items) and looked at once a day while it is younger than RECHECK_FOR.
+APPLY_VERDICT = """
+WITH old AS (SELECT status FROM settlements WHERE settlement_id = $1 FOR UPDATE)
+UPDATE settlements s SET status = $2, items = $3, difference_paise = $4,
+    item_fees_paise = $6, item_tax_paise = $7, reconciled_at = now(),
+    next_check_at = CASE WHEN $2 = 'flagged' AND s.settled_at > now() - $8::interval
+                         THEN now() + $9::interval END
+FROM old
+WHERE s.settlement_id = $1
+  AND (old.status = ANY($5::text[]) OR (old.status = 'flagged' AND $2 = 'flagged'))
+RETURNING old.status AS from_status
+"""
+RECHECK_FOR = timedelta(days=7)
+RECHECK_EVERY = timedelta(days=1)
 # What a settlement cost: its items' fees and GST once judged (the entity says 0 for a
 # normal settlement), the entity's until then.
 FEES = "COALESCE(item_fees_paise, fees_paise)"
@@ -172,7 +181,8 @@ class Verdict:
 
 async def judge(conn, settlement_id: str) -> Verdict:
     """Matched or flagged, from the items recorded for it (forward-only: a matched one
-    stays matched); a settlement with no item yet stays pending."""
+    stays matched); a settlement with no item yet stays pending. `changed`: its status
+    moved."""
     totals = await conn.fetchrow(TOTALS, settlement_id)
     if not totals["items"]:
         return Verdict(settlement_id, None, 0, None, False)
@@ -182,7 +192,8 @@ async def judge(conn, settlement_id: str) -> Verdict:
         return Verdict(settlement_id, None, totals["items"], None, False)
     difference = totals["net"] - amount
     target = verdict(difference)
-    moved = await conn.fetchval(APPLY_VERDICT, settlement_id, target.value, totals["items"],
-                                difference, allowed_sources(target), totals["fees"],
-                                totals["tax"])
-    return Verdict(settlement_id, target, totals["items"], difference, moved is not None)
+    before = await conn.fetchval(APPLY_VERDICT, settlement_id, target.value, totals["items"],
+                                 difference, allowed_sources(target), totals["fees"],
+                                 totals["tax"], RECHECK_FOR, RECHECK_EVERY)
+    return Verdict(settlement_id, target, totals["items"], difference,
+                   before is not None and before != target)

@@ -35,6 +35,7 @@ from shared.outbox import outbox_transaction
 from shared.razorpay_client import RazorpayClient
 from shared.razorpay_map import outcome_from_payment
 from shared.refunds import poll_refund, submit_refund
+from shared.settlements import ItemColumns, judge, record_items
 from testkit import infra
 from testkit.inprocess import running_sandbox
 from tests.support.refunds import control, open_order, pay_and_record
@@ -361,6 +362,32 @@ async def test_the_ledger_names_a_second_charge_and_its_refund(pool, razorpay, s
     booking = str(kept["booking_id"])
     assert mine == {("payment", kept["razorpay_payment_id"]): booking,
                     ("payment", second["id"]): booking, ("refund", second["id"]): booking}
+
+
+async def test_a_flagged_settlement_is_judged_again_and_matched_once_its_items_add_up(
+        pool, razorpay, settings):
+    day = datetime.now(UTC).date() - timedelta(days=1)
+    await paid(pool, razorpay, settings)
+    await paid(pool, razorpay, settings)
+    made = (await settle(settings, at=at(day), webhook=False))["settlement"]
+    await poll_settlements(pool, razorpay, datetime.now(UTC), since=start(day))
+    # the first look read the day's recon before all of its items were out
+    first, *_ = [i for i in await recon_items(razorpay, day) if i["settlement_id"] == made["id"]]
+    columns = ItemColumns()
+    columns.add(first)
+    async with pool.acquire() as conn:
+        await record_items(conn, columns)
+        early = await judge(conn, made["id"])
+    assert (early.status, early.changed) == ("flagged", True)
+
+    await reconcile_due(pool, razorpay)  # not due yet: left as it is
+    assert (await settlement_row(pool, made["id"]))["status"] == "flagged"
+    await pool.execute("UPDATE settlements SET next_check_at = now() WHERE settlement_id = $1",
+                       made["id"])  # a day later
+    await reconcile_due(pool, razorpay)
+    row = await settlement_row(pool, made["id"])
+    assert (row["status"], row["items"], row["difference_paise"], row["next_check_at"]) == (
+        "matched", 2, 0, None)
 
 
 async def a6pay(settings, *args: str) -> tuple[int, dict]:
