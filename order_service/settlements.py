@@ -43,6 +43,9 @@ LIST_PAGE = 100  # the most its settlements list gives at once
 LEASE = timedelta(minutes=10)  # a claimed settlement is left alone this long by other replicas
 RETRY = timedelta(minutes=30)  # a settlement whose items are not out yet is asked about again
 FIRST_POLL_LOOKBACK = timedelta(days=7)
+# Razorpay's docs do not say which clock its recon API's days follow; India's is likely. A
+# settlement made after 18:30 UTC falls on the next day there.
+INDIA = timedelta(hours=5, minutes=30)
 # A captured payment is looked at for this long after it fell due: later than that it has
 # been reported every day for weeks, and the check's cost stays that of a bounded range.
 UNSETTLED_WINDOW = timedelta(days=60)
@@ -166,7 +169,14 @@ async def reconcile_due(pool: asyncpg.Pool, razorpay: RazorpayClient) -> list[Da
     async with pool.acquire() as conn:
         claimed = await conn.fetch(CLAIM_DUE, 100, LEASE)
     days = sorted({row["settled_at"].astimezone(UTC).date() for row in claimed})
-    return [await reconcile_day(pool, razorpay, day) for day in days]
+    results = [await reconcile_day(pool, razorpay, day) for day in days]
+    # One whose items its UTC date did not hold is looked for on its date in India too.
+    unfound = {v.settlement_id for r in results for v in r.verdicts
+               if v.status is None and v.items == 0}
+    india = {(row["settled_at"].astimezone(UTC) + INDIA).date() for row in claimed
+             if row["settlement_id"] in unfound}
+    return results + [await reconcile_day(pool, razorpay, day)
+                      for day in sorted(india - set(days))]
 
 
 async def poll_settlements(pool: asyncpg.Pool, razorpay: RazorpayClient, now: datetime,

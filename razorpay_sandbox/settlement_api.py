@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -159,7 +160,9 @@ async def settlement_clock(app: web.Application) -> AsyncIterator[None]:
     often (sent as a webhook like any other)."""
     settings = app[SETTINGS]
     app[BOOK] = SettlementBook(app[STORE], Fees(settings.sandbox_fee_basis_points,
-                                                settings.sandbox_gst_percent))
+                                                settings.sandbox_gst_percent),
+                               recon_offset=timedelta(
+                                   minutes=settings.sandbox_recon_utc_offset_minutes))
     task = None
     if settings.sandbox_settle_every > 0:
         task = asyncio.create_task(_settle_every(app, settings.sandbox_settle_every))

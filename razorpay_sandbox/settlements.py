@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from razorpay_sandbox.entities import PaymentStatus, RefundStatus, new_id
@@ -113,8 +113,9 @@ class Settlement:
         return {**self.items[index], "settled_at": self.created_at, "settlement_id": self.id,
                 "settlement_utr": self.utr}
 
-    def day(self) -> tuple[int, int, int]:
-        moment = datetime.fromtimestamp(self.created_at, UTC)
+    def day(self, offset: timedelta = timedelta(0)) -> tuple[int, int, int]:
+        """Its date on a clock `offset` east of UTC."""
+        moment = datetime.fromtimestamp(self.created_at, UTC) + offset
         return moment.year, moment.month, moment.day
 
 
@@ -124,6 +125,7 @@ class SettlementBook:
 
     store: Store
     fees: Fees = field(default_factory=Fees)
+    recon_offset: timedelta = timedelta(0)  # the recon API's days, on this clock
     settlements: dict[str, Settlement] = field(default_factory=dict)
     settled: set[str] = field(default_factory=set)
 
@@ -176,7 +178,7 @@ class SettlementBook:
 
     def _settled_in(self, year: int, month: int, day: int | None) -> Iterator[Settlement]:
         for settlement in sorted(self.settlements.values(), key=lambda s: s.created_at):
-            y, m, d = settlement.day()
+            y, m, d = settlement.day(self.recon_offset)
             if (y, m) == (year, month) and (day is None or d == day):
                 yield settlement
 

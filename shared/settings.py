@@ -216,6 +216,9 @@ class Settings(BaseSettings):
     sandbox_settle_every: float = Field(default=0.0, ge=0)
     sandbox_fee_basis_points: int = Field(default=200, ge=0, le=10_000)
     sandbox_gst_percent: int = Field(default=18, ge=0, le=100)
+    # The clock the sandbox's recon API dates its days by, minutes east of UTC (Razorpay's
+    # docs do not say; 330 is India's).
+    sandbox_recon_utc_offset_minutes: int = Field(default=0, ge=-720, le=840)
 
     log_level: str = Field(default="INFO")
     # Which service this process is (serve() says): live keys check only the secrets it uses

@@ -390,6 +390,28 @@ async def test_a_flagged_settlement_is_judged_again_and_matched_once_its_items_a
         "matched", 2, 0, None)
 
 
+async def test_a_settlement_whose_recon_day_is_indias_is_found_there(own, webhook_url):
+    """A settlement made at 20:00 UTC is on the next day in India: a recon API that dates
+    its days by India's clock lists its items there."""
+    pool = own[1]
+    evening = datetime(2026, 4, 10, 20, 0, tzinfo=UTC)
+    async with running_sandbox(own[0], sandbox_refund_delay_seconds=0,
+                               sandbox_recon_utc_offset_minutes=330,
+                               sandbox_webhook_url=webhook_url) as settings:
+        razorpay = RazorpayClient(settings)
+        try:
+            await paid(pool, razorpay, settings)
+            made = (await settle(settings, at=int(evening.timestamp()), webhook=False))[
+                "settlement"]
+            await poll_settlements(pool, razorpay, datetime.now(UTC), since=evening)
+            assert await recon_items(razorpay, evening.date()) == []  # India's 11 April
+            await reconcile_due(pool, razorpay)
+        finally:
+            razorpay.close()
+    row = await settlement_row(pool, made["id"])
+    assert (row["status"], row["items"]) == ("matched", 1)
+
+
 async def a6pay(settings, *args: str) -> tuple[int, dict]:
     env = {**os.environ, "DATABASE_URL": settings.database_url,
            "RAZORPAY_BASE_URL": settings.razorpay_base_url}
