@@ -101,7 +101,7 @@ WITH arrays (a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12) AS MATERIALIZED (
              fact, n)
 ), facts AS (
     SELECT d.n, d.event_id, d.fact, b.id, b.status,
-           (SELECT p.refunded_paise + charged_back_paise(p.razorpay_payment_id)
+           (SELECT p.refunded_paise + (SELECT paise FROM charged_back(p.razorpay_payment_id))
                    < p.amount_paise
             FROM payments p WHERE p.razorpay_order_id = d.order_id
             AND p.booking_id = b.id AND p.customer_id = d.customer_id

@@ -161,7 +161,7 @@ async def refund_booking(
     row = await submit_refund(pool, razorpay, existing["id"]) or existing
     remaining = await pool.fetchval(
         "SELECT COALESCE(max(amount_paise - refunded_paise"
-        " - charged_back_paise(razorpay_payment_id)), 0) FROM payments"
+        " - (SELECT paise FROM charged_back(razorpay_payment_id))), 0) FROM payments"
         " WHERE booking_id = $1 AND status = 'captured'", booking_id)
     return {"message": "Refund initiated", "refund": refund_view(row),
             "remaining": paise_to_rupees(remaining)}
@@ -185,7 +185,8 @@ async def lock_booking(conn: asyncpg.Connection, booking_id: int) -> asyncpg.Rec
 
 async def _captured_payment(conn, booking_id: int, *, lock: bool = True):
     return await conn.fetchrow(
-        "SELECT *, charged_back_paise(razorpay_payment_id) FROM payments"
+        "SELECT *, (SELECT paise FROM charged_back(razorpay_payment_id)) AS charged_back_paise"
+        " FROM payments"
         " WHERE booking_id = $1 AND status = 'captured'"
         + (" FOR UPDATE" if lock else ""), booking_id)
 

@@ -47,7 +47,8 @@ SELECT b.status, b.customer_id, b.start_date, b.end_date, c.name AS car,
        cu.name AS customer_name, p.token, p.revoked_at, s.scanned_at AS used_at,
        EXISTS (SELECT FROM payments pay WHERE pay.booking_id = b.id
                AND pay.status = 'captured' AND pay.refunded_paise
-                   + charged_back_paise(pay.razorpay_payment_id) >= pay.amount_paise)
+                   + (SELECT paise FROM charged_back(pay.razorpay_payment_id))
+                   >= pay.amount_paise)
            AS refunded,
        now() AS now
 FROM bookings b JOIN cars c ON c.id = b.car_id JOIN customers cu ON cu.id = b.customer_id

@@ -27,8 +27,8 @@ from shared.refunds import (
 )
 
 _SECOND_CHARGES = """
-SELECT d.*, d.amount_paise - d.refunded_paise - charged_back_paise(d.razorpay_payment_id)
-           AS remaining
+SELECT d.*, d.amount_paise - d.refunded_paise
+           - (SELECT paise FROM charged_back(d.razorpay_payment_id)) AS remaining
 FROM duplicate_payments d WHERE d.booking_id = $1 ORDER BY d.id FOR UPDATE
 """
 

@@ -26,7 +26,7 @@ _PAID = """EXISTS (SELECT FROM bookings b WHERE b.id = $1 AND b.status <> 'cance
                   AND EXISTS (SELECT FROM payments paid
                               WHERE paid.booking_id = b.id AND paid.status = 'captured'
                                 AND paid.refunded_paise
-                                    + charged_back_paise(paid.razorpay_payment_id)
+                                    + (SELECT paise FROM charged_back(paid.razorpay_payment_id))
                                     < paid.amount_paise))"""
 BOOKING_PAID = f"SELECT {_PAID}"
 # Why not, when it is not: cancelled, refunded (the money went back), or unpaid.
