@@ -87,10 +87,13 @@ async def contest_dispute(pool: asyncpg.Pool, razorpay: RazorpayClient, dispute_
             "refund_cancellation_policy": documents,
         })
     async with outbox_transaction(pool) as conn:
-        await conn.execute(
+        # Razorpay's answer first: it takes the payment's lock, then the dispute's row, the
+        # order every dispute write takes (shared/disputes.py); the row first would deadlock
+        # with a dispute webhook applied meanwhile.
+        await _record_answer(conn, answer, dispute_id)
+        after = await conn.fetchrow(
             "UPDATE disputes SET document_ids = $2, evidence_submitted_at = now()"
-            " WHERE razorpay_dispute_id = $1", dispute_id, documents)
-        after = await _record_answer(conn, answer, dispute_id)
+            " WHERE razorpay_dispute_id = $1 RETURNING *", dispute_id, documents)
     log.info("dispute contested", extra=log_ctx(booking_id=row["booking_id"], dispute=row["id"]))
     return {"message": "Dispute contested", "dispute": dispute_view(after)}
 

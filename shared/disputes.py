@@ -87,8 +87,8 @@ def report_of_webhook(payload: dict) -> DisputeReport | None:
 # The disputed payment's row lock, the one a refund's running total takes (migration 005;
 # a duplicate's refund, its duplicate_payments row): a refund written meanwhile waits for
 # this transaction, and the trigger that checks it against disputes (migration 018) then
-# sees what this one changed.
-_LOCK_DISPUTED = """
+# sees what this one changed. Every dispute write takes it before the dispute's row.
+LOCK_DISPUTED = """
 WITH payment AS (
     SELECT 1 FROM payments WHERE razorpay_payment_id = $1 FOR NO KEY UPDATE),
 duplicate AS (
@@ -143,7 +143,7 @@ async def apply_dispute(
     conn: asyncpg.Connection, report: DisputeReport
 ) -> tuple[str, asyncpg.Record | None]:
     """In the caller's transaction: ("applied" | "stale", the row after)."""
-    await conn.execute(_LOCK_DISPUTED, report.razorpay_payment_id)
+    await conn.execute(LOCK_DISPUTED, report.razorpay_payment_id)
     row = await conn.fetchrow(
         _INSERT, report.razorpay_dispute_id, report.razorpay_payment_id, report.amount_paise,
         report.amount_deducted_paise, report.currency, report.status.value, report.phase,

@@ -23,7 +23,7 @@ from order_service.evidence_pdf import evidence_pdf
 from order_service.pass_scans import GONE, scan_pass
 from order_service.refund_worker import refund_pass
 from shared import metrics
-from shared.disputes import apply_dispute, report_of_webhook
+from shared.disputes import LOCK_DISPUTED, apply_dispute, report_of_webhook
 from shared.http import HttpError
 from shared.outbox import outbox_transaction
 from shared.pass_store import issue_passes
@@ -374,3 +374,36 @@ async def test_a_dispute_on_a_second_charge_is_the_bookings_and_mailed_to_ops(
     async with pool.acquire() as conn:
         listed = await disputes.disputes_of_booking(conn, booking_id)
     assert [d["dispute_id"] for d in listed] == [dispute["id"]]
+
+
+async def test_a_contest_answered_while_a_dispute_webhook_is_applied_waits_not_deadlocks(
+        pool, razorpay, settings):
+    """Every dispute write takes its payment's lock before the dispute's row. A webhook's
+    transaction holds the payment's lock while the contest's answer is recorded: the contest
+    waits for it rather than holding the dispute's row against it (a deadlock, then a 500)."""
+    booking_id = await paid_booking(pool, razorpay, settings)
+    payment_id = await captured_payment_id(pool, booking_id)
+    dispute, payment = await raise_dispute(settings, razorpay, payment_id)
+    assert await deliver(pool, "payment.dispute.created", dispute, payment) == "applied"
+
+    async with pool.acquire() as hook:
+        webhook = hook.transaction()
+        await webhook.start()
+        try:
+            await hook.execute(LOCK_DISPUTED, payment_id)  # as apply_dispute does first
+            contest = asyncio.create_task(disputes.contest_dispute(pool, razorpay,
+                                                                   dispute["id"]))
+            for _ in range(200):  # until the contest's transaction waits on a lock
+                if contest.done() or await pool.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname ="
+                        " current_database() AND wait_event_type = 'Lock'"):
+                    break
+                await asyncio.sleep(0.05)
+            # the webhook goes on to the dispute's row, as its _MOVE does, and commits
+            await hook.execute("SELECT 1 FROM disputes WHERE razorpay_dispute_id = $1"
+                               " FOR UPDATE", dispute["id"])
+        finally:
+            await webhook.commit()
+    answer = await contest
+    assert answer["dispute"]["status"] == "under_review"
+    assert (await dispute_row(pool, dispute["id"]))["document_ids"]
