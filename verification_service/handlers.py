@@ -98,9 +98,11 @@ async def verify_payment(
         raise HttpError(CANCELLED_UNCAPTURED, 409, code="booking_cancelled")
     if withheld:
         raise HttpError(OLD_PRICE_UNCAPTURED, 409, code="order_superseded")
-    if order["superseded_at"] is not None and outcome is None or (
-            recorded is not None and recorded.conflict
-            and recorded.payment["superseded_at"] is not None):  # refunded, above or before
+    # a payment on an order made for an earlier price: refunded, above or before
+    refunded_before = order["superseded_at"] is not None and outcome is None
+    refunded_above = (recorded is not None and recorded.conflict
+                      and recorded.payment["superseded_at"] is not None)
+    if refunded_before or refunded_above:
         raise HttpError(OLD_PRICE, 409, code="order_superseded")
     if recorded is None or outcome.status is not PaymentStatus.CAPTURED:
         raise HttpError(
