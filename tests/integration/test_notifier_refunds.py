@@ -21,17 +21,25 @@ async def apply(pool, event) -> bool:
         return await apply_event(conn, envelope.event(), envelope.id, pass_secret="itg-secret")
 
 
-async def confirmed_booking(pool) -> dict:
+async def captured_on_record(pool, refunded_paise: int = 0) -> tuple[dict, PaymentCaptured]:
+    """A booking, its captured payment on record (the notifier believes no event alone; so
+    much of it refunded already), and the payment.captured event for it, not yet applied."""
     booking = await make_booking(pool)
     n = booking["booking_id"]
     captured = PaymentCaptured(
         booking_id=n, customer_id=booking["customer_id"], order_id=f"order_ItgRf{n:09d}",
         payment_id=f"pay_ItgRf{n:011d}", amount_paise=booking["amount_paise"], source="verify")
-    # the captured payment on record: the notifier believes no event alone
     await pool.execute(
         "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
-        " amount_paise, status, razorpay_payment_id) VALUES ($1,$2,$3,'r',$4,'captured',$5)",
-        n, captured.customer_id, captured.order_id, captured.amount_paise, captured.payment_id)
+        " amount_paise, status, razorpay_payment_id, refunded_paise)"
+        " VALUES ($1,$2,$3,'r',$4,'captured',$5,$6)",
+        n, captured.customer_id, captured.order_id, captured.amount_paise, captured.payment_id,
+        refunded_paise)
+    return booking, captured
+
+
+async def confirmed_booking(pool) -> dict:
+    booking, captured = await captured_on_record(pool)
     await apply(pool, captured)
     return booking
 
@@ -120,16 +128,9 @@ async def test_a_capture_heard_after_its_money_went_back_confirms_with_no_live_p
     """payment.captured held back (a backlog, the dead-letter queue) until after a full
     refund: the booking is confirmed, as the capture happened, but nothing admits anyone
     and no "confirmed" mail follows the refund's."""
-    booking = await make_booking(pool)
+    booking, captured = await captured_on_record(pool, refunded_paise=150_000)  # all of it
+    assert booking["amount_paise"] == 150_000
     n = booking["booking_id"]
-    captured = PaymentCaptured(
-        booking_id=n, customer_id=booking["customer_id"], order_id=f"order_ItgLt{n:09d}",
-        payment_id=f"pay_ItgLt{n:011d}", amount_paise=booking["amount_paise"], source="verify")
-    await pool.execute(
-        "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
-        " amount_paise, status, razorpay_payment_id, refunded_paise)"
-        " VALUES ($1,$2,$3,'r',$4,'captured',$5,$4)",
-        n, captured.customer_id, captured.order_id, captured.amount_paise, captured.payment_id)
 
     assert await apply(pool, captured)
 
