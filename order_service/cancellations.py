@@ -20,7 +20,7 @@ from shared.http import HttpError
 from shared.logging import log_ctx
 from shared.money import paise_to_rupees
 from shared.outbox import add_event, outbox_transaction
-from shared.razorpay_client import RazorpayClient, RazorpayError
+from shared.razorpay_client import RazorpayClient
 from shared.refunds import (
     MIN_REFUND_PAISE,
     RefundCapExceeded,
@@ -59,7 +59,7 @@ async def cancel_booking(
 ) -> dict:
     """Cancel; if paid, refund all not yet refunded minus the fee. Again: the same answer."""
     refund_id = None
-    await _catch_up_refunds(pool, razorpay, booking_id)
+    await catch_up_refunds(pool, razorpay, booking_id)
     async with outbox_transaction(pool) as conn:
         booking = await lock_booking(conn, booking_id)
         status = BookingStatus(booking["status"])
@@ -129,7 +129,7 @@ async def refund_booking(
     correlation_id: str | None = None,
 ) -> dict:
     """Refund part or (by default) all of what remains of the booking's captured payment."""
-    await _catch_up_refunds(pool, razorpay, booking_id)
+    await catch_up_refunds(pool, razorpay, booking_id)
     async with outbox_transaction(pool) as conn:
         existing = idempotency_key and await conn.fetchrow(
             "SELECT * FROM refunds WHERE idempotency_key = $1", idempotency_key)
@@ -165,15 +165,6 @@ async def refund_booking(
         " WHERE booking_id = $1 AND status = 'captured'", booking_id)
     return {"message": "Refund initiated", "refund": refund_view(row),
             "remaining": paise_to_rupees(remaining)}
-
-
-async def _catch_up_refunds(pool, razorpay, booking_id: int) -> None:
-    """Razorpay's refunds of the payment first, so we never ask for more than remains there.
-    Razorpay away: the refund row waits for it anyway (the worker sends it), so we go on."""
-    try:
-        await catch_up_refunds(pool, razorpay, booking_id)
-    except RazorpayError as exc:
-        log.warning("refunds not compared with Razorpay: %s", type(exc).__name__)
 
 
 async def lock_booking(conn: asyncpg.Connection, booking_id: int) -> asyncpg.Record:

@@ -16,7 +16,7 @@ from order_service.dispute_schemas import DISPUTED
 from order_service.refund_truth import catch_up_refunds
 from shared.http import HttpError
 from shared.outbox import outbox_transaction
-from shared.razorpay_client import RazorpayClient, RazorpayError
+from shared.razorpay_client import RazorpayClient
 from shared.refunds import (
     MIN_REFUND_PAISE,
     RefundedPayment,
@@ -35,10 +35,7 @@ FROM duplicate_payments d WHERE d.booking_id = $1 ORDER BY d.id FOR UPDATE
 
 async def refund_second_charges(pool: asyncpg.Pool, razorpay: RazorpayClient, booking_id: int,
                                 correlation_id: str | None = None) -> dict:
-    try:  # Razorpay's own refunds of them first: never ask for more than remains there
-        await catch_up_refunds(pool, razorpay, booking_id)
-    except RazorpayError:
-        pass  # the rows wait for Razorpay anyway (the refund worker sends them)
+    await catch_up_refunds(pool, razorpay, booking_id)
     written = []
     async with outbox_transaction(pool) as conn:
         await lock_booking(conn, booking_id)
