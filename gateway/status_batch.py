@@ -24,7 +24,7 @@ from gateway.upstream import Answer, Upstream, UpstreamPool
 from shared import status_batch
 from shared.coalesce import Coalescer
 from shared.deadline import DEADLINE_HEADER, deadline_header
-from shared.http import HttpError
+from shared.http import HttpError, booking_id_from
 
 StatusRead = tuple[str, str | None]  # (the booking id as sent, the authenticated customer)
 _JSON = {"content-type": "application/json; charset=utf-8"}
@@ -51,10 +51,11 @@ async def read_status(request: web.Request, customer_id: str | None,
                       timeout_seconds: float) -> web.Response:
     """This request's answer, from the next call to order_service; 504 if the calls ahead
     of it and its own take longer than the gateway waits."""
+    booking_id = request.match_info["booking_id"]
+    booking_id_from(booking_id)  # a malformed id is this request's 400, not the batch's
     try:
         async with asyncio.timeout(timeout_seconds):
-            answer = await request.app[keys.STATUS_BATCHER].get(
-                (request.match_info["booking_id"], customer_id))
+            answer = await request.app[keys.STATUS_BATCHER].get((booking_id, customer_id))
     except TimeoutError:
         raise HttpError(UPSTREAM_TIMEOUT, 504) from None
     return response_of(answer)

@@ -8,8 +8,7 @@ from aiohttp import web
 from order_service import cancellations, idempotency
 from order_service.bearer import require_bearer
 from order_service.schemas import CancelBody, RefundBody
-from order_service.views import booking_id_from
-from shared.http import read_json_object
+from shared.http import booking_id_from, read_json_object
 from shared.schemas import parse
 from shared.service import POOL, RAZORPAY, SETTINGS
 

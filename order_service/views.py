@@ -11,7 +11,13 @@ from order_service import handlers
 from order_service.keys import CREATE_POOL, STATUS_READS
 from order_service.schemas import CREATE_ORDER_FIELDS, MISSING_CREATE_ORDER, CreateOrderBody
 from shared import status_batch
-from shared.http import HttpError, authenticated_customer, customer_from, read_json_object
+from shared.http import (
+    HttpError,
+    authenticated_customer,
+    booking_id_from,
+    customer_from,
+    read_json_object,
+)
 from shared.money import paise_to_rupees
 from shared.schemas import parse
 from shared.service import POOL, RAZORPAY, SETTINGS
@@ -44,13 +50,6 @@ async def create_order(request: web.Request) -> web.Response:
             "customer_name": order.customer_name,
         }
     )
-
-
-def booking_id_from(raw: str) -> int:
-    # length first: int() of thousands of digits is slow, and refused past 4300 digits
-    if len(raw) > 19 or not raw.isascii() or not raw.isdigit() or not 0 < int(raw) < 2**63:
-        raise HttpError("Invalid booking_id: must be a positive integer", 400)
-    return int(raw)
 
 
 async def payment_status(request: web.Request) -> web.Response:

@@ -71,3 +71,19 @@ async def test_the_gateway_does_not_expose_the_batch_route(stack, http):
     status, answer, _ = await call(http, "POST", f"{stack.gateway}{status_batch.PATH}",
                                    json={"reads": [["1", None]]})
     assert (status, answer) == (404, {"message": "Not found"})
+
+
+async def test_an_id_that_swells_the_batch_fails_only_its_own_request(stack, http, pool):
+    """Ids of thousands of escaped control characters (each `\\u0001` in the batch's JSON)
+    are refused at the gateway, before they join a batch: a batch carrying many would pass
+    order_service's body limit, and every honest read in it would share their 413."""
+    booking = await make_booking(pool)
+    assert (await create_order(http, stack, booking))[0] == 200
+    via_gateway = f"{stack.gateway}/api/razorpay/payment-status/"
+    swollen, honest = "%01" * 2700, str(booking["booking_id"])
+    asked = ([swollen] * 10 + [honest]) * 40  # honest reads among them in every batch
+    got = await asyncio.gather(*(call(http, "GET", via_gateway + raw) for raw in asked))
+    assert {(status, body["message"]) for (status, body, _), raw in zip(got, asked, strict=True)
+            if raw == swollen} == {(400, "Invalid booking_id: must be a positive integer")}
+    assert {(status, body.get("status")) for (status, body, _), raw in zip(got, asked, strict=True)
+            if raw == honest} == {(200, "pending")}
