@@ -3,6 +3,8 @@ transaction, only the kinds the table allows."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from notifier.mail_outbox import KINDS, UnknownCustomer, enqueue
@@ -55,3 +57,18 @@ async def test_enqueue_refuses_unknown_kinds_and_customers(pool):
         with pytest.raises(UnknownCustomer):
             await enqueue(conn, booking_id=booking["booking_id"], customer_id=10**15,
                           kind="payment_failed", dedupe_key="t:nobody", details={})
+
+
+async def test_enqueueing_notifies_no_channel(pool):
+    """A NOTIFY in the confirmation's transaction would serialise its commit with every
+    other notifying commit in the database; the sender is woken in process instead."""
+    booking = await make_booking(pool)
+    heard: list[str] = []
+    async with pool.acquire() as listener, pool.acquire() as conn:
+        await listener.add_listener("a6pay_mail", lambda *args: heard.append(args[2]))
+        await enqueue(conn, booking_id=booking["booking_id"], customer_id=booking["customer_id"],
+                      kind="booking_cancelled", dedupe_key=f"t:quiet:{booking['booking_id']}",
+                      details={})
+        await asyncio.sleep(0.3)  # a notification is delivered on commit, within milliseconds
+        await listener.reset()  # the pool's connections carry no session state (no LISTEN)
+    assert heard == []
