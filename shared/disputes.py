@@ -87,10 +87,13 @@ def report_of_webhook(payload: dict) -> DisputeReport | None:
 # The disputed payment's row lock, the one a refund's running total takes (migration 005;
 # a duplicate's refund, its duplicate_payments row): a refund written meanwhile waits for
 # this transaction, and the trigger that checks it against disputes (migration 018) then
-# sees what this one changed. Every dispute write takes it before the dispute's row.
+# sees what this one changed. Every dispute write takes it before the dispute's row. Only a
+# captured payment can be refunded or disputed (as _DISPUTED_PAYMENT links), and only its
+# Razorpay id is indexed (payments_payment_id).
 LOCK_DISPUTED = """
 WITH payment AS (
-    SELECT 1 FROM payments WHERE razorpay_payment_id = $1 FOR NO KEY UPDATE),
+    SELECT 1 FROM payments WHERE razorpay_payment_id = $1 AND status = 'captured'
+    FOR NO KEY UPDATE),
 duplicate AS (
     SELECT 1 FROM duplicate_payments WHERE razorpay_payment_id = $1 FOR NO KEY UPDATE)
 SELECT (SELECT count(*) FROM payment) + (SELECT count(*) FROM duplicate)

@@ -25,6 +25,7 @@ from order_service import handlers as order_sql
 from order_service import reconciler as reconcile_sql
 from order_service import repair as repair_sql
 from shared import capture_hold as capture_hold_sql
+from shared import disputes as disputes_sql
 from shared import outbox as outbox_sql
 from shared import pass_store as pass_store_sql
 from shared import payments as payments_sql
@@ -79,6 +80,8 @@ def hot_queries(booking: dict) -> dict[str, tuple[str, tuple]]:
             [order], payload)),
         "webhook.record_deliveries_64": (webhook_sql.RECORD_DELIVERIES, delivery_columns(
             [f"{order}{n}" for n in range(64)], payload)),
+        # dispute webhooks: the disputed payment's lock, then the dispute's row
+        "disputes.lock_disputed": (disputes_sql.LOCK_DISPUTED, ("pay_plan",)),
         # outbox: producers and relay
         "outbox.insert": (outbox_sql.INSERT_EVENT, (event, "payment.captured",
                                                      json.dumps(payload))),
