@@ -14,6 +14,8 @@ server accepts or refuses it:
   `failed`, with the alarm.
 A sender killed after claiming leaves rows pending under a lease: when it expires, any
 sender claims them again. Nothing is lost; at worst a mail goes twice with one Message-ID.
+A sender cancelled (the notifier stopping) is not killed: it finishes the mail in transfer
+and marks it, then releases the rest of its claim for any sender at once.
 `MAIL_CONCURRENCY` senders run these rounds side by side in each notifier, as senders in
 other notifier processes do: a claimed row is no other sender's until its lease ends.
 """
@@ -118,6 +120,7 @@ class MailSender:
         self._idle: list[asyncio.Event] = []  # senders waiting for work, each its own bell
         self._woken_while_busy = False
         self._busy = 0  # senders in a round
+        self._stopping = False  # cancelled: no mail starts, the ones in transfer finish
         self._database_away = False  # an outage is one line each way, not one per round
         self.server_away = False  # the last round could not reach the SMTP server
         self.away_rounds = 0  # rounds in a row that could not reach it: the outage's back-off
@@ -179,7 +182,27 @@ class MailSender:
                     self._idle.remove(bell)
 
     async def send_due(self) -> int:
-        """One round: claim, send, mark. Returns how many rows were claimed."""
+        """One round: claim, send, mark. Returns how many rows were claimed.
+
+        Cancelled, the round starts no other mail, but the one in transfer is finished and
+        marked (for up to MAIL_STOP_GRACE_SECONDS) and the rest of the claim released; then
+        CancelledError. Cut off mid-transfer, a mail the server took would stay pending and
+        go again when its lease ends, and the rows not tried would wait for that lease."""
+        round_ = asyncio.ensure_future(self._round())
+        try:
+            return await asyncio.shield(round_)
+        except asyncio.CancelledError:
+            self._stopping = True
+            try:
+                await asyncio.wait_for(round_, self.settings.mail_stop_grace_seconds)
+            except TimeoutError:
+                log.warning("mail sender: stopped mid-send; that mail goes again after its"
+                            " lease")
+            except Exception:
+                log.exception("mail sender round failed while stopping")
+            raise
+
+    async def _round(self) -> int:
         lease = timedelta(seconds=self.settings.mail_lease_seconds)
         rows = await self.pool.fetch(CLAIM_DUE, self.settings.mail_batch_size, lease)
         if not rows:
@@ -195,7 +218,7 @@ class MailSender:
             for index, row in enumerate(rows):
                 if self.give_way is not None:
                     await self.give_way()
-                if asyncio.get_running_loop().time() > deadline:
+                if self._stopping or asyncio.get_running_loop().time() > deadline:
                     await self.pool.execute(RELEASE, [r["id"] for r in rows[index:]])
                     break
                 outcome, smtp = await self._deliver(row, smtp)

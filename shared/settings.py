@@ -178,6 +178,9 @@ class Settings(BaseSettings):
     # Transient refusals of one mail (not a server outage) end in `failed` after this many
     mail_max_attempts: int = Field(default=10, ge=1)
     mail_lease_seconds: float = 120.0  # a claimed mail not marked by then is claimed again
+    # A notifier told to stop waits this long for the mails in transfer to be answered and
+    # marked (after the HTTP drain): within the orchestrator's grace period.
+    mail_stop_grace_seconds: float = Field(default=15.0, ge=0)
     mail_retry_base_seconds: float = 2.0  # back-off after a transient failure, doubling
     # to at most a minute: once the server is back, no mail waits longer than that
     mail_retry_max_seconds: float = 60.0

@@ -23,16 +23,15 @@ from notifier.mail_sender import CLAIM_DUE, MailSender
 from ops.cli import booking as booking_command
 from ops.cli import check_pass
 from ops.mail_catcher import MailCatcher
-from shared.events import Envelope, PaymentCaptured, RefundProcessed
+from shared.events import Envelope, RefundProcessed
 from shared.metrics import REGISTRY
 from shared.pass_store import issue_passes
 from shared.settings import SmtpTls
 from testkit.factories import make_booking
 from testkit.infra import eventually, free_port, own_database
+from tests.support.mail import SECRET, caught_for, confirm, mails_of
 from tests.support.notifier import apply_event
 from tests.support.tasks import running
-
-SECRET = "mail-test-pass-secret"
 
 
 @pytest.fixture
@@ -83,36 +82,9 @@ async def running_sender(pool, settings):
         yield sender
 
 
-async def confirm(pool, booking, mail_after: timedelta = timedelta(0)) -> None:
-    """What the notifier does on payment.captured: confirm, passes, enqueue the mail (for a
-    captured payment on record: the notifier believes no event alone)."""
-    n = booking["booking_id"]
-    event = PaymentCaptured(
-        booking_id=n, customer_id=booking["customer_id"],
-        order_id=f"order_Mail{n:010d}", payment_id=f"pay_Mail{n:012d}",
-        amount_paise=booking["amount_paise"], source="verify")
-    async with pool.acquire() as conn:
-        await conn.execute(
-            "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
-            " amount_paise, status, razorpay_payment_id) VALUES ($1,$2,$3,'r',$4,'captured',$5)",
-            n, event.customer_id, event.order_id, event.amount_paise, event.payment_id)
-        assert await apply_event(conn, event, Envelope.wrap(event, "t").id, pass_secret=SECRET,
-                                 mail_after=mail_after)
-
-
 async def email_of(pool, booking) -> str:
     return await pool.fetchval("SELECT email FROM customers WHERE id = $1",
                                booking["customer_id"])
-
-
-async def mails_of(pool, booking_id):
-    return await pool.fetch(
-        "SELECT state, attempts, last_error, message_id, sent_at FROM notifications"
-        " WHERE booking_id = $1 ORDER BY id", booking_id)
-
-
-def caught_for(catcher, booking_id):
-    return [m for m in catcher.mails if m.message["X-A6Pay-Booking"] == str(booking_id)]
 
 
 async def settled(sender, rounds: int = 3) -> None:
