@@ -53,10 +53,11 @@ async def db(base_settings, catcher):
         smtp_host="127.0.0.1",
         smtp_port=catcher.port,
         smtp_timeout_seconds=5,
+        smtp_data_timeout_seconds=10,
         mail_poll_seconds=0.2,
         mail_retry_base_seconds=0.2,
         mail_retry_max_seconds=1.0,
-        mail_lease_seconds=30,
+        mail_lease_seconds=60,
     ) as (settings, pool):
         yield settings, pool
 
@@ -256,8 +257,8 @@ async def test_a_backlog_goes_out_several_mails_at_a_time_each_once(base_setting
     catcher.data_delay = 0.2
     async with own_database(
         base_settings, pass_signing_secret=SECRET, smtp_host="127.0.0.1",
-        smtp_port=catcher.port, smtp_timeout_seconds=5, mail_poll_seconds=60,
-        mail_lease_seconds=30, mail_batch_size=3, mail_concurrency=4,
+        smtp_port=catcher.port, smtp_timeout_seconds=5, smtp_data_timeout_seconds=10,
+        mail_poll_seconds=60, mail_lease_seconds=60, mail_batch_size=3, mail_concurrency=4,
     ) as (settings, pool):
         bookings = [await make_booking(pool) for _ in range(12)]
         ids = [b["booking_id"] for b in bookings]
@@ -282,8 +283,8 @@ async def test_a_new_mail_wakes_one_sender_not_all(base_settings, catcher):
     the others sleep on (a claim per sender per confirmation would be wasted queries)."""
     async with own_database(
         base_settings, pass_signing_secret=SECRET, smtp_host="127.0.0.1",
-        smtp_port=catcher.port, smtp_timeout_seconds=5, mail_poll_seconds=30,
-        mail_lease_seconds=30, mail_concurrency=4,
+        smtp_port=catcher.port, smtp_timeout_seconds=5, smtp_data_timeout_seconds=10,
+        mail_poll_seconds=30, mail_lease_seconds=60, mail_concurrency=4,
     ) as (settings, pool):
         async with running_sender(pool, settings) as sender:
             await eventually(lambda: _true(sender.claims == 4), timeout=10)  # one each at start
@@ -328,7 +329,7 @@ async def test_a_non_ascii_recipient_fails_alone_and_the_rest_go(db, catcher):
     await confirm(pool, odd)
     await confirm(pool, fine)
     async with running_sender(pool, settings) as sender:
-        # well before the claim's lease (30 s) would let a stalled round's rows go again
+        # well before the claim's lease (60 s) would let a stalled round's rows go again
         await eventually(lambda: _sent(pool, fine["booking_id"]), timeout=10)
         row = await eventually(lambda: _failed(pool, odd["booking_id"]), timeout=10)
         await settled(sender)
