@@ -11,9 +11,15 @@ server accepts or refuses it:
 - anything transient (connection refused or dropped, timeouts, 4xx, a login or sender
   problem an operator must fix): back to pending, retried with doubling back-off; a mail
   refused or unwritable on its own (not the server away) `MAIL_MAX_ATTEMPTS` times is
-  `failed`, with the alarm.
+  `failed`, with the alarm;
+- no answer once the message data went (a timeout, a dropped connection): the server may
+  have taken it, so the try counts like a refusal; `MAIL_MAX_ATTEMPTS` bounds the copies a
+  slow server gets. Only what fails before the data (connect, EHLO, MAIL, RCPT) is the
+  server away, and free.
 A sender killed after claiming leaves rows pending under a lease: when it expires, any
 sender claims them again. Nothing is lost; at worst a mail goes twice with one Message-ID.
+A sender cancelled (the notifier stopping) is not killed: it finishes the mail in transfer
+and marks it, then releases the rest of its claim for any sender at once.
 `MAIL_CONCURRENCY` senders run these rounds side by side in each notifier, as senders in
 other notifier processes do: a claimed row is no other sender's until its lease ends.
 """
@@ -38,7 +44,7 @@ from shared.mail_state import MailState
 from shared.metrics import MAILS, MAILS_PENDING
 from shared.pass_store import BookingNotPaid, issue_passes
 from shared.passes import PASS_KINDS
-from shared.settings import Settings, SmtpTls
+from shared.settings import SMTP_STEPS_BEFORE_DATA, Settings, SmtpTls
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +124,7 @@ class MailSender:
         self._idle: list[asyncio.Event] = []  # senders waiting for work, each its own bell
         self._woken_while_busy = False
         self._busy = 0  # senders in a round
+        self._stopping = False  # cancelled: no mail starts, the ones in transfer finish
         self._database_away = False  # an outage is one line each way, not one per round
         self.server_away = False  # the last round could not reach the SMTP server
         self.away_rounds = 0  # rounds in a row that could not reach it: the outage's back-off
@@ -179,23 +186,46 @@ class MailSender:
                     self._idle.remove(bell)
 
     async def send_due(self) -> int:
-        """One round: claim, send, mark. Returns how many rows were claimed."""
-        lease = timedelta(seconds=self.settings.mail_lease_seconds)
-        rows = await self.pool.fetch(CLAIM_DUE, self.settings.mail_batch_size, lease)
+        """One round: claim, send, mark. Returns how many rows were claimed.
+
+        Cancelled, the round starts no other mail, but the one in transfer is finished and
+        marked (for up to MAIL_STOP_GRACE_SECONDS) and the rest of the claim released; then
+        CancelledError. Cut off mid-transfer, a mail the server took would stay pending and
+        go again when its lease ends, and the rows not tried would wait for that lease."""
+        round_ = asyncio.ensure_future(self._round())
+        try:
+            return await asyncio.shield(round_)
+        except asyncio.CancelledError:
+            self._stopping = True
+            try:
+                await asyncio.wait_for(round_, self.settings.mail_stop_grace_seconds)
+            except TimeoutError:
+                log.warning("mail sender: stopped mid-send; that mail goes again after its"
+                            " lease")
+            except Exception:
+                log.exception("mail sender round failed while stopping")
+            raise
+
+    async def _round(self) -> int:
+        s = self.settings
+        claimed_at = asyncio.get_running_loop().time()  # the lease starts after this
+        rows = await self.pool.fetch(CLAIM_DUE, s.mail_batch_size,
+                                     timedelta(seconds=s.mail_lease_seconds))
         if not rows:
             return 0
-        if len(rows) == self.settings.mail_batch_size and self._idle:
+        if len(rows) == s.mail_batch_size and self._idle:
             self._idle.pop().set()  # likely more due: another sender takes the next batch
-        # Stop sending well before the lease runs out, or another sender could claim a
-        # row this one is still sending; what is left is released for the next round.
-        deadline = asyncio.get_running_loop().time() + self.settings.mail_lease_seconds / 2
+        # A mail starts only while the lease has room for its longest send, or another
+        # sender could claim a row this one is still sending; what is left is released
+        # for the next round.
+        deadline = claimed_at + s.mail_lease_seconds - s.mail_send_seconds_at_most
         smtp: aiosmtplib.SMTP | None = None
         self.server_away = False
         try:
             for index, row in enumerate(rows):
                 if self.give_way is not None:
                     await self.give_way()
-                if asyncio.get_running_loop().time() > deadline:
+                if self._stopping or asyncio.get_running_loop().time() > deadline:
                     await self.pool.execute(RELEASE, [r["id"] for r in rows[index:]])
                     break
                 outcome, smtp = await self._deliver(row, smtp)
@@ -228,26 +258,43 @@ class MailSender:
             log.exception("mail sender: cannot compose the mail")
             return Outcome(MailState.PENDING, f"cannot compose: {type(exc).__name__}"), smtp
         try:
-            if smtp is None:
-                smtp = self._client()
-                await smtp.connect()
-            await smtp.sendmail(
-                envelope_address(self.sender), [envelope_address(row["recipient"])], message)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            refusal = exc.recipients[0]
-            said = f"{refusal.code} {refusal.message}".replace("\n", " ")[:300]
-            return _by_code(refusal.code, f"recipient refused: {said}"), smtp
+            # Before the data the server has taken nothing, whatever goes wrong. Bounded as
+            # a whole: login may try several methods, and the lease counts on this bound.
+            async with asyncio.timeout(self.settings.smtp_timeout_seconds
+                                       * SMTP_STEPS_BEFORE_DATA):
+                if smtp is None:
+                    smtp = self._client()
+                    await smtp.connect()
+                await smtp.mail(envelope_address(self.sender))
+                await smtp.rcpt(envelope_address(row["recipient"]))
+        except aiosmtplib.SMTPRecipientRefused as exc:
+            said = f"{exc.code} {exc.message}".replace("\n", " ")[:300]
+            return _by_code(exc.code, f"recipient refused: {said}"), await _reset(smtp)
         except (aiosmtplib.SMTPSenderRefused, aiosmtplib.SMTPAuthenticationError,
                 aiosmtplib.SMTPNotSupported) as exc:
             # Our From, our login or our TLS settings: every mail would fail the same way.
             # An operator fixes the settings; the mails wait instead of failing for good.
             log.error("mail sender: SMTP refuses our settings (%s)", _describe(exc))
-            return Outcome(MailState.PENDING, f"settings refused: {_describe(exc)}", True), None
-        except aiosmtplib.SMTPResponseException as exc:  # e.g. DATA refused
-            outcome = _by_code(exc.code, f"message refused: {_describe(exc)}")
-            return outcome, (smtp if smtp.is_connected else None)
+            return (Outcome(MailState.PENDING, f"settings refused: {_describe(exc)}", True),
+                    _dropped(smtp))
+        except aiosmtplib.SMTPResponseException as exc:  # e.g. the greeting or EHLO
+            return _by_code(exc.code, f"refused: {_describe(exc)}"), await _reset(smtp)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            return Outcome(MailState.PENDING, f"server unreachable: {_describe(exc)}", True), None
+            return (Outcome(MailState.PENDING, f"server unreachable: {_describe(exc)}", True),
+                    _dropped(smtp))
+        try:
+            # The server may take the mail from here on: its answer gets a timeout of its own
+            # (it may check the mail first), and no answer is not "the server away".
+            async with asyncio.timeout(self.settings.smtp_data_timeout_seconds):
+                await smtp.data(message, timeout=None)
+        except aiosmtplib.SMTPResponseException as exc:  # DATA or the message refused
+            outcome = _by_code(exc.code, f"message refused: {_describe(exc)}")
+            return outcome, await _reset(smtp)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            # Taken or not, nobody knows: a try that counts, so a server that keeps the mail
+            # but answers too late gets at most MAIL_MAX_ATTEMPTS copies, not one a retry.
+            return (Outcome(MailState.PENDING, f"no answer to the message: {_describe(exc)}"),
+                    _dropped(smtp))
         return Outcome(MailState.SENT), smtp
 
     def _client(self) -> aiosmtplib.SMTP:
@@ -333,6 +380,23 @@ _METRIC = {MailState.SENT: "sent", MailState.PENDING: "retried", MailState.FAILE
 def _by_code(code: int, error: str) -> Outcome:
     """5xx: refused for good. 4xx (and anything odd): try again later."""
     return Outcome(MailState.FAILED if 500 <= code < 600 else MailState.PENDING, error)
+
+
+def _dropped(smtp: aiosmtplib.SMTP | None) -> None:
+    """Closes a connection given up on: a timeout cancels the command, not the connection,
+    and the late answer would be read as the next command's."""
+    if smtp is not None:
+        smtp.close()
+
+
+async def _reset(smtp: aiosmtplib.SMTP) -> aiosmtplib.SMTP | None:
+    """After a refusal, RSET: the next mail on this connection starts a clean transaction.
+    The connection if it is still good, else None."""
+    try:
+        await smtp.rset()
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        return _dropped(smtp)
+    return smtp if smtp.is_connected else None
 
 
 def _describe(exc: BaseException) -> str:

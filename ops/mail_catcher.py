@@ -72,7 +72,8 @@ class CaughtMail:
 class MailCatcher:
     """aiosmtpd handler + store + web app. `refuse` holds recipient addresses answered with
     a permanent 550 at RCPT (how the tests play a mailbox that does not exist), `defer`
-    those answered with a transient 450 (a mailbox that is never ready)."""
+    those answered with a transient 450 (a mailbox that is never ready). `reply_delay`
+    plays a server that has kept the mail but is slow to say so (scanning it first)."""
 
     def __init__(self, keep: int = KEEP):
         self.mails: deque[CaughtMail] = deque(maxlen=keep)
@@ -83,6 +84,7 @@ class MailCatcher:
         self._web: web.AppRunner | None = None
         self.arrived = asyncio.Condition()
         self.data_delay = 0.0  # seconds each mail's DATA takes: a slow, distant server
+        self.reply_delay = 0.0  # seconds between keeping a mail and answering 250
         self._in_data = 0
         self.most_at_once = 0  # the most mails ever in transfer at the same time
         self.tls_sessions = 0  # mails that arrived over TLS
@@ -104,7 +106,10 @@ class MailCatcher:
             if self.data_delay:
                 await asyncio.sleep(self.data_delay)
             self.tls_sessions += session.ssl is not None
-            return await self._keep(envelope)
+            answer = await self._keep(envelope)
+            if self.reply_delay:
+                await asyncio.sleep(self.reply_delay)
+            return answer
         finally:
             self._in_data -= 1
 

@@ -37,6 +37,11 @@ def split_csv(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+# What a mail can wait on before its data, each for up to SMTP_TIMEOUT_SECONDS: connecting,
+# the greeting, EHLO, STARTTLS, EHLO again, AUTH, MAIL, RCPT (the sender holds it to that).
+SMTP_STEPS_BEFORE_DATA = 8
+
+
 class SmtpTls(StrEnum):
     AUTO = "auto"
     REQUIRED = "required"
@@ -165,7 +170,11 @@ class Settings(BaseSettings):
     # off this machine, else auto.
     smtp_starttls: SmtpTls | None = None
     smtp_ca_file: str = ""  # CA bundle the SMTP server's certificate must chain to
-    smtp_timeout_seconds: float = 15.0  # connect and each SMTP command
+    smtp_timeout_seconds: float = Field(default=15.0, gt=0)  # connect, each command before DATA
+    # DATA, the message and the server's answer to it: a relay may check the mail before it
+    # answers, and a mail given up on here may have been taken (it counts as a try; RFC 5321
+    # 4.5.3.2.6 asks clients to wait long for that answer)
+    smtp_data_timeout_seconds: float = Field(default=600.0, gt=0)
     mail_catcher_port: int = 8025  # the bundled catcher's web page (make run)
     mail_poll_seconds: float = 2.0  # and at once when the notifier itself enqueues a mail
     mail_batch_size: int = Field(default=20, ge=1)
@@ -175,9 +184,15 @@ class Settings(BaseSettings):
     # A confirmation mail is due this long after the confirmation: verify-payment, usually
     # running for the customer's browser right then, draws the passes once, for both.
     mail_passes_wait_seconds: float = Field(default=1.0, ge=0)
-    # Transient refusals of one mail (not a server outage) end in `failed` after this many
+    # Transient refusals of one mail, or tries whose data went unanswered (not a server
+    # outage), end in `failed` after this many: it bounds the copies a late answer costs
     mail_max_attempts: int = Field(default=10, ge=1)
-    mail_lease_seconds: float = 120.0  # a claimed mail not marked by then is claimed again
+    # A claimed mail not marked by then is claimed again: longer than one mail's longest send
+    # (mail_send_seconds_at_most), or a slow send could go out twice at once
+    mail_lease_seconds: float = 900.0
+    # A notifier told to stop waits this long for the mails in transfer to be answered and
+    # marked (after the HTTP drain): within the orchestrator's grace period.
+    mail_stop_grace_seconds: float = Field(default=15.0, ge=0)
     mail_retry_base_seconds: float = 2.0  # back-off after a transient failure, doubling
     # to at most a minute: once the server is back, no mail waits longer than that
     mail_retry_max_seconds: float = 60.0
@@ -283,6 +298,23 @@ class Settings(BaseSettings):
         if "@" not in address or any(ord(c) < 32 for c in value):
             raise ValueError("SMTP_FROM must be a mail address, e.g. 'A6 Cars <a@b.example>'")
         return value
+
+    @property
+    def mail_send_seconds_at_most(self) -> float:
+        """The longest one mail's send takes: the steps before its data, then the data."""
+        return (SMTP_STEPS_BEFORE_DATA * self.smtp_timeout_seconds
+                + self.smtp_data_timeout_seconds)
+
+    @model_validator(mode="after")
+    def _mail_lease_outlasts_a_send(self) -> Settings:
+        if self.mail_lease_seconds <= self.mail_send_seconds_at_most:
+            raise ValueError(
+                f"MAIL_LEASE_SECONDS={self.mail_lease_seconds:g} must be longer than the"
+                f" longest send of one mail, {self.mail_send_seconds_at_most:g} s"
+                f" ({SMTP_STEPS_BEFORE_DATA} x SMTP_TIMEOUT_SECONDS before the data, then"
+                " SMTP_DATA_TIMEOUT_SECONDS): another sender would claim a mail still being"
+                " sent")
+        return self
 
     @model_validator(mode="after")
     def _worker_is_one_of_workers(self) -> Settings:

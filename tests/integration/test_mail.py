@@ -23,16 +23,15 @@ from notifier.mail_sender import CLAIM_DUE, MailSender
 from ops.cli import booking as booking_command
 from ops.cli import check_pass
 from ops.mail_catcher import MailCatcher
-from shared.events import Envelope, PaymentCaptured, RefundProcessed
+from shared.events import Envelope, RefundProcessed
 from shared.metrics import REGISTRY
 from shared.pass_store import issue_passes
 from shared.settings import SmtpTls
 from testkit.factories import make_booking
 from testkit.infra import eventually, free_port, own_database
+from tests.support.mail import SECRET, caught_for, confirm, mails_of
 from tests.support.notifier import apply_event
 from tests.support.tasks import running
-
-SECRET = "mail-test-pass-secret"
 
 
 @pytest.fixture
@@ -54,10 +53,11 @@ async def db(base_settings, catcher):
         smtp_host="127.0.0.1",
         smtp_port=catcher.port,
         smtp_timeout_seconds=5,
+        smtp_data_timeout_seconds=10,
         mail_poll_seconds=0.2,
         mail_retry_base_seconds=0.2,
         mail_retry_max_seconds=1.0,
-        mail_lease_seconds=30,
+        mail_lease_seconds=60,
     ) as (settings, pool):
         yield settings, pool
 
@@ -83,36 +83,9 @@ async def running_sender(pool, settings):
         yield sender
 
 
-async def confirm(pool, booking, mail_after: timedelta = timedelta(0)) -> None:
-    """What the notifier does on payment.captured: confirm, passes, enqueue the mail (for a
-    captured payment on record: the notifier believes no event alone)."""
-    n = booking["booking_id"]
-    event = PaymentCaptured(
-        booking_id=n, customer_id=booking["customer_id"],
-        order_id=f"order_Mail{n:010d}", payment_id=f"pay_Mail{n:012d}",
-        amount_paise=booking["amount_paise"], source="verify")
-    async with pool.acquire() as conn:
-        await conn.execute(
-            "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
-            " amount_paise, status, razorpay_payment_id) VALUES ($1,$2,$3,'r',$4,'captured',$5)",
-            n, event.customer_id, event.order_id, event.amount_paise, event.payment_id)
-        assert await apply_event(conn, event, Envelope.wrap(event, "t").id, pass_secret=SECRET,
-                                 mail_after=mail_after)
-
-
 async def email_of(pool, booking) -> str:
     return await pool.fetchval("SELECT email FROM customers WHERE id = $1",
                                booking["customer_id"])
-
-
-async def mails_of(pool, booking_id):
-    return await pool.fetch(
-        "SELECT state, attempts, last_error, message_id, sent_at FROM notifications"
-        " WHERE booking_id = $1 ORDER BY id", booking_id)
-
-
-def caught_for(catcher, booking_id):
-    return [m for m in catcher.mails if m.message["X-A6Pay-Booking"] == str(booking_id)]
 
 
 async def settled(sender, rounds: int = 3) -> None:
@@ -284,8 +257,8 @@ async def test_a_backlog_goes_out_several_mails_at_a_time_each_once(base_setting
     catcher.data_delay = 0.2
     async with own_database(
         base_settings, pass_signing_secret=SECRET, smtp_host="127.0.0.1",
-        smtp_port=catcher.port, smtp_timeout_seconds=5, mail_poll_seconds=60,
-        mail_lease_seconds=30, mail_batch_size=3, mail_concurrency=4,
+        smtp_port=catcher.port, smtp_timeout_seconds=5, smtp_data_timeout_seconds=10,
+        mail_poll_seconds=60, mail_lease_seconds=60, mail_batch_size=3, mail_concurrency=4,
     ) as (settings, pool):
         bookings = [await make_booking(pool) for _ in range(12)]
         ids = [b["booking_id"] for b in bookings]
@@ -310,8 +283,8 @@ async def test_a_new_mail_wakes_one_sender_not_all(base_settings, catcher):
     the others sleep on (a claim per sender per confirmation would be wasted queries)."""
     async with own_database(
         base_settings, pass_signing_secret=SECRET, smtp_host="127.0.0.1",
-        smtp_port=catcher.port, smtp_timeout_seconds=5, mail_poll_seconds=30,
-        mail_lease_seconds=30, mail_concurrency=4,
+        smtp_port=catcher.port, smtp_timeout_seconds=5, smtp_data_timeout_seconds=10,
+        mail_poll_seconds=30, mail_lease_seconds=60, mail_concurrency=4,
     ) as (settings, pool):
         async with running_sender(pool, settings) as sender:
             await eventually(lambda: _true(sender.claims == 4), timeout=10)  # one each at start
@@ -356,7 +329,7 @@ async def test_a_non_ascii_recipient_fails_alone_and_the_rest_go(db, catcher):
     await confirm(pool, odd)
     await confirm(pool, fine)
     async with running_sender(pool, settings) as sender:
-        # well before the claim's lease (30 s) would let a stalled round's rows go again
+        # well before the claim's lease (60 s) would let a stalled round's rows go again
         await eventually(lambda: _sent(pool, fine["booking_id"]), timeout=10)
         row = await eventually(lambda: _failed(pool, odd["booking_id"]), timeout=10)
         await settled(sender)

@@ -96,3 +96,13 @@ def test_cors_origins_are_exact_origins():
                 "https://shop.example/pay", "ftp://shop.example"):
         with pytest.raises(ValidationError, match="not an exact origin"):
             load_settings(cors_allowed_origins=bad)
+
+
+def test_a_mail_lease_shorter_than_one_mail_s_longest_send_is_refused():
+    settings = load_settings()  # the defaults hold together
+    assert settings.mail_lease_seconds > settings.mail_send_seconds_at_most
+    with pytest.raises(ValidationError, match="MAIL_LEASE_SECONDS"):
+        load_settings(smtp_data_timeout_seconds=600, smtp_timeout_seconds=15,
+                      mail_lease_seconds=700)
+    assert load_settings(smtp_data_timeout_seconds=60, smtp_timeout_seconds=5,
+                         mail_lease_seconds=120).mail_send_seconds_at_most == 100
