@@ -692,17 +692,20 @@ async def test_metrics_and_readiness_detail_only_for_admin_networks(http, start_
 # --- payment-status calls shared (GATEWAY_STATUS_BATCH, on by default) ------------------
 
 
+SLOW, CRASH = "9001", "9002"  # booking ids the gateway lets through, the double acts on
+
+
 def make_status_batch_double(calls: list) -> web.Application:
     """order_service's batch route: answers each read with what it was asked; a read of
-    "slow" makes the whole call slow, "crash" makes it a crashed service's HTML page."""
+    SLOW makes the whole call slow, CRASH makes it a crashed service's HTML page."""
 
     async def batch(request: web.Request) -> web.Response:
         reads = (await request.json())["reads"]
         calls.append(reads)
         asked = {raw for raw, _ in reads}
-        if "slow" in asked:
+        if SLOW in asked:
             await asyncio.sleep(1.0)
-        if "crash" in asked:
+        if CRASH in asked:
             return web.Response(status=500, text="<html>Traceback</html>",
                                 content_type="text/html")
         return web.json_response({"answers": [
@@ -732,7 +735,7 @@ async def batching_gateway(start_gateway):
 
 async def test_status_requests_share_calls_and_each_gets_its_own_answer(http, batching_gateway):
     gw, calls = await batching_gateway(auth_jwt_secret=JWT_SECRET)
-    asked = [str(n) for n in range(30)] + ["404"]
+    asked = [str(n) for n in range(1, 31)] + ["404"]
     answers = await asyncio.gather(*(
         call(http, "GET", f"{gw}/api/razorpay/payment-status/{raw}", headers=bearer("45"))
         for raw in asked))
@@ -747,7 +750,7 @@ async def test_status_requests_share_calls_and_each_gets_its_own_answer(http, ba
 
 async def test_a_failed_call_gives_each_of_its_requests_a_json_error(http, batching_gateway):
     gw, _ = await batching_gateway()
-    resp, _ = await call(http, "GET", f"{gw}/api/razorpay/payment-status/crash")
+    resp, _ = await call(http, "GET", f"{gw}/api/razorpay/payment-status/{CRASH}")
     assert resp.status == 500
     assert await resp.json() == {"message": "Internal server error"}
 
@@ -758,7 +761,7 @@ async def test_a_slow_call_is_504_for_its_requests(http, batching_gateway):
     # two slow calls in flight; "7" waits for one of them past its own deadline
     answers = await asyncio.gather(*(
         call(http, "GET", f"{gw}/api/razorpay/payment-status/{raw}")
-        for raw in ("slow", "slow", "7")))
+        for raw in (SLOW, SLOW, "7")))
     assert [resp.status for resp, _ in answers] == [504, 504, 504]
     assert {json.loads(body)["message"] for _, body in answers} == {
         "Upstream service timed out"}
