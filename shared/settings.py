@@ -173,8 +173,8 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = Field(default=15.0, gt=0)  # connect, each command before DATA
     # DATA, the message and the server's answer to it: a relay may check the mail before it
     # answers, and a mail given up on here may have been taken (it counts as a try; RFC 5321
-    # 4.5.3.2.6 asks clients to wait long for that answer)
-    smtp_data_timeout_seconds: float = Field(default=600.0, gt=0)
+    # 4.5.3.2.6 asks clients to wait long for that answer; a submission relay answers sooner)
+    smtp_data_timeout_seconds: float = Field(default=120.0, gt=0)
     mail_catcher_port: int = 8025  # the bundled catcher's web page (make run)
     mail_poll_seconds: float = 2.0  # and at once when the notifier itself enqueues a mail
     mail_batch_size: int = Field(default=20, ge=1)
@@ -189,7 +189,7 @@ class Settings(BaseSettings):
     mail_max_attempts: int = Field(default=10, ge=1)
     # A claimed mail not marked by then is claimed again: longer than one mail's longest send
     # (mail_send_seconds_at_most), or a slow send could go out twice at once
-    mail_lease_seconds: float = 900.0
+    mail_lease_seconds: float = 300.0
     # A notifier told to stop waits this long for the mails in transfer to be answered and
     # marked (after the HTTP drain): within the orchestrator's grace period.
     mail_stop_grace_seconds: float = Field(default=15.0, ge=0)

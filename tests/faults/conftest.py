@@ -37,8 +37,11 @@ EXTRA_ENV = {
     "RAZORPAY_TIMEOUT_SECONDS": "1",
     "NOTIFIER_DELIVERY_LIMIT": str(DELIVERY_LIMIT),
     "OUTBOX_SWEEP_SECONDS": "0.5",
-    # a mail claimed by a notifier that was killed is claimed again after this
-    "MAIL_LEASE_SECONDS": "5",
+    # a mail claimed by a notifier that was killed is claimed again after this, which must
+    # outlast one mail's longest send (8 commands and the data, each timed out)
+    "MAIL_LEASE_SECONDS": "20",
+    "SMTP_TIMEOUT_SECONDS": "1",
+    "SMTP_DATA_TIMEOUT_SECONDS": "2",
     "LOG_LEVEL": "INFO",
 }
 
