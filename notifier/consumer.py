@@ -7,9 +7,11 @@ Failure policy, per message:
   payment, a `booking.cancelled` for a booking not cancelled, a `refund.*` for another
   booking's refund or one not in that state...: forged, or corrupt): refused at once with
   an ALARM log line, `reject(requeue=False)` to the DLQ;
-- the database is unreachable: a transient failure that must not burn the delivery limit,
-  so the message stays unacked and handling is retried in-process with backoff
-  (0.5 s doubling to 5 s) until the database answers;
+- the database is unreachable, or answers that it cannot do the work for now (out of
+  disk, memory or connections, an I/O error, read-only, a serialization failure or a
+  deadlock: shared/http.py's DB_ERRORS): a transient failure that must not burn the
+  delivery limit, so the message stays unacked and handling is retried in-process with
+  backoff (0.5 s doubling to 5 s) until the database does the work;
 - anything else the handler raises: `reject(requeue=True)`; RabbitMQ counts deliveries and
   dead-letters the message after `x-delivery-limit` (a reject, not a nack: from RabbitMQ
   4.3 a nack means "not processed" and no longer counts towards the limit).
@@ -181,7 +183,7 @@ class MessageHandler:
         while True:
             try:
                 return await self.apply(event, event_id)
-            except DB_ERRORS as exc:  # the database away, not the event bad
+            except DB_ERRORS as exc:  # the database away or busy, not the event bad
                 attempt += 1
                 if not _channel_open(message):
                     raise ChannelGone from exc
@@ -198,12 +200,23 @@ class MessageHandler:
                 delay = min(delay * 2, self.retry_max)
 
     async def drain(self, grace_seconds: float) -> None:
-        """Let in-flight messages finish (then cancel them: unacked means redelivered)."""
-        if self.inflight:
-            _, pending = await asyncio.wait(set(self.inflight), timeout=grace_seconds)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        """Let in-flight messages finish (then cancel them: unacked means redelivered),
+        those the broker sent just before it stopped sending included: a delivery reaches
+        the handler a few steps of the event loop after it is read, so the drain ends only
+        once nothing has been in hand for QUIET seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_seconds
+        while True:
+            await asyncio.sleep(QUIET)
+            if not self.inflight:
+                return
+            _, pending = await asyncio.wait(set(self.inflight),
+                                            timeout=max(deadline - loop.time(), 0))
+            if pending:
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                return
 
 
 Confirms = Coalescer[Capture, asyncpg.Record]
@@ -269,18 +282,23 @@ class NotifierConsumer:
                 and connection.connected.is_set() and not connection.is_closed)
 
     async def _consume(self) -> None:
+        queue, consumer_tag = None, None
         try:
             self.connection = await self._connect()
             channel = await self.connection.channel()
             await channel.set_qos(prefetch_count=self.settings.notifier_prefetch)
             queue = await declare_consumer_queue(channel, self.settings, NAME, CONSUMERS[NAME])
-            await queue.consume(self.handler)
+            consumer_tag = await queue.consume(self.handler)
             self.ready.set()
             log.info("consuming", extra=log_ctx(queue=queue.name))
             self.broker.lost(await until_closed(self.connection, channel))
             self.nodes.next()
         finally:
             self.ready.clear()
+            if consumer_tag is not None:
+                # RabbitMQ counts a message returned by a closing channel as a delivery:
+                # no new one may arrive while those in hand finish, to be returned at close.
+                await _stop_consuming(queue, consumer_tag)
             await self.handler.drain(grace_seconds=5)
             connection, self.connection = self.connection, None
             if connection is not None:
@@ -304,6 +322,13 @@ class NotifierConsumer:
             else:
                 self.broker.back()
                 return connection
+
+
+async def _stop_consuming(queue, consumer_tag, timeout: float = 2.0) -> None:
+    """Cancels the consumer, when its channel is still open to hear it; once the broker
+    has answered, it sends no more."""
+    with contextlib.suppress(Exception):  # the channel is gone: nothing more comes anyway
+        await queue.cancel(consumer_tag, timeout=timeout)
 
 
 async def _settle(action: Awaitable[Any], what: str) -> None:

@@ -81,9 +81,12 @@ BOOKING_DETAILS = (
 #   mail (the mail outbox row notifier/mail_outbox.py's `enqueue` would write), due $13
 #   later: verify-payment, usually running for the customer's browser right then, draws
 #   the passes meanwhile, so the mail carries them instead of drawing them again. A
-#   payment whose money all went back first (`held` false: refunds, chargebacks; its
-#   capture event came late) confirms the booking with its passes revoked and no mail,
-#   as if the refund had come after.
+#   payment whose money all went back first (`held` false: processed refunds,
+#   chargebacks; its capture event came late) confirms the booking with its passes revoked
+#   and no mail, as if the refund had come after. Refunds still in progress count for
+#   nothing here, as in refund_handlers.FULLY_REFUNDED: revoked_at is never cleared, so
+#   one that fails later must not have revoked the passes; when it is processed instead,
+#   refund.processed revokes them.
 # One row per input, in order; at most one input per event id and per booking (the
 # caller's to ensure, `confirm_bookings`). The arrays reach unnest through a MATERIALIZED
 # CTE, where the planner cannot count them: every call's plan then costs the same, and
@@ -101,8 +104,10 @@ WITH arrays (a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12) AS MATERIALIZED (
              fact, n)
 ), facts AS (
     SELECT d.n, d.event_id, d.fact, b.id, b.status,
-           (SELECT p.refunded_paise + (SELECT paise FROM charged_back(p.razorpay_payment_id))
-                   < p.amount_paise
+           (SELECT (SELECT COALESCE(sum(x.amount_paise), 0) FROM refunds x
+                    WHERE x.payment_id = p.id AND x.duplicate_payment_id IS NULL
+                      AND x.status = 'processed')
+                   + (SELECT paise FROM charged_back(p.razorpay_payment_id)) < p.amount_paise
             FROM payments p WHERE p.razorpay_order_id = d.order_id
             AND p.booking_id = b.id AND p.customer_id = d.customer_id
             AND p.razorpay_payment_id = d.payment_id AND p.amount_paise = d.amount_paise

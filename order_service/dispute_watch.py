@@ -22,10 +22,13 @@ from shared.service import POOL, RAZORPAY, SETTINGS
 log = logging.getLogger(__name__)
 
 # The mail and the mark in one statement: each dispute is mailed once (the dedupe key).
+# Only a dispute still open is mailed: the mail asks for evidence by respond_by, and one
+# first heard already decided (won, lost, closed) asks nothing of anyone. It is marked all
+# the same, so the watch never looks at it again.
 _MAIL_OPS = """
 WITH due AS (
     SELECT d.id, d.booking_id, b.customer_id, d.amount_paise, d.phase, d.reason_code,
-           d.respond_by
+           d.respond_by, d.status
     FROM disputes d JOIN bookings b ON b.id = d.booking_id
     WHERE d.ops_notified_at IS NULL AND d.booking_id IS NOT NULL
     ORDER BY d.id LIMIT 100
@@ -37,7 +40,7 @@ WITH due AS (
                               'reason_code', reason_code,
                               'respond_by', to_char(respond_by AT TIME ZONE 'UTC',
                                                     'YYYY-MM-DD HH24:MI "UTC"'))
-    FROM due
+    FROM due WHERE status = ANY($2::text[])
     ON CONFLICT (dedupe_key) DO NOTHING
 )
 UPDATE disputes SET ops_notified_at = now() WHERE id IN (SELECT id FROM due)
@@ -55,7 +58,7 @@ async def watch_disputes(pool: asyncpg.Pool, ops_email: str) -> None:
     async with pool.acquire() as conn:
         await conn.execute(LINK_DISPUTES)
         async with conn.transaction():
-            await conn.execute(_MAIL_OPS, ops_email)
+            await conn.execute(_MAIL_OPS, ops_email, OPEN_STATUSES)
         row = await conn.fetchrow(_OPEN, OPEN_STATUSES, _AWAITING_US)
     metrics.DISPUTES_OPEN.set(row["open"])
     nearest = row["nearest"]

@@ -19,7 +19,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
-from shared.http import DB_ERRORS
+from shared.http import DB_AWAY
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -117,8 +117,9 @@ def group_commit(write: Callable[[list[K]], Awaitable[Sequence[V]]]) -> Coalesce
     """Writes in flight together commit together, in one transaction `write` runs; two at
     once per process, so one waits on the disk while the next fills. What to do when a
     batch cannot commit, for every batched write: the database being away is every write's
-    answer; anything else is one write's fault, so each runs again alone."""
-    return Coalescer(write, max_batch=64, in_flight=2, alone_unless=DB_ERRORS)
+    answer; anything else is one write's fault (or, a deadlock or a serialization failure,
+    the batch's bad luck), so each runs again alone."""
+    return Coalescer(write, max_batch=64, in_flight=2, alone_unless=DB_AWAY)
 
 
 async def in_rounds(items: Sequence[K], write: Callable[[list[K]], Awaitable[Sequence[V]]],

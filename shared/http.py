@@ -15,7 +15,8 @@ from shared.outage import OutageWatch
 
 log = logging.getLogger(__name__)
 
-DB_ERRORS = (
+# The database cannot be reached, or dropped the session.
+DB_AWAY = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
@@ -32,6 +33,19 @@ DB_ERRORS = (
     OSError,
     TimeoutError,
 )
+# The server answers but cannot do the work for now, whatever the statement: out of disk,
+# memory or connections (class 53), an I/O or other system error (class 58), a read-only
+# session (a switchover behind a pooler), a serialization failure or a deadlock. Each
+# passes with time; none says the request or the event is bad.
+DB_BUSY = (
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.PostgresSystemError,
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+)
+# Retried until the database does the work (503 for a request): never the input's fault.
+DB_ERRORS = DB_AWAY + DB_BUSY
 
 
 class HttpError(Exception):

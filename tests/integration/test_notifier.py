@@ -9,6 +9,7 @@ import subprocess
 import uuid
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import aio_pika
 import aiohttp
 import pytest
 
@@ -16,6 +17,7 @@ from notifier.dlq import list_dead_letters, replay_dead_letters
 from notifier.handlers import BookingNotFound, UnbackedCapture
 from notifier.report import booking_report
 from shared.events import Envelope, OrderCreated, PaymentFailed
+from shared.messaging import queue_name
 from shared.passes import verify_pass_token
 from testkit.factories import make_booking
 from testkit.infra import eventually, free_port
@@ -476,3 +478,95 @@ async def test_database_outage_dead_letters_nothing(pool, base_settings):
         await running.stop()
         if proxy.server is not None and proxy.server.is_serving():
             await proxy.stop()
+
+
+# ---------------------------------------------------------------- a database that cannot work
+
+
+async def _inbox_trigger(pool, name: str, event_ids, body: str) -> None:
+    """Runs `body` (plpgsql) before each inbox row of these events is written: the first
+    thing the notifier writes for any event."""
+    ids = ",".join(str(event_id) for event_id in event_ids)
+    await pool.execute(
+        f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        f" IF NEW.event_id = ANY('{{{ids}}}'::uuid[]) THEN {body} END IF;"
+        f" RETURN NEW; END $$")
+    await pool.execute(
+        f"CREATE TRIGGER {name} BEFORE INSERT ON inbox FOR EACH ROW EXECUTE FUNCTION {name}()")
+
+
+async def _drop_inbox_trigger(pool, name: str) -> None:
+    await pool.execute(f"DROP TRIGGER IF EXISTS {name} ON inbox")
+    await pool.execute(f"DROP FUNCTION IF EXISTS {name}()")
+
+
+async def test_a_database_out_of_disk_for_a_while_dead_letters_nothing(pool, base_settings):
+    """The server answers, but cannot write (disk full; so too out of memory, an I/O error,
+    read-only, a deadlock): the events wait in hand, retried, spending no delivery, and
+    take effect once it can."""
+    settings = base_settings.model_copy(update={
+        "amqp_exchange": EXCHANGE + ".diskfull", "notifier_delivery_limit": DELIVERY_LIMIT})
+    bookings = [await make_booking(pool) for _ in range(3)]
+    envelopes = [await recorded_capture(pool, booking) for booking in bookings]
+    unpaid = await make_booking(pool)
+    await recorded_failure(pool, unpaid)
+    envelopes.append(failed(unpaid))
+    trigger = f"disk_full_{uuid.uuid4().hex[:8]}"
+    running = await Notifier(settings).start()
+    try:
+        await _inbox_trigger(pool, trigger, [e.id for e in envelopes],
+                             "RAISE EXCEPTION 'could not extend file' USING ERRCODE = '53100';")
+        async with Bus(settings) as bus:
+            for envelope in envelopes:
+                await bus.publish(envelope)
+            await asyncio.sleep(4)  # > DELIVERY_LIMIT+1 quick redeliveries if it requeued
+            assert running.outcomes == []  # held unacked, retrying: nothing requeued
+            await _drop_inbox_trigger(pool, trigger)
+            for envelope in envelopes:
+                await running.settled(envelope.id, "applied", timeout=20)
+        for booking in bookings:
+            assert (await state(pool, booking["booking_id"]))["status"] == "confirmed"
+        notes = (await state(pool, unpaid["booking_id"]))["notifications"]
+        assert [n["kind"] for n in notes] == ["payment_failed"]
+        assert sorted(running.outcomes) == sorted(("applied", str(e.id)) for e in envelopes)
+        for envelope in envelopes:
+            assert await dead_letter(settings, str(envelope.id)) is None
+    finally:
+        await _drop_inbox_trigger(pool, trigger)
+        await running.stop()
+
+
+async def test_a_stopping_notifier_takes_no_new_message(pool, base_settings):
+    """RabbitMQ counts a message a closing channel returns as a delivery: a notifier that
+    is stopping finishes what it holds and is sent nothing more meanwhile, so what it
+    leaves in the queue has spent no delivery."""
+    settings = base_settings.model_copy(update={
+        "amqp_exchange": EXCHANGE + ".stopping", "notifier_prefetch": 2})
+    bookings = [await make_booking(pool) for _ in range(30)]
+    envelopes = [await recorded_capture(pool, booking) for booking in bookings]
+    trigger = f"slow_inbox_{uuid.uuid4().hex[:8]}"
+    await _inbox_trigger(pool, trigger, [e.id for e in envelopes], "PERFORM pg_sleep(0.05);")
+    running = await Notifier(settings).start()
+    try:
+        async with Bus(settings) as bus:
+            for envelope in envelopes:
+                await bus.publish(envelope)
+        await running.settled(envelopes[0].id, "applied")
+    finally:
+        await running.stop()
+        await _drop_inbox_trigger(pool, trigger)
+    left = await _delivery_counts(settings)
+    assert 0 < len(left) < len(envelopes)
+    assert set(left.values()) == {0}, left
+
+
+async def _delivery_counts(settings) -> dict[str, int]:
+    """message id -> deliveries spent, for each message left in the notifier's queue."""
+    connection = await aio_pika.connect(settings.amqp_url, timeout=10)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(queue_name(settings, "notifier"))
+        counts = {}
+        while (message := await queue.get(no_ack=False, fail=False)) is not None:
+            counts[message.message_id] = (message.headers or {}).get("x-delivery-count", 0)
+        return counts

@@ -21,9 +21,9 @@ async def apply(pool, event) -> bool:
         return await apply_event(conn, envelope.event(), envelope.id, pass_secret="itg-secret")
 
 
-async def captured_on_record(pool, refunded_paise: int = 0) -> tuple[dict, PaymentCaptured]:
-    """A booking, its captured payment on record (the notifier believes no event alone; so
-    much of it refunded already), and the payment.captured event for it, not yet applied."""
+async def captured_on_record(pool) -> tuple[dict, PaymentCaptured]:
+    """A booking, its captured payment on record (the notifier believes no event alone),
+    and the payment.captured event for it, not yet applied."""
     booking = await make_booking(pool)
     n = booking["booking_id"]
     captured = PaymentCaptured(
@@ -31,10 +31,8 @@ async def captured_on_record(pool, refunded_paise: int = 0) -> tuple[dict, Payme
         payment_id=f"pay_ItgRf{n:011d}", amount_paise=booking["amount_paise"], source="verify")
     await pool.execute(
         "INSERT INTO payments (booking_id, customer_id, razorpay_order_id, receipt,"
-        " amount_paise, status, razorpay_payment_id, refunded_paise)"
-        " VALUES ($1,$2,$3,'r',$4,'captured',$5,$6)",
-        n, captured.customer_id, captured.order_id, captured.amount_paise, captured.payment_id,
-        refunded_paise)
+        " amount_paise, status, razorpay_payment_id) VALUES ($1,$2,$3,'r',$4,'captured',$5)",
+        n, captured.customer_id, captured.order_id, captured.amount_paise, captured.payment_id)
     return booking, captured
 
 
@@ -123,17 +121,42 @@ async def test_refund_mails_once_each_and_a_full_refund_revokes_the_passes(pool)
                      "refund_failed", "refund_processed"]
 
 
+async def full_refund(pool, booking_id: int, status: str) -> int:
+    """A refund of all of the booking's captured payment, as a record only (no
+    next_check_at: the session stack's refund worker never submits it)."""
+    return await pool.fetchval(
+        "INSERT INTO refunds (payment_id, booking_id, amount_paise, cause, status, next_check_at)"
+        " SELECT id, booking_id, amount_paise, 'admin', $2, NULL FROM payments"
+        " WHERE booking_id = $1 AND status = 'captured' RETURNING id", booking_id, status)
+
+
 async def test_a_capture_heard_after_its_money_went_back_confirms_with_no_live_pass_nor_mail(
         pool):
     """payment.captured held back (a backlog, the dead-letter queue) until after a full
     refund: the booking is confirmed, as the capture happened, but nothing admits anyone
     and no "confirmed" mail follows the refund's."""
-    booking, captured = await captured_on_record(pool, refunded_paise=150_000)  # all of it
-    assert booking["amount_paise"] == 150_000
+    booking, captured = await captured_on_record(pool)
     n = booking["booking_id"]
+    await full_refund(pool, n, "processed")
 
     assert await apply(pool, captured)
 
     assert await pool.fetchval("SELECT status FROM bookings WHERE id = $1", n) == "confirmed"
     assert await revoked(pool, n) == [True, True]
     assert [kind for kind, _ in await mails(pool, n)] == []
+
+
+async def test_a_capture_heard_while_a_full_refund_is_in_progress_confirms_and_mails(pool):
+    """The refund may still fail, and a revoked pass is never given back: a late capture
+    revokes nothing for a refund Razorpay has not processed, and the customer who keeps
+    their money's worth keeps passes that admit and gets the confirmation."""
+    booking, captured = await captured_on_record(pool)
+    n = booking["booking_id"]
+    refund = await full_refund(pool, n, "requested")
+
+    assert await apply(pool, captured)
+    await pool.execute("UPDATE refunds SET status = 'failed' WHERE id = $1", refund)
+
+    assert await pool.fetchval("SELECT status FROM bookings WHERE id = $1", n) == "confirmed"
+    assert await revoked(pool, n) == [False, False]
+    assert [kind for kind, _ in await mails(pool, n)] == ["payment_confirmed"]

@@ -154,6 +154,12 @@ def test_parse_gives_the_typed_event():
         asyncpg.AdminShutdownError("terminating connection"),
         asyncpg.InterfaceError("pool is closing"),
         asyncpg.TooManyConnectionsError("too many"),
+        asyncpg.exceptions.DiskFullError("could not extend file"),
+        asyncpg.exceptions.OutOfMemoryError("out of memory"),
+        asyncpg.exceptions.PostgresIOError("could not read block"),
+        asyncpg.exceptions.ReadOnlySQLTransactionError("read-only transaction"),
+        asyncpg.exceptions.SerializationError("could not serialize access"),
+        asyncpg.exceptions.DeadlockDetectedError("deadlock detected"),
     ],
     ids=lambda e: type(e).__name__,
 )

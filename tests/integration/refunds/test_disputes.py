@@ -315,6 +315,29 @@ async def test_before_the_capture_kept_then_linked_mailed_to_ops_and_measured(
     assert 0 < nearest <= timedelta(hours=1).total_seconds()
 
 
+async def test_only_a_dispute_still_open_is_mailed_to_ops(pool, razorpay, settings):
+    """A dispute first heard decided (its earlier webhooks lost) wants no evidence: no
+    "respond by" mail for it, and the watch is done with it; an open one is mailed."""
+    decided = await paid_booking(pool, razorpay, settings)
+    won, payment = await raise_dispute(settings, razorpay,
+                                       await captured_payment_id(pool, decided))
+    assert await deliver(pool, "payment.dispute.won", {**won, "status": "won"},
+                         payment) == "applied"
+    pending = await paid_booking(pool, razorpay, settings)
+    opened, payment = await raise_dispute(settings, razorpay,
+                                          await captured_payment_id(pool, pending))
+    assert await deliver(pool, "payment.dispute.created", opened, payment) == "applied"
+
+    await watch_disputes(pool, "ops@example.test")
+
+    mailed = "SELECT count(*) FROM notifications WHERE booking_id = $1 AND kind = 'dispute_opened'"
+    assert await pool.fetchval(mailed, decided) == 0
+    assert await pool.fetchval(mailed, pending) == 1
+    row = await dispute_row(pool, won["id"])
+    assert (row["status"], row["booking_id"]) == ("won", decided)
+    assert row["ops_notified_at"] is not None  # looked at once, never again
+
+
 async def test_the_admin_api_lists_contests_once_per_key(pool, razorpay, settings, own):
     booking_id = await paid_booking(pool, razorpay, settings)
     dispute, payment = await raise_dispute(settings, razorpay,
