@@ -34,12 +34,12 @@ def is_razorpay_id(text: str) -> bool:
 
 
 UNSTORABLE_TEXT = "must not contain NUL characters or unpaired surrogates"
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # a surrogate left in a str has no pair
+UNSTORABLE_CHARS = re.compile("[\x00\ud800-\udfff]")  # a surrogate left in a str has no pair
 
 
 def _storable(value: str) -> str:
     # PostgreSQL text holds neither: refused here as bad input, not by the database as a 500.
-    if _UNSTORABLE.search(value):
+    if UNSTORABLE_CHARS.search(value):
         raise ValueError(UNSTORABLE_TEXT)
     return value
 
