@@ -35,6 +35,10 @@ def authenticate(authorization: str | None, secret: str, *, audience: str = "",
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise AuthError(AUTH_REQUIRED)
+    if not token.isascii():
+        # A token is base64url and dots. Header bytes that are not UTF-8 arrive as lone
+        # surrogates, which the JWT library cannot encode: refused here like any bad token.
+        raise AuthError(INVALID_TOKEN)
     required = ["exp", "sub"] + (["aud"] if audience else []) + (["iss"] if issuer else [])
     try:
         with warnings.catch_warnings():

@@ -42,7 +42,7 @@ from order_service.schemas import (
     ScanBody,
     ScanResponse,
 )
-from order_service.settlement_schemas import BAD_DATE, BAD_PAGE, SettlementsResponse
+from order_service.settlement_schemas import BAD_DATE, BAD_PAGE, MAX_SKIP, SettlementsResponse
 from shared.http import BODY_TOO_LARGE
 from shared.schemas import ErrorBody, PositiveId, Readiness, Status
 from verification_service.schemas import CallbackForm, VerifyBody, VerifyPaymentResponse
@@ -313,7 +313,7 @@ DOCS: dict[str, Doc] = {
                     " credits minus debits equal its amount, else `flagged` with the"
                     " `difference` (rupees); `pending` until its items are fetched.",
         headers=(_query("count", "At most this many (1-1000, default 100).", "integer"),
-                 _query("skip", "Skip this many of the newest.", "integer")),
+                 _query("skip", f"Skip this many of the newest (0-{MAX_SKIP}).", "integer")),
         ok=(200, SettlementsResponse, {"settlements": [{
             "settlement_id": "setl_DGlQ1Rj8os78Ec", "utr": "1568176960vxp0rj",
             "amount": 2939.0, "fees": 70.8, "tax": 10.8,

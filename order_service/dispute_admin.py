@@ -8,6 +8,9 @@ from aiohttp import web
 
 from order_service import disputes, idempotency
 from order_service.admin import answer_once, require_admin
+from order_service.dispute_schemas import NOT_FOUND
+from shared.http import HttpError
+from shared.schemas import is_razorpay_id
 from shared.service import POOL
 
 
@@ -29,6 +32,8 @@ async def _respond(request: web.Request, endpoint: str, operation) -> web.Respon
     require_admin(request)
     key = idempotency.idempotency_key(request.headers)
     dispute_id = request.match_info["dispute_id"]
+    if not is_razorpay_id(dispute_id):  # it names no dispute, and must not reach SQL
+        raise HttpError(NOT_FOUND, 404)
     return await answer_once(request, endpoint, key, {"dispute_id": dispute_id}, operation,
                              dispute_id)
 

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, Field, StrictFloat, StrictInt
 
 from shared.money import AmountError, rupees_to_paise
-from shared.schemas import Input, PositiveId
+from shared.schemas import FreeText, Input, PositiveId
 
 CREATE_ORDER_FIELDS = ("booking_id", "customer_id", "amount")
 MISSING_CREATE_ORDER = "Missing required fields: booking_id, customer_id, amount"
@@ -40,7 +40,7 @@ class CreateOrderBody(Input):
 
 
 class CancelBody(Input):
-    reason: Annotated[str, Field(max_length=500)] | None = None
+    reason: Annotated[FreeText, Field(max_length=500)] | None = None
     cancellation_fee: Annotated[StrictInt | StrictFloat | None, Fee, Field(json_schema_extra={
         "minimum": 0, "maximum": 100_000_000, "multipleOf": 0.01,
         "description": "Rupees kept from the refund."})] = None
@@ -55,7 +55,7 @@ class RefundBody(Input):
     amount: Annotated[StrictInt | StrictFloat | None, Rupees, Field(json_schema_extra={
         "exclusiveMinimum": 0, "maximum": 100_000_000, "multipleOf": 0.01,
         "description": "Rupees; default all that remains to refund."})] = None
-    reason: Annotated[str, Field(max_length=500)] | None = None
+    reason: Annotated[FreeText, Field(max_length=500)] | None = None
 
     @property
     def amount_paise(self) -> int | None:

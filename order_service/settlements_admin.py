@@ -9,7 +9,7 @@ from aiohttp import web
 
 from order_service.admin import require_admin
 from order_service.ledger import write_ledger
-from order_service.settlement_schemas import BAD_DATE, BAD_PAGE, SettlementAnswer
+from order_service.settlement_schemas import BAD_DATE, BAD_PAGE, MAX_SKIP, SettlementAnswer
 from shared.http import HttpError
 from shared.money import paise_to_rupees
 from shared.service import POOL
@@ -45,7 +45,7 @@ def _page(query) -> tuple[int, int]:
         count, skip = int(query.get("count", "100")), int(query.get("skip", "0"))
     except ValueError:
         raise HttpError(BAD_PAGE, 400) from None
-    if not 1 <= count <= 1000 or skip < 0:
+    if not 1 <= count <= 1000 or not 0 <= skip <= MAX_SKIP:
         raise HttpError(BAD_PAGE, 400)
     return count, skip
 

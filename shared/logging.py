@@ -24,6 +24,11 @@ _ID_RE = re.compile(
     r"(?:[A-Za-z0-9]{10,}|[A-Za-z0-9]*[A-Z0-9][A-Za-z0-9]*)\b"
 )
 _HEX_SIG_RE = re.compile(r"\b[0-9a-fA-F]{64}\b")
+# A customer's address is theirs, not the logs': mail servers echo it in their refusals.
+_EMAIL_RE = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
+)
 _secrets: list[str] = []
 
 
@@ -34,6 +39,7 @@ def fingerprint(value: str) -> str:
 def scrub(text: str) -> str:
     for secret in _secrets:
         text = text.replace(secret, "[secret]")
+    text = _EMAIL_RE.sub(lambda m: f"email#{fingerprint(m.group(0).lower())}", text)
     text = _ID_RE.sub(lambda m: f"{m.group(1)}#{fingerprint(m.group(0))}", text)
     return _HEX_SIG_RE.sub("[signature]", text)
 

@@ -128,6 +128,9 @@ RECONNECTS = Counter(
 
 UNMATCHED_ROUTE = "unmatched"
 OTHER = "other"  # a label value from outside that did not look like one of ours
+# The method aiohttp gives a request whose head its parser refused: it answers that request
+# itself, without routing it. A client that sends this method by name is counted with them.
+_UNPARSED_METHOD = "UNKNOWN"
 
 
 class _Series:
@@ -197,14 +200,15 @@ def _request_counter(service: str) -> type[AbstractAccessLogger]:
     and property read here is paid on every request of every service."""
     table = HTTP_REQUESTS.table(service)
     bounds, methods, other, bisect_left = _BUCKETS, _METHODS, OTHER, bisect.bisect_left
+    unparsed = _UNPARSED_METHOD
 
     class RequestCounter(AbstractAccessLogger):
         def log(self, request, response, time: float) -> None:
-            try:
-                resource = request.match_info.route.resource  # None: no route matched
-            except AttributeError:  # not even routed: a request the parser refused
-                resource = None
             method = request.method
+            if method == unparsed:  # never routed, so it has no match_info to read
+                resource = None
+            else:
+                resource = request.match_info.route.resource  # None: no route matched
             key = (resource, method if method in methods else other, response.status)
             series = table.get(key)
             if series is None:

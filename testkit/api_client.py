@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import random
+import urllib.parse
 
 import aiohttp
 
@@ -40,6 +42,27 @@ async def call(http: aiohttp.ClientSession, method: str, url: str, client: str |
         except ValueError:
             body = text
         return resp.status, body, resp.headers
+
+
+async def raw_request(url: str, head: bytes, body: bytes = b"") -> tuple[int, dict | str]:
+    """Send `head` (request line and headers, as bytes no client library would send) and
+    `body` to the server at `url`; return the answer's status and its JSON body."""
+    parsed = urllib.parse.urlsplit(url)
+    reader, writer = await asyncio.open_connection(parsed.hostname, parsed.port)
+    try:
+        writer.write(head.rstrip(b"\r\n") + b"\r\nHost: " + parsed.netloc.encode()
+                     + b"\r\nConnection: close\r\nContent-Length: "
+                     + str(len(body)).encode() + b"\r\n\r\n" + body)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    text = rest.partition(b"\r\n\r\n")[2].decode(errors="replace")
+    try:
+        return int(status_line.split()[1]), json.loads(text)
+    except ValueError:
+        return int(status_line.split()[1]), text
 
 
 async def create_order(http, stack, booking, **overrides):

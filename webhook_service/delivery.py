@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -12,6 +13,7 @@ from shared.disputes import DisputeReport, is_dispute_event, report_of_webhook
 from shared.payment_state import PaymentOutcome
 from shared.razorpay_map import event_target, outcome_from_payment, refund_event_target
 from shared.refund_state import RefundStatus
+from shared.schemas import UNSTORABLE_CHARS
 from shared.settlements import SETTLEMENT_PROCESSED, Settlement, settlement_of_event
 from shared.webhook_outcome import WebhookOutcome
 
@@ -55,8 +57,8 @@ def parse_delivery(raw: bytes, event_id: str | None, correlation_id: str | None)
         raise MalformedDelivery from None
     if not isinstance(payload, dict) or not isinstance(payload.get("event"), str):
         raise MalformedDelivery
-    if "\\u0000" in text:  # PostgreSQL stores no NUL, in text or jsonb: never a lasting 5xx
-        payload = _without_nul(payload)
+    if _MAY_BE_UNSTORABLE.search(text):  # PostgreSQL stores neither: never a lasting 5xx
+        payload = _storable(payload)
         text = json.dumps(payload, ensure_ascii=False)
     event = payload["event"]
     entities = payload.get("payload")
@@ -90,16 +92,20 @@ def parse_delivery(raw: bytes, event_id: str | None, correlation_id: str | None)
     )
 
 
-def _without_nul(value):
-    """`value` with each NUL in its strings (keys too) replaced by U+FFFD, as UTF-8 decoders
-    replace what they cannot represent. Razorpay carries text that customers wrote (a
-    payment's notes and description)."""
+# The escapes JSON writes NUL and surrogates with: only a text that has one needs the walk.
+_MAY_BE_UNSTORABLE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def _storable(value):
+    """`value` with each NUL and unpaired surrogate in its strings (keys too) replaced by
+    U+FFFD, as UTF-8 decoders replace what they cannot represent. Razorpay carries text that
+    customers wrote (a payment's notes and description)."""
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+        return UNSTORABLE_CHARS.sub("\ufffd", value)
     if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+        return {_storable(k): _storable(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_without_nul(v) for v in value]
+        return [_storable(v) for v in value]
     return value
 
 

@@ -6,7 +6,8 @@ import time
 import jwt
 import pytest
 
-from testkit.api_client import call, pay
+from gateway.auth import INVALID_TOKEN
+from testkit.api_client import call, pay, random_client, raw_request
 from testkit.factories import make_booking
 from testkit.stack import running_stack
 
@@ -74,3 +75,15 @@ async def test_a_customer_reaches_only_their_own_bookings(auth_stack, http, pool
     assert (await call(http, "POST", verify_url, json=as_them, headers=me))[0] == 403
     ok = await call(http, "POST", verify_url, json=as_them, headers=bearer(theirs["customer_id"]))
     assert ok[0] == 200
+
+
+async def test_a_token_that_is_not_utf8_is_refused_as_invalid(auth_stack, pool):
+    booking = await make_booking(pool)
+    body = (b'{"booking_id": %d, "customer_id": %d, "amount": %d}'
+            % (booking["booking_id"], booking["customer_id"], booking["amount"]))
+    for token in (b"\xff\xfe", b"\xc3\xa9\xe2\x98\x83"):
+        head = (b"POST /api/razorpay/create-order HTTP/1.1\r\nContent-Type: application/json"
+                b"\r\nX-Forwarded-For: " + random_client().encode()
+                + b"\r\nAuthorization: Bearer " + token)
+        status, answer = await raw_request(auth_stack.gateway, head, body)
+        assert (status, answer) == (401, {"message": INVALID_TOKEN}), token

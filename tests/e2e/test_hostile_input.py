@@ -4,7 +4,18 @@ import json
 
 import pytest
 
-from testkit.api_client import call
+from order_service.dispute_schemas import NOT_FOUND as DISPUTE_NOT_FOUND
+from order_service.settlement_schemas import BAD_PAGE
+from shared.schemas import UNSTORABLE_TEXT
+from testkit.api_client import (
+    ADMIN_TOKEN,
+    call,
+    cancel_booking,
+    random_admin_client,
+    refund,
+    scan_pass,
+)
+from testkit.factories import make_booking
 
 pytestmark = pytest.mark.e2e
 
@@ -70,3 +81,41 @@ async def test_payment_status_rejects_bad_ids(stack, http, booking_id):
     status, body, _ = await call(http, "GET",
                                  f"{stack.gateway}/api/razorpay/payment-status/{booking_id}")
     assert status in (400, 404) and body["message"]
+
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.mark.parametrize("query", ["skip=100000000000000000000", "skip=-1", "count=0",
+                                   "count=100000000000000000000", "skip=x"])
+async def test_settlement_paging_out_of_range_is_400(stack, http, query):
+    status, body, _ = await call(http, "GET", f"{stack.gateway}/api/razorpay/settlements?{query}",
+                                 headers=ADMIN)
+    assert (status, body) == (400, {"message": BAD_PAGE})
+
+
+@pytest.mark.parametrize("text", ["a\u0000b", "x \ud83d"])
+async def test_free_text_the_database_cannot_hold_is_400(stack, http, pool, text):
+    booking = await make_booking(pool)
+    key = f"bad-text-{booking['booking_id']}"
+    answers = [
+        await refund(http, stack, {"booking_id": booking["booking_id"], "reason": text},
+                     key=key),
+        await cancel_booking(http, stack, booking["booking_id"], key=key, body={"reason": text}),
+    ]
+    for status, body, _ in answers:
+        assert (status, body) == (400, {"message": f"Invalid field: reason: Value error, "
+                                                   f"{UNSTORABLE_TEXT}"})
+
+
+@pytest.mark.parametrize("path", ["/api/razorpay/disputes/disp_a%00b/contest",
+                                  "/api/razorpay/disputes/disp_a%00b/accept"])
+async def test_a_dispute_id_with_nul_is_not_found(stack, http, path):
+    status, body, _ = await call(http, "POST", stack.gateway + path, client=random_admin_client(),
+                                 headers={**ADMIN, "Idempotency-Key": f"nul-{path[-6:]}"})
+    assert (status, body) == (404, {"message": DISPUTE_NOT_FOUND})
+
+
+async def test_a_pass_token_with_nul_is_not_a_500(stack, http):
+    status, body, _ = await scan_pass(http, stack, "a\u0000b")
+    assert 400 <= status < 500 and body["message"], (status, body)

@@ -172,6 +172,21 @@ async def test_signed_but_malformed_is_400(stack, http, raw):
     assert status == 400 and body["message"] == "Malformed webhook payload"
 
 
+async def test_a_lone_surrogate_in_customer_text_is_stored_not_refused_forever(stack, http,
+                                                                               pool):
+    booking, order_id = await booking_with_order(http, stack, pool)
+    raw = webhook_body("payment.captured", payment_entity(
+        order_id, "pay_Surrogate0001", notes={"n": "x \ud83d"}, description="\udc00 \U0001f697"))
+    assert b"\\ud83d" in raw  # JSON's escape: json.loads accepts it, jsonb does not
+    status, body, _ = await send_webhook(http, stack, raw)
+    assert status == 200, body
+    await wait_paid(http, stack, booking["booking_id"])
+    entity = await pool.fetchval(
+        "SELECT payload->'payload'->'payment'->'entity' FROM webhook_events"
+        " WHERE razorpay_order_id = $1", order_id)
+    assert entity["notes"] == {"n": "x \ufffd"} and entity["description"] == "\ufffd \U0001f697"
+
+
 async def test_wrong_amount_capture_is_not_applied(stack, http, pool):
     booking, order_id = await booking_with_order(http, stack, pool)
     raw = webhook_body("payment.captured", payment_entity(order_id, "pay_Cheap00000001",

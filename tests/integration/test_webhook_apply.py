@@ -332,6 +332,18 @@ async def test_a_nul_in_text_a_customer_wrote_is_stored_not_refused_forever(pool
     assert entity["notes"] == {"k\ufffd": "v\ufffd"}
 
 
+async def test_a_lone_surrogate_in_text_a_customer_wrote_is_stored_not_refused_forever(
+        pool, batches):
+    _, order = await open_order(pool)
+    delivery = captured(order, "pay_" + order)
+    delivery["payload"]["payment"]["entity"]["notes"] = {"n\ud83d": "x \udc00 \U0001f697"}
+    assert await batches.deliver(f"id:evt_{order}", delivery) == "applied"
+    assert await status_of(pool, order) == "captured"
+    entity = await pool.fetchval("SELECT payload->'payload'->'payment'->'entity'"
+                                 " FROM webhook_events WHERE event_key = $1", f"id:evt_{order}")
+    assert entity["notes"] == {"n\ufffd": "x \ufffd \U0001f697"}
+
+
 async def test_the_database_away_reaches_every_delivery_of_the_batch(pool):
     async def away(deliveries):
         raise ConnectionRefusedError("database away")

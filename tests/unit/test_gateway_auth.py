@@ -27,6 +27,14 @@ def test_a_valid_token_gives_the_customer_id():
     assert authenticate(f"bearer   {token()}  ", SECRET) == "45"
 
 
+def test_a_token_that_was_not_utf8_is_an_invalid_token():
+    # aiohttp keeps header bytes that are not UTF-8 as lone surrogates
+    for header in ["Bearer \udcff\udcfe", f"Bearer {token()}\udcff", "Bearer é☃"]:
+        with pytest.raises(AuthError) as err:
+            authenticate(header, SECRET)
+        assert err.value.message == INVALID_TOKEN
+
+
 def test_leading_zeros_are_canonicalised():
     assert authenticate(f"Bearer {token(sub='0045')}", SECRET) == "45"
 

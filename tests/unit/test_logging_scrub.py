@@ -17,6 +17,26 @@ def test_scrub_hides_payment_ids_signatures_and_secrets():
     assert a6log.scrub("pay_1DP5MMOQ9HrQ9jK8") == a6log.scrub("x pay_1DP5MMOQ9HrQ9jK8")[2:]
 
 
+def test_scrub_hides_email_addresses_and_keeps_them_followable():
+    refusal = "recipient refused: 450 4.1.2 <john.doe+cars@exampel.com>: Recipient address rejected"
+    text = a6log.scrub(refusal)
+    assert "@" not in text and "john" not in text and "exampel" not in text
+    assert text.startswith("recipient refused: 450 4.1.2 <email#")
+    assert a6log.scrub("JOHN.DOE+cars@Exampel.com") == a6log.scrub("john.doe+cars@exampel.com")
+
+
+def test_a_refused_recipient_logged_by_the_mail_sender_shows_no_address():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(a6log.JsonFormatter("notifier"))
+    logger = logging.getLogger("scrub-test-mail")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.warning("mail %s failed: %s", 7,
+                   "recipient refused: 550 5.1.1 <jane@example.org>: User unknown")
+    assert "jane@example.org" not in stream.getvalue() and "jane" not in stream.getvalue()
+
+
 def test_json_formatter_scrubs_message_and_context():
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

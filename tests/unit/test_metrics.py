@@ -4,12 +4,14 @@ the agreed names exported, /readyz answering 200 or 503 with its reasons."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared import metrics, readiness
+from testkit.api_client import raw_request
 from tests.support.metrics import exported_names
 
 # The names the team agreed on (TEAM.md); dashboards and alerts may rely on each.
@@ -68,6 +70,22 @@ async def test_requests_are_counted_by_route_template_not_by_raw_path():
         before, "a6pay_http_request_duration_seconds_count", **labels) == 4
     assert sample(after, "a6pay_http_requests_total", route="unmatched", status="404") >= 1
     assert "pay_SECRET123" not in after and "/items/1" not in after
+
+
+async def test_a_request_the_parser_refused_is_counted_without_a_traceback(caplog):
+    async with TestClient(TestServer(small_app())) as client:
+        before = await (await client.get("/metrics")).text()
+        status, _ = await raw_request(str(client.make_url("/")),
+                                      b"GET /items/\xff HTTP/1.1")
+        assert status == 400
+        after = await (await client.get("/metrics")).text()
+    # aiohttp logs the refusal itself; counting it must add nothing of its own
+    failures = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR
+                and not r.getMessage().startswith("Error handling request")]
+    assert failures == []
+    labels = {"service": "unit_test", "route": "unmatched", "status": "400"}
+    assert sample(after, "a6pay_http_requests_total", **labels) - sample(
+        before, "a6pay_http_requests_total", **labels) == 1
 
 
 async def test_metrics_can_be_switched_off():
