@@ -5,7 +5,6 @@ dashboard counted once, and a lost one never over-refunded."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from datetime import timedelta
 
@@ -24,16 +23,8 @@ from shared.events import Envelope, RefundCreated
 from shared.http import HttpError
 from tests.support.notifier import apply_event
 from tests.support.refunds import control, open_order, paid_booking
-from tests.support.webhooks import apply_webhook
+from tests.support.webhooks import apply_webhook, webhook
 from verification_service.handlers import VerifyRequest, verify_payment
-
-
-def webhook(event: str, payment: dict, refund: dict | None = None) -> dict:
-    payload = {"payment": {"entity": payment}}
-    if refund is not None:
-        payload["refund"] = {"entity": refund}
-    return {"entity": "event", "event": event, "payload": payload,
-            "created_at": int(time.time())}
 
 
 def key() -> str:
