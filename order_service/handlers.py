@@ -98,11 +98,13 @@ class OrderView:
 
 
 def receipt_for(booking: asyncpg.Record, superseded: int = 0) -> str:
-    """Stable per booking (so a retried create finds its order) and unique across databases;
-    after `superseded` orders for earlier prices, a receipt of its own (Razorpay would hand
-    back the old order for the old receipt)."""
+    """Stable per booking and price (so a retried create finds its order) and unique across
+    databases. The price is part of it: an order a lost create made before the booking was
+    repriced is never handed back for the new price (nobody saw its id, so it is never
+    paid). After `superseded` orders for earlier prices, a receipt of its own (Razorpay
+    would hand back the old order for the old receipt)."""
     receipt = f"a6-bk{booking['id']}-{int(booking['created_at'].timestamp() * 1000)}"
-    suffix = f"-p{superseded}" if superseded else ""
+    suffix = f"-{booking['amount_paise']}" + (f"-p{superseded}" if superseded else "")
     return receipt[:40 - len(suffix)] + suffix
 
 

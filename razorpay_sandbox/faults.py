@@ -1,4 +1,5 @@
-"""Fault injection on the /v1 API: slow answers, 5xx, or a connection closed unanswered.
+"""Fault injection on the /v1 API: slow answers, a refusal, 5xx, or a connection closed
+unanswered.
 
 A test sets one rule with `POST /sandbox/faults`; it applies to /v1 requests under its
 path prefix, optionally only to the next `count` of them.
@@ -18,11 +19,13 @@ from razorpay_sandbox.validation import is_int
 
 API_PREFIX = "/v1"
 MAX_DELAY_SECONDS = 120.0
+REFUSED = "Your request could not be processed at this time. Please try again later."
 
 
 class FaultMode(StrEnum):
     NONE = "none"
     SLOW = "slow"
+    ERROR_400 = "error_400"
     ERROR_500 = "error_500"
     ERROR_502 = "error_502"
     RESET = "reset"
@@ -92,6 +95,10 @@ async def apply(rule: FaultRule, request: web.Request, handler) -> web.StreamRes
         await request.read()
         await asyncio.sleep(rule.delay_seconds)
         return await handler(request)
+    if rule.mode is FaultMode.ERROR_400:
+        # A BAD_REQUEST_ERROR for a request Razorpay would otherwise take: what a client
+        # sees, e.g., when it repeats a refund whose first request is still in progress.
+        raise ApiError(REFUSED, step="NA")
     if rule.mode is FaultMode.ERROR_500:
         raise server_error()
     if rule.mode is FaultMode.ERROR_502:

@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 class Recorded:
     applied: bool  # False: duplicate, stale, or refused by the amount check / invariants
     payment: asyncpg.Record | None  # the row after the attempt; None for an unknown order
-    conflict: bool = False  # another payment holds this booking's capture, or the order
-    # was superseded by one for the booking's current price: a capture it does not keep
+    conflict: bool = False  # another payment holds this booking's or this order's capture,
+    # or the order was superseded by one for the booking's current price: a capture it does
+    # not keep
 
 
 # The transition, one text for every statement that moves payments. It reads its input
@@ -108,11 +109,20 @@ async def record_outcome(
         await conn.execute("ROLLBACK TO SAVEPOINT record_outcome")
         return Recorded(False, await find_by_order(conn, outcome.order_id), conflict=True)
     if row is None:
+        # A new statement: it sees what a transaction the move waited for committed.
         found = await find_by_order(conn, outcome.order_id)
-        return Recorded(False, found, conflict=guarded and found is not None
-                        and found["superseded_at"] is not None)
+        return Recorded(False, found, conflict=guarded and _not_kept(found, outcome.payment_id))
     await payments_moved(conn, [(row, outcome, correlation_id)], source)
     return Recorded(True, row)
+
+
+def _not_kept(order: asyncpg.Record | None, payment_id: str) -> bool:
+    """Whether the order would not keep a capture of `payment_id`: it was superseded, or
+    another payment is its capture already (the move then matches nothing)."""
+    return order is not None and (
+        order["superseded_at"] is not None
+        or (order["status"] == PaymentStatus.CAPTURED
+            and order["razorpay_payment_id"] != payment_id))
 
 
 async def _refund_if_cancelled(conn, payment, source: str, correlation_id) -> None:

@@ -9,7 +9,9 @@ The order of things is what makes a refund safe:
 2. `submit_refund`, after that commit and outside any transaction, claims the row with a
    lease (not while a dispute stands in its way: it is held), asks Razorpay (our row id in
    the refund's notes), and records the answer. If an earlier attempt's answer was lost, it
-   first looks for that refund among the payment's refunds, so it never asks twice.
+   first looks for that refund among the payment's refunds, so it never asks twice; a
+   refusal of such a retry leaves the row requested to be looked for again, until Razorpay
+   has had time to list what the earlier call made.
 3. Webhooks and the poller feed `record_refund_outcome`: one conditional UPDATE, forward
    only, and an outbox event only when it changed the row.
 """
@@ -44,6 +46,10 @@ RETRY_AFTER = timedelta(seconds=15)  # after Razorpay could not be reached
 DISPUTE_HOLD = timedelta(hours=1)  # a held refund is looked at again after this
 FIRST_POLL = timedelta(seconds=60)  # a pending refund is asked about after this, then doubling
 MAX_POLL_GAP = timedelta(hours=6)
+# A refusal of a repeated call is not believed before this: an earlier call whose answer was
+# lost may still be at work at Razorpay (a repeat is refused meanwhile) or not yet in the
+# payment's list of refunds. By then a refund Razorpay made is listed, and found first.
+REFUSAL_BELIEVED_AFTER = timedelta(minutes=10)
 
 
 class RefundCapExceeded(Exception):
@@ -193,7 +199,7 @@ UPDATE refunds r SET next_check_at = now() + $2::interval, attempts = r.attempts
     updated_at = now()
 WHERE r.id = $1 AND r.status = 'requested' AND r.next_check_at <= now()
   AND refund_disputed(r) IS NULL
-RETURNING r.*
+RETURNING r.*, r.created_at < now() - $3::interval AS refusal_believed
 """
 _HOLD = """
 UPDATE refunds r SET next_check_at = now() + $2::interval
@@ -211,7 +217,8 @@ async def submit_refund(
     Never inside a transaction: the claim commits first, the call runs, the answer is
     recorded in a transaction of its own."""
     async with pool.acquire() as conn:
-        claimed = await conn.fetchrow(_CLAIM_FOR_SUBMIT, refund_id, SUBMIT_LEASE)
+        claimed = await conn.fetchrow(_CLAIM_FOR_SUBMIT, refund_id, SUBMIT_LEASE,
+                                      REFUSAL_BELIEVED_AFTER)
         if claimed is None:
             await _hold_if_disputed(conn, refund_id)
             return await conn.fetchrow("SELECT * FROM refunds WHERE id = $1", refund_id)
@@ -250,6 +257,10 @@ async def _ask_razorpay(razorpay: RazorpayClient, claimed) -> RefundOutcome | No
         answer = await razorpay.refund_payment(
             payment_id, claimed["amount_paise"], refund_id=refund_id, receipt=f"a6-rf{refund_id}")
     except RazorpayRejected as exc:
+        if claimed["attempts"] > 1 and not claimed["refusal_believed"]:
+            log.warning("refund retry refused: looking for it again later",
+                        extra=log_ctx(refund_id=refund_id))
+            return None
         return RefundOutcome(refund_id, "", RefundStatus.FAILED, claimed["amount_paise"],
                              str(exc)[:300] or "refused by Razorpay")
     except RazorpayError as exc:

@@ -44,7 +44,11 @@ log = logging.getLogger(__name__)
 # ignored event, an unusable payload, a refund's); the statement decides the others from
 # the payment row it finds: `conflict` when another payment holds the booking's capture,
 # this payment is captured on another order (the unique indexes would refuse the move), or
-# the order was superseded by one for the booking's current price.
+# the order was superseded by one for the booking's current price. The order's row is read
+# FOR NO KEY UPDATE, the lock the move takes anyway: a delivery for an order another
+# transaction is moving waits for it and then reads the row as that transaction left it, so
+# a capture by another payment that committed meanwhile is a conflict (refunded below), not
+# a stale report decided from the statement's snapshot.
 # The arrays reach unnest through a MATERIALIZED CTE, where the planner cannot count them:
 # every call's plan then costs the same, and PostgreSQL keeps one generic plan instead of
 # planning each call anew (planning this statement costs more than running it). That plan
@@ -77,7 +81,8 @@ WITH arrays (a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12) AS MATERIALIZED 
                IS NOT NULL AS seen
     FROM delivered LEFT JOIN LATERAL (
         SELECT * FROM payments WHERE razorpay_order_id = delivered.order_id
-                                 AND delivered.known IS NULL OFFSET 0) p ON true
+                                 AND delivered.known IS NULL OFFSET 0
+        FOR NO KEY UPDATE) p ON true
 ), d AS (
     SELECT order_id, status, payment_id, amount_paise, currency, failure_code, failure_reason,
            string_to_array(allowed, ',') AS allowed, n

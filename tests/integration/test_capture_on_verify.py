@@ -6,7 +6,7 @@ import pytest
 from shared.http import HttpError
 from shared.payment_state import PaymentOutcome, PaymentStatus
 from testkit.inprocess import running_sandbox
-from tests.support.orders import authorized_payment
+from tests.support.orders import authorized_payment, pay
 from verification_service import handlers as verification
 from webhook_service import handlers as webhooks
 
@@ -87,3 +87,29 @@ async def test_webhook_authorized_for_a_booking_paid_meanwhile_is_captured_then_
         booking["booking_id"])
     assert [tuple(r) for r in refunds] == [
         ("duplicate_payment", checkout["razorpay_payment_id"], booking["amount_paise"])]
+
+
+async def test_webhook_authorized_on_an_order_another_payment_captured_is_refunded(
+        pool, sandbox_settings):
+    """The customer paid the order twice; payment A's capture is recorded first. Payment
+    B's `payment.authorized` then comes: B is captured by us and refunded in full, once."""
+    booking, razorpay, first = await authorized_payment(pool, sandbox_settings)
+    order_id = first["razorpay_order_id"]
+    second = await pay(sandbox_settings, order_id)
+    amount = booking["amount_paise"]
+    await webhooks.capture_and_record(pool, razorpay, PaymentOutcome(
+        order_id, first["razorpay_payment_id"], PaymentStatus.AUTHORIZED, amount))
+    late = PaymentOutcome(order_id, second["razorpay_payment_id"], PaymentStatus.AUTHORIZED,
+                          amount)
+    await webhooks.capture_and_record(pool, razorpay, late)
+    await webhooks.capture_and_record(pool, razorpay, late)  # redelivered: one refund
+    assert (await razorpay.fetch_payment(second["razorpay_payment_id"]))["status"] == (
+        "captured")
+    row = await pool.fetchrow("SELECT status, razorpay_payment_id FROM payments"
+                              " WHERE razorpay_order_id = $1", order_id)
+    assert tuple(row) == ("captured", first["razorpay_payment_id"])
+    refunds = await pool.fetch(
+        "SELECT cause, razorpay_payment_id, amount_paise FROM refunds WHERE booking_id = $1",
+        booking["booking_id"])
+    assert [tuple(r) for r in refunds] == [
+        ("duplicate_payment", second["razorpay_payment_id"], amount)]

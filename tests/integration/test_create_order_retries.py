@@ -31,6 +31,29 @@ async def test_retry_after_a_lost_answer_adopts_the_same_order(pool, base_settin
         assert sum(o["receipt"] == made["receipt"] for o in listed["items"]) == 1
 
 
+@pytest.mark.parametrize("supported", [True, False])
+async def test_a_lost_answer_then_a_new_price_gets_an_order_at_the_new_price(
+        pool, base_settings, supported):
+    """The order the lost create made is for the old price, and nobody ever saw its id:
+    after a price change the booking gets an order at its current price, not the old
+    order's receipt again (refused as not this booking's, on every retry)."""
+    async with running_sandbox(base_settings,
+                               sandbox_unique_receipt_supported=supported) as settings:
+        booking, razorpay, made = await lost_answer(pool, settings)
+        repriced = {**booking, "amount_paise": booking["amount_paise"] + 30_000}
+        await pool.execute("UPDATE bookings SET amount_paise = $2 WHERE id = $1",
+                           booking["booking_id"], repriced["amount_paise"])
+        order = await create(pool, razorpay, repriced)
+        assert order.order_id != made["id"]
+        assert order.amount_paise == repriced["amount_paise"]
+        assert (await create(pool, razorpay, repriced)).order_id == order.order_id
+        receipt = await pool.fetchval("SELECT receipt FROM payments"
+                                      " WHERE razorpay_order_id = $1", order.order_id)
+        at_razorpay = await razorpay.find_order_by_receipt(receipt)
+        assert (at_razorpay["id"], at_razorpay["amount"]) == (
+            order.order_id, repriced["amount_paise"])
+
+
 async def test_an_api_without_unique_receipt_still_creates_orders(pool, base_settings):
     async with running_sandbox(base_settings,
                                sandbox_unique_receipt_supported=False) as settings:

@@ -154,3 +154,28 @@ async def test_a_capture_waits_for_a_cancellation_in_flight_and_refunds_it(pool)
                                booking["booking_id"])
     assert [tuple(r) for r in refunds] == [("captured_after_cancellation", 150_000)]
     assert await events_for(pool, order_id) == ["payment.captured"]
+
+
+async def test_a_capture_by_another_payment_committed_while_waiting_is_a_conflict(pool):
+    """Payment B's capture waits on payment A's uncommitted capture of the same order, then
+    matches nothing: the order keeps A, so B is a conflict (a second charge to refund)."""
+    _, order_id = await open_order(pool)
+    async with pool.acquire() as first:
+        async with first.transaction():
+            assert (await record_outcome(first, PaymentOutcome(
+                order_id, "pay_A", S.CAPTURED, 150_000), "webhook", None)).applied
+            second = asyncio.create_task(apply(pool, order_id, S.CAPTURED, "pay_B"))
+
+            async def second_waits_on_a_lock():
+                return await pool.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock' AND starts_with(query, $1)",
+                    RECORD_OUTCOME[:200])
+
+            await eventually(second_waits_on_a_lock)
+            assert not second.done()
+    recorded = await second
+    assert not recorded.applied and recorded.conflict
+    assert recorded.payment["razorpay_payment_id"] == "pay_A"
+    assert not (await apply(pool, order_id, S.CAPTURED, "pay_A")).conflict  # its own capture
+    assert await events_for(pool, order_id) == ["payment.captured"]

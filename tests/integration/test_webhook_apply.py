@@ -17,6 +17,7 @@ from shared.payment_state import PaymentOutcome, PaymentStatus
 from shared.payments import record_outcome
 from shared.webhook_outcome import WebhookOutcome
 from testkit.factories import make_booking
+from testkit.infra import eventually
 from webhook_service.delivery import parse_delivery
 from webhook_service.handlers import apply_deliveries, apply_delivery
 
@@ -366,3 +367,38 @@ async def test_the_database_holds_only_the_outcomes_the_code_knows(pool):
         await pool.execute(insert, f"outcome-check:{outcome}", outcome)
     with pytest.raises(asyncpg.CheckViolationError):
         await pool.execute(insert, "outcome-check:other", "applied_maybe")
+
+
+async def test_a_second_capture_that_waited_for_the_first_on_its_order_is_refunded(
+        pool, batches):
+    """Payment B's delivery reaches the order while payment A's capture of it is still
+    uncommitted: B waits for A, then finds the order captured by A. B is a second charge
+    (a conflict, its duplicate and full refund written), not a stale report."""
+    booking, order = await open_order(pool)
+    first, second = "pay_A" + order, "pay_B" + order
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            assert (await record_outcome(conn, PaymentOutcome(
+                order, first, PaymentStatus.CAPTURED, 150_000), "verify", None)).applied
+            late = asyncio.create_task(batches.deliver(f"id:evt_B{order}",
+                                                       captured(order, second)))
+
+            async def waits_on_a_lock():
+                return await pool.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock'")
+
+            await eventually(waits_on_a_lock)
+            assert not late.done()
+    assert await late == "conflict"
+    assert await status_of(pool, order) == "captured"
+    assert await pool.fetchval("SELECT razorpay_payment_id FROM payments"
+                               " WHERE razorpay_order_id = $1", order) == first
+    assert [tuple(r) for r in await pool.fetch(
+        "SELECT razorpay_payment_id, amount_paise, found_by FROM duplicate_payments"
+        " WHERE booking_id = $1", booking["booking_id"])] == [(second, 150_000, "webhook")]
+    assert [tuple(r) for r in await pool.fetch(
+        "SELECT cause, razorpay_payment_id, amount_paise, status FROM refunds"
+        " WHERE booking_id = $1", booking["booking_id"])] == [
+        ("duplicate_payment", second, 150_000, "requested")]
+    assert await events(pool, order) == ["payment.captured"]

@@ -19,12 +19,17 @@ async def authorized_payment(pool, settings, outcome: str = "authorized"):
     order = await orders.create_order(
         pool, razorpay, booking_id=booking["booking_id"], customer_id=booking["customer_id"],
         amount_paise=booking["amount_paise"], reconcile_after=timedelta(hours=1))
+    return booking, razorpay, await pay(settings, order.order_id, outcome)
+
+
+async def pay(settings, order_id: str, outcome: str = "authorized") -> dict:
+    """A payment on the order at the sandbox (`outcome`), no webhooks: checkout's three
+    `razorpay_*` fields."""
     async with aiohttp.ClientSession() as http, http.post(
-        f"{settings.razorpay_base_url}/sandbox/orders/{order.order_id}/pay",
+        f"{settings.razorpay_base_url}/sandbox/orders/{order_id}/pay",
         json={"outcome": outcome, "webhooks": {"enabled": False}},
     ) as resp:
-        checkout = await resp.json()
-    return booking, razorpay, checkout
+        return await resp.json()
 
 
 async def lost_answer(pool, settings):

@@ -4,6 +4,7 @@ then through the service's group commit (here a batch of its own)."""
 from __future__ import annotations
 
 import json
+import time
 
 import asyncpg
 
@@ -21,3 +22,12 @@ async def apply_webhook(pool: asyncpg.Pool, key: str, payload: dict,
         return await apply_delivery(pool, batches, delivery)
     finally:
         await batches.close()
+
+
+def webhook(event: str, payment: dict, refund: dict | None = None) -> dict:
+    """The body Razorpay sends for `event` about a payment entity (and a refund entity)."""
+    payload = {"payment": {"entity": payment}}
+    if refund is not None:
+        payload["refund"] = {"entity": refund}
+    return {"entity": "event", "event": event, "payload": payload,
+            "created_at": int(time.time())}

@@ -5,7 +5,6 @@ dashboard counted once, and a lost one never over-refunded."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from datetime import timedelta
 
@@ -22,18 +21,13 @@ from order_service.second_charges import refund_second_charges
 from razorpay_sandbox.checkout import payment_signature
 from shared.events import Envelope, RefundCreated
 from shared.http import HttpError
+from shared.payments import record_outcome
+from shared.razorpay_map import outcome_from_payment
+from testkit.infra import eventually
 from tests.support.notifier import apply_event
 from tests.support.refunds import control, open_order, paid_booking
-from tests.support.webhooks import apply_webhook
+from tests.support.webhooks import apply_webhook, webhook
 from verification_service.handlers import VerifyRequest, verify_payment
-
-
-def webhook(event: str, payment: dict, refund: dict | None = None) -> dict:
-    payload = {"payment": {"entity": payment}}
-    if refund is not None:
-        payload["refund"] = {"entity": refund}
-    return {"entity": "event", "event": event, "payload": payload,
-            "created_at": int(time.time())}
 
 
 def key() -> str:
@@ -120,6 +114,42 @@ async def test_verify_and_webhook_racing_make_one_refund(pool, razorpay, setting
     rows = await refunds_of(pool, booking_id)
     assert [(r["cause"], r["amount_paise"]) for r in rows] == [("duplicate_payment", 150_000)]
     assert len(await razorpay.fetch_payment_refunds(second["id"])) == 1
+
+
+async def test_a_verify_that_waited_for_another_payments_capture_refunds_its_own(
+        pool, razorpay, settings):
+    """Verify of payment B reads the order before payment A's capture of it commits, then
+    waits for it: B is a second charge, refunded in full (the seed's 409 answers)."""
+    booking_id, order_id = await open_order(pool, razorpay)
+    await control(settings, f"/sandbox/orders/{order_id}/pay",
+                  {"outcome": "captured", "webhooks": {"enabled": False}})
+    [first] = await razorpay.fetch_order_payments(order_id)
+    second = await second_capture(settings, order_id)
+    customer_id = await pool.fetchval("SELECT customer_id FROM bookings WHERE id = $1",
+                                      booking_id)
+    request = VerifyRequest(order_id, second["id"], payment_signature(
+        order_id, second["id"], settings.razorpay_key_secret), booking_id, customer_id)
+    async with pool.acquire() as conn:
+        async with conn.transaction():  # A's webhook, not committed yet
+            assert (await record_outcome(conn, outcome_from_payment(first), "webhook",
+                                         None)).applied
+            verify = asyncio.create_task(verify_payment(pool, razorpay, settings, request))
+
+            async def verify_waits_on_a_lock():
+                return await pool.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock'")
+
+            await eventually(verify_waits_on_a_lock)
+    with pytest.raises(HttpError) as refused:
+        await verify
+    assert refused.value.status == 409
+    assert (await booking_payment(pool, booking_id))["razorpay_payment_id"] == first["id"]
+    [refund] = await refunds_of(pool, booking_id)
+    assert (refund["cause"], refund["razorpay_payment_id"], refund["status"]) == (
+        "duplicate_payment", second["id"], "pending")  # sent by verify itself
+    assert [r["amount"] for r in await razorpay.fetch_payment_refunds(second["id"])] == [
+        150_000]
 
 
 async def test_a_dashboard_refund_is_counted_once(pool, razorpay, settings):

@@ -18,6 +18,7 @@ from shared.razorpay_map import best_outcome
 from shared.refund_state import RefundStatus
 from shared.refunds import submit_refund
 from tests.support.refunds import control, open_order, paid_booking, pay_and_record
+from tests.support.webhooks import apply_webhook, webhook
 
 
 async def refund_path(pool, booking_id) -> str:
@@ -90,6 +91,62 @@ async def test_row_before_the_call_and_a_lost_answer_found_again(pool, razorpay,
     assert after["status"] == "pending" and after["razorpay_refund_id"].startswith("rfnd_")
     at_razorpay = await razorpay_refunds(pool, razorpay, booking_id)
     assert [r["id"] for r in at_razorpay] == [after["razorpay_refund_id"]]  # not twice
+
+
+async def test_a_refused_retry_after_a_lost_answer_is_looked_for_again_not_failed(
+        pool, razorpay, settings):
+    """Razorpay makes the refund but its answer is lost; the retry is refused (a repeat of
+    a call it is still at work on). The refund stays requested, so the next look finds
+    Razorpay's refund and its refund.processed is recorded: our books say refunded."""
+    booking_id = await paid_booking(pool, razorpay, settings)
+    path = await refund_path(pool, booking_id)
+    await control(settings, "/sandbox/faults", {
+        "mode": "slow", "delay_seconds": settings.razorpay_timeout_seconds + 1.5,
+        "path_prefix": path, "count": 1})
+    refund_id = (await cancellations.refund_booking(pool, razorpay, booking_id))["refund"]["id"]
+    await asyncio.sleep(2)  # Razorpay finishes the refund we stopped waiting for
+    [made] = await razorpay_refunds(pool, razorpay, booking_id)
+
+    await control(settings, "/sandbox/faults", {"mode": "error_400", "path_prefix": path,
+                                                "count": 1})
+    await pool.execute("UPDATE refunds SET next_check_at = now() WHERE id = $1", refund_id)
+    refused = await submit_refund(pool, razorpay, refund_id)
+    assert (refused["status"], refused["attempts"]) == ("requested", 2)
+
+    await pool.execute("UPDATE refunds SET next_check_at = now() WHERE id = $1", refund_id)
+    found = await submit_refund(pool, razorpay, refund_id)
+    assert (found["status"], found["razorpay_refund_id"]) == ("pending", made["id"])
+    payment = await razorpay.fetch_payment(made["payment_id"])
+    assert await apply_webhook(pool, f"id:evt_{made['id']}", webhook(
+        "refund.processed", payment, {**made, "status": "processed"})) == "applied"
+    assert await pool.fetchval("SELECT status FROM refunds WHERE id = $1", refund_id) == (
+        "processed")
+    assert await pool.fetchval("SELECT refunded_paise FROM payments WHERE booking_id = $1"
+                               " AND status = 'captured'", booking_id) == 150_000
+    assert [r["id"] for r in await razorpay_refunds(pool, razorpay, booking_id)] == [made["id"]]
+
+
+async def test_a_retry_refused_after_razorpay_had_time_to_list_the_refund_fails(
+        pool, razorpay, settings):
+    """The first call never reached Razorpay; every retry is refused. Once Razorpay has had
+    time to list a refund an earlier call made, and lists none, the refusal is believed."""
+    booking_id = await paid_booking(pool, razorpay, settings)
+    path = await refund_path(pool, booking_id)
+    await control(settings, "/sandbox/faults", {"mode": "error_500", "path_prefix": path,
+                                                "count": 1})
+    refund_id = (await cancellations.refund_booking(pool, razorpay, booking_id))["refund"]["id"]
+    try:
+        await control(settings, "/sandbox/faults", {"mode": "error_400", "path_prefix": path})
+        await pool.execute("UPDATE refunds SET next_check_at = now() WHERE id = $1", refund_id)
+        assert (await submit_refund(pool, razorpay, refund_id))["status"] == "requested"
+        await pool.execute("UPDATE refunds SET next_check_at = now(),"
+                           " created_at = now() - interval '1 day' WHERE id = $1", refund_id)
+        assert (await submit_refund(pool, razorpay, refund_id))["status"] == "failed"
+    finally:
+        await control(settings, "/sandbox/faults", {"mode": "none"})
+    assert await razorpay_refunds(pool, razorpay, booking_id) == []
+    assert await pool.fetchval("SELECT refunded_paise FROM payments WHERE booking_id = $1"
+                               " AND status = 'captured'", booking_id) == 0
 
 
 async def test_unreachable_razorpay_leaves_it_requested_for_the_worker(pool, razorpay, settings):

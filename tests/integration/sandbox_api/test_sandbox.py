@@ -281,6 +281,10 @@ async def test_error_faults_raise_sdk_error_types_and_count_expires(client, sand
     await sandbox.control("POST", "/sandbox/faults", {"mode": "error_502", "count": 1})
     with pytest.raises(GatewayError):
         await sdk(client.order.all)
+
+    await sandbox.control("POST", "/sandbox/faults", {"mode": "error_400", "count": 1})
+    with pytest.raises(BadRequestError):
+        await sdk(client.order.all)
     assert (await sandbox.control("GET", "/sandbox/faults"))[1]["mode"] == "none"
 
 
