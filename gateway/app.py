@@ -121,7 +121,9 @@ UPSTREAMS = tuple(f"{service}_url" for service in local_sockets.SERVICES)
 
 
 def upstream_ready(setting: str) -> readiness.Check:
-    """The gateway is ready when every service behind it says it is."""
+    """What a service behind the gateway says of itself, for the operator. It never makes
+    the gateway not ready: every gateway shares the same services, so taking gateways out of
+    rotation helps no request, and a request the service cannot serve gets its 503 anyway."""
 
     async def check(app: web.Application) -> None:
         try:
@@ -129,8 +131,8 @@ def upstream_ready(setting: str) -> readiness.Check:
                 app[keys.UPSTREAMS][setting], "GET", "/readyz", (), b"",
                 readiness.CHECK_TIMEOUT_SECONDS)
         except UpstreamError as exc:
-            raise readiness.NotReady(str(exc)) from None  # e.g. "cannot connect: ..."
+            raise readiness.Degraded(str(exc)) from None  # e.g. "cannot connect: ..."
         if answer.status != 200:
-            raise readiness.NotReady(f"answered {answer.status}")
+            raise readiness.Degraded(f"answered {answer.status}")
 
     return check

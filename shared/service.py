@@ -99,7 +99,14 @@ async def database_answers(app: web.Application) -> None:
 
 async def run_outbox_relay(app: web.Application) -> None:
     relay = OutboxRelay(app[POOL], app[SETTINGS])
-    readiness.add_check(app, "broker", lambda _: relay.broker_ready())
+
+    def broker(_: web.Application) -> None:
+        # A producer serves without the broker: its events wait in the outbox. Not ready
+        # would take every producer, and the API with them, out of rotation for nothing.
+        if not relay.broker_ready():
+            raise readiness.Degraded("no broker connection: events wait in the outbox")
+
+    readiness.add_check(app, "broker", broker)
     await relay.run()
 
 
