@@ -33,6 +33,7 @@ from notifier.backing import UnbackedEvent, fact_of
 from notifier.mail_outbox import enqueue
 from shared.booking_state import BookingStatus
 from shared.coalesce import in_rounds
+from shared.db import Autocommit, transaction
 from shared.events import Event, OrderCreated, PaymentCaptured, PaymentFailed
 from shared.logging import log_ctx
 from shared.pass_store import pass_tokens
@@ -172,7 +173,7 @@ def in_inbox_transaction(effect: Callable[..., Awaitable[None]]) -> Apply:
     transaction."""
 
     async def apply(conn, event, event_id, *, pass_secret: str) -> bool:
-        async with conn.transaction():
+        async with transaction(conn):
             if not await conn.fetchval(INSERT_INBOX, CONSUMER, event_id, fact_of(event)):
                 return False
             await effect(conn, event, event_id, pass_secret=pass_secret)
@@ -197,7 +198,7 @@ async def _confirm(conn: asyncpg.Connection, pass_secret: str, mail_after: timed
                    captures: list[Capture]) -> list[asyncpg.Record]:
     passes = [(event.booking_id, kind, token) for event, _ in captures
               for kind, token in zip(*pass_tokens(event.booking_id, pass_secret), strict=True)]
-    return await conn.fetch(
+    return await Autocommit(conn).fetch(
         CONFIRM_BOOKINGS, CONSUMER, [event_id for _, event_id in captures],
         *([getattr(event, name) for event, _ in captures] for name in (
             "booking_id", "customer_id", "order_id", "payment_id", "amount_paise")),
@@ -266,7 +267,8 @@ async def order_created(
     if await conn.fetchval(ORDER_ON_RECORD, event.order_id, event.booking_id,
                            event.customer_id) is None:
         raise UnbackedEvent(event.booking_id)
-    return bool(await conn.fetchval(INSERT_INBOX, CONSUMER, event_id, fact_of(event)))
+    return bool(await Autocommit(conn).fetchval(INSERT_INBOX, CONSUMER, event_id,
+                                                fact_of(event)))
 
 
 HANDLERS: dict[type[Event], Apply] = {

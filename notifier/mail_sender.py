@@ -38,6 +38,7 @@ import aiosmtplib
 import asyncpg
 
 from notifier.mail_message import BadAddress, compose, envelope_address, message_id, png_of
+from shared.db import Autocommit
 from shared.http import DB_ERRORS
 from shared.logging import log_ctx
 from shared.mail_state import MailState
@@ -209,8 +210,9 @@ class MailSender:
     async def _round(self) -> int:
         s = self.settings
         claimed_at = asyncio.get_running_loop().time()  # the lease starts after this
-        rows = await self.pool.fetch(CLAIM_DUE, s.mail_batch_size,
-                                     timedelta(seconds=s.mail_lease_seconds))
+        async with self.pool.acquire() as conn:
+            rows = await Autocommit(conn).fetch(CLAIM_DUE, s.mail_batch_size,
+                                                timedelta(seconds=s.mail_lease_seconds))
         if not rows:
             return 0
         if len(rows) == s.mail_batch_size and self._idle:
@@ -226,7 +228,8 @@ class MailSender:
                 if self.give_way is not None:
                     await self.give_way()
                 if self._stopping or asyncio.get_running_loop().time() > deadline:
-                    await self.pool.execute(RELEASE, [r["id"] for r in rows[index:]])
+                    async with self.pool.acquire() as conn:
+                        await Autocommit(conn).execute(RELEASE, [r["id"] for r in rows[index:]])
                     break
                 outcome, smtp = await self._deliver(row, smtp)
                 if outcome.connection_lost:
@@ -361,7 +364,8 @@ class MailSender:
         delay, give_up = 0.2, asyncio.get_running_loop().time() + self.settings.mail_lease_seconds
         while True:
             try:
-                await self.pool.execute(sql, *args)
+                async with self.pool.acquire() as conn:
+                    await Autocommit(conn).execute(sql, *args)
                 return
             except DB_ERRORS:
                 if asyncio.get_running_loop().time() + delay > give_up:

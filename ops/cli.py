@@ -9,7 +9,13 @@ import sys
 from datetime import date, timedelta
 
 from ops import dispute_cli, settlements_cli
-from shared.db import create_database_if_missing, create_pool, migrate
+from shared.db import (
+    Autocommit,
+    create_database_if_missing,
+    create_pool,
+    migrate,
+    transaction,
+)
 from shared.money import AmountError, paise_to_rupees, rupees_to_paise
 from shared.refunds import MIN_REFUND_PAISE
 from shared.settings import Settings, load_settings
@@ -19,7 +25,7 @@ async def demo_booking(settings: Settings, amount_rupees: float) -> dict:
     paise = rupees_to_paise(amount_rupees)
     pool = await create_pool(settings)
     try:
-        async with pool.acquire() as conn, conn.transaction():
+        async with pool.acquire() as conn, transaction(conn):
             customer = await conn.fetchrow(
                 "INSERT INTO customers (name, email, phone) VALUES"
                 " ('John Doe', 'john@example.com', '+919000090000') RETURNING id, name, email"
@@ -102,7 +108,8 @@ async def prune(settings: Settings, days: int) -> dict:
     try:
         done = {}
         for name, sql in PRUNE.items():
-            status = await pool.execute(sql, timedelta(days=days))
+            async with pool.acquire() as conn:
+                status = await Autocommit(conn).execute(sql, timedelta(days=days))
             done[name] = int(status.split()[-1])
         return {"older_than_days": days, **done}
     finally:

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from order_service.refund_truth import record_refund_entities
 from shared import metrics
+from shared.db import Autocommit, transaction
 from shared.dispute_state import OPEN_STATUSES, DisputeStatus
 from shared.disputes import LINK_DISPUTES
 from shared.outage import every
@@ -56,8 +57,8 @@ _AWAITING_US = [DisputeStatus.OPEN.value, DisputeStatus.ACTION_REQUIRED.value]
 
 async def watch_disputes(pool: asyncpg.Pool, ops_email: str) -> None:
     async with pool.acquire() as conn:
-        await conn.execute(LINK_DISPUTES)
-        async with conn.transaction():
+        await Autocommit(conn).execute(LINK_DISPUTES)
+        async with transaction(conn):
             await conn.execute(_MAIL_OPS, ops_email, OPEN_STATUSES)
         row = await conn.fetchrow(_OPEN, OPEN_STATUSES, _AWAITING_US)
     metrics.DISPUTES_OPEN.set(row["open"])

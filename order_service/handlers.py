@@ -14,6 +14,7 @@ import asyncpg
 
 from shared import status_batch
 from shared.coalesce import Coalescer
+from shared.db import Autocommit, transaction
 from shared.events import OrderCreated
 from shared.http import HttpError
 from shared.logging import log_ctx
@@ -181,7 +182,7 @@ async def _claim_or_wait(pool, booking_id, customer_id, amount_paise, lease, wai
 async def _try_claim(pool, booking_id, customer_id, amount_paise, lease) -> _Claim | None:
     """One short transaction: the claim, or None while another request holds it. Raises
     _OrderExists / HttpError instead, which rolls back any claim it took."""
-    async with pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn, conn.transaction():
+    async with pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn, transaction(conn):
         booking = await conn.fetchrow(BOOKING, booking_id, customer_id)
         if booking is None or booking["status"] == "cancelled":
             raise HttpError(BOOKING_NOT_FOUND, 404)
@@ -208,7 +209,7 @@ async def _try_claim(pool, booking_id, customer_id, amount_paise, lease) -> _Cla
 
 async def _release(pool: asyncpg.Pool, claim: _Claim) -> None:
     async with pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
-        await conn.execute(RELEASE_CLAIM, claim.booking["id"], claim.claim_id)
+        await Autocommit(conn).execute(RELEASE_CLAIM, claim.booking["id"], claim.claim_id)
 
 
 async def _record(pool, claim: _Claim, order: dict, reconcile_after, correlation_id):

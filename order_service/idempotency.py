@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from shared.db import Autocommit
 from shared.http import HttpError
 
 HEADER = "Idempotency-Key"
@@ -50,7 +51,7 @@ async def run_once(
     for that one. 4xx answers are kept too (the same request gets the same refusal); a failure that
     raises (5xx) releases the key so a retry does the work."""
     async with pool.acquire() as conn:
-        claimed = await conn.fetchval(
+        claimed = await Autocommit(conn).fetchval(
             "INSERT INTO idempotent_requests (endpoint, key, request_hash) VALUES ($1, $2, $3)"
             " ON CONFLICT DO NOTHING RETURNING true", endpoint, key, digest)
         if not claimed:
@@ -63,7 +64,7 @@ async def run_once(
                 raise HttpError(KEY_REUSED, 422)
             if stored["response"] is not None:
                 return stored["status_code"], stored["response"]
-            claimed = await conn.fetchval(
+            claimed = await Autocommit(conn).fetchval(
                 "UPDATE idempotent_requests SET created_at = now()"
                 " WHERE endpoint = $1 AND key = $2 AND response IS NULL"
                 " AND created_at < now() - $3::interval RETURNING true",
@@ -81,7 +82,7 @@ async def run_once(
         await _release(pool, endpoint, key)
         raise
     async with pool.acquire() as conn:
-        await conn.execute(
+        await Autocommit(conn).execute(
             "UPDATE idempotent_requests SET status_code = $3, response = $4::text::jsonb,"
             " completed_at = now() WHERE endpoint = $1 AND key = $2",
             endpoint, key, status, json.dumps(answer, default=str))
@@ -91,7 +92,7 @@ async def run_once(
 async def _release(pool: asyncpg.Pool, endpoint: str, key: str) -> None:
     try:
         async with pool.acquire() as conn:
-            await conn.execute(
+            await Autocommit(conn).execute(
                 "DELETE FROM idempotent_requests WHERE endpoint = $1 AND key = $2"
                 " AND response IS NULL", endpoint, key)
     except Exception:  # noqa: BLE001 - the claim then times out instead

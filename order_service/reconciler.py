@@ -14,6 +14,7 @@ from aiohttp import web
 from order_service.repair import repair_stuck
 from shared import metrics
 from shared.capture_hold import capture_withheld
+from shared.db import Autocommit
 from shared.duplicate_payments import refund_second_capture
 from shared.outage import every
 from shared.outbox import outbox_transaction
@@ -80,7 +81,8 @@ async def reconcile(
     batch = 10_000 if everything else 50
     while True:
         async with pool.acquire() as conn:
-            claimed = await conn.fetch(CLAIM_ALL if everything else CLAIM_DUE, batch, LEASE)
+            claimed = await Autocommit(conn).fetch(CLAIM_ALL if everything else CLAIM_DUE,
+                                                   batch, LEASE)
         for row in claimed:
             result = await _reconcile_one(pool, razorpay, settings, row)
             summary["checked"] += 1
@@ -104,16 +106,18 @@ async def look_again(pool: asyncpg.Pool, razorpay: RazorpayClient, settings: Set
     """The second look at captured orders that are due one; how many second captures it
     found (each refunded in full, once)."""
     async with pool.acquire() as conn:
-        due = await conn.fetch(CLAIM_SECOND_LOOKS, 50,
-                               timedelta(seconds=settings.reconcile_first_delay_seconds), LEASE)
+        due = await Autocommit(conn).fetch(
+            CLAIM_SECOND_LOOKS, 50, timedelta(seconds=settings.reconcile_first_delay_seconds),
+            LEASE)
     found = 0
     for row in due:
         order_id = row["razorpay_order_id"]
         try:
             payments = await razorpay.fetch_order_payments(order_id)
         except RazorpayError:
-            await pool.execute("UPDATE payments SET second_look_leased_until = NULL"
-                               " WHERE razorpay_order_id = $1", order_id)  # next tick
+            async with pool.acquire() as conn:  # next tick
+                await Autocommit(conn).execute("UPDATE payments SET second_look_leased_until = NULL"
+                                               " WHERE razorpay_order_id = $1", order_id)
             continue
         async with outbox_transaction(pool) as conn:
             for other in second_captures(payments, order_id, row["razorpay_payment_id"]):

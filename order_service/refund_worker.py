@@ -10,6 +10,7 @@ import logging
 import asyncpg
 from aiohttp import web
 
+from shared.db import Autocommit
 from shared.outage import every
 from shared.razorpay_client import RazorpayClient
 from shared.refunds import SUBMIT_LEASE, poll_refund, submit_refund
@@ -43,7 +44,7 @@ async def refund_pass(pool: asyncpg.Pool, razorpay: RazorpayClient, batch: int =
         after = await submit_refund(pool, razorpay, row["id"], source="reconcile")
         summary["submitted"] += after is not None and after["status"] != "requested"
     async with pool.acquire() as conn:
-        pending = await conn.fetch(_CLAIM_PENDING, batch, SUBMIT_LEASE)
+        pending = await Autocommit(conn).fetch(_CLAIM_PENDING, batch, SUBMIT_LEASE)
     for row in pending:
         summary["polled"] += 1
         summary["settled"] += await poll_refund(pool, razorpay, row)

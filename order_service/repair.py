@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import asyncpg
 
+from shared.db import transaction
 from shared.events import PaymentCaptured
 from shared.logging import log_ctx
 from shared.metrics import PAYMENTS_STUCK
@@ -61,7 +62,7 @@ def stuck_after(settings: Settings) -> timedelta:
 
 async def repair_stuck(pool: asyncpg.Pool, settings: Settings, batch: int = 100) -> dict:
     """One sweep: re-emit the due ones, then count every stuck payment for the gauge."""
-    async with pool.acquire() as conn, conn.transaction():
+    async with pool.acquire() as conn, transaction(conn):
         due = await conn.fetch(
             CLAIM_STUCK, stuck_after(settings), settings.stuck_after_seconds,
             settings.stuck_repair_max_gap_seconds, batch)

@@ -18,6 +18,7 @@ import asyncpg
 from aiohttp import web
 
 from shared import metrics
+from shared.db import Autocommit, transaction
 from shared.logging import log_ctx
 from shared.outage import every
 from shared.razorpay_client import RazorpayClient
@@ -99,10 +100,11 @@ async def reconcile_day(pool: asyncpg.Pool, razorpay: RazorpayClient, day: date)
         of_day = await conn.fetch(OF_DAY, datetime(day.year, day.month, day.day, tzinfo=UTC))
         seen.update(r["settlement_id"] for r in of_day)
         for settlement_id in sorted(seen):
-            verdict = await judge(conn, settlement_id)
+            async with transaction(conn):
+                verdict = await judge(conn, settlement_id)
             result.verdicts.append(verdict)
             if verdict.status is None and verdict.items == 0:
-                await conn.execute(RETRY_LATER, settlement_id, RETRY)
+                await Autocommit(conn).execute(RETRY_LATER, settlement_id, RETRY)
     if result.unreadable:
         log.warning("settlement recon: items we could not read were left out",
                     extra=log_ctx(day=day.isoformat(), unreadable=result.unreadable))
@@ -167,7 +169,7 @@ async def reconcile_due(pool: asyncpg.Pool, razorpay: RazorpayClient) -> list[Da
     """Every settlement whose check is due (pending, or flagged and judged again), one pass
     over each day they fall on."""
     async with pool.acquire() as conn:
-        claimed = await conn.fetch(CLAIM_DUE, 100, LEASE)
+        claimed = await Autocommit(conn).fetch(CLAIM_DUE, 100, LEASE)
     days = sorted({row["settled_at"].astimezone(UTC).date() for row in claimed})
     results = [await reconcile_day(pool, razorpay, day) for day in days]
     # One whose items its UTC date did not hold is looked for on its date in India too.
@@ -196,13 +198,16 @@ async def poll_settlements(pool: asyncpg.Pool, razorpay: RazorpayClient, now: da
         async with pool.acquire() as conn:
             for entity in page:
                 settlement = settlement_from_entity(entity)
-                if settlement is not None and await record_settlement(conn, settlement, "poll"):
-                    new += 1
+                if settlement is None:
+                    continue
+                async with transaction(conn):
+                    new += await record_settlement(conn, settlement, "poll")
         if len(page) < LIST_PAGE:
             break
         skip += LIST_PAGE
     if watermark:  # every page was read: the next poll need not go back further
-        await pool.execute(MARK_POLLED, now)
+        async with pool.acquire() as conn:
+            await Autocommit(conn).execute(MARK_POLLED, now)
     return new
 
 

@@ -14,6 +14,8 @@ import logging
 
 import asyncpg
 
+from shared.db import Autocommit
+
 log = logging.getLogger(__name__)
 
 BOOKING_CANCELLED = "booking_cancelled"
@@ -30,7 +32,9 @@ RETURNING p.capture_withheld
 
 async def capture_withheld(pool: asyncpg.Pool, order_id: str) -> str | None:
     """Why not to capture a payment on the order (and the reason recorded), or None."""
-    reason = await pool.fetchval(WITHHOLD, order_id, BOOKING_CANCELLED, ORDER_SUPERSEDED)
+    async with pool.acquire() as conn:
+        reason = await Autocommit(conn).fetchval(WITHHOLD, order_id, BOOKING_CANCELLED,
+                                                 ORDER_SUPERSEDED)
     if reason is not None:
         log.warning("authorized payment left uncaptured: %s", reason)
     return reason

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
+import logging
+import math
+from collections.abc import AsyncIterator, Awaitable
 from importlib import resources
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from shared.outage import database_watch
 from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _MIGRATION_LOCK = 7_411_001  # pg_advisory_lock key: one migrator at a time
 
@@ -79,12 +88,21 @@ class FairPool:
 
     async def release(self, connection: asyncpg.Connection, *,
                       timeout: float | None = None) -> None:
+        commit = _committing.get(connection)
+        if commit is not None and not commit.done():
+            # Its holder was cancelled while its commit goes on: the connection is busy
+            # until the server answers, so it goes back then, with its turn.
+            commit.add_done_callback(functools.partial(self._release_later, connection))
+            return
         try:
             await self.pool.release(connection, timeout=timeout)
         finally:
             if connection in self._lent:  # a second release of one connection: no turn
                 self._lent.discard(connection)
                 self._turns.release()
+
+    def _release_later(self, connection: asyncpg.Connection, _commit: asyncio.Task) -> None:
+        _in_background(self.release(connection))
 
     async def execute(self, query: str, *args, timeout: float | None = None) -> str:
         async with self.acquire() as conn:
@@ -139,6 +157,104 @@ class Lease:
         await self.fair_pool.release(self.connection)
 
 
+# What asyncpg is told to wait for a statement that commits: no limit. Its timeout, like a
+# cancelled task, makes it send a cancel request, and a cancel that reaches a COMMIT waiting
+# for the synchronous standby ends the wait but keeps the commit, visible at once on the
+# primary alone: others would act on a row a failover then loses. (statement_timeout never
+# reaches that wait: PostgreSQL stops its clock before it commits.)
+_NO_LIMIT = math.inf
+
+# The commit each connection is waiting for, while it waits.
+_committing: dict[asyncpg.Connection, asyncio.Task] = {}
+_background: set[asyncio.Task] = set()
+
+
+def _in_background(work: Awaitable[None]) -> None:
+    task = asyncio.ensure_future(_logged(work))
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def _logged(work: Awaitable[None]) -> None:
+    try:
+        await work
+    except Exception:  # noqa: BLE001 - a connection the pool cannot take back is its to drop
+        log.warning("a connection could not go back to the pool after its commit",
+                    exc_info=True)
+
+
+async def _to_the_end(conn: asyncpg.Connection, statement: Awaitable[T]) -> T:
+    """Runs a statement that commits until the server answers it. Its own task, shielded:
+    a caller that is cancelled (its deadline, a client gone, shutdown) stops waiting, but
+    no cancel reaches the server, so a commit waiting for the standby stays uncommitted to
+    everyone else, holding its locks (a retry of the same write waits on them), until the
+    standby has it. The connection then goes back to the pool (FairPool.release)."""
+    task = asyncio.ensure_future(statement)
+    _committing[conn] = task
+    task.add_done_callback(functools.partial(_forget, conn))
+    return await asyncio.shield(task)
+
+
+def _forget(conn: asyncpg.Connection, task: asyncio.Task) -> None:
+    if _committing.get(conn) is task:
+        del _committing[conn]
+
+
+@contextlib.asynccontextmanager
+async def transaction(conn: asyncpg.Connection) -> AsyncIterator[asyncpg.Connection]:
+    """`async with transaction(conn):` for every transaction that writes, in place of
+    asyncpg's `conn.transaction()`, whose COMMIT has the pool's command timeout and is
+    cancelled with its task. BEGIN and COMMIT as asyncpg sends them (no round trip more);
+    the COMMIT runs to its end (`_to_the_end`). A savepoint inside is `savepoint(conn)`."""
+    if conn.is_in_transaction():
+        raise RuntimeError("transaction() inside a transaction: use savepoint()")
+    await conn.execute("BEGIN")
+    try:
+        yield conn
+    except BaseException:
+        if not conn.is_closed():  # a closed one has nothing to roll back, and says why
+            await conn.execute("ROLLBACK")
+        raise
+    await _to_the_end(conn, conn.execute("COMMIT", timeout=_NO_LIMIT))
+
+
+@contextlib.asynccontextmanager
+async def savepoint(conn: asyncpg.Connection) -> AsyncIterator[asyncpg.Connection]:
+    """A savepoint in the caller's transaction: what fails inside it is undone alone, and
+    the caller's transaction goes on."""
+    await conn.execute("SAVEPOINT inner_block")
+    try:
+        yield conn
+    except BaseException:
+        await conn.execute("ROLLBACK TO SAVEPOINT inner_block")
+        raise
+    await conn.execute("RELEASE SAVEPOINT inner_block")
+
+
+class Autocommit:
+    """A write outside any transaction, which PostgreSQL commits at the end of its
+    statement: `await Autocommit(conn).fetchval(...)`. The statement, its commit included,
+    runs to its end (`_to_the_end`): it has the server's statement_timeout but no limit of
+    ours, as the end of the statement cannot be told from its commit."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def execute(self, query: str, *args) -> str:
+        return await _to_the_end(self.conn, self.conn.execute(query, *args, timeout=_NO_LIMIT))
+
+    async def fetch(self, query: str, *args) -> list:
+        return await _to_the_end(self.conn, self.conn.fetch(query, *args, timeout=_NO_LIMIT))
+
+    async def fetchrow(self, query: str, *args):
+        return await _to_the_end(self.conn, self.conn.fetchrow(query, *args, timeout=_NO_LIMIT))
+
+    async def fetchval(self, query: str, *args):
+        return await _to_the_end(self.conn, self.conn.fetchval(query, *args, timeout=_NO_LIMIT))
+
+
 async def create_pool(settings: Settings) -> FairPool:
     """Pooled connections carry no session state: SET, LISTEN or session-level advisory
     locks belong on a connection of their own (transaction-level ones are fine)."""
@@ -177,7 +293,7 @@ async def migrate(database_url: str) -> list[str]:
         for name, sql in _migrations():
             if name in done:
                 continue
-            async with conn.transaction():
+            async with transaction(conn):
                 await conn.execute(sql)
                 await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
             applied_now.append(name)

@@ -20,6 +20,7 @@ import aio_pika
 import asyncpg
 
 from shared import metrics
+from shared.db import transaction
 from shared.events import Envelope, Event
 from shared.messaging import BrokerNodes, BrokerWatch, declare_topology
 from shared.settings import Settings
@@ -85,7 +86,7 @@ async def outbox_transaction(
     """A pooled connection in a transaction; once that transaction has committed, this
     process's relays are woken so the events it wrote leave now, not at the next sweep.
     A rollback (an exception) wakes nobody."""
-    async with pool.acquire(**acquire_kwargs) as conn, conn.transaction():
+    async with pool.acquire(**acquire_kwargs) as conn, transaction(conn):
         yield conn
     for relay in _local_relays:
         relay.wake()
@@ -161,7 +162,7 @@ class OutboxRelay:
         other. Rows that failed before come last, so they never starve fresh ones.
         """
         exchange = await self._ensure_exchange()
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, transaction(conn):
             rows = await conn.fetch(CLAIM_UNSENT, self.settings.outbox_batch_size)
             # All at once, each awaiting its own confirm: one round trip per batch, not per row.
             results = await asyncio.gather(

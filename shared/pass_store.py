@@ -13,6 +13,7 @@ import asyncio
 
 import asyncpg
 
+from shared.db import Autocommit
 from shared.passes import PASS_KINDS, pass_token, qr_data_url
 
 Passes = dict[str, tuple[str, str]]  # kind -> (token, data URL)
@@ -88,7 +89,7 @@ async def issue_passes(conn: asyncpg.Connection, booking_id: int, secret: str,
     tokens = [stored[k][0] if k in stored else pass_token(booking_id, k, secret)
               for k in missing]
     images = await asyncio.to_thread(_render, tokens)  # CPU: off the event loop
-    written = await conn.fetch(STORE_IMAGES, booking_id, missing, tokens, images)
+    written = await Autocommit(conn).fetch(STORE_IMAGES, booking_id, missing, tokens, images)
     if len(written) < len(missing):
         # A racer's images won (theirs, then), or its rows came first with tokens of their
         # own: once more, drawing from what is stored now.

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from shared.booking_state import BookingStatus
+from shared.db import savepoint
 from shared.events import Event, PaymentCaptured, PaymentFailed
 from shared.logging import log_ctx
 from shared.outbox import add_events
@@ -135,7 +136,7 @@ async def _refund_if_cancelled(conn, payment, source: str, correlation_id) -> No
     if payment["booking_status"] != BookingStatus.CANCELLED:
         return
     try:
-        async with conn.transaction():
+        async with savepoint(conn):
             await create_refund(conn, payment, payment["amount_paise"],
                                 cause="captured_after_cancellation", producer=source,
                                 correlation_id=correlation_id)

@@ -25,6 +25,7 @@ from datetime import timedelta
 import asyncpg
 
 from shared import metrics
+from shared.db import Autocommit, savepoint
 from shared.events import RefundCreated, RefundFailed, RefundProcessed
 from shared.logging import log_ctx
 from shared.money import paise_to_rupees
@@ -98,7 +99,7 @@ async def create_refund(
     Razorpay payment (a duplicate of it) or a refund Razorpay already made."""
     refunded = refunded or RefundedPayment()
     try:
-        async with conn.transaction():  # savepoint: a refused insert must not abort the caller
+        async with savepoint(conn):  # a refused insert must not abort the caller
             row = await conn.fetchrow(
                 "INSERT INTO refunds (payment_id, booking_id, amount_paise, cause, reason,"
                 " idempotency_key, razorpay_payment_id, duplicate_payment_id,"
@@ -217,8 +218,8 @@ async def submit_refund(
     Never inside a transaction: the claim commits first, the call runs, the answer is
     recorded in a transaction of its own."""
     async with pool.acquire() as conn:
-        claimed = await conn.fetchrow(_CLAIM_FOR_SUBMIT, refund_id, SUBMIT_LEASE,
-                                      REFUSAL_BELIEVED_AFTER)
+        claimed = await Autocommit(conn).fetchrow(_CLAIM_FOR_SUBMIT, refund_id, SUBMIT_LEASE,
+                                                  REFUSAL_BELIEVED_AFTER)
         if claimed is None:
             await _hold_if_disputed(conn, refund_id)
             return await conn.fetchrow("SELECT * FROM refunds WHERE id = $1", refund_id)
@@ -234,7 +235,7 @@ async def submit_refund(
 
 
 async def _hold_if_disputed(conn: asyncpg.Connection, refund_id: int) -> None:
-    held = await conn.fetchrow(_HOLD, refund_id, DISPUTE_HOLD)
+    held = await Autocommit(conn).fetchrow(_HOLD, refund_id, DISPUTE_HOLD)
     if held is None:
         return
     ids = {"booking_id": held["booking_id"], "refund_id": refund_id}

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.db import transaction
 from shared.money import whole_number
 from shared.settlement_state import ItemType, SettlementStatus, allowed_sources, verdict
 
@@ -136,7 +137,7 @@ class ItemColumns:
 async def record_items(conn, items: ItemColumns) -> None:
     if not len(items):
         return
-    async with conn.transaction():
+    async with transaction(conn):
         # A page lost in a crash is fetched again (the settlement is still pending), and
         # the verdict's own commit flushes every page before it: no reason to wait for
         # each page's WAL flush.
