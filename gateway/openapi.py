@@ -255,7 +255,8 @@ DOCS: dict[str, Doc] = {
         description="Builds a PDF from the booking, payment, passes, confirmation mail, refunds"
                     " and cancellation policy, uploads it (POST /v1/documents) and submits it"
                     " (PATCH /v1/disputes/{id}/contest). The same Idempotency-Key gives the"
-                    " first answer and calls Razorpay once.",
+                    " first answer and calls Razorpay once; a retry after an answer lost to a"
+                    " timeout gets the answer the call that landed would have had.",
         ok=(200, DisputeActionResponse, {"message": "Dispute contested", "dispute": {
             **_DISPUTE_EXAMPLE, "status": "under_review",
             "evidence_submitted_at": "2026-01-06T09:00:00+00:00"}}),

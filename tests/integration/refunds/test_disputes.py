@@ -17,6 +17,7 @@ from pypdf import PdfReader
 
 from order_service import cancellations, disputes
 from order_service.app import create_app
+from order_service.dispute_schemas import CANNOT_CONTEST
 from order_service.dispute_watch import watch_disputes
 from order_service.evidence import gather_evidence, summary
 from order_service.evidence_pdf import evidence_pdf
@@ -345,6 +346,82 @@ async def test_the_admin_api_lists_contests_once_per_key(pool, razorpay, setting
         missing = await client.post("/api/razorpay/disputes/disp_None/accept",
                                     headers={**auth, "Idempotency-Key": "k3"})
         assert (missing.status, await missing.json()) == (404, {"message": "Dispute not found"})
+
+
+async def answered_late(settings) -> None:
+    """Razorpay takes the next dispute call but answers after our client has stopped waiting."""
+    await control(settings, "/sandbox/faults", {
+        "mode": "slow", "delay_seconds": settings.razorpay_timeout_seconds + 1,
+        "path_prefix": "/v1/disputes", "count": 1})
+
+
+async def until_razorpay_says(razorpay, dispute_id, status) -> None:
+    for _ in range(100):
+        if (await razorpay.fetch_dispute(dispute_id))["status"] == status:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the sandbox never moved the dispute to {status}")
+
+
+async def test_a_contest_whose_answer_was_lost_is_answered_on_retry(pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    dispute, payment = await raise_dispute(settings, razorpay,
+                                           await captured_payment_id(pool, booking_id))
+    await deliver(pool, "payment.dispute.created", dispute, payment, int(time.time()) - 5)
+    app = create_app(settings.model_copy(update={"admin_api_token": "secret"}),
+                     relay=False, reconciler=False)
+    path = f"/api/razorpay/disputes/{dispute['id']}/contest"
+    headers = {"Authorization": "Bearer secret", "Idempotency-Key": str(uuid.uuid4())}
+    async with TestClient(TestServer(app)) as client:
+        await answered_late(settings)
+        lost = await client.post(path, headers=headers)
+        assert lost.status == 504
+        await until_razorpay_says(razorpay, dispute["id"], "under_review")
+
+        retried = await client.post(path, headers=headers)
+        body = await retried.json()
+        assert retried.status == 200, body
+        assert (body["message"], body["dispute"]["status"]) == ("Dispute contested",
+                                                                "under_review")
+        again = await client.post(path, headers=headers)
+        assert (again.status, await again.json()) == (200, body)
+    row = await dispute_row(pool, dispute["id"])
+    at_razorpay = await razorpay.fetch_dispute(dispute["id"])
+    assert row["status"] == "under_review" and row["evidence_submitted_at"] is not None
+    assert row["document_ids"] == at_razorpay["evidence"]["proof_of_service"]
+
+
+async def test_an_acceptance_whose_answer_was_lost_is_answered_on_retry(
+        pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    dispute, payment = await raise_dispute(settings, razorpay,
+                                           await captured_payment_id(pool, booking_id))
+    await deliver(pool, "payment.dispute.created", dispute, payment, int(time.time()) - 5)
+    await answered_late(settings)
+    with pytest.raises(HttpError) as lost:
+        await disputes.accept_dispute(pool, razorpay, dispute["id"])
+    assert lost.value.status == 504
+    await until_razorpay_says(razorpay, dispute["id"], "lost")
+
+    answer = await disputes.accept_dispute(pool, razorpay, dispute["id"])
+    assert (answer["message"], answer["dispute"]["status"]) == ("Dispute accepted", "lost")
+    assert (await dispute_row(pool, dispute["id"]))["status"] == "lost"
+
+
+async def test_a_refusal_from_a_dispute_decided_meanwhile_is_recorded_and_kept(
+        pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    dispute, payment = await raise_dispute(settings, razorpay,
+                                           await captured_payment_id(pool, booking_id))
+    await deliver(pool, "payment.dispute.created", dispute, payment, int(time.time()) - 5)
+    await control(settings, f"/sandbox/disputes/{dispute['id']}/decide",
+                  {"decision": "won", "webhooks": {"enabled": False}})  # its webhook is late
+
+    with pytest.raises(HttpError) as refused:
+        await disputes.contest_dispute(pool, razorpay, dispute["id"])
+    assert (refused.value.status, refused.value.message) == (409, CANNOT_CONTEST)
+    row = await dispute_row(pool, dispute["id"])
+    assert (row["status"], row["evidence_submitted_at"]) == ("won", None)
 
 
 @pytest.mark.parametrize("dispute_first", [False, True])
