@@ -244,7 +244,7 @@ DOCS: dict[str, Doc] = {
             "Nothing left to refund for this booking", DISPUTED)},
         **_ADMIN),
     "list_disputes": Doc(
-        "listDisputes", "Admin: disputes (chargebacks), nearest respond_by first",
+        "listDisputes", "Admin: disputes (chargebacks), open ones first by respond_by",
         description="Optional `?status=` (open, action_required, under_review, won, lost,"
                     " closed).",
         ok=(200, DisputesResponse, {"disputes": [_DISPUTE_EXAMPLE]}),

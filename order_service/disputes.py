@@ -24,7 +24,7 @@ from order_service.dispute_schemas import (
 )
 from order_service.evidence import gather_evidence, summary
 from order_service.evidence_pdf import evidence_pdf
-from shared.dispute_state import DisputeStatus, can_respond
+from shared.dispute_state import OPEN_STATUSES, DisputeStatus, can_respond
 from shared.disputes import apply_dispute, dispute_report, dispute_view
 from shared.http import HttpError
 from shared.logging import log_ctx
@@ -52,14 +52,28 @@ _STATUS_EVENT = {
 }
 _STATUSES = frozenset(s.value for s in DisputeStatus)
 
+LIST_LIMIT = 500
+# Open disputes first, nearest deadline first (through the partial index disputes_open),
+# then the decided ones: a long history of decided disputes never crowds out one still
+# waiting for us.
+LIST_DISPUTES = """
+SELECT * FROM (
+    (SELECT *, 0 AS decided FROM disputes
+     WHERE status = ANY($2::text[]) AND ($1::text IS NULL OR status = $1)
+     ORDER BY respond_by NULLS LAST, id LIMIT $3)
+    UNION ALL
+    (SELECT *, 1 AS decided FROM disputes
+     WHERE status <> ALL($2::text[]) AND ($1::text IS NULL OR status = $1)
+     ORDER BY respond_by NULLS LAST, id LIMIT $3)) listed
+ORDER BY decided, respond_by NULLS LAST, id LIMIT $3
+"""
+
 
 async def list_disputes(pool: asyncpg.Pool, status: str | None = None) -> dict:
     if status is not None and status not in {s.value for s in DisputeStatus}:
         raise HttpError(UNKNOWN_STATUS, 400)
     async with pool.acquire() as conn:
-        rows = await conn.fetch(
-            "SELECT * FROM disputes WHERE $1::text IS NULL OR status = $1"
-            " ORDER BY respond_by NULLS LAST, id LIMIT 500", status)
+        rows = await conn.fetch(LIST_DISPUTES, status, OPEN_STATUSES, LIST_LIMIT)
     return {"disputes": [dispute_view(r) for r in rows]}
 
 

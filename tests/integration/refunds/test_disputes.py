@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -24,11 +25,13 @@ from order_service.evidence_pdf import evidence_pdf
 from order_service.pass_scans import GONE, scan_pass
 from order_service.refund_worker import refund_pass
 from shared import metrics
+from shared.dispute_state import OPEN_STATUSES
 from shared.disputes import LOCK_DISPUTED, apply_dispute, report_of_webhook
 from shared.http import HttpError
 from shared.outbox import outbox_transaction
 from shared.pass_store import issue_passes
 from shared.refunds import DISPUTE_HOLD, RefundWhileDisputed, create_refund, submit_refund
+from tests.support.plans import explain
 from tests.support.refunds import control, open_order, paid_booking
 from tests.support.sandbox import sdk, sdk_client
 from tests.support.webhooks import apply_webhook
@@ -422,6 +425,36 @@ async def test_a_refusal_from_a_dispute_decided_meanwhile_is_recorded_and_kept(
     assert (refused.value.status, refused.value.message) == (409, CANNOT_CONTEST)
     row = await dispute_row(pool, dispute["id"])
     assert (row["status"], row["evidence_submitted_at"]) == ("won", None)
+
+
+async def test_open_disputes_are_listed_first_whatever_the_history(pool):
+    tag, now = uuid.uuid4().hex[:8], datetime.now(UTC)
+    await pool.execute(
+        "INSERT INTO disputes (razorpay_dispute_id, razorpay_payment_id, amount_paise, status,"
+        " respond_by, razorpay_updated_at, ops_notified_at)"
+        " SELECT 'disp_old' || $1 || g, 'pay_old' || $1 || g, 100,"
+        "  (ARRAY['won', 'lost', 'closed'])[g % 3 + 1], $2::timestamptz - g * interval '1 hour',"
+        "  $2, $2 FROM generate_series(1, $3) g", tag, now, 600)
+    await pool.execute(
+        "INSERT INTO disputes (razorpay_dispute_id, razorpay_payment_id, amount_paise, status,"
+        " respond_by, razorpay_updated_at, ops_notified_at) VALUES ($1, $2, 100, 'open', $3,"
+        " $4, $4)",
+        f"disp_new{tag}", f"pay_new{tag}", now + timedelta(days=3), now)
+    await pool.execute("ANALYZE disputes")
+
+    for listed in ((await disputes.list_disputes(pool))["disputes"],
+                   (await disputes.list_disputes(pool, "open"))["disputes"]):
+        assert f"disp_new{tag}" in [d["dispute_id"] for d in listed]
+        still_open = [d["status"] in OPEN_STATUSES for d in listed]
+        assert still_open == sorted(still_open, reverse=True)  # open ones first
+        deadlines = [d["respond_by"] for d in listed if d["status"] in OPEN_STATUSES]
+        assert deadlines == sorted(deadlines, key=lambda r: (r is None, r))
+    assert len((await disputes.list_disputes(pool, "lost"))["disputes"]) >= 200
+
+    async with pool.acquire() as conn:  # the open ones come from their partial index
+        plan = await explain(conn, disputes.LIST_DISPUTES,
+                             (None, OPEN_STATUSES, disputes.LIST_LIMIT), generic=False)
+    assert '"disputes_open"' in json.dumps(plan), plan
 
 
 @pytest.mark.parametrize("dispute_first", [False, True])
