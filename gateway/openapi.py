@@ -32,6 +32,7 @@ from order_service.dispute_schemas import (
 )
 from order_service.dispute_schemas import NOT_FOUND as DISPUTE_NOT_FOUND
 from order_service.schemas import (
+    REFUND_REFUSED,
     CancelBody,
     CancelResponse,
     CreateOrderBody,
@@ -241,7 +242,10 @@ DOCS: dict[str, Doc] = {
         errors={**_ADMIN_ERRORS, 409: errors(
             "Unpaid, nothing left to refund, or the same key in progress.",
             "Booking has no captured payment to refund",
-            "Nothing left to refund for this booking", DISPUTED)},
+            "Nothing left to refund for this booking", DISPUTED),
+            502: errors("Razorpay refused the refund at once: no money moved (the refund is"
+                        " failed, and listed by `a6pay refunds-needed`).",
+                        REFUND_REFUSED)},
         **_ADMIN),
     "list_disputes": Doc(
         "listDisputes", "Admin: disputes (chargebacks), open ones first by respond_by",

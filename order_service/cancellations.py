@@ -13,6 +13,7 @@ import asyncpg
 
 from order_service.dispute_schemas import DISPUTED
 from order_service.refund_truth import catch_up_refunds
+from order_service.schemas import REFUND_REFUSED
 from shared.booking_state import BookingStatus, can_transition
 from shared.dispute_state import OPEN_STATUSES
 from shared.events import BookingCancelled
@@ -198,6 +199,9 @@ async def refund_booking(
             except RefundWhileDisputed:
                 raise HttpError(DISPUTED, 409) from None
     row = await submit_refund(pool, razorpay, existing["id"]) or existing
+    if row["status"] == RefundStatus.FAILED:
+        # No money moved: a 2xx, kept as this key's answer, would tell the caller it did.
+        raise HttpError(REFUND_REFUSED, 502)
     remaining = await pool.fetchval(
         "SELECT COALESCE(max(amount_paise - refunded_paise"
         " - (SELECT paise FROM charged_back(razorpay_payment_id))), 0) FROM payments"

@@ -15,6 +15,7 @@ from order_service import handlers as orders
 from order_service.refund_worker import refund_pass
 from shared.http import HttpError
 from shared.payments import record_outcome
+from shared.razorpay_client import RazorpayRejected
 from shared.razorpay_map import best_outcome
 from shared.refund_state import RefundStatus
 from shared.refunds import submit_refund
@@ -234,6 +235,40 @@ async def test_cancel_paid_refunds_all_but_the_fee_once(pool, razorpay, settings
         "SELECT body->'data' FROM outbox WHERE routing_key = 'booking.cancelled'"
         " AND (body->'data'->>'booking_id')::bigint = $1", booking_id)
     assert event["paid"] is True and event["refund_paise"] == 120_000
+
+
+class RefusingRefunds:
+    """Our Razorpay client, but Razorpay refuses every refund at once (as it does one for
+    more than it would still refund)."""
+
+    def __init__(self, razorpay):
+        self._razorpay = razorpay
+
+    def __getattr__(self, name):
+        return getattr(self._razorpay, name)
+
+    async def refund_payment(self, *args, **kwargs):
+        raise RazorpayRejected("The refund amount provided is greater than amount captured")
+
+
+async def test_a_refund_razorpay_refuses_at_once_is_answered_as_refused(
+        pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    key = f"refused-{booking_id}"
+    refusing = RefusingRefunds(razorpay)
+    digest = idempotency.request_hash("refund", {"booking_id": booking_id, "amount": None})
+
+    def work():
+        return cancellations.refund_booking(pool, refusing, booking_id, idempotency_key=key)
+
+    for _ in range(2):  # the retry with the key: the same refusal, and no second refund
+        with pytest.raises(HttpError) as refused:
+            await idempotency.run_once(pool, "refund", key, digest, work)
+        assert (refused.value.status, refused.value.message) == (
+            502, cancellations.REFUND_REFUSED)
+    assert await refunds_of(pool, booking_id) == [("admin", 150_000, "failed")]
+    again = await cancellations.refund_booking(pool, razorpay, booking_id)  # another key
+    assert (again["refund"]["amount"], again["remaining"]) == (1500.0, 0)
 
 
 async def cancelled_with_a_failed_refund(pool, razorpay, settings) -> int:
