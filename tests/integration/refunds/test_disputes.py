@@ -157,6 +157,31 @@ async def test_the_evidence_names_when_the_car_was_collected(pool, razorpay, set
     assert len(summary(records)) <= 1000
 
 
+async def evidence_summary(pool, booking_id) -> str:
+    payment_id = await pool.fetchval(
+        "SELECT id FROM payments WHERE booking_id = $1 AND status = 'captured'", booking_id)
+    async with pool.acquire() as conn:
+        return summary(await gather_evidence(conn, booking_id, payment_id, "card"))
+
+
+async def test_the_evidence_says_what_became_of_the_service(pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    await collection_pass(pool, settings, booking_id)
+    assert "The car has not been picked up yet" in await evidence_summary(
+        pool, booking_id)
+
+    await pool.execute("UPDATE passes SET revoked_at = now() WHERE booking_id = $1", booking_id)
+    revoked = await evidence_summary(pool, booking_id)
+    assert "The passes were revoked" in revoked and "never used" in revoked
+
+    await cancellations.cancel_booking(pool, razorpay, booking_id, reason="plans changed")
+    cancelled = await evidence_summary(pool, booking_id)
+    assert "The booking was cancelled" in cancelled and "(plans changed)" in cancelled
+    assert "before the car was picked up" in cancelled
+    for text in (revoked, cancelled):
+        assert "provided as booked" not in text and len(text) <= 1000
+
+
 async def test_accepted_and_lost(pool, razorpay, settings):
     booking_id = await paid_booking(pool, razorpay, settings)
     dispute, payment = await raise_dispute(settings, razorpay,
