@@ -32,6 +32,7 @@ from order_service.dispute_schemas import (
 )
 from order_service.dispute_schemas import NOT_FOUND as DISPUTE_NOT_FOUND
 from order_service.schemas import (
+    REFUND_REFUSED,
     CancelBody,
     CancelResponse,
     CreateOrderBody,
@@ -241,10 +242,13 @@ DOCS: dict[str, Doc] = {
         errors={**_ADMIN_ERRORS, 409: errors(
             "Unpaid, nothing left to refund, or the same key in progress.",
             "Booking has no captured payment to refund",
-            "Nothing left to refund for this booking", DISPUTED)},
+            "Nothing left to refund for this booking", DISPUTED),
+            502: errors("Razorpay refused the refund at once: no money moved (the refund is"
+                        " failed, and listed by `a6pay refunds-needed`).",
+                        REFUND_REFUSED)},
         **_ADMIN),
     "list_disputes": Doc(
-        "listDisputes", "Admin: disputes (chargebacks), nearest respond_by first",
+        "listDisputes", "Admin: disputes (chargebacks), open ones first by respond_by",
         description="Optional `?status=` (open, action_required, under_review, won, lost,"
                     " closed).",
         ok=(200, DisputesResponse, {"disputes": [_DISPUTE_EXAMPLE]}),
@@ -255,7 +259,8 @@ DOCS: dict[str, Doc] = {
         description="Builds a PDF from the booking, payment, passes, confirmation mail, refunds"
                     " and cancellation policy, uploads it (POST /v1/documents) and submits it"
                     " (PATCH /v1/disputes/{id}/contest). The same Idempotency-Key gives the"
-                    " first answer and calls Razorpay once.",
+                    " first answer and calls Razorpay once; a retry after an answer lost to a"
+                    " timeout gets the answer the call that landed would have had.",
         ok=(200, DisputeActionResponse, {"message": "Dispute contested", "dispute": {
             **_DISPUTE_EXAMPLE, "status": "under_review",
             "evidence_submitted_at": "2026-01-06T09:00:00+00:00"}}),

@@ -116,29 +116,47 @@ async def prune(settings: Settings, days: int) -> dict:
         await pool.close()
 
 
+# Money still owed on a failed refund's payment: what it holds beyond refunds not failed and
+# chargebacks, less the fee a cancellation keeps; or, for a second charge, all it holds.
+_FAILED_REFUNDS = """
+SELECT r.booking_id, r.amount_paise, r.failure_reason, r.updated_at,
+       CASE WHEN d.id IS NULL THEN 'refund_failed' ELSE 'second_charge_refund_failed' END AS why
+FROM refunds r
+JOIN payments p ON p.id = r.payment_id
+JOIN bookings b ON b.id = r.booking_id
+LEFT JOIN duplicate_payments d ON d.id = r.duplicate_payment_id
+WHERE r.status = 'failed' AND CASE WHEN d.id IS NULL
+    THEN p.amount_paise - p.refunded_paise
+         - (SELECT paise FROM charged_back(p.razorpay_payment_id))
+         - CASE WHEN b.status = 'cancelled' THEN COALESCE(b.cancellation_fee_paise, 0) ELSE 0 END
+    ELSE d.amount_paise - d.refunded_paise
+         - (SELECT paise FROM charged_back(d.razorpay_payment_id))
+    END >= $1
+ORDER BY r.updated_at
+"""
+# Cancelled bookings whose payment holds more than the fee beyond refunds and chargebacks.
+_CANCELLED_NOT_REFUNDED = """
+SELECT id, owed, captured_at FROM (
+    SELECT b.id, p.captured_at, p.amount_paise - p.refunded_paise
+           - (SELECT paise FROM charged_back(p.razorpay_payment_id))
+           - COALESCE(b.cancellation_fee_paise, 0) AS owed
+    FROM payments p JOIN bookings b ON b.id = p.booking_id
+    WHERE p.status = 'captured' AND b.status = 'cancelled') held
+WHERE owed >= $1
+ORDER BY captured_at
+"""
+
+
 async def refunds_needed(settings: Settings) -> dict:
-    """Money an operator must look at: refunds Razorpay failed (their payment not refunded
-    whole since: the booking's, or a second charge's, `a6pay refund ID --second-charges`),
-    and cancelled bookings whose captured payment still holds more than the fee. No ids
-    beyond the booking's (`a6pay booking ID` shows the rest)."""
+    """Money an operator must look at: refunds Razorpay failed (their payment still holding
+    money owed since: the booking's, less a cancellation's fee, or a second charge's,
+    `a6pay refund ID --second-charges`), and cancelled bookings whose captured payment still
+    holds more than the fee. Chargebacks count as returned. No ids beyond the booking's
+    (`a6pay booking ID` shows the rest)."""
     pool = await create_pool(settings)
     try:
-        failed = await pool.fetch(
-            "SELECT r.booking_id, r.amount_paise, r.failure_reason, r.updated_at,"
-            "  CASE WHEN d.id IS NULL THEN 'refund_failed'"
-            "   ELSE 'second_charge_refund_failed' END AS why"
-            " FROM refunds r JOIN payments p ON p.id = r.payment_id"
-            " LEFT JOIN duplicate_payments d ON d.id = r.duplicate_payment_id"
-            " WHERE r.status = 'failed' AND CASE WHEN d.id IS NULL"
-            "   THEN p.refunded_paise < p.amount_paise ELSE d.refunded_paise < d.amount_paise END"
-            " ORDER BY r.updated_at")
-        owed = await pool.fetch(
-            "SELECT b.id, p.amount_paise - p.refunded_paise"
-            "   - COALESCE(b.cancellation_fee_paise, 0) AS owed, p.captured_at"
-            " FROM payments p JOIN bookings b ON b.id = p.booking_id"
-            " WHERE p.status = 'captured' AND b.status = 'cancelled'"
-            "   AND p.amount_paise - p.refunded_paise - COALESCE(b.cancellation_fee_paise, 0)"
-            "       >= $1 ORDER BY p.captured_at", MIN_REFUND_PAISE)
+        failed = await pool.fetch(_FAILED_REFUNDS, MIN_REFUND_PAISE)
+        owed = await pool.fetch(_CANCELLED_NOT_REFUNDED, MIN_REFUND_PAISE)
     finally:
         await pool.close()
     return {"refunds_needed": [

@@ -24,7 +24,7 @@ from order_service.dispute_schemas import (
 )
 from order_service.evidence import gather_evidence, summary
 from order_service.evidence_pdf import evidence_pdf
-from shared.dispute_state import DisputeStatus, can_respond
+from shared.dispute_state import OPEN_STATUSES, DisputeStatus, can_respond
 from shared.disputes import apply_dispute, dispute_report, dispute_view
 from shared.http import HttpError
 from shared.logging import log_ctx
@@ -44,20 +44,36 @@ PROVIDER_TIMEOUT = "Payment provider timed out. Please retry."
 # A dispute entity's status, as the webhook event that reports it.
 _STATUS_EVENT = {
     "open": "payment.dispute.created",
+    "action_required": "payment.dispute.action_required",
     "under_review": "payment.dispute.under_review",
     "won": "payment.dispute.won",
     "lost": "payment.dispute.lost",
     "closed": "payment.dispute.closed",
 }
+_STATUSES = frozenset(s.value for s in DisputeStatus)
+
+LIST_LIMIT = 500
+# Open disputes first, nearest deadline first (through the partial index disputes_open),
+# then the decided ones: a long history of decided disputes never crowds out one still
+# waiting for us.
+LIST_DISPUTES = """
+SELECT * FROM (
+    (SELECT *, 0 AS decided FROM disputes
+     WHERE status = ANY($2::text[]) AND ($1::text IS NULL OR status = $1)
+     ORDER BY respond_by NULLS LAST, id LIMIT $3)
+    UNION ALL
+    (SELECT *, 1 AS decided FROM disputes
+     WHERE status <> ALL($2::text[]) AND ($1::text IS NULL OR status = $1)
+     ORDER BY respond_by NULLS LAST, id LIMIT $3)) listed
+ORDER BY decided, respond_by NULLS LAST, id LIMIT $3
+"""
 
 
 async def list_disputes(pool: asyncpg.Pool, status: str | None = None) -> dict:
     if status is not None and status not in {s.value for s in DisputeStatus}:
         raise HttpError(UNKNOWN_STATUS, 400)
     async with pool.acquire() as conn:
-        rows = await conn.fetch(
-            "SELECT * FROM disputes WHERE $1::text IS NULL OR status = $1"
-            " ORDER BY respond_by NULLS LAST, id LIMIT 500", status)
+        rows = await conn.fetch(LIST_DISPUTES, status, OPEN_STATUSES, LIST_LIMIT)
     return {"disputes": [dispute_view(r) for r in rows]}
 
 
@@ -79,21 +95,27 @@ async def contest_dispute(pool: asyncpg.Pool, razorpay: RazorpayClient, dispute_
         document = await razorpay.upload_document(
             f"a6cars-booking-{row['booking_id']}-evidence.pdf", pdf, "application/pdf")
         documents = [document["id"]]
-        answer = await razorpay.contest_dispute(dispute_id, {
+        evidence = {
             "action": "submit",
             "amount": row["amount_paise"],
             "summary": summary(records),
             "proof_of_service": documents,
             "refund_cancellation_policy": documents,
-        })
+        }
+        answer, looked = await _answer_or_dispute(
+            razorpay, dispute_id, lambda: razorpay.contest_dispute(dispute_id, evidence))
     async with outbox_transaction(pool) as conn:
         # Razorpay's answer first: it takes the payment's lock, then the dispute's row, the
         # order every dispute write takes (shared/disputes.py); the row first would deadlock
         # with a dispute webhook applied meanwhile.
-        await _record_answer(conn, answer, dispute_id)
-        after = await conn.fetchrow(
-            "UPDATE disputes SET document_ids = $2, evidence_submitted_at = now()"
-            " WHERE razorpay_dispute_id = $1 RETURNING *", dispute_id, documents)
+        after = await _record_answer(conn, answer, dispute_id)
+        if not looked or _contested(answer):
+            after = await conn.fetchrow(
+                "UPDATE disputes SET document_ids = $2, evidence_submitted_at = now()"
+                " WHERE razorpay_dispute_id = $1 RETURNING *", dispute_id,
+                _submitted_documents(answer) or documents)
+    if looked and not _contested(answer):  # decided without our evidence: recorded, refused
+        raise HttpError(CANNOT_CONTEST, 409)
     log.info("dispute contested", extra=log_ctx(booking_id=row["booking_id"], dispute=row["id"]))
     return {"message": "Dispute contested", "dispute": dispute_view(after)}
 
@@ -101,9 +123,12 @@ async def contest_dispute(pool: asyncpg.Pool, razorpay: RazorpayClient, dispute_
 async def accept_dispute(pool: asyncpg.Pool, razorpay: RazorpayClient, dispute_id: str) -> dict:
     row = await _respondable(pool, dispute_id, CANNOT_ACCEPT)
     async with _razorpay_answers():
-        answer = await razorpay.accept_dispute(dispute_id)
+        answer, looked = await _answer_or_dispute(
+            razorpay, dispute_id, lambda: razorpay.accept_dispute(dispute_id))
     async with outbox_transaction(pool) as conn:
         after = await _record_answer(conn, answer, dispute_id)
+    if looked and answer.get("status") != DisputeStatus.LOST:  # decided otherwise: refused
+        raise HttpError(CANNOT_ACCEPT, 409)
     log.info("dispute accepted", extra=log_ctx(booking_id=row["booking_id"], dispute=row["id"]))
     return {"message": "Dispute accepted", "dispute": dispute_view(after)}
 
@@ -117,6 +142,46 @@ async def _respondable(pool: asyncpg.Pool, dispute_id: str, refusal: str) -> asy
     if not can_respond(DisputeStatus(row["status"])):
         raise HttpError(refusal, 409)
     return row
+
+
+async def _answer_or_dispute(razorpay: RazorpayClient, dispute_id: str, call
+                             ) -> tuple[dict, bool]:
+    """(Razorpay's answer to a contest or an acceptance, False); if it refuses one, (the
+    dispute as Razorpay has it, True), unless that still waits for our answer (the refusal
+    is then this request's). A first call may have landed with its answer lost to a timeout:
+    the retry is refused since the dispute is no longer open, and that refusal, kept as the
+    request's answer, would hide for good what the first call did."""
+    try:
+        return await call(), False
+    except RazorpayRejected:
+        dispute = await razorpay.fetch_dispute(dispute_id)
+        if _waits_for_us(dispute):
+            raise
+        log.info("dispute answered before: refusal explained by its status",
+                 extra=log_ctx(dispute=dispute_id, status=str(dispute.get("status"))[:40]))
+        return dispute, True
+
+
+def _waits_for_us(dispute: dict) -> bool:
+    status = dispute.get("status")
+    return status not in _STATUSES or can_respond(DisputeStatus(status))
+
+
+def _evidence(dispute: dict) -> dict:
+    evidence = dispute.get("evidence")
+    return evidence if isinstance(evidence, dict) else {}
+
+
+def _contested(dispute: dict) -> bool:
+    """Our evidence reached Razorpay: it reviews it, or decided after it was submitted."""
+    return (dispute.get("status") == DisputeStatus.UNDER_REVIEW
+            or bool(_evidence(dispute).get("submitted_at")))
+
+
+def _submitted_documents(dispute: dict) -> list[str]:
+    """The evidence documents Razorpay holds (an earlier attempt's, if that one landed)."""
+    ids = _evidence(dispute).get("proof_of_service")
+    return [i[:64] for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
 
 
 async def _record_answer(conn: asyncpg.Connection, answer: dict, dispute_id: str):

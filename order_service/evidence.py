@@ -80,7 +80,24 @@ def summary(records: EvidenceRecords) -> str:
         + (f". The car was collected with the customer's pass at {when(used['collection'])}"
            if "collection" in used else "")
         + (f" and returned with it at {when(used['return'])}" if "return" in used else "")
-        + ". The service was provided as booked; the attached record lists the booking, the"
+        + f". {_service(records, used)}; the attached record lists the booking, the"
         " payment, the passes, the confirmation mail, refunds and our cancellation policy."
     )
     return text[:1000]
+
+
+def _service(records: EvidenceRecords, used: dict) -> str:
+    """What our records say of the service itself: the bank reads this as our claim, so it
+    claims only what the booking's state and the counter's scans show."""
+    b = records.booking
+    if b["status"] == "cancelled":
+        reason = f" ({b['cancellation_reason'][:200]})" if b["cancellation_reason"] else ""
+        return (f"The booking was cancelled {when(b['cancelled_at'])}{reason}"
+                + (" after the car was collected" if "collection" in used else
+                   ", before the car was picked up"))
+    if "collection" in used:
+        return "The service was provided as booked"
+    revoked = [r["revoked_at"] for r in records.passes if r["revoked_at"]]
+    if revoked:
+        return f"The passes were revoked {when(min(revoked))} and never used"
+    return "The car has not been picked up yet"

@@ -10,6 +10,7 @@ from shared.schemas import FreeText, Input, PositiveId
 
 CREATE_ORDER_FIELDS = ("booking_id", "customer_id", "amount")
 MISSING_CREATE_ORDER = "Missing required fields: booking_id, customer_id, amount"
+REFUND_REFUSED = "Razorpay refused the refund: nothing was refunded"
 
 
 def _exact_paise(value):

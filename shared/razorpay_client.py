@@ -155,6 +155,9 @@ class RazorpayClient:
         answer = await self._call("list_refunds", self._client.refund.all, {"count": count})
         return list(answer.get("items", []))
 
+    async def fetch_dispute(self, dispute_id: str) -> dict[str, Any]:
+        return await self._call("fetch_dispute", self._client.dispute.fetch, dispute_id)
+
     async def accept_dispute(self, dispute_id: str) -> dict[str, Any]:
         return await self._call("accept_dispute", self._client.dispute.accept, dispute_id, {})
 

@@ -184,6 +184,8 @@ async def test_ops_cli_refunds_in_part_then_cancels_with_a_fee(stack, http, pool
     assert sorted((r["amount"], r["status"]) for r in shown["refunds"]) == [
         (200.0, "processed"), (1000.0, "processed")], shown
     assert all(p["revoked_at"] for p in shown["passes"]), shown
-    waived = a6pay(stack, "refund", booking_id)  # the fee too: all that remains by default
+    kept = a6pay(stack, "refund", booking_id, exit_code=1)  # all left, by default, keeps the fee
+    assert kept["status"] == 409, kept
+    waived = a6pay(stack, "refund", booking_id, "--amount", "300")  # the fee, asked for
     assert (waived["refund"]["amount"], waived["remaining"]) == (300.0, 0.0), waived
     assert a6pay(stack, "refund", booking_id, exit_code=1)["status"] == 409  # nothing left

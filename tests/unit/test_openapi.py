@@ -206,6 +206,7 @@ EXPECTED_MESSAGES = {
     ("POST", "/api/razorpay/refunds", "409"): [
         cancellations.NOT_PAID, cancellations.NOTHING_LEFT],
     ("POST", "/api/razorpay/refunds", "422"): [idempotency.KEY_REUSED],
+    ("POST", "/api/razorpay/refunds", "502"): [cancellations.REFUND_REFUSED],
     ("POST", "/api/razorpay/bookings/{booking_id}/cancel", "404"): [
         cancellations.BOOKING_NOT_FOUND],
     ("POST", "/api/razorpay/bookings/{booking_id}/cancel", "409"): [idempotency.IN_PROGRESS],

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -17,17 +18,20 @@ from pypdf import PdfReader
 
 from order_service import cancellations, disputes
 from order_service.app import create_app
+from order_service.dispute_schemas import CANNOT_CONTEST
 from order_service.dispute_watch import watch_disputes
 from order_service.evidence import gather_evidence, summary
 from order_service.evidence_pdf import evidence_pdf
 from order_service.pass_scans import GONE, scan_pass
 from order_service.refund_worker import refund_pass
 from shared import metrics
+from shared.dispute_state import OPEN_STATUSES
 from shared.disputes import LOCK_DISPUTED, apply_dispute, report_of_webhook
 from shared.http import HttpError
 from shared.outbox import outbox_transaction
 from shared.pass_store import issue_passes
 from shared.refunds import DISPUTE_HOLD, RefundWhileDisputed, create_refund, submit_refund
+from tests.support.plans import explain
 from tests.support.refunds import control, open_order, paid_booking
 from tests.support.sandbox import sdk, sdk_client
 from tests.support.webhooks import apply_webhook
@@ -151,6 +155,31 @@ async def test_the_evidence_names_when_the_car_was_collected(pool, razorpay, set
     assert "used at the counter" in text
     assert "collected with the customer's pass" in summary(records)
     assert len(summary(records)) <= 1000
+
+
+async def evidence_summary(pool, booking_id) -> str:
+    payment_id = await pool.fetchval(
+        "SELECT id FROM payments WHERE booking_id = $1 AND status = 'captured'", booking_id)
+    async with pool.acquire() as conn:
+        return summary(await gather_evidence(conn, booking_id, payment_id, "card"))
+
+
+async def test_the_evidence_says_what_became_of_the_service(pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    await collection_pass(pool, settings, booking_id)
+    assert "The car has not been picked up yet" in await evidence_summary(
+        pool, booking_id)
+
+    await pool.execute("UPDATE passes SET revoked_at = now() WHERE booking_id = $1", booking_id)
+    revoked = await evidence_summary(pool, booking_id)
+    assert "The passes were revoked" in revoked and "never used" in revoked
+
+    await cancellations.cancel_booking(pool, razorpay, booking_id, reason="plans changed")
+    cancelled = await evidence_summary(pool, booking_id)
+    assert "The booking was cancelled" in cancelled and "(plans changed)" in cancelled
+    assert "before the car was picked up" in cancelled
+    for text in (revoked, cancelled):
+        assert "provided as booked" not in text and len(text) <= 1000
 
 
 async def test_accepted_and_lost(pool, razorpay, settings):
@@ -368,6 +397,112 @@ async def test_the_admin_api_lists_contests_once_per_key(pool, razorpay, setting
         missing = await client.post("/api/razorpay/disputes/disp_None/accept",
                                     headers={**auth, "Idempotency-Key": "k3"})
         assert (missing.status, await missing.json()) == (404, {"message": "Dispute not found"})
+
+
+async def answered_late(settings) -> None:
+    """Razorpay takes the next dispute call but answers after our client has stopped waiting."""
+    await control(settings, "/sandbox/faults", {
+        "mode": "slow", "delay_seconds": settings.razorpay_timeout_seconds + 1,
+        "path_prefix": "/v1/disputes", "count": 1})
+
+
+async def until_razorpay_says(razorpay, dispute_id, status) -> None:
+    for _ in range(100):
+        if (await razorpay.fetch_dispute(dispute_id))["status"] == status:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the sandbox never moved the dispute to {status}")
+
+
+async def test_a_contest_whose_answer_was_lost_is_answered_on_retry(pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    dispute, payment = await raise_dispute(settings, razorpay,
+                                           await captured_payment_id(pool, booking_id))
+    await deliver(pool, "payment.dispute.created", dispute, payment, int(time.time()) - 5)
+    app = create_app(settings.model_copy(update={"admin_api_token": "secret"}),
+                     relay=False, reconciler=False)
+    path = f"/api/razorpay/disputes/{dispute['id']}/contest"
+    headers = {"Authorization": "Bearer secret", "Idempotency-Key": str(uuid.uuid4())}
+    async with TestClient(TestServer(app)) as client:
+        await answered_late(settings)
+        lost = await client.post(path, headers=headers)
+        assert lost.status == 504
+        await until_razorpay_says(razorpay, dispute["id"], "under_review")
+
+        retried = await client.post(path, headers=headers)
+        body = await retried.json()
+        assert retried.status == 200, body
+        assert (body["message"], body["dispute"]["status"]) == ("Dispute contested",
+                                                                "under_review")
+        again = await client.post(path, headers=headers)
+        assert (again.status, await again.json()) == (200, body)
+    row = await dispute_row(pool, dispute["id"])
+    at_razorpay = await razorpay.fetch_dispute(dispute["id"])
+    assert row["status"] == "under_review" and row["evidence_submitted_at"] is not None
+    assert row["document_ids"] == at_razorpay["evidence"]["proof_of_service"]
+
+
+async def test_an_acceptance_whose_answer_was_lost_is_answered_on_retry(
+        pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    dispute, payment = await raise_dispute(settings, razorpay,
+                                           await captured_payment_id(pool, booking_id))
+    await deliver(pool, "payment.dispute.created", dispute, payment, int(time.time()) - 5)
+    await answered_late(settings)
+    with pytest.raises(HttpError) as lost:
+        await disputes.accept_dispute(pool, razorpay, dispute["id"])
+    assert lost.value.status == 504
+    await until_razorpay_says(razorpay, dispute["id"], "lost")
+
+    answer = await disputes.accept_dispute(pool, razorpay, dispute["id"])
+    assert (answer["message"], answer["dispute"]["status"]) == ("Dispute accepted", "lost")
+    assert (await dispute_row(pool, dispute["id"]))["status"] == "lost"
+
+
+async def test_a_refusal_from_a_dispute_decided_meanwhile_is_recorded_and_kept(
+        pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    dispute, payment = await raise_dispute(settings, razorpay,
+                                           await captured_payment_id(pool, booking_id))
+    await deliver(pool, "payment.dispute.created", dispute, payment, int(time.time()) - 5)
+    await control(settings, f"/sandbox/disputes/{dispute['id']}/decide",
+                  {"decision": "won", "webhooks": {"enabled": False}})  # its webhook is late
+
+    with pytest.raises(HttpError) as refused:
+        await disputes.contest_dispute(pool, razorpay, dispute["id"])
+    assert (refused.value.status, refused.value.message) == (409, CANNOT_CONTEST)
+    row = await dispute_row(pool, dispute["id"])
+    assert (row["status"], row["evidence_submitted_at"]) == ("won", None)
+
+
+async def test_open_disputes_are_listed_first_whatever_the_history(pool):
+    tag, now = uuid.uuid4().hex[:8], datetime.now(UTC)
+    await pool.execute(
+        "INSERT INTO disputes (razorpay_dispute_id, razorpay_payment_id, amount_paise, status,"
+        " respond_by, razorpay_updated_at, ops_notified_at)"
+        " SELECT 'disp_old' || $1 || g, 'pay_old' || $1 || g, 100,"
+        "  (ARRAY['won', 'lost', 'closed'])[g % 3 + 1], $2::timestamptz - g * interval '1 hour',"
+        "  $2, $2 FROM generate_series(1, $3) g", tag, now, 600)
+    await pool.execute(
+        "INSERT INTO disputes (razorpay_dispute_id, razorpay_payment_id, amount_paise, status,"
+        " respond_by, razorpay_updated_at, ops_notified_at) VALUES ($1, $2, 100, 'open', $3,"
+        " $4, $4)",
+        f"disp_new{tag}", f"pay_new{tag}", now + timedelta(days=3), now)
+    await pool.execute("ANALYZE disputes")
+
+    for listed in ((await disputes.list_disputes(pool))["disputes"],
+                   (await disputes.list_disputes(pool, "open"))["disputes"]):
+        assert f"disp_new{tag}" in [d["dispute_id"] for d in listed]
+        still_open = [d["status"] in OPEN_STATUSES for d in listed]
+        assert still_open == sorted(still_open, reverse=True)  # open ones first
+        deadlines = [d["respond_by"] for d in listed if d["status"] in OPEN_STATUSES]
+        assert deadlines == sorted(deadlines, key=lambda r: (r is None, r))
+    assert len((await disputes.list_disputes(pool, "lost"))["disputes"]) >= 200
+
+    async with pool.acquire() as conn:  # the open ones come from their partial index
+        plan = await explain(conn, disputes.LIST_DISPUTES,
+                             (None, OPEN_STATUSES, disputes.LIST_LIMIT), generic=False)
+    assert '"disputes_open"' in json.dumps(plan), plan
 
 
 @pytest.mark.parametrize("dispute_first", [False, True])

@@ -9,11 +9,13 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
+from ops.cli import refunds_needed
 from order_service import cancellations, idempotency
 from order_service import handlers as orders
 from order_service.refund_worker import refund_pass
 from shared.http import HttpError
 from shared.payments import record_outcome
+from shared.razorpay_client import RazorpayRejected
 from shared.razorpay_map import best_outcome
 from shared.refund_state import RefundStatus
 from shared.refunds import submit_refund
@@ -290,6 +292,118 @@ async def test_cancel_paid_refunds_all_but_the_fee_once(pool, razorpay, settings
         "SELECT body->'data' FROM outbox WHERE routing_key = 'booking.cancelled'"
         " AND (body->'data'->>'booking_id')::bigint = $1", booking_id)
     assert event["paid"] is True and event["refund_paise"] == 120_000
+
+
+class RefusingRefunds:
+    """Our Razorpay client, but Razorpay refuses every refund at once (as it does one for
+    more than it would still refund)."""
+
+    def __init__(self, razorpay):
+        self._razorpay = razorpay
+
+    def __getattr__(self, name):
+        return getattr(self._razorpay, name)
+
+    async def refund_payment(self, *args, **kwargs):
+        raise RazorpayRejected("The refund amount provided is greater than amount captured")
+
+
+async def test_a_refund_razorpay_refuses_at_once_is_answered_as_refused(
+        pool, razorpay, settings):
+    booking_id = await paid_booking(pool, razorpay, settings)
+    key = f"refused-{booking_id}"
+    refusing = RefusingRefunds(razorpay)
+    digest = idempotency.request_hash("refund", {"booking_id": booking_id, "amount": None})
+
+    def work():
+        return cancellations.refund_booking(pool, refusing, booking_id, idempotency_key=key)
+
+    for _ in range(2):  # the retry with the key: the same refusal, and no second refund
+        with pytest.raises(HttpError) as refused:
+            await idempotency.run_once(pool, "refund", key, digest, work)
+        assert (refused.value.status, refused.value.message) == (
+            502, cancellations.REFUND_REFUSED)
+    assert await refunds_of(pool, booking_id) == [("admin", 150_000, "failed")]
+    again = await cancellations.refund_booking(pool, razorpay, booking_id)  # another key
+    assert (again["refund"]["amount"], again["remaining"]) == (1500.0, 0)
+
+
+async def cancelled_with_a_failed_refund(pool, razorpay, settings) -> int:
+    """A ₹1500 booking cancelled with a ₹200 fee, whose ₹1300 refund Razorpay failed."""
+    booking_id = await paid_booking(pool, razorpay, settings)
+    payment_id = await pool.fetchval(
+        "SELECT razorpay_payment_id FROM payments WHERE booking_id = $1 AND status = 'captured'",
+        booking_id)
+    before = await control(settings, "/sandbox/refunds", {})
+    await control(settings, "/sandbox/refunds", {"outcome": "failed", "delay_seconds": 0})
+    try:
+        await cancellations.cancel_booking(pool, razorpay, booking_id, fee_paise=20_000)
+        for _ in range(100):
+            if all(r["status"] != "pending"
+                   for r in await razorpay.fetch_payment_refunds(payment_id)):
+                break
+            await asyncio.sleep(0.05)
+        await pool.execute("UPDATE refunds SET next_check_at = now() WHERE status = 'pending'")
+        await refund_pass(pool, razorpay)
+    finally:
+        await control(settings, "/sandbox/refunds", before)
+    assert await refunds_of(pool, booking_id) == [("cancellation", 130_000, "failed")]
+    return booking_id
+
+
+async def refunds_of(pool, booking_id) -> list[tuple]:
+    return [tuple(r) for r in await pool.fetch(
+        "SELECT cause, amount_paise, status FROM refunds WHERE booking_id = $1 ORDER BY id",
+        booking_id)]
+
+
+async def needed(settings, booking_id) -> list[str]:
+    return [n["why"] for n in (await refunds_needed(settings))["refunds_needed"]
+            if n["booking_id"] == booking_id]
+
+
+async def test_cancelling_again_after_a_failed_refund_refunds_what_it_owes_once(
+        pool, razorpay, settings):
+    booking_id = await cancelled_with_a_failed_refund(pool, razorpay, settings)
+    assert await needed(settings, booking_id) == ["refund_failed", "cancelled_but_not_refunded"]
+
+    again = await cancellations.cancel_booking(pool, razorpay, booking_id)
+    assert (again["refund"]["amount"], again["refund"]["status"]) == (1300.0, "pending")
+    assert again["cancellation_fee"] == 200
+    assert await cancellations.cancel_booking(pool, razorpay, booking_id) == again
+    assert await refunds_of(pool, booking_id) == [
+        ("cancellation", 130_000, "failed"), ("cancellation", 130_000, "pending")]
+    assert sorted(r["amount"] for r in await razorpay_refunds(pool, razorpay, booking_id)) == [
+        130_000, 130_000]
+    assert await needed(settings, booking_id) == []
+
+
+async def test_refunding_a_cancelled_booking_keeps_its_fee(pool, razorpay, settings):
+    booking_id = await cancelled_with_a_failed_refund(pool, razorpay, settings)
+
+    answer = await cancellations.refund_booking(pool, razorpay, booking_id)
+    assert answer["refund"]["amount"] == 1300.0
+    assert await needed(settings, booking_id) == []
+    with pytest.raises(HttpError) as nothing_left:
+        await cancellations.refund_booking(pool, razorpay, booking_id)
+    assert nothing_left.value.status == 409
+    # an explicit amount may still give the fee back
+    waived = await cancellations.refund_booking(pool, razorpay, booking_id, amount_paise=20_000)
+    assert (waived["refund"]["amount"], waived["remaining"]) == (200.0, 0)
+
+
+async def test_a_chargeback_settles_what_a_failed_refund_owed(pool, razorpay, settings):
+    booking_id = await cancelled_with_a_failed_refund(pool, razorpay, settings)
+    payment_id = await pool.fetchval(
+        "SELECT razorpay_payment_id FROM payments WHERE booking_id = $1", booking_id)
+    await pool.execute(
+        "INSERT INTO disputes (razorpay_dispute_id, razorpay_payment_id, amount_paise, status,"
+        " razorpay_updated_at) VALUES ($1, $2, 130000, 'lost', now())",
+        f"disp_cb{booking_id}", payment_id)
+
+    assert await needed(settings, booking_id) == []
+    again = await cancellations.cancel_booking(pool, razorpay, booking_id)
+    assert again["refund"]["status"] == "failed"  # the chargeback returned it: nothing to send
 
 
 async def test_payment_captured_after_cancellation_is_refunded_once(pool, razorpay, settings):
