@@ -538,11 +538,13 @@ async def test_a_database_out_of_disk_for_a_while_dead_letters_nothing(pool, bas
 
 async def test_a_stopping_notifier_takes_no_new_message(pool, base_settings):
     """RabbitMQ counts a message a closing channel returns as a delivery: a notifier that
-    is stopping finishes what it holds and is sent nothing more meanwhile, so what it
-    leaves in the queue has spent no delivery."""
+    is stopping cancels its consumer and finishes what it holds, so what it leaves in the
+    queue has spent no delivery, but for one the broker may have sent as the cancel crossed
+    it; without the cancel, every message prefetched at close spends one."""
+    prefetch = 8
     settings = base_settings.model_copy(update={
-        "amqp_exchange": EXCHANGE + ".stopping", "notifier_prefetch": 2})
-    bookings = [await make_booking(pool) for _ in range(30)]
+        "amqp_exchange": EXCHANGE + ".stopping", "notifier_prefetch": prefetch})
+    bookings = [await make_booking(pool) for _ in range(60)]
     envelopes = [await recorded_capture(pool, booking) for booking in bookings]
     trigger = f"slow_inbox_{uuid.uuid4().hex[:8]}"
     await _inbox_trigger(pool, trigger, [e.id for e in envelopes], "PERFORM pg_sleep(0.05);")
@@ -557,7 +559,8 @@ async def test_a_stopping_notifier_takes_no_new_message(pool, base_settings):
         await _drop_inbox_trigger(pool, trigger)
     left = await _delivery_counts(settings)
     assert 0 < len(left) < len(envelopes)
-    assert set(left.values()) == {0}, left
+    spent = sorted(count for count in left.values() if count)
+    assert spent in ([], [1]), left
 
 
 async def _delivery_counts(settings) -> dict[str, int]:
