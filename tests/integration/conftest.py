@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from ops.mail_catcher import MailCatcher
 from testkit.history import add_paid_history
-from testkit.infra import own_database
+from testkit.infra import free_port, own_database
 from tests.support.plans import HISTORY
 
 
@@ -18,3 +19,13 @@ async def history_db(base_settings):
             " FROM bookings b JOIN payments p ON p.booking_id = b.id"
             " WHERE p.status = 'captured' ORDER BY b.id DESC LIMIT 1 OFFSET 100"))
         yield pool, booking
+
+
+@pytest.fixture
+async def catcher():
+    """A real SMTP server on a free port; what it took is in `catcher.mails`."""
+    catcher = MailCatcher()
+    catcher.port = free_port()
+    await catcher.start_smtp("127.0.0.1", catcher.port)
+    yield catcher
+    await catcher.stop()

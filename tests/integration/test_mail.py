@@ -35,15 +35,6 @@ from tests.support.tasks import running
 
 
 @pytest.fixture
-async def catcher():
-    catcher = MailCatcher()
-    catcher.port = free_port()
-    await catcher.start_smtp("127.0.0.1", catcher.port)
-    yield catcher
-    await catcher.stop()
-
-
-@pytest.fixture
 async def db(base_settings, catcher):
     # A database of its own: the sender takes every pending mail it finds, and other
     # tests leave theirs pending in the shared one.

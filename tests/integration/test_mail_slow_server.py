@@ -7,24 +7,12 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from notifier.mail_sender import MailSender
-from ops.mail_catcher import MailCatcher
 from testkit.factories import make_booking
-from testkit.infra import eventually, free_port, own_database
+from testkit.infra import eventually, own_database
 from tests.support.mail import SECRET, caught_for, confirm, mails_of
 from tests.support.notifier import Notifier
 from tests.support.tasks import running
-
-
-@pytest.fixture
-async def catcher():
-    catcher = MailCatcher()
-    catcher.port = free_port()
-    await catcher.start_smtp("127.0.0.1", catcher.port)
-    yield catcher
-    await catcher.stop()
 
 
 def mail_settings(catcher, **overrides) -> dict:
