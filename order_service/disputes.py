@@ -70,7 +70,7 @@ ORDER BY decided, respond_by NULLS LAST, id LIMIT $3
 
 
 async def list_disputes(pool: asyncpg.Pool, status: str | None = None) -> dict:
-    if status is not None and status not in {s.value for s in DisputeStatus}:
+    if status is not None and status not in _STATUSES:
         raise HttpError(UNKNOWN_STATUS, 400)
     async with pool.acquire() as conn:
         rows = await conn.fetch(LIST_DISPUTES, status, OPEN_STATUSES, LIST_LIMIT)
